@@ -1,0 +1,353 @@
+package v1alpha1
+
+import (
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// AppSpec says what to deploy and how.
+type AppSpec struct {
+	// SourceRef names the Source to render from.
+	SourceRef NamespacedObjectReference `json:"sourceRef"`
+	// Path inside a git Source: a kustomization, a chart directory or plain
+	// YAML. Defaults to the repository root.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// Recursive includes subdirectories of a plain YAML path.
+	// +optional
+	Recursive bool `json:"recursive,omitempty"`
+	// Chart names a chart in a Helm or OCI Source.
+	// +optional
+	Chart *ChartSpec `json:"chart,omitempty"`
+	// Helm configures chart rendering (for spec.chart or a chart directory).
+	// +optional
+	Helm *HelmSpec `json:"helm,omitempty"`
+	// Kustomize configures kustomize rendering.
+	// +optional
+	Kustomize *KustomizeSpec `json:"kustomize,omitempty"`
+	// Decryption decrypts SOPS-encrypted files.
+	// +optional
+	Decryption *Decryption `json:"decryption,omitempty"`
+	// Destination is where objects go.
+	// +optional
+	Destination Destination `json:"destination,omitempty"`
+	// DependsOn lists Apps that must be Healthy before this one syncs.
+	// +optional
+	DependsOn []NamespacedObjectReference `json:"dependsOn,omitempty"`
+	// Sync policy.
+	// +optional
+	Sync SyncPolicy `json:"sync,omitempty"`
+	// Health configures health assessment.
+	// +optional
+	Health HealthSpec `json:"health,omitempty"`
+	// TargetRevision pins the App to a revision of its Source instead of
+	// following it. Set by `tend rollback`; clear it to follow the Source
+	// again.
+	// +optional
+	TargetRevision string `json:"targetRevision,omitempty"`
+	// IgnoreDifferences leaves fields to others: tend neither applies nor
+	// reports them.
+	// +optional
+	IgnoreDifferences []IgnoreDifference `json:"ignoreDifferences,omitempty"`
+	// Suspend stops syncing; nothing is applied or pruned.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// ChartSpec names a chart in a chart repository or registry.
+type ChartSpec struct {
+	// Name of the chart.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Version is an exact version or a semver range; empty means latest.
+	// +optional
+	Version string `json:"version,omitempty"`
+}
+
+// HelmSpec configures Helm rendering.
+type HelmSpec struct {
+	// ReleaseName defaults to the App's name.
+	// +optional
+	ReleaseName string `json:"releaseName,omitempty"`
+	// Values are inline values, merged last.
+	// +optional
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Values *apiextensionsv1.JSON `json:"values,omitempty"`
+	// ValuesFiles are files relative to spec.path, merged in order after the
+	// chart's own values.
+	// +optional
+	ValuesFiles []string `json:"valuesFiles,omitempty"`
+	// ValuesFrom are Secrets and ConfigMaps holding values, merged in order
+	// after valuesFiles and before values.
+	// +optional
+	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
+}
+
+// ValuesReference names values held in a Secret or ConfigMap.
+type ValuesReference struct {
+	// Kind is Secret or ConfigMap.
+	// +kubebuilder:validation:Enum=Secret;ConfigMap
+	Kind string `json:"kind"`
+	// Name of the object, in the App's namespace.
+	Name string `json:"name"`
+	// Key holding YAML values; default "values.yaml".
+	// +optional
+	Key string `json:"key,omitempty"`
+	// Optional makes a missing object or key no error.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
+}
+
+// KustomizeSpec configures kustomize.
+type KustomizeSpec struct {
+	// AllowRemoteBases lets kustomizations load bases from URLs.
+	// +optional
+	AllowRemoteBases bool `json:"allowRemoteBases,omitempty"`
+}
+
+// Decryption configures SOPS decryption.
+type Decryption struct {
+	// SecretRef names a Secret in the App's namespace whose keys ending in
+	// ".agekey" hold age identities and ".asc" hold armored OpenPGP private
+	// keys.
+	SecretRef LocalObjectReference `json:"secretRef"`
+}
+
+// Destination is where an App's objects go.
+type Destination struct {
+	// Namespace for namespaced objects that do not set one.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// CreateNamespace creates Namespace if it does not exist.
+	// +optional
+	CreateNamespace bool `json:"createNamespace,omitempty"`
+	// ClusterRef names a Cluster; the default is the cluster tend runs in.
+	// +optional
+	ClusterRef *LocalObjectReference `json:"clusterRef,omitempty"`
+}
+
+// SyncPolicy says when and how to sync.
+type SyncPolicy struct {
+	// Manual makes the App wait for `tend sync` instead of syncing each
+	// new revision; it reports OutOfSync meanwhile.
+	// +optional
+	Manual bool `json:"manual,omitempty"`
+	// Prune deletes objects that left git.
+	// +optional
+	Prune bool `json:"prune,omitempty"`
+	// SelfHeal re-applies objects changed in the cluster; without it, drift
+	// is reported as OutOfSync.
+	// +optional
+	SelfHeal bool `json:"selfHeal,omitempty"`
+	// AllowEmpty lets an empty render prune every object of the App.
+	// +optional
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
+	// ForceConflicts takes over fields other field managers own.
+	// +optional
+	ForceConflicts bool `json:"forceConflicts,omitempty"`
+	// Interval between full reconciliations (drift is seen at once anyway).
+	// +kubebuilder:default="10m"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+	// Retry of failed syncs.
+	// +optional
+	Retry *RetryPolicy `json:"retry,omitempty"`
+	// Windows allow or deny syncs at times.
+	// +optional
+	Windows []SyncWindow `json:"windows,omitempty"`
+	// AutoRollback re-applies the previous healthy revision when health
+	// turns Degraded within health.timeout after a sync.
+	// +optional
+	AutoRollback bool `json:"autoRollback,omitempty"`
+}
+
+// RetryPolicy retries failed syncs with exponential backoff.
+type RetryPolicy struct {
+	// Limit of retries per revision; 0 retries forever.
+	// +optional
+	Limit int32 `json:"limit,omitempty"`
+	// Backoff is the first delay.
+	// +kubebuilder:default="5s"
+	// +optional
+	Backoff metav1.Duration `json:"backoff,omitempty"`
+	// MaxBackoff caps the delay.
+	// +kubebuilder:default="5m"
+	// +optional
+	MaxBackoff metav1.Duration `json:"maxBackoff,omitempty"`
+}
+
+// SyncWindow allows or denies syncs during a recurring period.
+type SyncWindow struct {
+	// Kind is allow or deny. With allow windows, syncs happen only inside
+	// one of them; deny windows block syncs inside them.
+	// +kubebuilder:validation:Enum=allow;deny
+	Kind string `json:"kind"`
+	// Schedule is a cron expression (5 fields) for the window's start.
+	Schedule string `json:"schedule"`
+	// Duration of the window, e.g. 2h.
+	Duration metav1.Duration `json:"duration"`
+	// TimeZone of the schedule, an IANA name; default UTC.
+	// +optional
+	TimeZone string `json:"timeZone,omitempty"`
+	// ManualSync allows `tend sync` while the window blocks automatic syncs.
+	// +optional
+	ManualSync bool `json:"manualSync,omitempty"`
+}
+
+// HealthSpec configures health assessment.
+type HealthSpec struct {
+	// Timeout after which an object still Progressing counts as Degraded.
+	// +kubebuilder:default="5m"
+	// +optional
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// Rules are CEL health rules for kinds tend does not know.
+	// +optional
+	Rules []HealthRule `json:"rules,omitempty"`
+}
+
+// HealthRule assesses a kind with CEL expressions over `object`.
+type HealthRule struct {
+	// Group of the kind ("" for core).
+	// +optional
+	Group string `json:"group,omitempty"`
+	// Kind the rule applies to.
+	Kind string `json:"kind"`
+	// Healthy is a CEL expression; true means Healthy.
+	// +optional
+	Healthy string `json:"healthy,omitempty"`
+	// Degraded is a CEL expression; true means Degraded (checked first).
+	// +optional
+	Degraded string `json:"degraded,omitempty"`
+	// Progressing is a CEL expression; true means Progressing.
+	// +optional
+	Progressing string `json:"progressing,omitempty"`
+	// Message is a CEL expression returning the status message.
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// IgnoreDifference leaves fields of matching objects to others.
+type IgnoreDifference struct {
+	// Group of matching objects ("" matches core and, with kind empty, any).
+	// +optional
+	Group string `json:"group,omitempty"`
+	// Kind of matching objects; empty matches any.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the matching object; empty matches any.
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Namespace of the matching object; empty matches any.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// JSONPointers (RFC 6901) to leave alone, e.g. /spec/replicas.
+	// +optional
+	JSONPointers []string `json:"jsonPointers,omitempty"`
+	// Managers whose fields to leave alone, e.g. an autoscaler.
+	// +optional
+	Managers []string `json:"managers,omitempty"`
+}
+
+// Sync states.
+const (
+	SyncSynced    = "Synced"
+	SyncOutOfSync = "OutOfSync"
+	SyncUnknown   = "Unknown"
+)
+
+// AppStatus reports what tend did.
+type AppStatus struct {
+	// ObservedGeneration is the spec generation last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Sync is Synced, OutOfSync or Unknown.
+	// +optional
+	Sync string `json:"sync,omitempty"`
+	// Health is Healthy, Progressing, Degraded, Missing or Unknown.
+	// +optional
+	Health string `json:"health,omitempty"`
+	// Revision last applied successfully.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// LastAttemptedRevision is the revision of the last sync attempt.
+	// +optional
+	LastAttemptedRevision string `json:"lastAttemptedRevision,omitempty"`
+	// Objects counts the objects the App owns.
+	// +optional
+	Objects int32 `json:"objects,omitempty"`
+	// OutOfSync lists objects that differ from git (at most 50).
+	// +optional
+	OutOfSync []ObjectReference `json:"outOfSync,omitempty"`
+	// History of the last 20 syncs, newest first.
+	// +optional
+	History []SyncRecord `json:"history,omitempty"`
+	// NextSyncAllowedAt is when a sync window next allows a sync, while one
+	// blocks it.
+	// +optional
+	NextSyncAllowedAt *metav1.Time `json:"nextSyncAllowedAt,omitempty"`
+}
+
+// ObjectReference names an object an App owns.
+type ObjectReference struct {
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// SyncRecord is one entry of the sync history.
+type SyncRecord struct {
+	// ID increases with each sync; `tend rollback APP ID` uses it.
+	ID int64 `json:"id"`
+	// Revision synced.
+	Revision string `json:"revision"`
+	// StartedAt is when the sync began.
+	StartedAt metav1.Time `json:"startedAt"`
+	// Duration of the sync.
+	Duration metav1.Duration `json:"duration"`
+	// Result is Succeeded or Failed.
+	Result string `json:"result"`
+	// Changed counts objects created, configured or pruned.
+	Changed int32 `json:"changed"`
+	// Message says what failed, or what triggered the sync.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Healthy records whether the App became Healthy after this sync;
+	// rollbacks pick healthy entries.
+	// +optional
+	Healthy bool `json:"healthy,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:categories=tend
+// +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync`
+// +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
+// +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// App is a set of objects rendered from a Source and kept in a cluster.
+type App struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   AppSpec   `json:"spec,omitempty"`
+	Status AppStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// AppList is a list of Apps.
+type AppList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []App `json:"items"`
+}
+

@@ -1,0 +1,148 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SourceSpec says where manifests come from: exactly one of git, helm or oci.
+// +kubebuilder:validation:XValidation:rule="(has(self.git) ? 1 : 0) + (has(self.helm) ? 1 : 0) + (has(self.oci) ? 1 : 0) == 1",message="set exactly one of git, helm or oci"
+type SourceSpec struct {
+	// Git is a git repository.
+	// +optional
+	Git *GitSource `json:"git,omitempty"`
+	// Helm is an HTTP(S) Helm chart repository (serving index.yaml). Apps
+	// name a chart in it with spec.chart.
+	// +optional
+	Helm *HelmRepositorySource `json:"helm,omitempty"`
+	// OCI is an OCI registry holding Helm charts (oci://host/path). Apps
+	// name a chart in it with spec.chart.
+	// +optional
+	OCI *OCIRepositorySource `json:"oci,omitempty"`
+	// Interval between fetches. Push webhooks trigger a fetch at once.
+	// +kubebuilder:default="1m"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+	// Timeout of one fetch.
+	// +kubebuilder:default="60s"
+	// +optional
+	Timeout metav1.Duration `json:"timeout,omitempty"`
+	// Suspend stops fetching; the last artifact stays available.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// GitSource is a git repository.
+type GitSource struct {
+	// URL of the repository: https://, http://, ssh:// or git@host:path.
+	// +kubebuilder:validation:Pattern=`^(https?://|ssh://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:)`
+	URL string `json:"url"`
+	// Ref to check out; the default is the branch "main".
+	// +optional
+	Ref GitRef `json:"ref,omitempty"`
+	// SecretRef names a Secret with credentials: "username" and "password"
+	// (or "token") for HTTPS; "identity" (private key) and "known_hosts"
+	// for SSH.
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// GitRef selects a commit: at most one of branch, tag and semver; commit
+// may be combined with branch.
+// +kubebuilder:validation:XValidation:rule="(has(self.branch) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.semver) ? 1 : 0) <= 1",message="set at most one of branch, tag and semver"
+type GitRef struct {
+	// Branch to follow.
+	// +optional
+	Branch string `json:"branch,omitempty"`
+	// Tag to check out.
+	// +optional
+	Tag string `json:"tag,omitempty"`
+	// SemVer is a range over the repository's tags, e.g. ">=1.2 <2"; the
+	// highest matching tag is checked out.
+	// +optional
+	SemVer string `json:"semver,omitempty"`
+	// Commit SHA to check out.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{7,40}$`
+	// +optional
+	Commit string `json:"commit,omitempty"`
+}
+
+// HelmRepositorySource is an HTTP(S) chart repository.
+type HelmRepositorySource struct {
+	// URL of the repository (the directory holding index.yaml).
+	// +kubebuilder:validation:Pattern=`^https?://`
+	URL string `json:"url"`
+	// SecretRef names a Secret with "username" and "password".
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+}
+
+// OCIRepositorySource is an OCI registry path holding charts.
+type OCIRepositorySource struct {
+	// URL is oci://host[:port]/path; charts are path/<chart>:<version>.
+	// +kubebuilder:validation:Pattern=`^oci://`
+	URL string `json:"url"`
+	// SecretRef names a Secret with "username" and "password".
+	// +optional
+	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
+	// Insecure allows plain HTTP.
+	// +optional
+	Insecure bool `json:"insecure,omitempty"`
+}
+
+// SourceStatus is what tend last fetched.
+type SourceStatus struct {
+	// ObservedGeneration is the spec generation last acted on.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready, Reconciling, Stalled.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Artifact is the last good fetch; it stays when a later fetch fails.
+	// +optional
+	Artifact *Artifact `json:"artifact,omitempty"`
+}
+
+// Artifact is one fetched revision.
+type Artifact struct {
+	// Revision is the commit SHA for git; for chart sources, the digest of
+	// the repository index.
+	Revision string `json:"revision"`
+	// Ref is the resolved ref, e.g. refs/tags/v1.2.0.
+	// +optional
+	Ref string `json:"ref,omitempty"`
+	// Subject is the commit subject.
+	// +optional
+	Subject string `json:"subject,omitempty"`
+	// FetchedAt is when this revision was fetched.
+	FetchedAt metav1.Time `json:"fetchedAt"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=src,categories=tend
+// +kubebuilder:printcolumn:name="URL",type=string,JSONPath=`.spec.git.url`,priority=1
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.artifact.revision`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// Source is where manifests come from.
+type Source struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   SourceSpec   `json:"spec,omitempty"`
+	Status SourceStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// SourceList is a list of Sources.
+type SourceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Source `json:"items"`
+}
+
