@@ -350,4 +350,3 @@ type AppList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []App `json:"items"`
 }
-

@@ -109,4 +109,3 @@ type AppSetList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []AppSet `json:"items"`
 }
-

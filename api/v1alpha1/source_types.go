@@ -145,4 +145,3 @@ type SourceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Source `json:"items"`
 }
-
