@@ -1,0 +1,113 @@
+package apply
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/tend-gitops/tend/internal/health"
+)
+
+// OwnerOf returns the App that applied obj, from its owner annotation.
+func OwnerOf(obj *unstructured.Unstructured) (AppRef, bool) {
+	v := obj.GetAnnotations()[AnnotationOwner]
+	ns, name, ok := strings.Cut(v, "/")
+	if !ok || ns == "" || name == "" {
+		return AppRef{}, false
+	}
+	return AppRef{Namespace: ns, Name: name}, true
+}
+
+// Drift lists the inventory's objects whose live state no longer matches
+// what tend applied: missing from the cluster, or with a different
+// ownership fingerprint (another manager changed or took a field tend set).
+// It reads only the watch cache; kinds must be watched.
+func (e *Engine) Drift(inv *Inventory) []ObjectRef {
+	var out []ObjectRef
+	for _, ref := range inv.Refs() {
+		entry := inv.Entries[ref]
+		gvk := ref.GroupKind().WithVersion(entry.Version)
+		live, ok := e.Live.Get(gvk, ref.Namespace, ref.Name)
+		if !ok || e.Fingerprint(live, FieldManager) != entry.Fingerprint {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// ObjectHealth is the health of one object an App owns.
+type ObjectHealth struct {
+	Ref    ObjectRef
+	Result health.Result
+}
+
+// severity orders health states from best to worst for aggregation.
+var severity = map[health.State]int{
+	health.Healthy: 0, health.Unknown: 1, health.Progressing: 2, health.Missing: 3, health.Degraded: 4,
+}
+
+// Assess returns the health of every object in the inventory and the
+// App's overall health: the worst of them. Objects still Progressing
+// longer than timeout after since count as Degraded. It reads only the
+// watch cache.
+func (e *Engine) Assess(inv *Inventory, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
+	overall := health.Healthy
+	var out []ObjectHealth
+	checker, _ := e.Health.(*health.Checker)
+	for _, ref := range inv.Refs() {
+		entry := inv.Entries[ref]
+		gvk := ref.GroupKind().WithVersion(entry.Version)
+		live, ok := e.Live.Get(gvk, ref.Namespace, ref.Name)
+		var r health.Result
+		switch {
+		case !ok:
+			r = health.Result{State: health.Missing, Reason: health.ReasonNotFound, Message: ref.String() + " is not in the cluster"}
+		case checker != nil && timeout > 0:
+			r = checker.CheckWithTimeout(live, since, timeout, time.Now())
+		default:
+			r = e.Health.Check(live)
+		}
+		if severity[r.State] > severity[overall] {
+			overall = r.State
+		}
+		if r.State != health.Healthy {
+			out = append(out, ObjectHealth{Ref: ref, Result: r})
+		}
+	}
+	return overall, out
+}
+
+// Preview reports, from the inventory and the watch cache alone (no
+// request to the apiserver beyond starting watches), which objects a sync
+// of req would apply and which it would prune.
+func (e *Engine) Preview(ctx context.Context, req Request) (toApply, toPrune []ObjectRef, err error) {
+	e.defaults()
+	inv, err := e.Inventory.Load(ctx, req.App)
+	if err != nil {
+		return nil, nil, err
+	}
+	objs := make([]*unstructured.Unstructured, len(req.Objects))
+	for i, o := range req.Objects {
+		objs[i] = o.DeepCopy()
+	}
+	plan, err := NewPlan(objs, len(inv.Entries) > 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := &syncRun{e: e, req: req, plan: plan, old: inv, next: inv.Clone(), res: &Result{}}
+	if err := s.watchKinds(ctx, plan.All(), false); err != nil {
+		return nil, nil, err
+	}
+	need, err := s.prepare(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	for ref := range need {
+		toApply = append(toApply, ref)
+	}
+	sort.Slice(toApply, func(i, j int) bool { return toApply[i].String() < toApply[j].String() })
+	return toApply, s.pruneCandidates(), nil
+}

@@ -1,0 +1,376 @@
+// Package apply plans and runs a sync: it sorts an App's rendered objects
+// into hooks and ordered steps (Namespaces and CRDs first, then waves),
+// applies them with server-side apply as field manager "tend", waits for
+// each step to be healthy, runs hooks, prunes what left git, and records an
+// inventory of what the App owns.
+//
+// The inventory makes the steady state free: for each object it keeps a
+// hash of what tend last applied and the live object's ownership
+// fingerprint right after (see livestate.Fingerprint). A re-sync with the
+// same rendered objects and unchanged fingerprints in the watch cache sends
+// no request at all: no apply, no dry-run, no GET.
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/livestate"
+)
+
+// FieldManager is the server-side apply field manager tend writes as.
+const FieldManager = "tend"
+
+// AppRef names the App a sync is for.
+type AppRef struct{ Namespace, Name string }
+
+func (a AppRef) String() string { return a.Namespace + "/" + a.Name }
+
+// LiveState is the watch cache the engine reads live objects from.
+type LiveState interface {
+	// Watch starts caching a kind; it returns once the cache is synced.
+	Watch(ctx context.Context, gvk schema.GroupVersionKind) error
+	// Get returns a cached object; callers must not modify it.
+	Get(gvk schema.GroupVersionKind, namespace, name string) (*unstructured.Unstructured, bool)
+	// Observe records an object the engine just wrote.
+	Observe(obj *unstructured.Unstructured)
+}
+
+// HealthChecker assesses one object.
+type HealthChecker interface {
+	Check(obj *unstructured.Unstructured) health.Result
+}
+
+// Fingerprinter returns an object's ownership fingerprint for a manager.
+type Fingerprinter func(obj *unstructured.Unstructured, manager string) string
+
+// Engine runs syncs against one cluster. It is safe for concurrent syncs of
+// different Apps.
+type Engine struct {
+	Dynamic     dynamic.Interface
+	Mapper      meta.RESTMapper
+	Live        LiveState
+	Health      HealthChecker
+	Inventory   InventoryStore
+	Fingerprint Fingerprinter
+	Log         *slog.Logger
+	// Concurrency bounds parallel applies within a step (default 8).
+	Concurrency int
+	// PollInterval is how often waits look at the watch cache (default 200ms).
+	PollInterval time.Duration
+}
+
+// Request is one sync of one App.
+type Request struct {
+	App      AppRef
+	Revision string
+	// Objects are the rendered objects, already validated.
+	Objects []*unstructured.Unstructured
+	// Prune deletes objects that were applied before and are not in Objects.
+	Prune bool
+	// AllowEmpty lets a render with no objects prune everything.
+	AllowEmpty bool
+	// ForceConflicts takes over fields other managers own, for every object.
+	ForceConflicts bool
+	// Force re-applies every object even when the inventory says it is
+	// unchanged.
+	Force bool
+	// DryRun sends every apply as a server-side dry run; nothing changes,
+	// no hooks run, nothing is pruned or recorded.
+	DryRun bool
+	// HealthTimeout bounds each wait for a step or hook (default 5m).
+	HealthTimeout time.Duration
+	// WaitHealthy makes the sync wait for the last step to be healthy too
+	// (it always waits when there are post-sync hooks).
+	WaitHealthy bool
+	// Progress, when set, is told about each step as it happens.
+	Progress func(Event)
+}
+
+// Event reports progress.
+type Event struct {
+	Step    string
+	Object  ObjectRef
+	Action  Action
+	Message string
+}
+
+// Action is what happened to an object.
+type Action string
+
+const (
+	Created    Action = "created"
+	Configured Action = "configured"
+	Unchanged  Action = "unchanged"
+	Pruned     Action = "pruned"
+	Failed     Action = "failed"
+	HookRun    Action = "hook-succeeded"
+	HookFailed Action = "hook-failed"
+	Skipped    Action = "skipped"
+	Kept       Action = "kept" // left in the cluster when it left git
+)
+
+// ObjectResult is the outcome for one object.
+type ObjectResult struct {
+	Ref     ObjectRef
+	Action  Action
+	Message string
+}
+
+// Result is the outcome of a sync.
+type Result struct {
+	Objects []ObjectResult
+	// Changed counts objects created, configured or pruned.
+	Changed int
+	// Warnings are things the user should know that did not fail the sync,
+	// e.g. fields left to another manager.
+	Warnings []string
+	// Inventory after the sync.
+	Inventory *Inventory
+}
+
+func (r *Result) add(ref ObjectRef, a Action, msg string) {
+	r.Objects = append(r.Objects, ObjectResult{Ref: ref, Action: a, Message: msg})
+	if a == Created || a == Configured || a == Pruned {
+		r.Changed++
+	}
+}
+
+// SyncError is a failed sync; Result still says what happened before.
+type SyncError struct {
+	Step string
+	Err  error
+}
+
+func (e *SyncError) Error() string {
+	if e.Step == "" {
+		return e.Err.Error()
+	}
+	return e.Step + ": " + e.Err.Error()
+}
+func (e *SyncError) Unwrap() error { return e.Err }
+
+func (e *Engine) defaults() {
+	if e.Concurrency <= 0 {
+		e.Concurrency = 8
+	}
+	if e.PollInterval <= 0 {
+		e.PollInterval = 200 * time.Millisecond
+	}
+	if e.Log == nil {
+		e.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Sync applies req. It returns a Result even on error, saying what was done.
+func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
+	e.defaults()
+	if req.HealthTimeout <= 0 {
+		req.HealthTimeout = 5 * time.Minute
+	}
+	res := &Result{}
+	inv, err := e.Inventory.Load(ctx, req.App)
+	if err != nil {
+		return res, err
+	}
+	res.Inventory = inv
+	if len(req.Objects) == 0 && len(inv.Entries) > 0 && !req.AllowEmpty {
+		return res, &SyncError{Err: fmt.Errorf("render returned no objects; not pruning the %d objects the App owns (set allowEmpty if emptying the App is intended)", len(inv.Entries))}
+	}
+	// Work on copies: callers' objects may be shared (a render cache).
+	objs := make([]*unstructured.Unstructured, len(req.Objects))
+	for i, o := range req.Objects {
+		objs[i] = o.DeepCopy()
+	}
+	plan, err := NewPlan(objs, len(inv.Entries) > 0)
+	if err != nil {
+		return res, &SyncError{Err: err}
+	}
+	for _, o := range plan.Skipped {
+		res.add(RefOf(o), Skipped, "hook not run in this sync")
+	}
+	s := &syncRun{e: e, req: req, plan: plan, old: inv, next: inv.Clone(), res: res}
+	s.next.Revision = req.Revision
+	err = s.run(ctx)
+	if !req.DryRun && !s.next.Equal(inv) {
+		if serr := e.Inventory.Save(ctx, req.App, s.next); serr != nil {
+			err = errors.Join(err, serr)
+		} else {
+			res.Inventory = s.next
+		}
+	}
+	return res, err
+}
+
+// syncRun is the state of one Sync call.
+type syncRun struct {
+	e    *Engine
+	req  Request
+	plan *Plan
+	old  *Inventory
+	next *Inventory
+	res  *Result
+	mu   sync.Mutex
+}
+
+func (s *syncRun) progress(step string, ref ObjectRef, a Action, msg string) {
+	s.mu.Lock()
+	s.res.add(ref, a, msg)
+	s.mu.Unlock()
+	if s.req.Progress != nil {
+		s.req.Progress(Event{Step: step, Object: ref, Action: a, Message: msg})
+	}
+}
+
+func (s *syncRun) run(ctx context.Context) error {
+	// Watch every kind involved (cheap after the first sync), so that
+	// ownership, change detection and health read the cache.
+	if err := s.watchKinds(ctx, s.plan.All(), false); err != nil {
+		return err
+	}
+	owned, err := s.prepare(ctx)
+	if err != nil {
+		return err
+	}
+	prune := s.pruneCandidates()
+	if !s.req.Force && len(owned) == 0 && len(prune) == 0 {
+		return nil // nothing to do: steady state
+	}
+	if !s.req.DryRun {
+		if err := s.runHooks(ctx, PreSync, s.plan.PreSync); err != nil {
+			s.runFailHooks(ctx)
+			return &SyncError{Step: "pre-sync hooks", Err: err}
+		}
+	}
+	for i, step := range s.plan.Steps {
+		if err := s.applyStep(ctx, step, owned); err != nil {
+			s.runFailHooks(ctx)
+			return &SyncError{Step: step.Name, Err: err}
+		}
+		last := i == len(s.plan.Steps)-1
+		if s.req.DryRun || (last && !s.req.WaitHealthy && len(s.plan.PostSync) == 0) {
+			continue
+		}
+		if err := s.waitHealthy(ctx, step.Name, step.Objects); err != nil {
+			s.runFailHooks(ctx)
+			return &SyncError{Step: step.Name, Err: err}
+		}
+		if step.Prerequisites {
+			if err := s.waitServed(ctx, s.plan.All()); err != nil {
+				return &SyncError{Step: step.Name, Err: err}
+			}
+		}
+	}
+	if s.req.Prune {
+		if err := s.prune(ctx, prune); err != nil {
+			return &SyncError{Step: "prune", Err: err}
+		}
+	} else if len(prune) > 0 {
+		s.res.Warnings = append(s.res.Warnings, fmt.Sprintf("%d objects left git but pruning is off; they stay in the cluster", len(prune)))
+	}
+	if !s.req.DryRun {
+		if err := s.runHooks(ctx, PostSync, s.plan.PostSync); err != nil {
+			s.runFailHooks(ctx)
+			return &SyncError{Step: "post-sync hooks", Err: err}
+		}
+	}
+	return nil
+}
+
+// prepare adds the owner annotation to every object, refuses objects another
+// App owns, and returns the objects that need applying (keyed by ref), with
+// the desired hash of each.
+func (s *syncRun) prepare(ctx context.Context) (map[ObjectRef]string, error) {
+	need := map[ObjectRef]string{}
+	var errs []string
+	for _, o := range append(s.plan.All(), hookObjects(s.plan)...) {
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationOwner] = s.req.App.String()
+		o.SetAnnotations(ann)
+	}
+	for _, o := range s.plan.All() {
+		ref := RefOf(o)
+		live, ok := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
+		if ok {
+			if owner := live.GetAnnotations()[AnnotationOwner]; owner != "" && owner != s.req.App.String() {
+				errs = append(errs, fmt.Sprintf("%s is owned by App %s; an object can belong to one App only: remove it from one of them", ref, owner))
+				continue
+			}
+		}
+		h, err := hashObject(o)
+		if err != nil {
+			return nil, err
+		}
+		entry, had := s.old.Entries[ref]
+		if !s.req.Force && had && ok && entry.Desired == h && entry.Fingerprint == s.e.Fingerprint(live, FieldManager) && entry.Fingerprint != "" {
+			continue
+		}
+		need[ref] = h
+	}
+	if len(errs) > 0 {
+		sort.Strings(errs)
+		return nil, &SyncError{Err: errors.New(strings.Join(errs, "; "))}
+	}
+	return need, nil
+}
+
+func hookObjects(p *Plan) []*unstructured.Unstructured {
+	var out []*unstructured.Unstructured
+	for _, hs := range [][]Hook{p.PreSync, p.PostSync, p.SyncFail} {
+		for _, h := range hs {
+			out = append(out, h.Object)
+		}
+	}
+	return out
+}
+
+// hashObject hashes the object tend is about to apply.
+func hashObject(o *unstructured.Unstructured) (string, error) {
+	b, err := json.Marshal(o.Object) // encoding/json sorts map keys
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", describe(o), err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+func (s *syncRun) watchKinds(ctx context.Context, objs []*unstructured.Unstructured, tolerateUnserved bool) error {
+	seen := map[schema.GroupVersionKind]bool{}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if seen[gvk] {
+			continue
+		}
+		seen[gvk] = true
+		if err := s.e.Live.Watch(ctx, gvk); err != nil {
+			if meta.IsNoMatchError(err) || isNotServed(err) {
+				// A kind whose CRD this sync creates: watched after the
+				// CRD step.
+				continue
+			}
+			return fmt.Errorf("watch %s: %w", gvk, err)
+		}
+	}
+	return nil
+}
+
+// isNotServed recognises a kind the cluster does not serve (yet).
+func isNotServed(err error) bool { return errors.Is(err, livestate.ErrKindNotServed) }

@@ -1,0 +1,190 @@
+package diff_test
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/tend-gitops/tend/internal/diff"
+)
+
+// liveScaled is a Deployment whose replicas an autoscaler ("hpa-like") owns
+// and into which a webhook ("injector") added an env var and a sidecar.
+const liveScaled = `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  managedFields:
+  - manager: tend
+    operation: Apply
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:spec:
+        f:template:
+          f:spec:
+            f:containers:
+              'k:{"name":"web"}': {.: {}, f:name: {}, f:image: {}}
+  - manager: hpa-like
+    operation: Update
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:spec: {f:replicas: {}}
+  - manager: injector
+    operation: Apply
+    fieldsType: FieldsV1
+    fieldsV1:
+      f:metadata:
+        f:finalizers: {'v:"injector.example.com/cleanup"': {}}
+      f:spec:
+        f:template:
+          f:spec:
+            f:containers:
+              'k:{"name":"web"}':
+                .: {}
+                f:name: {}
+                f:image: {}
+                f:env:
+                  'k:{"name":"INJECTED"}': {.: {}, f:name: {}, f:value: {}}
+              'k:{"name":"proxy"}': {.: {}, f:name: {}, f:image: {}}
+spec:
+  replicas: 7
+  template:
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        env:
+        - {name: INJECTED, value: "yes"}
+      - name: proxy
+        image: envoy:1.30
+`
+
+const desiredScaled = `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  finalizers: [injector.example.com/cleanup, example.com/mine]
+spec:
+  replicas: 3
+  template:
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.27
+        env:
+        - {name: OURS, value: "1"}
+`
+
+func ignore(t *testing.T, desired, live *unstructured.Unstructured, rules ...diff.IgnoreRule) *unstructured.Unstructured {
+	t.Helper()
+	out, err := diff.ApplyIgnoreRules(desired, live, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestIgnoreFieldsOfManagers(t *testing.T) {
+	desired, live := object(t, desiredScaled), object(t, liveScaled)
+	out := ignore(t, desired, live, diff.IgnoreRule{Kind: "Deployment", Managers: []string{"hpa-like", "injector"}})
+
+	if _, found, _ := unstructured.NestedFieldNoCopy(out.Object, "spec", "replicas"); found {
+		t.Error("spec.replicas, owned by hpa-like, is still desired")
+	}
+	if got, _, _ := unstructured.NestedStringSlice(out.Object, "metadata", "finalizers"); strings.Join(got, ",") != "example.com/mine" {
+		t.Errorf("finalizers = %v, want only example.com/mine (injector owns the other)", got)
+	}
+	containers, _, _ := unstructured.NestedSlice(out.Object, "spec", "template", "spec", "containers")
+	if len(containers) != 1 {
+		t.Fatalf("containers = %v, want web only", containers)
+	}
+	web := containers[0].(map[string]any)
+	// injector co-owns web's name and image: the container keeps its key,
+	// loses the image, and keeps tend's env var.
+	if web["name"] != "web" {
+		t.Errorf("container name = %v, want web (a key is never removed)", web["name"])
+	}
+	if _, ok := web["image"]; ok {
+		t.Errorf("container image, co-owned by injector, is still desired")
+	}
+	if env, _ := web["env"].([]any); len(env) != 1 || env[0].(map[string]any)["name"] != "OURS" {
+		t.Errorf("env = %v, want OURS only", web["env"])
+	}
+	orig, _, _ := unstructured.NestedSlice(desired.Object, "spec", "template", "spec", "containers")
+	if orig[0].(map[string]any)["image"] != "nginx:1.27" {
+		t.Error("ApplyIgnoreRules modified its desired argument's containers")
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(desired.Object, "spec", "replicas"); !found {
+		t.Error("ApplyIgnoreRules modified its desired argument")
+	}
+}
+
+func TestIgnoreRuleSelectsObjects(t *testing.T) {
+	desired, live := object(t, desiredScaled), object(t, liveScaled)
+	for _, r := range []diff.IgnoreRule{
+		{Kind: "StatefulSet", Managers: []string{"hpa-like"}},
+		{Group: "apps", Kind: "Deployment", Name: "api", Managers: []string{"hpa-like"}},
+		{Namespace: "other", Managers: []string{"hpa-like"}},
+		{Group: "batch", Managers: []string{"hpa-like"}},
+	} {
+		out := ignore(t, desired, live, r)
+		if _, found, _ := unstructured.NestedFieldNoCopy(out.Object, "spec", "replicas"); !found {
+			t.Errorf("rule %+v pruned an object it does not select", r)
+		}
+	}
+	out := ignore(t, desired, live, diff.IgnoreRule{Group: "apps", Kind: "Deployment", Name: "web", Namespace: "shop", Managers: []string{"hpa-like"}})
+	if _, found, _ := unstructured.NestedFieldNoCopy(out.Object, "spec", "replicas"); found {
+		t.Error("rule naming the object exactly did not prune it")
+	}
+	// Without a live object, managers own nothing.
+	out = ignore(t, desired, nil, diff.IgnoreRule{Managers: []string{"hpa-like"}})
+	if _, found, _ := unstructured.NestedFieldNoCopy(out.Object, "spec", "replicas"); !found {
+		t.Error("manager rule pruned without a live object")
+	}
+}
+
+func TestIgnoreJSONPointers(t *testing.T) {
+	desired := object(t, `
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations: {example.com/hash: abc, "a~b": x}
+spec:
+  replicas: 3
+  template:
+    spec:
+      containers:
+      - {name: web, image: nginx:1.27}
+      - {name: proxy, image: envoy:1.30}
+`)
+	out := ignore(t, desired, nil, diff.IgnoreRule{JSONPointers: []string{
+		"/spec/replicas",
+		"/metadata/annotations/example.com~1hash",
+		"/metadata/annotations/a~0b",
+		"/spec/template/spec/containers/1/image",
+		"/spec/does/not/exist",
+		"/spec/template/spec/containers/9",
+	}})
+	if _, found, _ := unstructured.NestedFieldNoCopy(out.Object, "spec", "replicas"); found {
+		t.Error("/spec/replicas not removed")
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(out.Object, "metadata", "annotations"); found {
+		t.Errorf("annotations left after removing both: %v", out.GetAnnotations())
+	}
+	containers, _, _ := unstructured.NestedSlice(out.Object, "spec", "template", "spec", "containers")
+	if len(containers) != 2 || containers[1].(map[string]any)["image"] != nil || containers[0].(map[string]any)["image"] != "nginx:1.27" {
+		t.Errorf("containers = %v, want proxy's image removed only", containers)
+	}
+
+	for _, bad := range []string{"spec/replicas", "", "/metadata/name", "/kind", "/spec/a~2b"} {
+		if _, err := diff.ApplyIgnoreRules(desired, nil, []diff.IgnoreRule{{JSONPointers: []string{bad}}}); err == nil {
+			t.Errorf("pointer %q accepted", bad)
+		}
+	}
+}
