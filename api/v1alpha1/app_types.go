@@ -290,6 +290,14 @@ type AppStatus struct {
 	// blocks it.
 	// +optional
 	NextSyncAllowedAt *metav1.Time `json:"nextSyncAllowedAt,omitempty"`
+	// LastHandledRequest is the value of the tend.dev/requested-at
+	// annotation tend last acted on (`tend sync` sets the annotation).
+	// +optional
+	LastHandledRequest string `json:"lastHandledRequest,omitempty"`
+	// RolledBackRevision is a revision auto-rollback moved away from; tend
+	// does not sync it again until the Source moves on.
+	// +optional
+	RolledBackRevision string `json:"rolledBackRevision,omitempty"`
 }
 
 // ObjectReference names an object an App owns.

@@ -20,6 +20,7 @@ type AppSetSpec struct {
 }
 
 // Generator produces parameter sets: exactly one of directories or list.
+// +kubebuilder:validation:XValidation:rule="has(self.directories) != has(self.list)",message="set exactly one of directories or list"
 type Generator struct {
 	// Directories generates one set per directory of a Source matching a glob.
 	// +optional
@@ -88,7 +89,6 @@ type AppSetStatus struct {
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:categories=tend
-// +kubebuilder:printcolumn:name="Apps",type=integer,JSONPath=`.status.apps.length()`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 

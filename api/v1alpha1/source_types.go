@@ -60,8 +60,8 @@ type GitRef struct {
 	// highest matching tag is checked out.
 	// +optional
 	SemVer string `json:"semver,omitempty"`
-	// Commit SHA to check out.
-	// +kubebuilder:validation:Pattern=`^[0-9a-f]{7,40}$`
+	// Commit is the full (40 hex digit) SHA to check out.
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{40}$`
 	// +optional
 	Commit string `json:"commit,omitempty"`
 }

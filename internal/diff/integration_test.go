@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/tend-gitops/tend/internal/diff"
@@ -55,10 +56,19 @@ spec:
 	}
 	live := applyAsTend(desired)
 
-	if err := unstructured.SetNestedField(live.Object, int64(5), "spec", "replicas"); err != nil {
-		t.Fatal(err)
-	}
-	live, err = deployments.Update(ctx, live, metav1.UpdateOptions{FieldManager: "hpa-like"})
+	// The deployment controller writes status meanwhile: retry on conflict
+	// with a fresh copy.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := deployments.Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if err := unstructured.SetNestedField(cur.Object, int64(5), "spec", "replicas"); err != nil {
+			return err
+		}
+		live, err = deployments.Update(ctx, cur, metav1.UpdateOptions{FieldManager: "hpa-like"})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,643 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/source/git"
+)
+
+// Reasons of App conditions and events.
+const (
+	ReasonSynced             = "Synced"
+	ReasonSyncFailed         = "SyncFailed"
+	ReasonRenderFailed       = "RenderFailed"
+	ReasonSourceNotFound     = "SourceNotFound"
+	ReasonDependencyNotReady = "DependencyNotReady"
+	ReasonDependencyCycle    = "DependencyCycle"
+	ReasonSyncWindow         = "SyncWindowBlocked"
+	ReasonOutOfSync          = "OutOfSync"
+	ReasonRolledBack         = "RolledBack"
+	ReasonRetryLimit         = "RetryLimitReached"
+	ReasonDegraded           = "Degraded"
+)
+
+// Finalizer makes tend prune an App's objects when the App is deleted
+// (only Apps with spec.sync.prune carry it).
+const Finalizer = "tend.dev/prune-on-delete"
+
+// AnnotationSyncOptions, with tend.dev/requested-at, passes options of a
+// requested sync: a comma list of prune, force.
+const AnnotationSyncOptions = "tend.dev/sync-options"
+
+const historyLimit = 20
+
+// AppReconciler renders, syncs and assesses Apps. Syncs run in their own
+// goroutines, so an App waiting on health never holds a worker; when a sync
+// ends the App is reconciled again to record the result.
+type AppReconciler struct {
+	Client    client.Client
+	Artifacts *Artifacts
+	Clusters  *Clusters
+	Charts    render.ChartFetcher
+	Cache     *render.Cache
+	Fetcher   *git.Fetcher
+	// DataDir holds checkouts of pinned revisions: DataDir/pins/<ns>/<app>.
+	DataDir  string
+	Recorder EventRecorder
+	Log      *slog.Logger
+	// Workers is the number of concurrent reconciles (default 8).
+	Workers int
+	// Namespaces, when set, are the only namespaces whose Apps this
+	// reconciler manages.
+	Namespaces []string
+	// OnSync, when set, is told about every sync that ran (notifications).
+	OnSync func(app *tendv1.App, rec tendv1.SyncRecord, res *apply.Result, err error)
+
+	metrics *tendMetrics
+
+	mu      sync.Mutex
+	state   map[types.NamespacedName]*appState
+	trigger chan event.GenericEvent
+	ctx     context.Context
+}
+
+// appState is what the reconciler remembers of an App between reconciles.
+type appState struct {
+	inv          *apply.Inventory // as of the last sync; nil: not loaded
+	result       *render.Result   // last render
+	resultRev    string
+	syncedResult *render.Result // what the last successful sync applied
+	syncedRev    string
+	syncedGen    int64
+	lastSyncEnd  time.Time
+	job          *syncJob
+	failRev      string
+	failures     int
+	nextRetry    time.Time
+	lastHealth   []apply.ObjectHealth
+	// written is the App as tend last wrote it: the informer cache may not
+	// have it yet, and a status derived from an older copy would lose a
+	// recorded sync.
+	written      *tendv1.App
+	healthSince  time.Time
+	rollbackTo   string // set by assess: re-apply this revision
+	rollbackFrom string
+}
+
+type syncJob struct {
+	done     chan struct{}
+	rev      string
+	gen      int64
+	result   *render.Result
+	started  time.Time
+	request  string // the requested-at value it answers, if any
+	message  string
+	rollback string // revision rolled back from
+	res      *apply.Result
+	err      error
+	conn     *Conn
+}
+
+const (
+	indexSource    = "tend.dev/sourceRef"
+	indexDependsOn = "tend.dev/dependsOn"
+)
+
+// SetupWithManager registers the reconciler and the field indexes it uses.
+func (r *AppReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	r.state = map[types.NamespacedName]*appState{}
+	r.trigger = make(chan event.GenericEvent, 1024)
+	r.ctx = ctx
+	idx := mgr.GetFieldIndexer()
+	if err := idx.IndexField(ctx, &tendv1.App{}, indexSource, func(o client.Object) []string {
+		a := o.(*tendv1.App)
+		return []string{refKey(a.Namespace, a.Spec.SourceRef)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &tendv1.App{}, indexDependsOn, func(o client.Object) []string {
+		a := o.(*tendv1.App)
+		var keys []string
+		for _, d := range a.Spec.DependsOn {
+			keys = append(keys, refKey(a.Namespace, d))
+		}
+		return keys
+	}); err != nil {
+		return err
+	}
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 8
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("app").
+		For(&tendv1.App{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&tendv1.Source{}, handler.EnqueueRequestsFromMapFunc(r.appsOfSource)).
+		Watches(&tendv1.App{}, handler.EnqueueRequestsFromMapFunc(r.dependents), builder.WithPredicates(healthChanged{})).
+		WatchesRawSource(source.Channel(r.trigger, &handler.EnqueueRequestForObject{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// healthChanged passes App updates whose health or revision changed (for
+// dependents).
+type healthChanged struct{ predicate.Funcs }
+
+func (healthChanged) Update(e event.UpdateEvent) bool {
+	o, ok1 := e.ObjectOld.(*tendv1.App)
+	n, ok2 := e.ObjectNew.(*tendv1.App)
+	return ok1 && ok2 && (o.Status.Health != n.Status.Health || o.Status.Revision != n.Status.Revision)
+}
+
+func refKey(ns string, ref tendv1.NamespacedObjectReference) string {
+	if ref.Namespace != "" {
+		ns = ref.Namespace
+	}
+	return ns + "/" + ref.Name
+}
+
+func (r *AppReconciler) appsOfSource(ctx context.Context, o client.Object) []reconcile.Request {
+	var apps tendv1.AppList
+	if err := r.Client.List(ctx, &apps, client.MatchingFields{indexSource: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		return nil
+	}
+	return requestsFor(apps.Items)
+}
+
+func (r *AppReconciler) dependents(ctx context.Context, o client.Object) []reconcile.Request {
+	var apps tendv1.AppList
+	if err := r.Client.List(ctx, &apps, client.MatchingFields{indexDependsOn: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		return nil
+	}
+	return requestsFor(apps.Items)
+}
+
+func requestsFor(apps []tendv1.App) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(apps))
+	for _, a := range apps {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Name}})
+	}
+	return out
+}
+
+// OnChange is the live caches' handler: a change to an object an App owns
+// reconciles that App (drift, health).
+func (r *AppReconciler) OnChange(_ schema.GroupVersionKind, old, new *unstructured.Unstructured) {
+	obj := new
+	if obj == nil {
+		obj = old
+	}
+	if obj == nil {
+		return
+	}
+	owner, ok := apply.OwnerOf(obj)
+	if !ok || !r.manages(owner.Namespace) {
+		return
+	}
+	r.enqueue(types.NamespacedName{Namespace: owner.Namespace, Name: owner.Name})
+}
+
+// newerVersion reports whether resourceVersion a is newer than b (they
+// are etcd revisions; unparsable ones are never newer).
+func newerVersion(a, b string) bool {
+	x, err1 := strconv.ParseUint(a, 10, 64)
+	y, err2 := strconv.ParseUint(b, 10, 64)
+	return err1 == nil && err2 == nil && x > y
+}
+
+func (r *AppReconciler) manages(ns string) bool {
+	if len(r.Namespaces) == 0 {
+		return true
+	}
+	for _, n := range r.Namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	return false
+}
+
+// Enqueue asks for an App to be reconciled now.
+func (r *AppReconciler) enqueue(key types.NamespacedName) {
+	if r.trigger == nil {
+		return
+	}
+	ev := event.GenericEvent{Object: &tendv1.App{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}}
+	select {
+	case r.trigger <- ev:
+	default:
+		go func() { r.trigger <- ev }()
+	}
+}
+
+func (r *AppReconciler) stateFor(key types.NamespacedName) *appState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st, ok := r.state[key]
+	if !ok {
+		st = &appState{}
+		r.state[key] = st
+	}
+	return st
+}
+
+func (r *AppReconciler) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
+// Reconcile brings one App towards its spec.
+func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var app tendv1.App
+	if err := r.Client.Get(ctx, req.NamespacedName, &app); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.mu.Lock()
+			delete(r.state, req.NamespacedName)
+			r.mu.Unlock()
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	st := r.stateFor(req.NamespacedName)
+	if !app.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, &app, st)
+	}
+	if app.Spec.Sync.Prune && !controllerutil.ContainsFinalizer(&app, Finalizer) {
+		controllerutil.AddFinalizer(&app, Finalizer)
+		if err := r.Client.Update(ctx, &app); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+	}
+	if w := st.written; w != nil && newerVersion(w.ResourceVersion, app.ResourceVersion) && w.Generation == app.Generation {
+		app.Status = *w.Status.DeepCopy()
+		app.ResourceVersion = w.ResourceVersion
+	}
+	old := app.Status.DeepCopy()
+	res, err := r.reconcile(ctx, &app, st)
+	app.Status.ObservedGeneration = app.Generation
+	if !equality.Semantic.DeepEqual(old, &app.Status) {
+		if uerr := r.Client.Status().Update(ctx, &app); uerr != nil {
+			if apierrors.IsConflict(uerr) {
+				// Keep what this reconcile recorded; retry on a fresh copy.
+				var fresh tendv1.App
+				if gerr := r.Client.Get(ctx, req.NamespacedName, &fresh); gerr == nil {
+					fresh.Status = app.Status
+					if uerr = r.Client.Status().Update(ctx, &fresh); uerr == nil {
+						st.written = fresh.DeepCopy()
+						return res, err
+					}
+				}
+				return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
+			}
+			return ctrl.Result{}, errors.Join(err, uerr)
+		}
+		st.written = app.DeepCopy()
+	}
+	return res, err
+}
+
+func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appState) (ctrl.Result, error) {
+	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Name}
+	interval := app.Spec.Sync.Interval.Duration
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
+	if job := st.job; job != nil {
+		select {
+		case <-job.done:
+			st.job = nil
+			r.recordSync(app, st, job)
+		default:
+			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "syncing revision "+shortRev(job.rev))
+			return ctrl.Result{}, nil // the job enqueues the App when it ends
+		}
+	}
+	if app.Spec.Suspend {
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSuspended, "syncing is suspended (spec.suspend)")
+		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+		return ctrl.Result{}, nil
+	}
+	stalled := func(reason string, err error) (ctrl.Result, error) {
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, reason, err.Error())
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
+		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	waiting := func(reason, msg string, after time.Duration) (ctrl.Result, error) {
+		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionStalled)
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+		return ctrl.Result{RequeueAfter: after}, nil
+	}
+
+	windows, err := parseWindows(app.Spec.Sync.Windows)
+	if err != nil {
+		return stalled(ReasonInvalidSpec, err)
+	}
+	var src tendv1.Source
+	srcKey := types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.SourceRef.Name}
+	if app.Spec.SourceRef.Namespace != "" {
+		srcKey.Namespace = app.Spec.SourceRef.Namespace
+	}
+	if err := r.Client.Get(ctx, srcKey, &src); err != nil {
+		if apierrors.IsNotFound(err) {
+			return stalled(ReasonSourceNotFound, fmt.Errorf("the Source %s not found; create it or fix spec.sourceRef", srcKey))
+		}
+		return ctrl.Result{}, err
+	}
+	if msg, cyc, err := r.checkDependencies(ctx, app); err != nil {
+		return ctrl.Result{}, err
+	} else if cyc {
+		return stalled(ReasonDependencyCycle, errors.New(msg))
+	} else if msg != "" {
+		return waiting(ReasonDependencyNotReady, msg, 30*time.Second)
+	}
+	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)
+	if err != nil {
+		return stalled(ReasonInvalidSpec, fmt.Errorf("spec.destination.clusterRef: %w", err))
+	}
+	opts, err := r.renderOptions(ctx, app, &src)
+	if err != nil {
+		var ie *inputError
+		if errors.As(err, &ie) {
+			return stalled(ReasonInvalidSpec, err)
+		}
+		return ctrl.Result{}, err
+	}
+	meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionStalled)
+
+	// What to render: the Source's artifact, or a pinned revision.
+	rev, result, err := r.renderApp(ctx, app, &src, srcKey, conn, opts, st)
+	if err != nil {
+		if errors.Is(err, errNoArtifact) {
+			return waiting(ReasonArtifactNotReady, fmt.Sprintf("waiting for Source %s to fetch its first revision", srcKey), 5*time.Second)
+		}
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRenderFailed, err.Error())
+		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+		r.event(app, corev1.EventTypeWarning, ReasonRenderFailed, err.Error())
+		app.Status.LastAttemptedRevision = rev
+		return ctrl.Result{RequeueAfter: interval}, nil // the last good state stays applied
+	}
+	if st.inv == nil {
+		inv, err := conn.Engine.Inventory.Load(ctx, apply.AppRef{Namespace: app.Namespace, Name: app.Name})
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		st.inv = inv
+	}
+	objects := result.Objects
+	if app.Spec.Destination.CreateNamespace && app.Spec.Destination.Namespace != "" {
+		objects = withNamespace(objects, app.Spec.Destination.Namespace)
+	}
+	areq := apply.Request{
+		App:            apply.AppRef{Namespace: app.Namespace, Name: app.Name},
+		Revision:       rev,
+		Objects:        objects,
+		Prune:          app.Spec.Sync.Prune,
+		AllowEmpty:     app.Spec.Sync.AllowEmpty,
+		ForceConflicts: app.Spec.Sync.ForceConflicts,
+		HealthTimeout:  healthTimeout(app),
+	}
+	// Make sure the live cache watches every kind involved (no-op after the
+	// first reconcile), then read drift and health from it.
+	toApply, toPrune, err := conn.Engine.Preview(ctx, areq)
+	if err != nil {
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncFailed, err.Error())
+		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+	}
+	drift := conn.Engine.Drift(st.inv)
+	r.assess(app, st, conn)
+	if to := st.rollbackTo; to != "" {
+		st.rollbackTo = ""
+		return r.rollback(ctx, key, app, &src, conn, opts, st, to)
+	}
+
+	requested := app.Annotations[AnnotationRequestedAt]
+	manualReq := requested != "" && requested != app.Status.LastHandledRequest
+	desiredChanged := st.syncedResult != result || st.syncedRev != rev || st.syncedGen != app.Generation
+	outOfSync := len(toApply) > 0 || (app.Spec.Sync.Prune && len(toPrune) > 0)
+	app.Status.OutOfSync = refsOf(append(toApply, toPrune...))
+	needSync := manualReq || (desiredChanged && outOfSync) || (len(drift) > 0 && app.Spec.Sync.SelfHeal)
+	if !outOfSync && !manualReq {
+		// Nothing to apply: record that the desired state is in place.
+		st.syncedResult, st.syncedRev, st.syncedGen = result, rev, app.Generation
+		app.Status.Sync = tendv1.SyncSynced
+		if app.Status.Revision == "" || app.Status.Revision != rev && len(st.inv.Entries) > 0 {
+			app.Status.Revision = rev
+		}
+		return r.settle(app, st, interval)
+	}
+	app.Status.Sync = tendv1.SyncOutOfSync
+	switch {
+	case !needSync:
+		msg := fmt.Sprintf("%d objects differ from git", len(app.Status.OutOfSync))
+		if len(drift) > 0 {
+			msg += " (changed in the cluster; set spec.sync.selfHeal to undo such changes)"
+		}
+		return r.settleWith(app, st, interval, ReasonOutOfSync, msg)
+	case app.Spec.Sync.Manual && !manualReq:
+		return r.settleWith(app, st, interval, ReasonOutOfSync, fmt.Sprintf("%d objects differ from git; run `tend sync %s` to apply", len(app.Status.OutOfSync), app.Name))
+	case rev == app.Status.RolledBackRevision && !manualReq:
+		return r.settleWith(app, st, interval, ReasonRolledBack, fmt.Sprintf("revision %s was rolled back after it degraded; push a fix or run `tend sync %s`", shortRev(rev), app.Name))
+	}
+	if blocked, manualOK, why := syncBlocked(windows, time.Now()); blocked && !(manualReq && manualOK) {
+		next := nextAllowed(windows, time.Now())
+		msg := "sync blocked by " + why
+		after := interval
+		if !next.IsZero() {
+			t := metav1.NewTime(next)
+			app.Status.NextSyncAllowedAt = &t
+			msg += " until " + next.UTC().Format(time.RFC3339)
+			after = time.Until(next) + time.Second
+		}
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncWindow, msg)
+		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+		return ctrl.Result{RequeueAfter: after}, nil
+	}
+	app.Status.NextSyncAllowedAt = nil
+	if res, wait := r.retryWait(app, st, rev, manualReq); wait {
+		return res, nil
+	}
+	if manualReq {
+		for _, o := range splitComma(app.Annotations[AnnotationSyncOptions]) {
+			switch o {
+			case "prune":
+				areq.Prune = true
+			case "force":
+				areq.Force = true
+			}
+		}
+	}
+	message := "new revision"
+	switch {
+	case manualReq:
+		message = "requested sync"
+	case !desiredChanged && len(drift) > 0:
+		message = fmt.Sprintf("self-heal: %d objects changed in the cluster", len(drift))
+	case st.syncedRev == rev:
+		message = "spec changed"
+	}
+	r.startSync(key, app, st, conn, areq, result, requested, message, "")
+	setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "syncing revision "+shortRev(rev))
+	return ctrl.Result{}, nil
+}
+
+var errNoArtifact = errors.New("no artifact yet")
+
+// rollback re-applies revision to (auto-rollback), rendering it from the
+// App's own checkout, and reports both revisions.
+func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, app *tendv1.App, src *tendv1.Source, conn *Conn, opts render.Options, st *appState, to string) (ctrl.Result, error) {
+	from := st.rollbackFrom
+	rev, dir, err := r.pinnedCheckout(ctx, app, src, to)
+	if err == nil {
+		rnd := &render.Renderer{Charts: r.Charts, Scope: conn.Scope}
+		var res *render.Result
+		if res, err = r.Cache.Render(ctx, rnd, dir, rev, opts); err == nil {
+			msg := fmt.Sprintf("auto-rollback: %s degraded after its sync; re-applying %s", shortRev(from), shortRev(rev))
+			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
+			r.startSync(key, app, st, conn, apply.Request{
+				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev, Objects: res.Objects,
+				Prune: app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty, ForceConflicts: app.Spec.Sync.ForceConflicts,
+				HealthTimeout: healthTimeout(app),
+			}, res, "", msg, from)
+			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRolledBack, msg)
+			return ctrl.Result{}, nil
+		}
+	}
+	r.event(app, corev1.EventTypeWarning, ReasonRolledBack, fmt.Sprintf("auto-rollback from %s to %s failed: %v", shortRev(from), shortRev(to), err))
+	return ctrl.Result{RequeueAfter: time.Minute}, nil
+}
+
+// renderApp renders the App from its Source's current artifact, or from its
+// pinned revision.
+func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *Conn, opts render.Options, st *appState) (string, *render.Result, error) {
+	rnd := &render.Renderer{Charts: r.Charts, Scope: conn.Scope}
+	if hc, err := conn.HelmCluster(); err == nil {
+		rnd.Cluster = hc
+	}
+	if src.Spec.Git == nil {
+		// Chart sources: the chart version is resolved at render time.
+		res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), "chart:"+chartURL(src), opts)
+		return "chart", res, err
+	}
+	art, ok := r.Artifacts.Get(srcKey)
+	if !ok {
+		return "", nil, errNoArtifact
+	}
+	rev, dir := art.Revision, art.Dir
+	if pin := app.Spec.TargetRevision; pin != "" {
+		var err error
+		if rev, dir, err = r.pinnedCheckout(ctx, app, src, pin); err != nil {
+			return pin, nil, err
+		}
+	}
+	if r.Fetcher != nil && dir == art.Dir {
+		release := r.Fetcher.Hold(dir)
+		defer release()
+		if cur, ok := r.Artifacts.Get(srcKey); ok && cur.Revision != rev {
+			rev = cur.Revision // fetched meanwhile: render what is on disk
+		}
+	}
+	var changed []string
+	if st.result != nil {
+		changed = r.Artifacts.ChangedBetween(srcKey, st.resultRev, rev)
+	}
+	start := time.Now()
+	res, err := r.Cache.RenderChange(ctx, rnd, dir, rev, opts, st.result, changed)
+	if r.metrics != nil {
+		r.metrics.render.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		return rev, nil, err
+	}
+	st.result, st.resultRev = res, rev
+	return rev, res, nil
+}
+
+func (r *AppReconciler) emptyDir() string {
+	return r.DataDir + "/empty"
+}
+
+// pinnedCheckout fetches a revision into the App's own checkout.
+func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src *tendv1.Source, rev string) (string, string, error) {
+	auth, err := gitAuth(ctx, r.Client, src)
+	if err != nil {
+		return rev, "", err
+	}
+	dir := fmt.Sprintf("%s/pins/%s/%s", r.DataDir, app.Namespace, app.Name)
+	res, err := r.Fetcher.Fetch(ctx, dir, git.Options{URL: src.Spec.Git.URL, Ref: git.Ref{Commit: rev}, Auth: auth, Timeout: src.Spec.Timeout.Duration})
+	if err != nil {
+		return rev, "", fmt.Errorf("fetch pinned revision %s (spec.targetRevision): %w", rev, err)
+	}
+	return res.Revision, res.Dir, nil
+}
+
+func healthTimeout(app *tendv1.App) time.Duration {
+	if d := app.Spec.Health.Timeout.Duration; d > 0 {
+		return d
+	}
+	return 5 * time.Minute
+}
+
+// withNamespace adds a Namespace object unless the render has one.
+func withNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {
+			return objs
+		}
+	}
+	n := &unstructured.Unstructured{}
+	n.SetAPIVersion("v1")
+	n.SetKind("Namespace")
+	n.SetName(ns)
+	return append([]*unstructured.Unstructured{n}, objs...)
+}
+
+func refsOf(refs []apply.ObjectRef) []tendv1.ObjectReference {
+	const limit = 50
+	var out []tendv1.ObjectReference
+	for i, r := range refs {
+		if i == limit {
+			break
+		}
+		out = append(out, tendv1.ObjectReference{Group: r.Group, Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+	}
+	return out
+}
+
+func (r *AppReconciler) event(app *tendv1.App, typ, reason, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(app, nil, typ, reason, reason, "%s", note)
+	}
+}

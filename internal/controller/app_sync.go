@@ -1,0 +1,380 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/source/git"
+)
+
+// startSync runs a sync in its own goroutine; the App is enqueued when it
+// ends.
+func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *Conn, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
+	job := &syncJob{done: make(chan struct{}), rev: req.Revision, gen: app.Generation, result: result, started: time.Now(),
+		request: request, message: message, rollback: rollbackFrom, conn: conn}
+	st.job = job
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	go func() {
+		defer func() {
+			close(job.done)
+			r.enqueue(key)
+		}()
+		job.res, job.err = conn.Engine.Sync(ctx, req)
+	}()
+}
+
+// recordSync turns a finished sync into status, history and events.
+func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) {
+	end := time.Now()
+	st.lastSyncEnd = end
+	if job.res != nil && job.res.Inventory != nil {
+		st.inv = job.res.Inventory
+	}
+	if job.request != "" {
+		app.Status.LastHandledRequest = job.request
+	}
+	app.Status.LastAttemptedRevision = job.rev
+	changed := 0
+	if job.res != nil {
+		changed = job.res.Changed
+	}
+	rec := tendv1.SyncRecord{
+		Revision:  job.rev,
+		StartedAt: metav1.NewTime(job.started),
+		Duration:  metav1.Duration{Duration: end.Sub(job.started).Round(time.Millisecond)},
+		Result:    "Succeeded",
+		Changed:   int32(changed),
+		Message:   job.message,
+	}
+	if job.err != nil {
+		rec.Result = "Failed"
+		rec.Message = job.message + ": " + job.err.Error()
+		if st.failRev != job.rev {
+			st.failRev, st.failures = job.rev, 0
+		}
+		st.failures++
+		st.nextRetry = end.Add(backoff(app, st.failures))
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncFailed, job.err.Error())
+		r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, fmt.Sprintf("sync of %s failed: %v", shortRev(job.rev), job.err))
+	} else {
+		st.failRev, st.failures = "", 0
+		st.syncedResult, st.syncedRev, st.syncedGen = job.result, job.rev, job.gen
+		app.Status.Revision = job.rev
+		app.Status.Sync = tendv1.SyncSynced
+		app.Status.OutOfSync = nil
+		if job.rollback != "" {
+			app.Status.RolledBackRevision = job.rollback
+		} else if job.rev != app.Status.RolledBackRevision {
+			app.Status.RolledBackRevision = ""
+		}
+		if changed > 0 {
+			r.event(app, corev1.EventTypeNormal, ReasonSynced, fmt.Sprintf("synced %s: %d objects changed", shortRev(job.rev), changed))
+		}
+	}
+	if r.metrics != nil {
+		r.metrics.syncs.WithLabelValues(rec.Result).Inc()
+		r.metrics.syncSeconds.WithLabelValues(rec.Result).Observe(rec.Duration.Seconds())
+	}
+	meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+	// A sync that changed nothing and answered nothing is not history
+	// (after a restart, every App "syncs" once without writing).
+	if job.err != nil || changed > 0 || job.request != "" || job.rollback != "" || (len(app.Status.History) > 0 && app.Status.History[0].Revision != job.rev) || len(app.Status.History) == 0 {
+		var id int64 = 1
+		if len(app.Status.History) > 0 {
+			id = app.Status.History[0].ID + 1
+		}
+		rec.ID = id
+		app.Status.History = append([]tendv1.SyncRecord{rec}, app.Status.History...)
+		if len(app.Status.History) > historyLimit {
+			app.Status.History = app.Status.History[:historyLimit]
+		}
+	}
+	if r.OnSync != nil {
+		var res *apply.Result
+		if job.res != nil {
+			res = job.res
+		}
+		r.OnSync(app.DeepCopy(), rec, res, job.err)
+	}
+	if job.res != nil {
+		for _, w := range job.res.Warnings {
+			r.event(app, corev1.EventTypeWarning, "SyncWarning", w)
+		}
+	}
+}
+
+// backoff is the delay before retry n of a failed sync.
+func backoff(app *tendv1.App, n int) time.Duration {
+	base, limit := 5*time.Second, 5*time.Minute
+	if rp := app.Spec.Sync.Retry; rp != nil {
+		if rp.Backoff.Duration > 0 {
+			base = rp.Backoff.Duration
+		}
+		if rp.MaxBackoff.Duration > 0 {
+			limit = rp.MaxBackoff.Duration
+		}
+	}
+	d := base
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// retryWait holds back a sync of a revision that failed until its backoff
+// passed or the retry limit is reached.
+func (r *AppReconciler) retryWait(app *tendv1.App, st *appState, rev string, manual bool) (ctrl.Result, bool) {
+	if manual || st.failRev != rev || st.failures == 0 {
+		return ctrl.Result{}, false
+	}
+	if rp := app.Spec.Sync.Retry; rp != nil && rp.Limit > 0 && int32(st.failures) > rp.Limit {
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRetryLimit,
+			fmt.Sprintf("sync of %s failed %d times; not retrying until a new revision or `tend sync`: %s", shortRev(rev), st.failures, lastError(app)))
+		return ctrl.Result{}, true
+	}
+	if wait := time.Until(st.nextRetry); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, true
+	}
+	return ctrl.Result{}, false
+}
+
+func lastError(app *tendv1.App) string {
+	if len(app.Status.History) > 0 {
+		return app.Status.History[0].Message
+	}
+	return ""
+}
+
+// assess updates health in status from the watch cache, marks the last
+// sync healthy, and starts an auto-rollback when a fresh sync degraded.
+func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *Conn) {
+	since := st.lastSyncEnd
+	if since.IsZero() && len(app.Status.History) > 0 {
+		h := app.Status.History[0]
+		since = h.StartedAt.Add(h.Duration.Duration)
+	}
+	state, objs := conn.Engine.Assess(st.inv, since, healthTimeout(app))
+	if len(st.inv.Entries) == 0 {
+		state = health.Healthy
+	}
+	prev := app.Status.Health
+	app.Status.Health = string(state)
+	if state == health.Healthy && len(app.Status.History) > 0 && app.Status.History[0].Result == "Succeeded" && !app.Status.History[0].Healthy {
+		app.Status.History[0].Healthy = true
+	}
+	if prev != "" && prev != string(state) {
+		note := fmt.Sprintf("health %s -> %s", prev, state)
+		if len(objs) > 0 {
+			note += ": " + objs[0].Result.Message
+		}
+		typ := corev1.EventTypeNormal
+		if state == health.Degraded {
+			typ = corev1.EventTypeWarning
+		}
+		r.event(app, typ, "Health"+string(state), note)
+	}
+	st.lastHealth = objs
+	st.healthSince = since
+	if state == health.Degraded && app.Spec.Sync.AutoRollback {
+		r.maybeRollback(app, st)
+	}
+}
+
+// maybeRollback re-applies the previous healthy revision when the revision
+// synced last degraded before it was ever healthy.
+func (r *AppReconciler) maybeRollback(app *tendv1.App, st *appState) {
+	if st.job != nil || len(app.Status.History) < 2 || app.Spec.TargetRevision != "" {
+		return
+	}
+	last := app.Status.History[0]
+	if last.Result != "Succeeded" || last.Healthy || last.Revision != app.Status.Revision || app.Status.RolledBackRevision == last.Revision {
+		return
+	}
+	var target *tendv1.SyncRecord
+	for i := 1; i < len(app.Status.History); i++ {
+		h := app.Status.History[i]
+		if h.Healthy && h.Revision != last.Revision {
+			target = &h
+			break
+		}
+	}
+	if target == nil {
+		return
+	}
+	st.rollbackTo, st.rollbackFrom = target.Revision, last.Revision
+}
+
+// settle finishes a reconcile with nothing to sync.
+func (r *AppReconciler) settle(app *tendv1.App, st *appState, interval time.Duration) (ctrl.Result, error) {
+	meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+	app.Status.NextSyncAllowedAt = nil
+	app.Status.Objects = int32(len(st.inv.Entries))
+	switch {
+	case app.Spec.TargetRevision != "":
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, conditionFor(app.Status.Health), "Pinned",
+			fmt.Sprintf("pinned to revision %s (rollback); automatic sync of new revisions is paused until spec.targetRevision is cleared", shortRev(app.Spec.TargetRevision)))
+	case app.Status.Health == string(health.Healthy):
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSynced,
+			fmt.Sprintf("revision %s applied, %d objects healthy", shortRev(app.Status.Revision), len(st.inv.Entries)))
+	default:
+		msg := fmt.Sprintf("revision %s applied; health %s", shortRev(app.Status.Revision), app.Status.Health)
+		if len(st.lastHealth) > 0 {
+			msg += ": " + st.lastHealth[0].Result.Message
+		}
+		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, app.Status.Health, msg)
+	}
+	after := interval
+	if app.Status.Health == string(health.Progressing) {
+		// Come back when the health timeout turns Progressing into Degraded.
+		after = min(interval, 15*time.Second)
+		if d := time.Until(st.healthSince.Add(healthTimeout(app))); d > 0 && d < after {
+			after = d + 100*time.Millisecond
+		}
+	}
+	return ctrl.Result{RequeueAfter: after}, nil
+}
+
+func conditionFor(h string) metav1.ConditionStatus {
+	if h == string(health.Healthy) {
+		return metav1.ConditionTrue
+	}
+	return metav1.ConditionFalse
+}
+
+// settleWith finishes a reconcile that leaves the App OutOfSync.
+func (r *AppReconciler) settleWith(app *tendv1.App, st *appState, interval time.Duration, reason, msg string) (ctrl.Result, error) {
+	meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
+	app.Status.Objects = int32(len(st.inv.Entries))
+	setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, reason, msg)
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// checkDependencies reports what the App waits for ("" when nothing), or a
+// dependency cycle.
+func (r *AppReconciler) checkDependencies(ctx context.Context, app *tendv1.App) (msg string, cycle bool, err error) {
+	if len(app.Spec.DependsOn) == 0 {
+		return "", false, nil
+	}
+	self := app.Namespace + "/" + app.Name
+	if path := r.findCycle(ctx, self, app, map[string]bool{}, []string{self}); path != nil {
+		return "dependency cycle: " + strings.Join(path, " -> ") + "; remove one of these dependsOn entries", true, nil
+	}
+	var waits []string
+	for _, d := range app.Spec.DependsOn {
+		key := refKey(app.Namespace, d)
+		ns, name, _ := strings.Cut(key, "/")
+		var dep tendv1.App
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &dep); err != nil {
+			if apierrors.IsNotFound(err) {
+				waits = append(waits, fmt.Sprintf("App %s (in spec.dependsOn) does not exist; create it or remove the entry", key))
+				continue
+			}
+			return "", false, err
+		}
+		if dep.Status.Health != string(health.Healthy) || dep.Status.Revision == "" {
+			state := dep.Status.Health
+			if state == "" {
+				state = "not synced yet"
+			}
+			waits = append(waits, fmt.Sprintf("waiting for App %s to be Healthy (it is %s)", key, state))
+		}
+	}
+	sort.Strings(waits)
+	return strings.Join(waits, "; "), false, nil
+}
+
+// findCycle walks dependsOn from app and returns a path back to start.
+func (r *AppReconciler) findCycle(ctx context.Context, start string, app *tendv1.App, seen map[string]bool, path []string) []string {
+	for _, d := range app.Spec.DependsOn {
+		key := refKey(app.Namespace, d)
+		if key == start {
+			return append(path, key)
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		ns, name, _ := strings.Cut(key, "/")
+		var dep tendv1.App
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &dep); err != nil {
+			continue
+		}
+		if p := r.findCycle(ctx, start, &dep, seen, append(path, key)); p != nil {
+			return p
+		}
+	}
+	return nil
+}
+
+// finalize prunes a deleted App's objects, then lets it go.
+func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appState) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(app, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if st.job != nil {
+		select {
+		case <-st.job.done:
+		default:
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+	}
+	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)
+	if err == nil {
+		ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
+		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, HealthTimeout: time.Minute}); err != nil {
+			r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, "pruning the deleted App's objects: "+err.Error())
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
+		if err := conn.Engine.Inventory.Delete(ctx, ref); err != nil {
+			return ctrl.Result{}, err
+		}
+	} else {
+		r.log().Warn("App deleted but its cluster is unreachable; its objects stay", "app", app.Namespace+"/"+app.Name, "error", err)
+	}
+	controllerutil.RemoveFinalizer(app, Finalizer)
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, app))
+}
+
+// gitAuth reads a git Source's credentials Secret.
+func gitAuth(ctx context.Context, c client.Client, src *tendv1.Source) (*git.Auth, error) {
+	return (&SourceReconciler{Client: c}).gitAuth(ctx, src)
+}
+
+func chartURL(src *tendv1.Source) string {
+	switch {
+	case src.Spec.Helm != nil:
+		return src.Spec.Helm.URL
+	case src.Spec.OCI != nil:
+		return src.Spec.OCI.URL
+	}
+	return ""
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

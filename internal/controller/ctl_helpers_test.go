@@ -1,0 +1,298 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
+)
+
+// ctlRepo is a git repository served over smart HTTP on loopback.
+type ctlRepo struct {
+	t    *testing.T
+	work string
+	URL  string
+}
+
+func newCtlRepo(t *testing.T) *ctlRepo {
+	t.Helper()
+	dir := t.TempDir()
+	work, bare := filepath.Join(dir, "work"), filepath.Join(dir, "srv", "repo.git")
+	r := &ctlRepo{t: t, work: work}
+	r.git("init", "-q", "-b", "main", work)
+	r.git("init", "-q", "--bare", "-b", "main", bare)
+	r.git("-C", work, "remote", "add", "origin", bare)
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
+		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}})
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL + "/repo.git"
+	return r
+}
+
+func (r *ctlRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// write sets files (path -> content; "" deletes) and commits; it returns
+// the commit SHA.
+func (r *ctlRepo) commit(msg string, files map[string]string) string {
+	r.t.Helper()
+	for p, c := range files {
+		full := filepath.Join(r.work, p)
+		if c == "" {
+			_ = os.Remove(full)
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.git("-C", r.work, "add", "-A")
+	r.git("-C", r.work, "-c", "user.name=t", "-c", "user.email=t@tend.dev", "commit", "-q", "--allow-empty", "-m", msg)
+	r.git("-C", r.work, "push", "-q", "origin", "main")
+	return r.git("-C", r.work, "rev-parse", "HEAD")
+}
+
+// installCRDs applies tend's CRDs from config/crd and waits until they are
+// Established. Other tests share them; they are never deleted.
+func installCRDs(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	ext := apiextclient.NewForConfigOrDie(cfg)
+	files, err := filepath.Glob("../../config/crd/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in config/crd: %v", err)
+	}
+	ctx := context.Background()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(b, &crd); err != nil {
+			t.Fatal(err)
+		}
+		existing, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
+		case err == nil:
+			crd.ResourceVersion = existing.ResourceVersion
+			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
+		}
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("install %s: %v", crd.Name, err)
+		}
+		eventually(t, "CRD "+crd.Name+" established", 30*time.Second, func() bool {
+			c, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			for _, cond := range c.Status.Conditions {
+				if cond.Type == apiextv1.Established && cond.Status == apiextv1.ConditionTrue {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// ctlEnv is a running controller restricted to one test namespace.
+type ctlEnv struct {
+	*testenv.Env
+	c    client.Client
+	ctrl *Controller
+}
+
+func startController(t *testing.T) *ctlEnv {
+	t.Helper()
+	env := testenv.New(t)
+	installCRDs(t, env.Config)
+	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ctl, err := New(ctx, Options{Config: env.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0", Namespaces: []string{env.Namespace}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ctl.Start(ctx) }()
+	e := &ctlEnv{Env: env, c: c, ctrl: ctl}
+	t.Cleanup(func() {
+		// Apps first, while the controller runs (finalizers), then stop it.
+		var apps tendv1.AppList
+		_ = c.List(context.Background(), &apps, client.InNamespace(env.Namespace))
+		for i := range apps.Items {
+			_ = c.Delete(context.Background(), &apps.Items[i])
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			_ = c.List(context.Background(), &apps, client.InNamespace(env.Namespace))
+			if len(apps.Items) == 0 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		cancel()
+		<-done
+	})
+	return e
+}
+
+func (e *ctlEnv) create(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		o.SetNamespace(e.Namespace)
+		if err := e.c.Create(context.Background(), o); err != nil {
+			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+func (e *ctlEnv) app(t *testing.T, name string) *tendv1.App {
+	t.Helper()
+	var a tendv1.App
+	if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, &a); err != nil {
+		t.Fatal(err)
+	}
+	return &a
+}
+
+// waitApp waits until cond holds for the App, and reports its status when
+// it does not.
+func (e *ctlEnv) waitApp(t *testing.T, name, what string, timeout time.Duration, cond func(*tendv1.App) bool) *tendv1.App {
+	t.Helper()
+	var last tendv1.App
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, &last); err == nil && cond(&last) {
+			return &last
+		}
+		if time.Now().After(deadline) {
+			b, _ := yaml.Marshal(last.Status)
+			t.Fatalf("timed out after %s waiting for App %s: %s\nstatus:\n%s", timeout, name, what, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func gitSource(name, url string) *tendv1.Source {
+	return &tendv1.Source{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: tendv1.SourceSpec{
+			Git:      &tendv1.GitSource{URL: url, Ref: tendv1.GitRef{Branch: "main"}},
+			Interval: metav1.Duration{Duration: time.Second},
+			Timeout:  metav1.Duration{Duration: 30 * time.Second},
+		},
+	}
+}
+
+func newApp(name, src, path, destNS string, mutate ...func(*tendv1.App)) *tendv1.App {
+	a := &tendv1.App{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: tendv1.AppSpec{
+			SourceRef:   tendv1.NamespacedObjectReference{Name: src},
+			Path:        path,
+			Destination: tendv1.Destination{Namespace: destNS},
+			Sync:        tendv1.SyncPolicy{Prune: true, SelfHeal: true},
+		},
+	}
+	for _, m := range mutate {
+		m(a)
+	}
+	return a
+}
+
+func condition(a *tendv1.App, typ string) *metav1.Condition {
+	for i := range a.Status.Conditions {
+		if a.Status.Conditions[i].Type == typ {
+			return &a.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func readyMessage(a *tendv1.App) string {
+	if c := condition(a, tendv1.ConditionReady); c != nil {
+		return c.Reason + ": " + c.Message
+	}
+	return ""
+}
+
+func deploymentYAML(name, image string, podAnnotations string) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+      annotations: {%[3]s}
+    spec:
+      containers:
+      - name: app
+        image: %[2]s
+`, name, image, podAnnotations)
+}
+
+func configMapYAML(name, value string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  value: %q\n", name, value)
+}
+
+func clientSchemeCodecs() runtimeSerializer {
+	return serializer.NewCodecFactory(Scheme()).WithoutConversion()
+}
+
+type runtimeSerializer = runtime.NegotiatedSerializer

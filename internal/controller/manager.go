@@ -1,0 +1,224 @@
+// Package controller runs tend in a cluster: controller-runtime
+// reconcilers for Source (fetch), App (render, sync, assess), AppSet
+// (generate Apps) and Cluster (remote targets), with leader election,
+// health probes and Prometheus metrics.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/source/chart"
+	"github.com/tend-gitops/tend/internal/source/git"
+)
+
+// Options configure the controller. Zero values are sane defaults.
+type Options struct {
+	// Config reaches the cluster tend runs in (required).
+	Config *rest.Config
+	// DataDir holds checkouts (default $TMPDIR/tend).
+	DataDir string
+	// MetricsAddr serves /metrics (default ":8080"; "0" disables).
+	MetricsAddr string
+	// ProbeAddr serves /healthz and /readyz (default ":8081"; "0" disables).
+	ProbeAddr string
+	// LeaderElection makes replicas elect one active controller.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the Lease (default: tend-system).
+	LeaderElectionNamespace string
+	// LeaderElectionID names the Lease (default: tend-controller).
+	LeaderElectionID string
+	// AppWorkers and SourceWorkers bound concurrent reconciles (8 and 4).
+	AppWorkers, SourceWorkers int
+	// ApplyConcurrency bounds parallel applies within one sync step (8).
+	ApplyConcurrency int
+	// Namespaces, when set, restricts tend to Apps, Sources and AppSets in
+	// these namespaces (the objects Apps apply may be anywhere).
+	Namespaces []string
+	// Log is the structured logger (default slog.Default()).
+	Log *slog.Logger
+	// OnSync is told about every sync (notifications).
+	OnSync func(app *tendv1.App, rec tendv1.SyncRecord, res *apply.Result, err error)
+	// Extra lets callers add reconcilers and servers to the manager.
+	Extra func(ctx context.Context, mgr manager.Manager, c *Controller) error
+}
+
+// Controller is a running tend controller.
+type Controller struct {
+	Manager   manager.Manager
+	Artifacts *Artifacts
+	Clusters  *Clusters
+	Apps      *AppReconciler
+	Sources   *SourceReconciler
+	AppSets   *AppSetReconciler
+}
+
+// Scheme has the Kubernetes built-in types and tend's.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := tendv1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// New builds a controller; Start runs it.
+func New(ctx context.Context, opts Options) (*Controller, error) {
+	if opts.Config == nil {
+		return nil, fmt.Errorf("controller: no cluster config")
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	ctrl.SetLogger(logr.FromSlogHandler(opts.Log.Handler()))
+	if opts.DataDir == "" {
+		opts.DataDir = filepath.Join(os.TempDir(), "tend")
+	}
+	if err := os.MkdirAll(filepath.Join(opts.DataDir, "empty"), 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if opts.MetricsAddr == "" {
+		opts.MetricsAddr = ":8080"
+	}
+	if opts.ProbeAddr == "" {
+		opts.ProbeAddr = ":8081"
+	}
+	if opts.LeaderElectionNamespace == "" {
+		opts.LeaderElectionNamespace = "tend-system"
+	}
+	if opts.LeaderElectionID == "" {
+		opts.LeaderElectionID = "tend-controller"
+	}
+	// A killed leader's lease expires after 10 s; a replica takes over
+	// within about 12 s.
+	lease, renew, retry := 10*time.Second, 7*time.Second, 2*time.Second
+	var cacheOpts cache.Options
+	if len(opts.Namespaces) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range opts.Namespaces {
+			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
+		Scheme: Scheme(),
+		Cache:  cacheOpts,
+		// Tests and failover drills run several controllers in one process.
+		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		// Secrets and ConfigMaps are read when needed, never cached: a
+		// cluster-wide informer on them would cost more memory than all
+		// of tend.
+		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
+		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:        opts.ProbeAddr,
+		LeaderElection:                opts.LeaderElection,
+		LeaderElectionID:              opts.LeaderElectionID,
+		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &lease,
+		RenewDeadline:                 &renew,
+		RetryPeriod:                   &retry,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("controller manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	checker, err := health.NewChecker(nil)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	arts := NewArtifacts()
+	fetcher := &git.Fetcher{}
+	arts.Hold = fetcher.Hold
+	metrics := registerMetrics()
+	apps := &AppReconciler{
+		Client: mgr.GetClient(), Artifacts: arts, Fetcher: fetcher,
+		Charts:     chart.New(chart.Options{}),
+		Cache:      &render.Cache{},
+		DataDir:    opts.DataDir,
+		Recorder:   mgr.GetEventRecorder("tend"),
+		Log:        opts.Log.With("controller", "app"),
+		Workers:    opts.AppWorkers,
+		Namespaces: opts.Namespaces,
+		OnSync:     opts.OnSync,
+		metrics:    metrics,
+	}
+	connOpts := ConnOptions{
+		Inventory:     &apply.SecretStore{Client: cs},
+		Health:        checker,
+		Log:           opts.Log,
+		Concurrency:   opts.ApplyConcurrency,
+		OnChange:      handlerFunc(apps.OnChange),
+		WrapTransport: metrics.wrapTransport,
+	}
+	local, err := NewConn("", opts.Config, connOpts)
+	if err != nil {
+		return nil, err
+	}
+	clusters := &Clusters{Local: local, Client: mgr.GetClient(), Opts: connOpts}
+	apps.Clusters = clusters
+	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps}
+	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts}
+	c.Sources = &SourceReconciler{
+		Client: mgr.GetClient(), Fetcher: fetcher, Artifacts: arts, DataDir: opts.DataDir,
+		Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "source"),
+		Workers: opts.SourceWorkers, metrics: metrics,
+		OnNewRevision: c.AppSets.SourceChanged,
+	}
+	if err := c.Sources.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := apps.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	if err := c.AppSets.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	metrics.addSource(mgr.GetClient(), clusters)
+	if opts.Extra != nil {
+		if err := opts.Extra(ctx, mgr, c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Start runs the controller until ctx ends.
+func (c *Controller) Start(ctx context.Context) error {
+	defer c.Clusters.Local.Close()
+	return c.Manager.Start(ctx)
+}

@@ -1,0 +1,236 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/source/git"
+)
+
+// EventRecorder records Kubernetes events (events.k8s.io).
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Event reasons.
+const (
+	ReasonSucceeded        = "Succeeded"
+	ReasonFetchFailed      = "FetchFailed"
+	ReasonNewRevision      = "NewRevision"
+	ReasonInvalidSpec      = "InvalidSpec"
+	ReasonSecretInvalid    = "SecretInvalid"
+	ReasonSuspended        = "Suspended"
+	ReasonProgressing      = "Progressing"
+	ReasonArtifactNotReady = "ArtifactNotReady"
+)
+
+// SourceReconciler fetches Sources on their interval (or when asked) into
+// one checkout per Source under DataDir and publishes the current revision
+// in Artifacts. A failed fetch keeps the last good artifact.
+type SourceReconciler struct {
+	Client    client.Client
+	Fetcher   *git.Fetcher
+	Artifacts *Artifacts
+	// DataDir holds the checkouts: DataDir/sources/<namespace>/<name>.
+	DataDir  string
+	Recorder EventRecorder
+	Log      *slog.Logger
+	// OnNewRevision is called after a Source's revision changed.
+	OnNewRevision func(src types.NamespacedName)
+	// Workers is the number of concurrent fetches (default 4).
+	Workers int
+
+	metrics *tendMetrics
+}
+
+// SetupWithManager registers the reconciler.
+func (r *SourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	workers := r.Workers
+	if workers <= 0 {
+		workers = 4
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("source").
+		For(&tendv1.Source{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		Complete(r)
+}
+
+// AnnotationRequestedAt, set to any new value on a Source or App, asks tend
+// to reconcile it now (push webhooks and `tend sync` set it).
+const AnnotationRequestedAt = "tend.dev/requested-at"
+
+// CheckoutDir is where a Source's checkout lives.
+func (r *SourceReconciler) CheckoutDir(src types.NamespacedName) string {
+	return filepath.Join(r.DataDir, "sources", src.Namespace, src.Name)
+}
+
+// Reconcile fetches one Source.
+func (r *SourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var src tendv1.Source
+	if err := r.Client.Get(ctx, req.NamespacedName, &src); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Artifacts.Delete(req.NamespacedName)
+			_ = os.RemoveAll(r.CheckoutDir(req.NamespacedName))
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	old := src.Status.DeepCopy()
+	defer func() {
+		if !equality.Semantic.DeepEqual(old, &src.Status) {
+			if err := r.Client.Status().Update(ctx, &src); err != nil && !apierrors.IsConflict(err) {
+				r.log().Error("update Source status", "source", req.NamespacedName, "error", err)
+			}
+		}
+	}()
+	src.Status.ObservedGeneration = src.Generation
+	interval := src.Spec.Interval.Duration
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	if src.Spec.Suspend {
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSuspended, "fetching is suspended; the last artifact stays available")
+		return ctrl.Result{}, nil
+	}
+	switch {
+	case src.Spec.Git != nil:
+		return r.reconcileGit(ctx, &src, interval)
+	case src.Spec.Helm != nil, src.Spec.OCI != nil:
+		// Chart sources are read when Apps render: charts are fetched
+		// (and cached) by name and version then.
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, "charts are fetched when Apps render")
+		meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
+		return ctrl.Result{}, nil
+	default:
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonInvalidSpec, "set one of spec.git, spec.helm or spec.oci")
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonInvalidSpec, "set one of spec.git, spec.helm or spec.oci")
+		return ctrl.Result{}, nil
+	}
+}
+
+func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source, interval time.Duration) (ctrl.Result, error) {
+	key := types.NamespacedName{Namespace: src.Namespace, Name: src.Name}
+	g := src.Spec.Git
+	auth, err := r.gitAuth(ctx, src)
+	if err != nil {
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonSecretInvalid, err.Error())
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSecretInvalid, err.Error())
+		r.event(src, corev1.EventTypeWarning, ReasonSecretInvalid, err.Error())
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	ref := git.Ref{Branch: g.Ref.Branch, Tag: g.Ref.Tag, SemVer: g.Ref.SemVer, Commit: g.Ref.Commit}
+	if ref == (git.Ref{}) {
+		ref.Branch = "main"
+	}
+	start := time.Now()
+	res, err := r.Fetcher.Fetch(ctx, r.CheckoutDir(key), git.Options{URL: g.URL, Ref: ref, Auth: auth, Timeout: src.Spec.Timeout.Duration})
+	if r.metrics != nil {
+		r.metrics.fetch.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		msg := err.Error()
+		if src.Status.Artifact != nil {
+			msg += "; still serving revision " + src.Status.Artifact.Revision
+		}
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, msg)
+		if errors.Is(err, git.ErrInvalid) {
+			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonInvalidSpec, err.Error())
+		}
+		r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
+		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
+	}
+	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
+	_, had := r.Artifacts.Get(key)
+	r.Artifacts.Set(key, Artifact{Dir: res.Dir, Revision: res.Revision, Subject: res.CommitSubject, FetchedAt: time.Now()}, res.ChangedFiles)
+	if src.Status.Artifact == nil || src.Status.Artifact.Revision != res.Revision {
+		src.Status.Artifact = &tendv1.Artifact{Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: metav1.Now()}
+		r.event(src, corev1.EventTypeNormal, ReasonNewRevision, fmt.Sprintf("fetched %s: %s", shortRev(res.Revision), res.CommitSubject))
+	}
+	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, "revision "+shortRev(res.Revision))
+	if r.OnNewRevision != nil && (!had || len(res.ChangedFiles) > 0 || res.ChangedFiles == nil) {
+		r.OnNewRevision(key)
+	}
+	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// gitAuth reads the Source's credentials Secret.
+func (r *SourceReconciler) gitAuth(ctx context.Context, src *tendv1.Source) (*git.Auth, error) {
+	ref := src.Spec.Git.SecretRef
+	if ref == nil {
+		return nil, nil
+	}
+	var sec corev1.Secret
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}, &sec); err != nil {
+		return nil, fmt.Errorf("credentials Secret %s/%s: %w", src.Namespace, ref.Name, err)
+	}
+	a := &git.Auth{
+		Username:      string(sec.Data["username"]),
+		Password:      string(sec.Data["password"]),
+		SSHPrivateKey: sec.Data["identity"],
+		SSHKnownHosts: sec.Data["known_hosts"],
+	}
+	if a.Password == "" {
+		a.Password = string(sec.Data["token"])
+	}
+	isSSH := !hasPrefix(src.Spec.Git.URL, "http://") && !hasPrefix(src.Spec.Git.URL, "https://")
+	switch {
+	case isSSH && len(a.SSHPrivateKey) == 0:
+		return nil, fmt.Errorf("credentials Secret %s/%s has no key \"identity\" (the SSH private key) for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
+	case isSSH && len(a.SSHKnownHosts) == 0:
+		return nil, fmt.Errorf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host", src.Namespace, ref.Name)
+	case !isSSH && a.Password == "":
+		return nil, fmt.Errorf("credentials Secret %s/%s has neither \"password\" nor \"token\" for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
+	}
+	return a, nil
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+func (r *SourceReconciler) event(obj runtime.Object, typ, reason, note string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(obj, nil, typ, reason, reason, "%s", note)
+	}
+}
+
+func (r *SourceReconciler) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
+// setCondition sets a condition, keeping its transition time when the
+// status does not change.
+func setCondition(conds *[]metav1.Condition, gen int64, typ string, status metav1.ConditionStatus, reason, msg string) {
+	if len(msg) > 32000 {
+		msg = msg[:32000]
+	}
+	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: gen})
+}
+
+func shortRev(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
