@@ -124,6 +124,7 @@ type syncJob struct {
 	res      *apply.Result
 	err      error
 	conn     *Conn
+	cancel   context.CancelFunc
 }
 
 const (

@@ -33,7 +33,9 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	ctx, job.cancel = context.WithCancel(ctx)
 	go func() {
+		defer job.cancel()
 		defer func() {
 			close(job.done)
 			r.enqueue(key)
@@ -331,10 +333,11 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 		return ctrl.Result{}, nil
 	}
 	if st.job != nil {
+		st.job.cancel() // a deleted App's sync (maybe waiting on health) stops
 		select {
 		case <-st.job.done:
 		default:
-			return ctrl.Result{RequeueAfter: time.Second}, nil
+			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 		}
 	}
 	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)

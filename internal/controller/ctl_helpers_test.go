@@ -152,6 +152,12 @@ type ctlEnv struct {
 
 func startController(t *testing.T) *ctlEnv {
 	t.Helper()
+	return startControllerWith(t, nil)
+}
+
+// startControllerWith starts a controller with options changed by mutate.
+func startControllerWith(t *testing.T, mutate func(*Options)) *ctlEnv {
+	t.Helper()
 	env := testenv.New(t)
 	installCRDs(t, env.Config)
 	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
@@ -159,7 +165,11 @@ func startController(t *testing.T) *ctlEnv {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ctl, err := New(ctx, Options{Config: env.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0", Namespaces: []string{env.Namespace}})
+	opts := Options{Config: env.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0", Namespaces: []string{env.Namespace}}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	ctl, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

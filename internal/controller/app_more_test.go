@@ -1,0 +1,129 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+func TestManualSyncWaitsForRequest(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	rev := repo.commit("cm", map[string]string{"app/cm.yaml": configMapYAML("manual", "x")})
+	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Sync.Manual = true
+	}))
+	a := e.waitApp(t, "app", "OutOfSync, waiting for tend sync", 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Sync == tendv1.SyncOutOfSync && strings.Contains(readyMessage(a), "tend sync app")
+	})
+	if len(a.Status.OutOfSync) != 1 || a.Status.OutOfSync[0].Name != "manual" {
+		t.Errorf("outOfSync = %+v", a.Status.OutOfSync)
+	}
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "manual", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("manual App applied without a request: %v", err)
+	}
+	// `tend sync` sets the request annotation.
+	a.Annotations = map[string]string{AnnotationRequestedAt: time.Now().UTC().Format(time.RFC3339Nano)}
+	if err := e.c.Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a = e.waitApp(t, "app", "synced on request", 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Sync == tendv1.SyncSynced && a.Status.Revision == rev && a.Status.LastHandledRequest != ""
+	})
+	if a.Status.History[0].Message != "requested sync" {
+		t.Errorf("history message = %q", a.Status.History[0].Message)
+	}
+}
+
+func TestSlowAppDoesNotBlockOthers(t *testing.T) {
+	e := startControllerWith(t, func(o *Options) { o.AppWorkers = 1 })
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("apps", map[string]string{
+		// slow: wave 0 never becomes healthy, so its sync waits on health.
+		"slow/deploy.yaml": deploymentYAML("slow", "slow:1", "tend.dev/kwok-pod: not-ready"),
+		"slow/later.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: slow-later\n  annotations: {tend.dev/wave: \"1\"}\ndata: {a: b}\n",
+		"fast/cm.yaml":     configMapYAML("fast", "x"),
+	})
+	e.create(t, gitSource("repo", repo.URL), newApp("slow", "repo", "slow", e.Namespace))
+	e.waitApp(t, "slow", "slow App syncing", 60*time.Second, func(a *tendv1.App) bool {
+		c := condition(a, tendv1.ConditionReconciling)
+		return c != nil && c.Status == metav1.ConditionTrue
+	})
+	e.create(t, newApp("fast", "repo", "fast", e.Namespace))
+	e.waitApp(t, "fast", "fast App synced while slow waits", 30*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy"
+	})
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "slow-later", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("slow App's wave 1 applied although wave 0 is not healthy: %v", err)
+	}
+}
+
+func TestMetricsAndProbes(t *testing.T) {
+	metrics, probes := freeAddr(t), freeAddr(t)
+	e := startControllerWith(t, func(o *Options) { o.MetricsAddr, o.ProbeAddr = metrics, probes })
+	repo := newCtlRepo(t)
+	repo.commit("cm", map[string]string{"app/cm.yaml": configMapYAML("m", "x")})
+	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", e.Namespace))
+	e.waitApp(t, "app", "synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy" })
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if body := httpGet(t, "http://"+probes+path); !strings.Contains(body, "ok") {
+			t.Errorf("%s answered %q", path, body)
+		}
+	}
+	var body string
+	eventually(t, "metrics", 20*time.Second, func() bool {
+		body = httpGet(t, "http://"+metrics+"/metrics")
+		return strings.Contains(body, `tend_apps{health="Healthy",sync="Synced"}`)
+	})
+	for _, want := range []string{
+		`tend_syncs_total{result="Succeeded"}`,
+		"tend_sync_duration_seconds_bucket",
+		`tend_source_fetch_duration_seconds_count{result="Succeeded"}`,
+		"tend_render_duration_seconds_count",
+		`tend_api_requests_total{cluster="in-cluster",verb="PATCH"}`,
+		`tend_live_objects{cluster="in-cluster",group="",kind="ConfigMap"}`,
+		`controller_runtime_reconcile_time_seconds_count{controller="app"}`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	var body string
+	eventually(t, "GET "+url, 20*time.Second, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		body = fmt.Sprintf("%d %s", resp.StatusCode, b)
+		return resp.StatusCode == http.StatusOK
+	})
+	return body
+}
