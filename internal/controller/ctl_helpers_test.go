@@ -32,6 +32,7 @@ type ctlRepo struct {
 	t    *testing.T
 	work string
 	URL  string
+	srv  *httptest.Server
 }
 
 func newCtlRepo(t *testing.T) *ctlRepo {
@@ -49,7 +50,7 @@ func newCtlRepo(t *testing.T) *ctlRepo {
 	srv := httptest.NewServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
 		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}})
 	t.Cleanup(srv.Close)
-	r.URL = srv.URL + "/repo.git"
+	r.URL, r.srv = srv.URL+"/repo.git", srv
 	return r
 }
 
