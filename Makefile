@@ -11,7 +11,13 @@ CLUSTER     := $(GO) run -C tools/cluster .
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -timeout 30m
 
-.PHONY: test lint unit test-cluster integration cluster-up cluster-down cluster-status build
+.PHONY: demo test lint unit test-cluster integration cluster-up cluster-down cluster-status build
+
+## demo: run examples/homelab on a local control plane (first run builds
+## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
+demo:
+	$(GO) build -o bin/tend ./cmd/tend
+	bin/tend demo
 
 ## test: lint, unit tests, the local control plane's own tests, then every
 ## integration test against one shared local control plane.

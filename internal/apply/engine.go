@@ -251,31 +251,52 @@ func (s *syncRun) run(ctx context.Context) error {
 	if !s.req.Force && len(owned) == 0 && len(prune) == 0 {
 		return nil // nothing to do: steady state
 	}
+	steps := s.plan.Steps
+	// Namespaces and CRDs come before pre-sync hooks: a hook Job needs its
+	// namespace, and may use a custom resource.
+	if len(steps) > 0 && steps[0].Prerequisites && len(s.plan.PreSync) > 0 {
+		if err := s.runStep(ctx, steps[0], owned, false); err != nil {
+			return err
+		}
+		steps = steps[1:]
+	}
 	if !s.req.DryRun {
 		if err := s.runHooks(ctx, PreSync, s.plan.PreSync); err != nil {
 			s.runFailHooks(ctx)
 			return &SyncError{Step: "pre-sync hooks", Err: err}
 		}
 	}
-	for i, step := range s.plan.Steps {
-		if err := s.applyStep(ctx, step, owned); err != nil {
-			s.runFailHooks(ctx)
-			return &SyncError{Step: step.Name, Err: err}
-		}
-		last := i == len(s.plan.Steps)-1
-		if s.req.DryRun || (last && !s.req.WaitHealthy && len(s.plan.PostSync) == 0) {
-			continue
-		}
-		if err := s.waitHealthy(ctx, step.Name, step.Objects); err != nil {
-			s.runFailHooks(ctx)
-			return &SyncError{Step: step.Name, Err: err}
-		}
-		if step.Prerequisites {
-			if err := s.waitServed(ctx, s.plan.All()); err != nil {
-				return &SyncError{Step: step.Name, Err: err}
-			}
+	for i, step := range steps {
+		if err := s.runStep(ctx, step, owned, i == len(steps)-1); err != nil {
+			return err
 		}
 	}
+	return s.finish(ctx, prune)
+}
+
+// runStep applies one step and waits for it as the request says.
+func (s *syncRun) runStep(ctx context.Context, step Step, owned map[ObjectRef]string, last bool) error {
+	if err := s.applyStep(ctx, step, owned); err != nil {
+		s.runFailHooks(ctx)
+		return &SyncError{Step: step.Name, Err: err}
+	}
+	if s.req.DryRun || (last && !s.req.WaitHealthy && len(s.plan.PostSync) == 0) {
+		return nil
+	}
+	if err := s.waitHealthy(ctx, step.Name, step.Objects); err != nil {
+		s.runFailHooks(ctx)
+		return &SyncError{Step: step.Name, Err: err}
+	}
+	if step.Prerequisites {
+		if err := s.waitServed(ctx, s.plan.All()); err != nil {
+			return &SyncError{Step: step.Name, Err: err}
+		}
+	}
+	return nil
+}
+
+// finish prunes and runs post-sync hooks.
+func (s *syncRun) finish(ctx context.Context, prune []ObjectRef) error {
 	if s.req.Prune {
 		if err := s.prune(ctx, prune); err != nil {
 			return &SyncError{Step: "prune", Err: err}

@@ -65,6 +65,6 @@ func (m *Main) rootCommand() *cobra.Command {
 	}
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
-	root.AddCommand(m.versionCommand(), m.controllerCommand())
+	root.AddCommand(m.versionCommand(), m.controllerCommand(), m.bootstrapCommand(), m.demoCommand())
 	return root
 }

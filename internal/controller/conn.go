@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -187,7 +186,7 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 	if !ok {
 		return nil, fmt.Errorf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(raw)
+	cfg, err := ParseKubeconfig(raw)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: Secret %s key %q is not a usable kubeconfig: %w", key, secKey.Name, dataKey, err)
 	}

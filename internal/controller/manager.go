@@ -208,6 +208,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := c.AppSets.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := (&ClusterReconciler{Client: mgr.GetClient(), Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	metrics.addSource(mgr.GetClient(), clusters)
 	if opts.Extra != nil {
 		if err := opts.Extra(ctx, mgr, c); err != nil {
@@ -219,6 +222,10 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 
 // Start runs the controller until ctx ends.
 func (c *Controller) Start(ctx context.Context) error {
-	defer c.Clusters.Local.Close()
+	defer func() {
+		for _, conn := range c.Clusters.all() {
+			conn.Close()
+		}
+	}()
 	return c.Manager.Start(ctx)
 }

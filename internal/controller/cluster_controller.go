@@ -1,0 +1,302 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+// Reasons of Cluster conditions and events (besides ReasonInvalidSpec,
+// ReasonSecretInvalid and ReasonSuspended).
+const (
+	// ClusterReasonConnected: the API server answered.
+	ClusterReasonConnected = "Connected"
+	// ClusterReasonSecretNotFound: the kubeconfig Secret does not exist.
+	ClusterReasonSecretNotFound = "SecretNotFound"
+	// ClusterReasonUnreachable: no answer, or not one from an API server.
+	ClusterReasonUnreachable = "Unreachable"
+	// ClusterReasonUnauthorized: the API server rejected the credentials.
+	ClusterReasonUnauthorized = "Unauthorized"
+)
+
+const (
+	// clusterCheckInterval is how often a connected Cluster is checked.
+	clusterCheckInterval = 5 * time.Minute
+	// clusterRetryInterval is how often a Cluster that is not connected is
+	// checked again (a fixed Secret is picked up at once through its watch).
+	clusterRetryInterval = 30 * time.Second
+	// clusterCheckTimeout bounds one version request.
+	clusterCheckTimeout = 10 * time.Second
+)
+
+// ClusterReconciler checks the connection to every Cluster: it builds
+// (through Clusters, so Apps share it) the connection its kubeconfig Secret
+// describes, asks the API server for its version, and reports the result
+// in status.kubeVersion and the Ready condition. Secrets named by Clusters
+// are watched, metadata only, so a fixed Secret is picked up at once.
+//
+// Nothing from a kubeconfig but the server's URL ever reaches status,
+// events or logs.
+type ClusterReconciler struct {
+	Client   client.Client
+	Clusters *Clusters
+	Recorder EventRecorder
+	Log      *slog.Logger
+	// Apps, when set, reconciles the Apps deploying to a Cluster as soon as
+	// it is connected, and when it is deleted: an App created before its
+	// Cluster need not wait for its interval.
+	Apps *AppReconciler
+}
+
+// SetupWithManager registers the reconciler.
+func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// Secrets are never cached in full (see New); the watch keeps only the
+	// metadata of each, and slimSecretMeta drops annotations and managed
+	// fields from it too (kubectl apply copies a Secret's data into its
+	// last-applied-configuration annotation).
+	secretMeta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
+	if inf, err := mgr.GetCache().GetInformer(context.Background(), secretMeta); err == nil {
+		if si, ok := inf.(toolscache.SharedIndexInformer); ok {
+			// Fails only once the informer runs; then it keeps full metadata.
+			_ = si.SetTransform(slimSecretMeta)
+		}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("cluster").
+		For(&tendv1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(secretMeta, handler.EnqueueRequestsFromMapFunc(r.clustersOfSecret), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		// An unreachable cluster holds a worker for up to clusterCheckTimeout.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Complete(r)
+}
+
+// slimSecretMeta keeps what the Secret watch needs: names, labels and
+// versions.
+func slimSecretMeta(obj any) (any, error) {
+	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		m.Annotations = nil
+		m.ManagedFields = nil
+	}
+	return obj, nil
+}
+
+// clustersOfSecret maps a Secret to the Clusters whose kubeconfig it holds.
+func (r *ClusterReconciler) clustersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list tendv1.ClusterList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, cl := range list.Items {
+		if cl.Spec.KubeconfigSecretRef.Name == o.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: cl.Namespace, Name: cl.Name}})
+		}
+	}
+	return out
+}
+
+// Reconcile checks one Cluster's connection.
+func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var cl tendv1.Cluster
+	if err := r.Client.Get(ctx, req.NamespacedName, &cl); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Clusters.dropRemote(req.NamespacedName)
+			r.enqueueApps(ctx, req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	old := cl.DeepCopy()
+	version, err := r.check(ctx, &cl)
+	var nr *notReady
+	if err != nil && !errors.As(err, &nr) {
+		return ctrl.Result{}, err // could not read the Secret: retried with backoff
+	}
+
+	st := &cl.Status
+	st.ObservedGeneration = cl.Generation
+	res := ctrl.Result{RequeueAfter: clusterCheckInterval}
+	switch {
+	case nr == nil:
+		st.KubeVersion = version
+		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
+		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ClusterReasonConnected, "connected, Kubernetes "+version)
+	case nr.reason == ReasonSuspended:
+		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
+		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionFalse, nr.reason, nr.msg)
+		res = ctrl.Result{}
+	case nr.stalled:
+		st.KubeVersion = ""
+		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, nr.reason, nr.msg)
+		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionFalse, nr.reason, nr.msg)
+		res = ctrl.Result{} // waits for a change of the spec
+	default:
+		// An unreachable cluster keeps the version it last answered with;
+		// a kubeconfig that cannot be used may point anywhere.
+		if nr.reason != ClusterReasonUnreachable {
+			st.KubeVersion = ""
+		}
+		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
+		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionFalse, nr.reason, nr.msg)
+		res = ctrl.Result{RequeueAfter: clusterRetryInterval}
+	}
+	if equality.Semantic.DeepEqual(&old.Status, st) {
+		return res, nil
+	}
+	if err := r.Client.Status().Patch(ctx, &cl, client.MergeFrom(old)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.announce(ctx, old, &cl)
+	return res, nil
+}
+
+// announce records an event and a log line when the connection's state
+// changed, and has the Cluster's Apps reconciled when it got connected.
+func (r *ClusterReconciler) announce(ctx context.Context, old, cl *tendv1.Cluster) {
+	was := meta.FindStatusCondition(old.Status.Conditions, tendv1.ConditionReady)
+	now := meta.FindStatusCondition(cl.Status.Conditions, tendv1.ConditionReady)
+	if now == nil {
+		return
+	}
+	changed := was == nil || was.Status != now.Status || was.Reason != now.Reason
+	if !changed && old.Status.KubeVersion == cl.Status.KubeVersion {
+		return
+	}
+	key := types.NamespacedName{Namespace: cl.Namespace, Name: cl.Name}
+	typ := corev1.EventTypeWarning
+	if now.Status == metav1.ConditionTrue {
+		typ = corev1.EventTypeNormal
+	}
+	if r.Recorder != nil {
+		r.Recorder.Eventf(cl, nil, typ, now.Reason, "Check", "%s", now.Message)
+	}
+	r.log().Info("cluster connection changed", "cluster", key, "ready", now.Status, "reason", now.Reason, "kubeVersion", cl.Status.KubeVersion)
+	if now.Status == metav1.ConditionTrue && (was == nil || was.Status != metav1.ConditionTrue) {
+		r.enqueueApps(ctx, key)
+	}
+}
+
+// enqueueApps reconciles the Apps deploying to a Cluster.
+func (r *ClusterReconciler) enqueueApps(ctx context.Context, cluster types.NamespacedName) {
+	if r.Apps == nil {
+		return
+	}
+	var apps tendv1.AppList
+	if err := r.Client.List(ctx, &apps, client.InNamespace(cluster.Namespace)); err != nil {
+		return // the Apps' own interval still applies
+	}
+	for _, a := range apps.Items {
+		if ref := a.Spec.Destination.ClusterRef; ref != nil && ref.Name == cluster.Name {
+			r.Apps.enqueue(types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+		}
+	}
+}
+
+// notReady is a check result the user has to act on: it becomes Ready
+// False (and Stalled True when stalled) rather than a retried error.
+type notReady struct {
+	reason  string
+	msg     string
+	stalled bool // only a change of the spec helps
+}
+
+func (e *notReady) Error() string { return e.msg }
+
+// check connects to the Cluster and returns its Kubernetes version. Errors
+// are *notReady, except failures to read the Secret.
+func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (string, error) {
+	if cl.Spec.Suspend {
+		return "", &notReady{reason: ReasonSuspended, msg: "suspended (spec.suspend): Apps deploying to this cluster are not synced and the connection is not checked"}
+	}
+	ref := cl.Spec.KubeconfigSecretRef
+	if ref.Name == "" {
+		return "", &notReady{reason: ReasonInvalidSpec, stalled: true, msg: "spec.kubeconfigSecretRef.name is empty; name the Secret holding the cluster's kubeconfig"}
+	}
+	if errs := validation.IsDNS1123Subdomain(ref.Name); len(errs) > 0 {
+		return "", &notReady{reason: ReasonInvalidSpec, stalled: true, msg: fmt.Sprintf("spec.kubeconfigSecretRef.name %q is not a valid Secret name: %s", ref.Name, strings.Join(errs, "; "))}
+	}
+	dataKey := ref.Key
+	if dataKey == "" {
+		dataKey = "kubeconfig"
+	} else if errs := validation.IsConfigMapKey(dataKey); len(errs) > 0 {
+		return "", &notReady{reason: ReasonInvalidSpec, stalled: true, msg: fmt.Sprintf("spec.kubeconfigSecretRef.key %q is not a valid Secret key: %s", dataKey, strings.Join(errs, "; "))}
+	}
+	secName := cl.Namespace + "/" + ref.Name
+	var sec corev1.Secret
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: ref.Name}, &sec); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			return "", &notReady{reason: ClusterReasonSecretNotFound, msg: fmt.Sprintf("Secret %s (spec.kubeconfigSecretRef.name) not found; create it with the cluster's kubeconfig, flattened, under the key %q", secName, dataKey)}
+		case apierrors.IsForbidden(err):
+			return "", &notReady{reason: ReasonSecretInvalid, msg: fmt.Sprintf("tend may not read Secret %s; allow its ServiceAccount to get Secrets in namespace %s", secName, cl.Namespace)}
+		}
+		return "", fmt.Errorf("read kubeconfig Secret %s: %w", secName, err)
+	}
+	raw, ok := sec.Data[dataKey]
+	if !ok {
+		keys := make([]string, 0, len(sec.Data))
+		for k := range sec.Data {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		has := "no keys"
+		if len(keys) > 0 {
+			has = "keys " + strings.Join(keys, ", ")
+		}
+		return "", &notReady{reason: ReasonSecretInvalid, msg: fmt.Sprintf("Secret %s has no key %q (it has %s); put the kubeconfig there or set spec.kubeconfigSecretRef.key", secName, dataKey, has)}
+	}
+	if _, err := ParseKubeconfig(raw); err != nil {
+		return "", &notReady{reason: ReasonSecretInvalid, msg: fmt.Sprintf("Secret %s key %q: %v", secName, dataKey, err)}
+	}
+	conn, err := r.Clusters.Get(ctx, cl.Namespace, &tendv1.LocalObjectReference{Name: cl.Name})
+	if err != nil {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return "", err // reading the Cluster or its Secret failed
+		}
+		return "", &notReady{reason: ReasonSecretInvalid, msg: err.Error()}
+	}
+	return probeVersion(conn.Config, secName, dataKey)
+}
+
+func (r *ClusterReconciler) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
+// dropRemote closes and forgets the connection to a deleted Cluster, so its
+// watches stop.
+func (cs *Clusters) dropRemote(key types.NamespacedName) {
+	cs.mu.Lock()
+	c, ok := cs.remote[key]
+	delete(cs.remote, key)
+	cs.mu.Unlock()
+	if ok {
+		c.Close()
+	}
+}
