@@ -14,8 +14,8 @@ import (
 // Exit codes, documented in docs/cli.md.
 const (
 	ExitOK    = 0 // success
-	ExitDiff  = 1 // differences found or something unhealthy
-	ExitUsage = 2 // usage or input error
+	ExitDiff  = 1 // differences found, a sync failed, or something unhealthy
+	ExitUsage = 2 // usage or input error, or the command could not run
 )
 
 // BuildInfo describes the running binary; cmd/tend fills it from linker flags.
@@ -34,6 +34,8 @@ type Main struct {
 type exitError struct {
 	code int
 	err  error
+	// quiet: the command's output already said it (tend diff's summary).
+	quiet bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -48,9 +50,12 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintln(m.Stderr, "tend:", err)
 	var ee *exitError
-	if errors.As(err, &ee) {
+	if errors.As(err, &ee) && ee.quiet {
+		return ee.code
+	}
+	fmt.Fprintln(m.Stderr, "tend:", err)
+	if ee != nil {
 		return ee.code
 	}
 	return ExitUsage
@@ -58,13 +63,30 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 
 func (m *Main) rootCommand() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "tend",
-		Short:         "tend keeps a Kubernetes cluster equal to what a git repository declares",
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:   "tend",
+		Short: "tend keeps a Kubernetes cluster equal to what a git repository declares",
+		Long: `tend keeps a Kubernetes cluster equal to what a git repository declares.
+
+Commands that talk to a cluster find it like kubectl: --kubeconfig, then
+$KUBECONFIG, then ~/.kube/config, then the in-cluster service account;
+--context picks a context and -n a namespace (default: the context's).
+
+Exit codes: 0 success; 1 differences found, a sync failed, or something is not
+healthy; 2 usage or input error, or the command could not run (for example the
+cluster cannot be reached).`,
+		SilenceUsage:               true,
+		SilenceErrors:              true,
+		SuggestionsMinimumDistance: 2,
+		CompletionOptions:          cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
-	root.AddCommand(m.versionCommand(), m.controllerCommand(), m.bootstrapCommand(), m.demoCommand())
+	root.SetFlagErrorFunc(flagError)
+	root.AddCommand(
+		m.versionCommand(), m.controllerCommand(), m.bootstrapCommand(), m.demoCommand(),
+		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(),
+		m.renderCommand(), m.diffCommand(), m.syncCommand(), m.logsCommand(),
+		m.completionCommand(), m.docsCommand(),
+	)
 	return root
 }

@@ -192,7 +192,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	clusters := &Clusters{Local: local, Client: mgr.GetClient(), Opts: connOpts}
 	apps.Clusters = clusters
 	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps}
-	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts}
+	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
 	c.Sources = &SourceReconciler{
 		Client: mgr.GetClient(), Fetcher: fetcher, Artifacts: arts, DataDir: opts.DataDir,
 		Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "source"),

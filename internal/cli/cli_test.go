@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	quietClientGo() // before any test starts informers
+	testenv.Main(m)
+}
+
+// cluster is a test's namespace on the local control plane, with tend's
+// CRDs installed.
+type cluster struct {
+	*testenv.Env
+	c client.Client // knows tend's types
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	env := testenv.New(t)
+	installCRDs(t, env.Config)
+	c, err := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cluster{Env: env, c: c}
+}
+
+// tend runs the CLI against the test cluster, in its namespace unless
+// args name one.
+func (cl *cluster) tend(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	full := append([]string{}, args...)
+	full = append(full, "--kubeconfig", cl.Kubeconfig)
+	hasNS := false
+	for _, a := range args {
+		if a == "-n" || a == "--namespace" || a == "-A" || strings.HasPrefix(a, "--namespace=") {
+			hasNS = true
+		}
+	}
+	if !hasNS {
+		full = append(full, "-n", cl.Namespace)
+	}
+	return run(t, full...)
+}
+
+// runIn runs the CLI with a context that ends after timeout.
+func runIn(t *testing.T, timeout time.Duration, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb, Build: BuildInfo{Version: "v1.2.3", Commit: "abc1234"}}
+	code = m.Run(ctx, args)
+	return code, out.String(), errb.String()
+}
+
+// installCRDs applies tend's CRDs from config/crd and waits until they are
+// Established. Other tests share them; they are never deleted.
+func installCRDs(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	ext := apiextclient.NewForConfigOrDie(cfg)
+	files, err := filepath.Glob("../../config/crd/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no CRDs in config/crd: %v", err)
+	}
+	ctx := context.Background()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd apiextv1.CustomResourceDefinition
+		if err := yaml.Unmarshal(b, &crd); err != nil {
+			t.Fatal(err)
+		}
+		existing, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
+		case err == nil:
+			crd.ResourceVersion = existing.ResourceVersion
+			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
+		}
+		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("install %s: %v", crd.Name, err)
+		}
+		eventually(t, "CRD "+crd.Name+" established", 30*time.Second, func() bool {
+			c, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			for _, cond := range c.Status.Conditions {
+				if cond.Type == apiextv1.Established && cond.Status == apiextv1.ConditionTrue {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// writeFiles writes files (slash-separated path -> content) under dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, c := range files {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// gitRepo is a git repository served over smart HTTP on loopback.
+type gitRepo struct {
+	t    *testing.T
+	work string
+	URL  string
+}
+
+func newGitRepo(t *testing.T) *gitRepo {
+	t.Helper()
+	dir := t.TempDir()
+	work, bare := filepath.Join(dir, "work"), filepath.Join(dir, "srv", "repo.git")
+	r := &gitRepo{t: t, work: work}
+	r.git("init", "-q", "-b", "main", work)
+	r.git("init", "-q", "--bare", "-b", "main", bare)
+	r.git("-C", work, "remote", "add", "origin", bare)
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
+		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}})
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL + "/repo.git"
+	return r
+}
+
+func (r *gitRepo) git(args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// commit sets files (path -> content; "" deletes), commits and pushes; it
+// returns the commit SHA.
+func (r *gitRepo) commit(msg string, files map[string]string) string {
+	r.t.Helper()
+	for p, c := range files {
+		if c == "" {
+			_ = os.Remove(filepath.Join(r.work, p))
+			delete(files, p)
+		}
+	}
+	writeFiles(r.t, r.work, files)
+	r.git("-C", r.work, "add", "-A")
+	r.git("-C", r.work, "-c", "user.name=t", "-c", "user.email=t@tend.dev", "commit", "-q", "--allow-empty", "-m", msg)
+	r.git("-C", r.work, "push", "-q", "origin", "main")
+	return r.git("-C", r.work, "rev-parse", "HEAD")
+}

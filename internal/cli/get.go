@@ -1,0 +1,413 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/controller"
+)
+
+// kube is a connection to the cluster for the commands that read or change
+// tend's resources.
+type kube struct {
+	cfg *rest.Config
+	c   client.Client
+	cs  kubernetes.Interface
+	// ns is the namespace from -n, else the kubeconfig context's.
+	ns string
+}
+
+// connect builds clients for the cluster the flags select. It does not
+// contact the cluster; the first request does.
+func (k *kubeFlags) connect() (*kube, error) {
+	quietClientGo()
+	cfg, err := k.restConfig()
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: err}
+	}
+	ns := k.namespace
+	if ns == "" {
+		if n, _, err := k.loader().Namespace(); err == nil && n != "" {
+			ns = n
+		} else {
+			ns = "default"
+		}
+	}
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
+	if err != nil {
+		return nil, reachError(cfg.Host, err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &kube{cfg: cfg, c: c, cs: cs, ns: ns}, nil
+}
+
+var quietOnce sync.Once
+
+// quietClientGo stops client-go from logging retries and watch errors to
+// stderr: the commands report what failed themselves, in one line. It
+// runs before the command starts any informer (klog's logger must not
+// change while they run).
+func quietClientGo() { quietOnce.Do(func() { klog.SetLogger(logr.Discard()) }) }
+
+// wrap turns errors of API requests into what a user can act on.
+func (k *kube) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if meta.IsNoMatchError(err) {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("tend is not installed in the cluster at %s (it does not serve tend.dev/v1alpha1); install it with `tend bootstrap`", k.cfg.Host)}
+	}
+	if apierrors.IsUnauthorized(err) {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("the cluster at %s does not accept the kubeconfig's credentials (401 Unauthorized); log in again or pick another --context", k.cfg.Host)}
+	}
+	return reachError(k.cfg.Host, err)
+}
+
+// app returns the App name in the namespace, or an error that suggests the
+// App the user probably meant.
+func (k *kube) app(ctx context.Context, name string) (*tendv1.App, error) {
+	var a tendv1.App
+	err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: name}, &a)
+	if err == nil {
+		return &a, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, k.wrap(err)
+	}
+	var list tendv1.AppList
+	if err := k.c.List(ctx, &list); err != nil {
+		_ = k.c.List(ctx, &list, client.InNamespace(k.ns))
+	}
+	refs := make([]types.NamespacedName, 0, len(list.Items))
+	for _, a := range list.Items {
+		refs = append(refs, types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+	}
+	return nil, notFound("App", name, k.ns, refs)
+}
+
+// source returns the Source name in namespace ns.
+func (k *kube) source(ctx context.Context, ns, name string) (*tendv1.Source, error) {
+	var s tendv1.Source
+	err := k.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s)
+	if err == nil {
+		return &s, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, k.wrap(err)
+	}
+	var list tendv1.SourceList
+	_ = k.c.List(ctx, &list, client.InNamespace(ns))
+	refs := make([]types.NamespacedName, 0, len(list.Items))
+	for _, s := range list.Items {
+		refs = append(refs, types.NamespacedName{Namespace: s.Namespace, Name: s.Name})
+	}
+	return nil, notFound("Source", name, ns, refs)
+}
+
+// notFound says that kind name is not in ns and suggests what the user
+// probably meant: the same name in another namespace, or the closest name
+// in ns.
+func notFound(kind, name, ns string, existing []types.NamespacedName) error {
+	var here, elsewhere []string
+	for _, r := range existing {
+		switch {
+		case r.Namespace == ns:
+			here = append(here, r.Name)
+		case r.Name == name:
+			elsewhere = append(elsewhere, r.Namespace)
+		}
+	}
+	msg := fmt.Sprintf("%s '%s' not found in namespace %s", kind, name, ns)
+	switch s := closest(name, here); {
+	case s != "":
+		msg = fmt.Sprintf("%s '%s' not found; did you mean '%s'?", kind, name, s)
+	case len(elsewhere) == 1:
+		msg += fmt.Sprintf("; there is one in namespace %s (pass -n %s)", elsewhere[0], elsewhere[0])
+	case len(elsewhere) > 1:
+		sort.Strings(elsewhere)
+		if len(elsewhere) > 5 {
+			elsewhere = append(elsewhere[:5], "...")
+		}
+		msg += fmt.Sprintf("; there are %ss of that name in namespaces %s (pass -n NAMESPACE)", kind, strings.Join(elsewhere, ", "))
+	case len(here) == 0:
+		msg += fmt.Sprintf(" (it has no %ss; pass -n NAMESPACE)", kind)
+	}
+	return &exitError{code: ExitUsage, err: errors.New(msg)}
+}
+
+// readyCondition returns the Ready condition's status and message.
+func readyCondition(conds []metav1.Condition) (string, string) {
+	if c := meta.FindStatusCondition(conds, tendv1.ConditionReady); c != nil {
+		return string(c.Status), c.Message
+	}
+	return "Unknown", ""
+}
+
+// age formats how long ago t was, like kubectl.
+func age(t metav1.Time) string {
+	if t.IsZero() {
+		return "<unknown>"
+	}
+	d := time.Since(t.Time)
+	switch {
+	case d < 2*time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s"
+	case d < 2*time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h"
+	}
+	return strconv.Itoa(int(d.Hours()/24)) + "d"
+}
+
+func (m *Main) getCommand() *cobra.Command {
+	var (
+		kf     kubeFlags
+		all    bool
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "get apps|sources [NAME]",
+		Short: "List Apps or Sources, or show one",
+		Long: `List the Apps or Sources of a namespace (-n, default the context's; -A for all),
+or show one by name. -o yaml and -o json print the objects themselves.`,
+		Example: `  tend get apps -A
+  tend get app web -o yaml
+  tend get sources -n tend-system`,
+		Args:      cobra.RangeArgs(1, 2),
+		ValidArgs: []string{"apps", "sources"},
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			switch {
+			case len(args) == 0:
+				return []cobra.Completion{"apps", "sources"}, cobra.ShellCompDirectiveNoFileComp
+			case len(args) == 1 && strings.HasPrefix(args[0], "app"):
+				return completeApps(cmd.Context(), &kf)
+			}
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output, formatTable, formatYAML, formatJSON); err != nil {
+				return err
+			}
+			var kind string
+			switch args[0] {
+			case "app", "apps", "App", "Apps":
+				kind = "apps"
+			case "source", "sources", "src", "Source", "Sources":
+				kind = "sources"
+			default:
+				msg := fmt.Sprintf("unknown resource %q: want apps or sources", args[0])
+				if s := closest(args[0], []string{"apps", "sources"}); s != "" {
+					msg += "; did you mean '" + s + "'?"
+				}
+				return &exitError{code: ExitUsage, err: errors.New(msg)}
+			}
+			name := ""
+			if len(args) == 2 {
+				name = args[1]
+				if all {
+					return &exitError{code: ExitUsage, err: errors.New("-A lists every namespace; to show one object, name its namespace with -n")}
+				}
+			}
+			k, err := kf.connect()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if kind == "apps" {
+				return m.getApps(ctx, k, name, all, output)
+			}
+			return m.getSources(ctx, k, name, all, output)
+		},
+	}
+	f := cmd.Flags()
+	kf.addFlags(f)
+	f.BoolVarP(&all, "all-namespaces", "A", false, "list every namespace")
+	f.StringVarP(&output, "output", "o", formatTable, "output format: table, yaml or json")
+	return cmd
+}
+
+func (m *Main) getApps(ctx context.Context, k *kube, name string, all bool, output string) error {
+	var items []tendv1.App
+	if name != "" {
+		a, err := k.app(ctx, name)
+		if err != nil {
+			return err
+		}
+		items = []tendv1.App{*a}
+	} else {
+		var list tendv1.AppList
+		var opts []client.ListOption
+		if !all {
+			opts = append(opts, client.InNamespace(k.ns))
+		}
+		if err := k.c.List(ctx, &list, opts...); err != nil {
+			return k.wrap(err)
+		}
+		items = list.Items
+	}
+	sort.Slice(items, func(i, j int) bool {
+		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
+	})
+	if output != formatTable {
+		objs := make([]any, len(items))
+		for i := range items {
+			a := items[i].DeepCopy()
+			a.APIVersion, a.Kind = tendv1.GroupVersion.String(), "App"
+			a.ManagedFields = nil
+			objs[i] = a
+		}
+		return printObjects(m, output, objs, name != "")
+	}
+	if len(items) == 0 {
+		fmt.Fprintf(m.Stderr, "no Apps in %s\n", scopeName(k, all))
+		return nil
+	}
+	t := &table{header: []string{"NAME", "SYNC", "HEALTH", "REVISION", "OBJECTS", "AGE"}}
+	if all {
+		t.header = append([]string{"NAMESPACE"}, t.header...)
+	}
+	for _, a := range items {
+		row := []cell{plain(a.Name), state(orUnknown(a.Status.Sync)), state(orUnknown(a.Status.Health)), plain(shortRev(a.Status.Revision)), plain(strconv.Itoa(int(a.Status.Objects))), plain(age(a.CreationTimestamp))}
+		if all {
+			row = append([]cell{plain(a.Namespace)}, row...)
+		}
+		t.add(row...)
+	}
+	return t.write(m.Stdout, m.painter())
+}
+
+func (m *Main) getSources(ctx context.Context, k *kube, name string, all bool, output string) error {
+	var items []tendv1.Source
+	if name != "" {
+		s, err := k.source(ctx, k.ns, name)
+		if err != nil {
+			return err
+		}
+		items = []tendv1.Source{*s}
+	} else {
+		var list tendv1.SourceList
+		var opts []client.ListOption
+		if !all {
+			opts = append(opts, client.InNamespace(k.ns))
+		}
+		if err := k.c.List(ctx, &list, opts...); err != nil {
+			return k.wrap(err)
+		}
+		items = list.Items
+	}
+	sort.Slice(items, func(i, j int) bool {
+		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
+	})
+	if output != formatTable {
+		objs := make([]any, len(items))
+		for i := range items {
+			s := items[i].DeepCopy()
+			s.APIVersion, s.Kind = tendv1.GroupVersion.String(), "Source"
+			s.ManagedFields = nil
+			objs[i] = s
+		}
+		return printObjects(m, output, objs, name != "")
+	}
+	if len(items) == 0 {
+		fmt.Fprintf(m.Stderr, "no Sources in %s\n", scopeName(k, all))
+		return nil
+	}
+	t := &table{header: []string{"NAME", "URL", "REVISION", "READY", "AGE"}}
+	if all {
+		t.header = append([]string{"NAMESPACE"}, t.header...)
+	}
+	for _, s := range items {
+		ready, _ := readyCondition(s.Status.Conditions)
+		row := []cell{plain(s.Name), plain(sourceURL(&s)), plain(artifactRevision(&s)), state(ready), plain(age(s.CreationTimestamp))}
+		if all {
+			row = append([]cell{plain(s.Namespace)}, row...)
+		}
+		t.add(row...)
+	}
+	return t.write(m.Stdout, m.painter())
+}
+
+// printObjects prints one object, or a v1 List of them like kubectl.
+func printObjects(m *Main, output string, objs []any, single bool) error {
+	if single && len(objs) == 1 {
+		return printData(m.Stdout, output, objs[0])
+	}
+	return printData(m.Stdout, output, map[string]any{"apiVersion": "v1", "kind": "List", "items": objs})
+}
+
+func scopeName(k *kube, all bool) string {
+	if all {
+		return "any namespace"
+	}
+	return "namespace " + k.ns
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "Unknown"
+	}
+	return s
+}
+
+func sourceURL(s *tendv1.Source) string {
+	switch {
+	case s.Spec.Git != nil:
+		return s.Spec.Git.URL
+	case s.Spec.Helm != nil:
+		return s.Spec.Helm.URL
+	case s.Spec.OCI != nil:
+		return s.Spec.OCI.URL
+	}
+	return ""
+}
+
+func artifactRevision(s *tendv1.Source) string {
+	if s.Status.Artifact == nil {
+		return ""
+	}
+	return shortRev(s.Status.Artifact.Revision)
+}
+
+// completeApps completes App names in the namespace the flags select.
+func completeApps(ctx context.Context, kf *kubeFlags) ([]cobra.Completion, cobra.ShellCompDirective) {
+	k, err := kf.connect()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var list tendv1.AppList
+	if err := k.c.List(ctx, &list, client.InNamespace(k.ns)); err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	out := make([]cobra.Completion, 0, len(list.Items))
+	for _, a := range list.Items {
+		out = append(out, a.Name)
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
+}

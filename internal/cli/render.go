@@ -1,0 +1,663 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/source/chart"
+	"github.com/tend-gitops/tend/internal/source/git"
+)
+
+// MaskedValue replaces Secret values in `tend render` output.
+const MaskedValue = "(masked)"
+
+// renderFlags say how to render a PATH; an App's options come from its spec.
+type renderFlags struct {
+	recursive   bool
+	helmRelease string
+	valuesFiles []string
+	ageKeyFile  string
+}
+
+func (rf *renderFlags) addFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&rf.recursive, "recursive", false, "PATH: include subdirectories of a plain YAML directory")
+	fs.StringVar(&rf.helmRelease, "helm-release", "", "PATH: Helm release name of a chart directory (default --app, else the directory's name)")
+	fs.StringArrayVarP(&rf.valuesFiles, "values", "f", nil, "PATH: Helm values file, merged in order after the chart's defaults (repeatable)")
+	fs.StringVar(&rf.ageKeyFile, "age-key-file", "", "PATH: file of age identities to decrypt SOPS files (default $SOPS_AGE_KEY_FILE, then ~/.config/sops/age/keys.txt)")
+}
+
+// pathOnly are the flags that make sense for a PATH only.
+var pathOnly = []string{"recursive", "helm-release", "values", "age-key-file"}
+
+// checkAppFlags refuses PATH flags for an App, whose spec says all that.
+func checkAppFlags(cmd *cobra.Command, app string) error {
+	for _, name := range pathOnly {
+		if f := cmd.Flags().Lookup(name); f != nil && f.Changed {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("--%s applies to a PATH; App %s renders as its spec says (no directory %q here)", name, app, app)}
+		}
+	}
+	return nil
+}
+
+// target is what render, diff and sync act on: a directory on disk or an
+// App in the cluster.
+type target struct {
+	path string
+	app  string
+}
+
+// resolveTarget decides what arg names: an existing directory, or anything
+// that looks like a path (has a slash or starts with a dot), is a PATH;
+// anything else is an App name.
+func resolveTarget(arg string) (target, error) {
+	fi, err := os.Stat(arg)
+	switch {
+	case err == nil && fi.IsDir():
+		return target{path: arg}, nil
+	case err == nil:
+		return target{}, &exitError{code: ExitUsage, err: fmt.Errorf("%s is a file; pass the directory that holds it", arg)}
+	case strings.ContainsRune(arg, filepath.Separator) || strings.ContainsRune(arg, '/') || strings.HasPrefix(arg, "."):
+		return target{}, &exitError{code: ExitUsage, err: fmt.Errorf("no directory %s", arg)}
+	}
+	return target{app: arg}, nil
+}
+
+// gitTop returns the top-level directory of the git work tree holding dir,
+// or "" when dir is not in one.
+func gitTop(dir string) string {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// localRevision names what a PATH render came from: the commit checked
+// out in its repository, or "local".
+func localRevision(ctx context.Context, root string) string {
+	out, err := exec.CommandContext(ctx, "git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "local"
+	}
+	return "local@" + shortRev(strings.TrimSpace(string(out)))
+}
+
+// renderPath renders the directory path. The artifact root is the git
+// work tree holding path (so kustomize bases and values files elsewhere in
+// the repository work, as they do for an App), else path itself. namespace
+// is the destination namespace; release the default Helm release name.
+func (rf *renderFlags) renderPath(ctx context.Context, r *render.Renderer, path, namespace, release string) (*render.Result, string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, "", err
+	}
+	root := gitTop(abs)
+	if root == "" {
+		root = abs
+	}
+	rel, err := filepath.Rel(root, abs)
+	if err != nil {
+		return nil, "", err
+	}
+	if rf.helmRelease != "" {
+		release = rf.helmRelease
+	}
+	if release == "" {
+		release = filepath.Base(abs)
+	}
+	opts := render.Options{
+		Path:      filepath.ToSlash(rel),
+		Namespace: namespace,
+		Recursive: rf.recursive,
+		Helm:      &render.HelmOptions{ReleaseName: release},
+	}
+	for _, vf := range rf.valuesFiles {
+		vabs, err := filepath.Abs(vf)
+		if err != nil {
+			return nil, "", err
+		}
+		if r, err := filepath.Rel(root, vabs); err == nil && !strings.HasPrefix(r, "..") {
+			// In the repository: read through the renderer (SOPS works).
+			fromDir, _ := filepath.Rel(abs, vabs)
+			opts.Helm.ValuesFiles = append(opts.Helm.ValuesFiles, filepath.ToSlash(fromDir))
+			continue
+		}
+		b, err := os.ReadFile(vabs)
+		if err != nil {
+			return nil, "", &exitError{code: ExitUsage, err: fmt.Errorf("--values: %w", err)}
+		}
+		var vals map[string]any
+		if err := yaml.Unmarshal(b, &vals); err != nil {
+			return nil, "", &exitError{code: ExitUsage, err: fmt.Errorf("--values %s is not a YAML map of values", vf)}
+		}
+		opts.Helm.ValuesFrom = append(opts.Helm.ValuesFrom, vals)
+	}
+	keys, err := ageKeys(rf.ageKeyFile)
+	if err != nil {
+		return nil, "", err
+	}
+	opts.Keys = keys
+	res, err := r.Render(ctx, root, opts)
+	if err != nil {
+		return nil, "", &exitError{code: ExitUsage, err: fmt.Errorf("render %s: %w", path, err)}
+	}
+	return res, localRevision(ctx, root), nil
+}
+
+// ageKeys reads age identities for SOPS: from file, else
+// $SOPS_AGE_KEY_FILE, else sops' default ~/.config/sops/age/keys.txt when
+// it exists, plus $SOPS_AGE_KEY. It returns nil when there are none.
+func ageKeys(file string) (*render.Keys, error) {
+	explicit := file != ""
+	if file == "" {
+		file = os.Getenv("SOPS_AGE_KEY_FILE")
+		explicit = file != ""
+	}
+	if file == "" {
+		if dir, err := os.UserConfigDir(); err == nil {
+			file = filepath.Join(dir, "sops", "age", "keys.txt")
+		}
+	}
+	var text string
+	if file != "" {
+		b, err := os.ReadFile(file)
+		switch {
+		case err == nil:
+			text = string(b)
+		case explicit:
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("age key file: %w", err)}
+		}
+	}
+	text += "\n" + os.Getenv("SOPS_AGE_KEY")
+	keys := &render.Keys{}
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "AGE-SECRET-KEY-") {
+			keys.Age = append(keys.Age, line)
+		}
+	}
+	if len(keys.Age) == 0 {
+		if explicit {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("age key file %s holds no age identity (AGE-SECRET-KEY-...)", file)}
+		}
+		return nil, nil
+	}
+	return keys, nil
+}
+
+// scopeOf tells the renderer whether a kind is namespaced, from discovery.
+func scopeOf(m meta.RESTMapper) func(schema.GroupVersionKind) (bool, bool) {
+	return func(gvk schema.GroupVersionKind) (bool, bool) {
+		mp, err := m.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err != nil {
+			return false, false
+		}
+		return mp.Scope.Name() == meta.RESTScopeNameNamespace, true
+	}
+}
+
+// clusterRenderer renders for the cluster k reaches: kinds' scope from
+// discovery, and Helm's capabilities and lookup from the cluster.
+func clusterRenderer(k *kube) *render.Renderer {
+	r := &render.Renderer{Charts: chart.New(chart.Options{}), Scope: scopeOf(k.c.RESTMapper())}
+	if hc, err := render.DiscoverCluster(k.cfg); err == nil {
+		r.Cluster = hc
+	}
+	return r
+}
+
+// maskSecret returns obj with its Secret values replaced by MaskedValue; other
+// objects are returned as they are.
+func maskSecret(obj *unstructured.Unstructured) *unstructured.Unstructured {
+	gvk := obj.GroupVersionKind()
+	if gvk.Group != "" || gvk.Kind != "Secret" {
+		return obj
+	}
+	out := obj.DeepCopy()
+	for _, field := range []string{"data", "stringData"} {
+		if m, ok := out.Object[field].(map[string]any); ok {
+			for k := range m {
+				m[k] = MaskedValue
+			}
+		}
+	}
+	return out
+}
+
+// writeObjects prints objects as YAML documents or a JSON List.
+func writeObjects(w io.Writer, format string, objs []*unstructured.Unstructured, showSecrets bool) error {
+	shown := make([]*unstructured.Unstructured, len(objs))
+	for i, o := range objs {
+		shown[i] = o
+		if !showSecrets {
+			shown[i] = maskSecret(o)
+		}
+	}
+	if format == formatJSON {
+		items := make([]any, len(shown))
+		for i, o := range shown {
+			items[i] = o.Object
+		}
+		return printData(w, formatJSON, map[string]any{"apiVersion": "v1", "kind": "List", "items": items})
+	}
+	var b strings.Builder
+	for _, o := range shown {
+		y, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+		b.WriteString("---\n")
+		b.Write(y)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func (m *Main) renderCommand() *cobra.Command {
+	var (
+		kf          kubeFlags
+		rf          renderFlags
+		output      string
+		showSecrets bool
+		revision    string
+		app         string
+	)
+	cmd := &cobra.Command{
+		Use:   "render PATH|APP",
+		Short: "Print the objects a directory or an App renders to",
+		Long: `Print the Kubernetes objects a directory (PATH) or an App renders to, as YAML
+documents: plain YAML, a kustomization, or a Helm chart, with SOPS files
+decrypted. Secret values are shown as "(masked)" unless --show-secrets.
+
+PATH is rendered offline, exactly as an App would render that directory of its
+repository: the repository root (the git work tree holding PATH, else PATH) is
+the artifact, so kustomize bases and values files elsewhere in it work. -n
+sets the namespace of namespaced objects that have none (by default they keep
+none).
+
+APP renders an App of the cluster from its Source: the revision the Source
+last fetched (or the App's pinned spec.targetRevision, or --revision), fetched
+into a temporary directory with the Source's credentials, with the App's own
+options (path, Helm values, decryption keys from its Secrets).
+
+An argument that names an existing directory, or has a slash or a leading dot,
+is a PATH; anything else is an App name.`,
+		Example: `  tend render clusters/home/web
+  tend render charts/web --helm-release web -n web -f charts/web/values-prod.yaml
+  tend render web -n tend-system --show-secrets`,
+		Args: cobra.ExactArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			apps, _ := completeApps(cmd.Context(), &kf)
+			return apps, cobra.ShellCompDirectiveFilterDirs
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(output, formatYAML, formatJSON); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			t, err := resolveTarget(args[0])
+			if err != nil {
+				return err
+			}
+			var objs []*unstructured.Unstructured
+			if t.path != "" {
+				if revision != "" {
+					return &exitError{code: ExitUsage, err: errors.New("--revision applies to an App; a PATH renders what is on disk")}
+				}
+				res, _, err := rf.renderPath(ctx, &render.Renderer{Charts: chart.New(chart.Options{})}, t.path, kf.namespace, app)
+				if err != nil {
+					return err
+				}
+				objs = res.Objects
+			} else {
+				if err := checkAppFlags(cmd, t.app); err != nil {
+					return err
+				}
+				k, err := kf.connect()
+				if err != nil {
+					return notPathOrApp(t.app, err)
+				}
+				a, err := k.app(ctx, t.app)
+				if err != nil {
+					return err
+				}
+				ar, err := renderApp(ctx, k, a, revision)
+				if err != nil {
+					return err
+				}
+				objs = ar.objects
+			}
+			return writeObjects(m.Stdout, output, objs, showSecrets)
+		},
+	}
+	f := cmd.Flags()
+	kf.addFlags(f)
+	rf.addFlags(f)
+	f.StringVar(&app, "app", "", "PATH: App name used as the default Helm release name")
+	f.StringVarP(&output, "output", "o", formatYAML, "output format: yaml or json")
+	f.BoolVar(&showSecrets, "show-secrets", false, "print Secret values instead of (masked)")
+	f.StringVar(&revision, "revision", "", "APP: render this git branch, tag or commit of the App's Source")
+	return cmd
+}
+
+// notPathOrApp explains an argument that is neither a directory nor, for
+// want of a cluster, an App.
+func notPathOrApp(arg string, err error) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf("no directory %s here, and no cluster to look up an App of that name: %v", arg, err)}
+}
+
+// appRendered is an App rendered from its Source.
+type appRendered struct {
+	// objects as the App applies them: with the destination Namespace
+	// when spec.destination.createNamespace is set.
+	objects  []*unstructured.Unstructured
+	revision string
+	src      *tendv1.Source
+}
+
+// renderApp renders app from its Source at revision ref (a branch, tag or
+// commit; "" means the App's pinned spec.targetRevision, else the revision
+// the Source last fetched), fetched into a temporary directory.
+func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appRendered, error) {
+	srcNS := app.Namespace
+	if app.Spec.SourceRef.Namespace != "" {
+		srcNS = app.Spec.SourceRef.Namespace
+	}
+	src, err := k.source(ctx, srcNS, app.Spec.SourceRef.Name)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := appRenderOptions(ctx, k, app, src)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "tend-render-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	rev := "chart"
+	if src.Spec.Git != nil {
+		if rev, dir, err = fetchSource(ctx, k, src, app, ref, dir); err != nil {
+			return nil, err
+		}
+	} else if ref != "" {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--revision: Source %s/%s is a chart repository, not git; set spec.chart.version to render another version", src.Namespace, src.Name)}
+	}
+	res, err := clusterRenderer(k).Render(ctx, dir, opts)
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
+	}
+	objs := res.Objects
+	if d := app.Spec.Destination; d.CreateNamespace && d.Namespace != "" {
+		objs = withNamespace(objs, d.Namespace)
+	}
+	return &appRendered{objects: objs, revision: rev, src: src}, nil
+}
+
+// fetchSource checks the App's git Source out into a directory under dir
+// and returns the revision and the checkout.
+func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.App, ref, dir string) (string, string, error) {
+	auth, err := gitAuth(ctx, k, src)
+	if err != nil {
+		return "", "", err
+	}
+	g := src.Spec.Git
+	opts := git.Options{URL: g.URL, Auth: auth, Timeout: src.Spec.Timeout.Duration}
+	var refs []git.Ref
+	switch {
+	case ref != "" && commitSHA.MatchString(ref):
+		refs = []git.Ref{{Commit: ref}}
+	case ref != "":
+		refs = []git.Ref{{Branch: ref}, {Tag: ref}}
+	case app.Spec.TargetRevision != "":
+		refs = []git.Ref{{Commit: app.Spec.TargetRevision}}
+	case src.Status.Artifact == nil || src.Status.Artifact.Revision == "":
+		return "", "", &exitError{code: ExitUsage, err: fmt.Errorf("the Source %s/%s has not fetched a revision yet (is the tend controller running? `tend status` shows the Source); pass --revision to render a branch, tag or commit", src.Namespace, src.Name)}
+	case g.Ref.Tag == "" && g.Ref.SemVer == "":
+		// The branch and the commit in it: fetches the branch, which
+		// every server allows, rather than a bare commit.
+		branch := g.Ref.Branch
+		if branch == "" {
+			branch = "main"
+		}
+		refs = []git.Ref{{Branch: branch, Commit: src.Status.Artifact.Revision}, {Commit: src.Status.Artifact.Revision}}
+	default:
+		refs = []git.Ref{{Commit: src.Status.Artifact.Revision}}
+	}
+	fetcher := &git.Fetcher{}
+	var firstErr error
+	for i, r := range refs {
+		opts.Ref = r
+		res, err := fetcher.Fetch(ctx, filepath.Join(dir, strconv.Itoa(i)), opts)
+		if err == nil {
+			return res.Revision, res.Dir, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+		if !errors.Is(err, git.ErrRefNotFound) {
+			break
+		}
+	}
+	return "", "", fmt.Errorf("fetch Source %s/%s: %w", src.Namespace, src.Name, firstErr)
+}
+
+var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// gitAuth reads a git Source's credentials Secret, as the controller does.
+func gitAuth(ctx context.Context, k *kube, src *tendv1.Source) (*git.Auth, error) {
+	ref := src.Spec.Git.SecretRef
+	if ref == nil {
+		return nil, nil
+	}
+	sec, err := k.secret(ctx, src.Namespace, ref.Name)
+	if err != nil {
+		return nil, fmt.Errorf("credentials of Source %s/%s: %w", src.Namespace, src.Name, err)
+	}
+	a := &git.Auth{
+		Username:      string(sec.Data["username"]),
+		Password:      string(sec.Data["password"]),
+		SSHPrivateKey: sec.Data["identity"],
+		SSHKnownHosts: sec.Data["known_hosts"],
+	}
+	if a.Password == "" {
+		a.Password = string(sec.Data["token"])
+	}
+	return a, nil
+}
+
+// secret reads a Secret, saying which one is missing.
+func (k *kube) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	sec, err := k.cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("the Secret %s/%s was not found", ns, name)
+	}
+	if err != nil {
+		return nil, k.wrap(err)
+	}
+	return sec, nil
+}
+
+// appRenderOptions builds an App's render options as the controller does:
+// path, destination namespace, Helm values (inline, files, Secrets and
+// ConfigMaps), chart and its credentials, and SOPS keys.
+func appRenderOptions(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
+	opts := render.Options{Path: app.Spec.Path, Namespace: app.Spec.Destination.Namespace, Recursive: app.Spec.Recursive}
+	if opts.Namespace == "" {
+		opts.Namespace = app.Namespace
+	}
+	if app.Spec.Kustomize != nil {
+		opts.AllowRemoteBases = app.Spec.Kustomize.AllowRemoteBases
+	}
+	invalid := func(format string, args ...any) error {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("App %s/%s: "+format, append([]any{app.Namespace, app.Name}, args...)...)}
+	}
+	chartSource := src.Spec.Helm != nil || src.Spec.OCI != nil
+	if chartSource && app.Spec.Chart == nil {
+		return opts, invalid("Source %s is a chart repository: set spec.chart.name", src.Name)
+	}
+	if !chartSource && app.Spec.Chart != nil {
+		return opts, invalid("spec.chart is set but Source %s is a git repository; use spec.path to name a chart directory", src.Name)
+	}
+	h := &render.HelmOptions{ReleaseName: app.Name}
+	if hs := app.Spec.Helm; hs != nil {
+		if hs.ReleaseName != "" {
+			h.ReleaseName = hs.ReleaseName
+		}
+		h.ValuesFiles = hs.ValuesFiles
+		if hs.Values != nil && len(hs.Values.Raw) > 0 {
+			if err := json.Unmarshal(hs.Values.Raw, &h.Values); err != nil {
+				return opts, invalid("spec.helm.values: %v", err)
+			}
+		}
+		for i, ref := range hs.ValuesFrom {
+			vals, err := valuesFrom(ctx, k, app.Namespace, ref)
+			if err != nil {
+				return opts, invalid("spec.helm.valuesFrom[%d]: %v", i, err)
+			}
+			if vals != nil {
+				h.ValuesFrom = append(h.ValuesFrom, vals)
+			}
+		}
+	}
+	if c := app.Spec.Chart; c != nil {
+		ref := &render.ChartRef{Name: c.Name, Version: c.Version}
+		var secret *tendv1.LocalObjectReference
+		if src.Spec.Helm != nil {
+			ref.RepoURL, secret = src.Spec.Helm.URL, src.Spec.Helm.SecretRef
+		} else {
+			ref.RepoURL, secret = src.Spec.OCI.URL, src.Spec.OCI.SecretRef
+		}
+		if secret != nil {
+			sec, err := k.secret(ctx, src.Namespace, secret.Name)
+			if err != nil {
+				return opts, invalid("Source %s credentials: %v", src.Name, err)
+			}
+			ref.Username, ref.Password = string(sec.Data["username"]), string(sec.Data["password"])
+		}
+		h.Chart = ref
+	}
+	opts.Helm = h
+	if d := app.Spec.Decryption; d != nil {
+		sec, err := k.secret(ctx, app.Namespace, d.SecretRef.Name)
+		if err != nil {
+			return opts, invalid("spec.decryption: %v", err)
+		}
+		keys := &render.Keys{}
+		names := make([]string, 0, len(sec.Data))
+		for name := range sec.Data {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			v := sec.Data[name]
+			switch {
+			case strings.HasSuffix(name, ".agekey"):
+				for _, line := range strings.Split(string(v), "\n") {
+					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+						keys.Age = append(keys.Age, line)
+					}
+				}
+			case strings.HasSuffix(name, ".asc"):
+				keys.PGP = append(keys.PGP, v)
+			}
+		}
+		if len(keys.Age) == 0 && len(keys.PGP) == 0 {
+			return opts, invalid("spec.decryption: the Secret %s/%s has no key ending in .agekey or .asc", app.Namespace, d.SecretRef.Name)
+		}
+		opts.Keys = keys
+	}
+	return opts, nil
+}
+
+// valuesFrom reads Helm values from a Secret or ConfigMap key.
+func valuesFrom(ctx context.Context, k *kube, ns string, ref tendv1.ValuesReference) (map[string]any, error) {
+	key := ref.Key
+	if key == "" {
+		key = "values.yaml"
+	}
+	var data []byte
+	switch ref.Kind {
+	case "Secret":
+		sec, err := k.secret(ctx, ns, ref.Name)
+		if err != nil {
+			if ref.Optional {
+				return nil, nil
+			}
+			return nil, err
+		}
+		b, ok := sec.Data[key]
+		if !ok {
+			if ref.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("the Secret %s/%s has no key %q", ns, ref.Name, key)
+		}
+		data = b
+	case "ConfigMap":
+		cm, err := k.cs.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if ref.Optional && apierrors.IsNotFound(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, ref.Name, k.wrap(err))
+		}
+		s, ok := cm.Data[key]
+		if !ok {
+			if ref.Optional {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", ns, ref.Name, key)
+		}
+		data = []byte(s)
+	default:
+		return nil, fmt.Errorf("kind %q: want Secret or ConfigMap", ref.Kind)
+	}
+	var vals map[string]any
+	if err := yaml.Unmarshal(data, &vals); err != nil {
+		return nil, fmt.Errorf("%s %s/%s key %q is not a YAML map of values", ref.Kind, ns, ref.Name, key)
+	}
+	return vals, nil
+}
+
+// withNamespace adds a Namespace object unless objs have one.
+func withNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {
+			return objs
+		}
+	}
+	n := &unstructured.Unstructured{}
+	n.SetAPIVersion("v1")
+	n.SetKind("Namespace")
+	n.SetName(ns)
+	return append([]*unstructured.Unstructured{n}, objs...)
+}

@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+const (
+	revA = "1111111111111111111111111111111111111111"
+	revB = "2222222222222222222222222222222222222222"
+)
+
+// createApp creates an App and sets its status as a controller would.
+func (cl *cluster) createApp(t *testing.T, name string, status tendv1.AppStatus) *tendv1.App {
+	t.Helper()
+	ctx := context.Background()
+	a := &tendv1.App{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.Namespace},
+		Spec:       tendv1.AppSpec{SourceRef: tendv1.NamespacedObjectReference{Name: "repo"}, Path: "apps/" + name},
+	}
+	if err := cl.c.Create(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a.Status = status
+	if err := cl.c.Status().Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func (cl *cluster) createSource(t *testing.T, name, url string, artifact *tendv1.Artifact) *tendv1.Source {
+	t.Helper()
+	ctx := context.Background()
+	s := &tendv1.Source{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.Namespace},
+		Spec: tendv1.SourceSpec{
+			Git:      &tendv1.GitSource{URL: url, Ref: tendv1.GitRef{Branch: "main"}},
+			Interval: metav1.Duration{Duration: time.Second},
+			Timeout:  metav1.Duration{Duration: 30 * time.Second},
+		},
+	}
+	if err := cl.c.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if artifact != nil {
+		s.Status.Artifact = artifact
+		s.Status.Conditions = []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "revision " + shortRev(artifact.Revision), LastTransitionTime: metav1.Now()}}
+		if err := cl.c.Status().Update(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func healthyStatus() tendv1.AppStatus {
+	start := metav1.NewTime(time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC))
+	return tendv1.AppStatus{
+		Sync: tendv1.SyncSynced, Health: "Healthy", Revision: revB, Objects: 3,
+		History: []tendv1.SyncRecord{
+			{ID: 2, Revision: revB, StartedAt: start, Duration: metav1.Duration{Duration: 1500 * time.Millisecond}, Result: "Succeeded", Changed: 1, Message: "new revision", Healthy: true},
+			{ID: 1, Revision: revA, StartedAt: metav1.NewTime(start.Add(-time.Hour)), Duration: metav1.Duration{Duration: time.Second}, Result: "Succeeded", Changed: 3, Message: "new revision", Healthy: true},
+		},
+	}
+}
+
+func TestStatusExitCodes(t *testing.T) {
+	cl := newCluster(t)
+	code, out, _ := cl.tend(t, "status")
+	if code != ExitOK || !strings.Contains(out, "no Apps in namespace "+cl.Namespace) {
+		t.Fatalf("empty namespace: exit %d\n%s", code, out)
+	}
+	cl.createSource(t, "repo", "https://git.example.com/ops.git", &tendv1.Artifact{Revision: revB, FetchedAt: metav1.Now()})
+	cl.createApp(t, "web", healthyStatus())
+	code, out, stderr := cl.tend(t, "status")
+	if code != ExitOK {
+		t.Fatalf("all healthy: exit %d: %s\n%s", code, stderr, out)
+	}
+	for _, want := range []string{"APP", "web", "Synced", "Healthy", shortRev(revB), "SOURCE", "repo", "True"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Errorf("colour in output that is not a terminal: %q", out)
+	}
+
+	st := healthyStatus()
+	st.Health = "Degraded"
+	st.Conditions = []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "Degraded", Message: "Deployment api: 0/2 replicas available", LastTransitionTime: metav1.Now()}}
+	cl.createApp(t, "api", st)
+	code, out, stderr = cl.tend(t, "status")
+	if code != ExitDiff {
+		t.Fatalf("a Degraded App: exit %d, want %d\n%s", code, ExitDiff, out)
+	}
+	if !strings.Contains(out, "0/2 replicas available") || !strings.Contains(stderr, "1 of 2 Apps not Synced and Healthy") {
+		t.Errorf("status does not say what is wrong:\n%s\n%s", out, stderr)
+	}
+
+	code, out, _ = cl.tend(t, "status", "-o", "json")
+	if code != ExitDiff {
+		t.Fatalf("-o json: exit %d", code)
+	}
+	var got struct {
+		Apps    []appStatus    `json:"apps"`
+		Sources []sourceStatus `json:"sources"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if len(got.Apps) != 2 || got.Apps[0].Name != "api" || got.Apps[0].Health != "Degraded" || len(got.Sources) != 1 {
+		t.Fatalf("got %+v", got)
+	}
+}
+
+func TestGet(t *testing.T) {
+	cl := newCluster(t)
+	cl.createSource(t, "repo", "https://git.example.com/ops.git", &tendv1.Artifact{Revision: revB, FetchedAt: metav1.Now()})
+	cl.createApp(t, "web", healthyStatus())
+
+	code, out, stderr := cl.tend(t, "get", "apps")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(out, "NAME") || !strings.Contains(out, "web") || !strings.Contains(out, "Healthy") {
+		t.Errorf("get apps:\n%s", out)
+	}
+	code, out, _ = cl.tend(t, "get", "app", "web", "-o", "json")
+	if code != ExitOK {
+		t.Fatalf("exit %d", code)
+	}
+	var app tendv1.App
+	if err := json.Unmarshal([]byte(out), &app); err != nil {
+		t.Fatalf("not an App: %v\n%s", err, out)
+	}
+	if app.Kind != "App" || app.Name != "web" || app.Status.Revision != revB || app.ManagedFields != nil {
+		t.Errorf("got %s %s revision %s managedFields %v", app.Kind, app.Name, app.Status.Revision, app.ManagedFields)
+	}
+	code, out, _ = cl.tend(t, "get", "sources", "-o", "yaml")
+	if code != ExitOK || !strings.Contains(out, "kind: List") || !strings.Contains(out, "url: https://git.example.com/ops.git") {
+		t.Errorf("get sources -o yaml: exit %d\n%s", code, out)
+	}
+	code, out, _ = cl.tend(t, "get", "src")
+	if code != ExitOK || !strings.Contains(out, "https://git.example.com/ops.git") || !strings.Contains(out, shortRev(revB)) {
+		t.Errorf("get src: exit %d\n%s", code, out)
+	}
+	code, out, _ = cl.tend(t, "get", "apps", "-A")
+	if code != ExitOK || !strings.Contains(out, cl.Namespace) {
+		t.Errorf("get apps -A: exit %d\n%s", code, out)
+	}
+	code, _, stderr = cl.tend(t, "get", "aps")
+	if code != ExitUsage || !strings.Contains(stderr, "did you mean 'apps'?") {
+		t.Errorf("get aps: exit %d: %s", code, stderr)
+	}
+}
+
+func TestUnknownAppSuggestsClosest(t *testing.T) {
+	cl := newCluster(t)
+	cl.createApp(t, "web", healthyStatus())
+	cl.createApp(t, "worker", healthyStatus())
+	for _, args := range [][]string{{"history", "webb"}, {"get", "app", "webb"}, {"rollback", "webb", "1"}, {"sync", "webb"}, {"diff", "webb"}, {"render", "webb"}} {
+		code, _, stderr := cl.tend(t, args...)
+		if code != ExitUsage {
+			t.Errorf("%v: exit %d, want %d", args, code, ExitUsage)
+		}
+		if want := "tend: App 'webb' not found; did you mean 'web'?\n"; stderr != want {
+			t.Errorf("%v: stderr %q, want %q", args, stderr, want)
+		}
+	}
+	code, _, stderr := cl.tend(t, "history", "database")
+	if code != ExitUsage || !strings.Contains(stderr, "App 'database' not found in namespace "+cl.Namespace) {
+		t.Errorf("no close name: exit %d: %s", code, stderr)
+	}
+	// A name no other test uses: the cluster is shared (the demo test has
+	// an App "web" in tend-system).
+	cl.createApp(t, "only-in-this-namespace", healthyStatus())
+	code, _, stderr = cl.tend(t, "history", "only-in-this-namespace", "-n", "default")
+	if code != ExitUsage || !strings.Contains(stderr, cl.Namespace) || !strings.Contains(stderr, "(pass -n ") {
+		t.Errorf("App in another namespace: exit %d: %s", code, stderr)
+	}
+}
+
+func TestHistoryAndRollback(t *testing.T) {
+	cl := newCluster(t)
+	cl.createApp(t, "web", healthyStatus())
+	ctx := context.Background()
+
+	code, out, stderr := cl.tend(t, "history", "web")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID   REVISION       STARTED") {
+		t.Fatalf("history:\n%s", out)
+	}
+	for i, want := range []string{"2    " + shortRev(revB) + "   2026-03-14T09:00:00Z   1.5s", "1    " + shortRev(revA) + "   2026-03-14T08:00:00Z   1s"} {
+		if !strings.HasPrefix(lines[i+1], want) {
+			t.Errorf("history line %d:\n%q\nwant prefix\n%q", i+1, lines[i+1], want)
+		}
+	}
+
+	code, out, stderr = cl.tend(t, "rollback", "web", "1")
+	if code != ExitOK {
+		t.Fatalf("rollback: exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "pinned to "+shortRev(revA)) || !strings.Contains(out, "tend rollback web --unpin") {
+		t.Errorf("rollback output:\n%s", out)
+	}
+	var app tendv1.App
+	key := types.NamespacedName{Namespace: cl.Namespace, Name: "web"}
+	if err := cl.c.Get(ctx, key, &app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Spec.TargetRevision != revA {
+		t.Fatalf("spec.targetRevision = %q, want %q", app.Spec.TargetRevision, revA)
+	}
+	code, out, _ = cl.tend(t, "status")
+	if !strings.Contains(out, "pinned to "+shortRev(revA)) {
+		t.Errorf("status does not show the pin (exit %d):\n%s", code, out)
+	}
+
+	code, _, stderr = cl.tend(t, "rollback", "web", "7")
+	if code != ExitUsage || !strings.Contains(stderr, "no sync 7 in its history (IDs: 2, 1)") {
+		t.Errorf("unknown ID: exit %d: %s", code, stderr)
+	}
+	code, _, stderr = cl.tend(t, "rollback", "web")
+	if code != ExitUsage || !strings.Contains(stderr, "--unpin") {
+		t.Errorf("no ID: exit %d: %s", code, stderr)
+	}
+
+	code, out, stderr = cl.tend(t, "rollback", "web", "--unpin")
+	if code != ExitOK || !strings.Contains(out, "follows its Source again") {
+		t.Fatalf("unpin: exit %d: %s\n%s", code, stderr, out)
+	}
+	if err := cl.c.Get(ctx, key, &app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Spec.TargetRevision != "" {
+		t.Fatalf("spec.targetRevision = %q after --unpin", app.Spec.TargetRevision)
+	}
+	code, out, _ = cl.tend(t, "rollback", "web", "--unpin")
+	if code != ExitOK || !strings.Contains(out, "is not pinned") {
+		t.Errorf("unpin again: exit %d\n%s", code, out)
+	}
+}
+
+func TestRejectedCredentialsIsOneLine(t *testing.T) {
+	cl := newCluster(t)
+	cfg, err := clientcmd.LoadFromFile(cl.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range cfg.AuthInfos {
+		cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: "not-a-token"}
+	}
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*cfg, kc); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "status", "--kubeconfig", kc)
+	if code != ExitUsage || !strings.Contains(stderr, "does not accept the kubeconfig's credentials") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+}
