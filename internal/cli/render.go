@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,21 +9,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -394,9 +390,12 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	if err != nil {
 		return nil, err
 	}
-	opts, err := appRenderOptions(ctx, k, app, src)
+	opts, err := controller.RenderOptions(ctx, k.c, app, src)
 	if err != nil {
-		return nil, err
+		if controller.IsInputError(err) {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
+		}
+		return nil, k.wrap(err)
 	}
 	dir, err := os.MkdirTemp("", "tend-render-")
 	if err != nil {
@@ -417,7 +416,7 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	}
 	objs := res.Objects
 	if d := app.Spec.Destination; d.CreateNamespace && d.Namespace != "" {
-		objs = withNamespace(objs, d.Namespace)
+		objs = controller.WithNamespace(objs, d.Namespace)
 	}
 	return &appRendered{objects: objs, revision: rev, src: src}, nil
 }
@@ -425,7 +424,7 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 // fetchSource checks the App's git Source out into a directory under dir
 // and returns the revision and the checkout.
 func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.App, ref, dir string) (string, string, error) {
-	auth, err := gitAuth(ctx, k, src)
+	auth, err := controller.GitAuth(ctx, k.c, src)
 	if err != nil {
 		return "", "", err
 	}
@@ -471,193 +470,3 @@ func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.A
 }
 
 var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-// gitAuth reads a git Source's credentials Secret, as the controller does.
-func gitAuth(ctx context.Context, k *kube, src *tendv1.Source) (*git.Auth, error) {
-	ref := src.Spec.Git.SecretRef
-	if ref == nil {
-		return nil, nil
-	}
-	sec, err := k.secret(ctx, src.Namespace, ref.Name)
-	if err != nil {
-		return nil, fmt.Errorf("credentials of Source %s/%s: %w", src.Namespace, src.Name, err)
-	}
-	a := &git.Auth{
-		Username:      string(sec.Data["username"]),
-		Password:      string(sec.Data["password"]),
-		SSHPrivateKey: sec.Data["identity"],
-		SSHKnownHosts: sec.Data["known_hosts"],
-	}
-	if a.Password == "" {
-		a.Password = string(sec.Data["token"])
-	}
-	return a, nil
-}
-
-// secret reads a Secret, saying which one is missing.
-func (k *kube) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
-	sec, err := k.cs.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("the Secret %s/%s was not found", ns, name)
-	}
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	return sec, nil
-}
-
-// appRenderOptions builds an App's render options as the controller does:
-// path, destination namespace, Helm values (inline, files, Secrets and
-// ConfigMaps), chart and its credentials, and SOPS keys.
-func appRenderOptions(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
-	opts := render.Options{Path: app.Spec.Path, Namespace: app.Spec.Destination.Namespace, Recursive: app.Spec.Recursive}
-	if opts.Namespace == "" {
-		opts.Namespace = app.Namespace
-	}
-	if app.Spec.Kustomize != nil {
-		opts.AllowRemoteBases = app.Spec.Kustomize.AllowRemoteBases
-	}
-	invalid := func(format string, args ...any) error {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("App %s/%s: "+format, append([]any{app.Namespace, app.Name}, args...)...)}
-	}
-	chartSource := src.Spec.Helm != nil || src.Spec.OCI != nil
-	if chartSource && app.Spec.Chart == nil {
-		return opts, invalid("Source %s is a chart repository: set spec.chart.name", src.Name)
-	}
-	if !chartSource && app.Spec.Chart != nil {
-		return opts, invalid("spec.chart is set but Source %s is a git repository; use spec.path to name a chart directory", src.Name)
-	}
-	h := &render.HelmOptions{ReleaseName: app.Name}
-	if hs := app.Spec.Helm; hs != nil {
-		if hs.ReleaseName != "" {
-			h.ReleaseName = hs.ReleaseName
-		}
-		h.ValuesFiles = hs.ValuesFiles
-		if hs.Values != nil && len(hs.Values.Raw) > 0 {
-			if err := json.Unmarshal(hs.Values.Raw, &h.Values); err != nil {
-				return opts, invalid("spec.helm.values: %v", err)
-			}
-		}
-		for i, ref := range hs.ValuesFrom {
-			vals, err := valuesFrom(ctx, k, app.Namespace, ref)
-			if err != nil {
-				return opts, invalid("spec.helm.valuesFrom[%d]: %v", i, err)
-			}
-			if vals != nil {
-				h.ValuesFrom = append(h.ValuesFrom, vals)
-			}
-		}
-	}
-	if c := app.Spec.Chart; c != nil {
-		ref := &render.ChartRef{Name: c.Name, Version: c.Version}
-		var secret *tendv1.LocalObjectReference
-		if src.Spec.Helm != nil {
-			ref.RepoURL, secret = src.Spec.Helm.URL, src.Spec.Helm.SecretRef
-		} else {
-			ref.RepoURL, secret = src.Spec.OCI.URL, src.Spec.OCI.SecretRef
-		}
-		if secret != nil {
-			sec, err := k.secret(ctx, src.Namespace, secret.Name)
-			if err != nil {
-				return opts, invalid("Source %s credentials: %v", src.Name, err)
-			}
-			ref.Username, ref.Password = string(sec.Data["username"]), string(sec.Data["password"])
-		}
-		h.Chart = ref
-	}
-	opts.Helm = h
-	if d := app.Spec.Decryption; d != nil {
-		sec, err := k.secret(ctx, app.Namespace, d.SecretRef.Name)
-		if err != nil {
-			return opts, invalid("spec.decryption: %v", err)
-		}
-		keys := &render.Keys{}
-		names := make([]string, 0, len(sec.Data))
-		for name := range sec.Data {
-			names = append(names, name)
-		}
-		sort.Strings(names)
-		for _, name := range names {
-			v := sec.Data[name]
-			switch {
-			case strings.HasSuffix(name, ".agekey"):
-				for _, line := range strings.Split(string(v), "\n") {
-					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-						keys.Age = append(keys.Age, line)
-					}
-				}
-			case strings.HasSuffix(name, ".asc"):
-				keys.PGP = append(keys.PGP, v)
-			}
-		}
-		if len(keys.Age) == 0 && len(keys.PGP) == 0 {
-			return opts, invalid("spec.decryption: the Secret %s/%s has no key ending in .agekey or .asc", app.Namespace, d.SecretRef.Name)
-		}
-		opts.Keys = keys
-	}
-	return opts, nil
-}
-
-// valuesFrom reads Helm values from a Secret or ConfigMap key.
-func valuesFrom(ctx context.Context, k *kube, ns string, ref tendv1.ValuesReference) (map[string]any, error) {
-	key := ref.Key
-	if key == "" {
-		key = "values.yaml"
-	}
-	var data []byte
-	switch ref.Kind {
-	case "Secret":
-		sec, err := k.secret(ctx, ns, ref.Name)
-		if err != nil {
-			if ref.Optional {
-				return nil, nil
-			}
-			return nil, err
-		}
-		b, ok := sec.Data[key]
-		if !ok {
-			if ref.Optional {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("the Secret %s/%s has no key %q", ns, ref.Name, key)
-		}
-		data = b
-	case "ConfigMap":
-		cm, err := k.cs.CoreV1().ConfigMaps(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			if ref.Optional && apierrors.IsNotFound(err) {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, ref.Name, k.wrap(err))
-		}
-		s, ok := cm.Data[key]
-		if !ok {
-			if ref.Optional {
-				return nil, nil
-			}
-			return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", ns, ref.Name, key)
-		}
-		data = []byte(s)
-	default:
-		return nil, fmt.Errorf("kind %q: want Secret or ConfigMap", ref.Kind)
-	}
-	var vals map[string]any
-	if err := yaml.Unmarshal(data, &vals); err != nil {
-		return nil, fmt.Errorf("%s %s/%s key %q is not a YAML map of values", ref.Kind, ns, ref.Name, key)
-	}
-	return vals, nil
-}
-
-// withNamespace adds a Namespace object unless objs have one.
-func withNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
-	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {
-			return objs
-		}
-	}
-	n := &unstructured.Unstructured{}
-	n.SetAPIVersion("v1")
-	n.SetKind("Namespace")
-	n.SetName(ns)
-	return append([]*unstructured.Unstructured{n}, objs...)
-}

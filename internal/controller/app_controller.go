@@ -419,7 +419,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 	}
 	objects := result.Objects
 	if app.Spec.Destination.CreateNamespace && app.Spec.Destination.Namespace != "" {
-		objects = withNamespace(objects, app.Spec.Destination.Namespace)
+		objects = WithNamespace(objects, app.Spec.Destination.Namespace)
 	}
 	areq := apply.Request{
 		App:            apply.AppRef{Namespace: app.Namespace, Name: app.Name},
@@ -611,8 +611,9 @@ func healthTimeout(app *tendv1.App) time.Duration {
 	return 5 * time.Minute
 }
 
-// withNamespace adds a Namespace object unless the render has one.
-func withNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
+// WithNamespace adds a Namespace object for ns unless objs have one (an
+// App's destination.createNamespace).
+func WithNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {
 			return objs

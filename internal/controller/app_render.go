@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -25,10 +27,25 @@ func (e *inputError) Error() string { return e.msg }
 
 func inputErrorf(format string, args ...any) error { return &inputError{fmt.Sprintf(format, args...)} }
 
-// renderOptions builds the render options of an App. Secrets it reads
-// (values, decryption keys, repository credentials) end up only in the
-// options, never in status or logs.
+// IsInputError reports whether err is a problem with an App's spec or what
+// it references, which only the user can fix.
+func IsInputError(err error) bool {
+	var ie *inputError
+	return errors.As(err, &ie)
+}
+
+// renderOptions builds the render options of an App.
 func (r *AppReconciler) renderOptions(ctx context.Context, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
+	return RenderOptions(ctx, r.Client, app, src)
+}
+
+// RenderOptions builds the render options of an App from its spec and what
+// it references (values from Secrets and ConfigMaps, chart repository
+// credentials, SOPS keys), as the controller renders it; `tend render` and
+// `tend diff` use it too. Secrets it reads end up only in the options, never
+// in status or logs. Errors the user must fix satisfy IsInputError.
+func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
+	r := &optionsReader{Client: c}
 	opts := render.Options{
 		Path:      app.Spec.Path,
 		Namespace: app.Spec.Destination.Namespace,
@@ -98,7 +115,10 @@ func (r *AppReconciler) renderOptions(ctx context.Context, app *tendv1.App, src 
 	return opts, nil
 }
 
-func (r *AppReconciler) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+// optionsReader reads what RenderOptions needs.
+type optionsReader struct{ Client client.Reader }
+
+func (r *optionsReader) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 	var sec corev1.Secret
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -110,7 +130,7 @@ func (r *AppReconciler) secret(ctx context.Context, ns, name string) (*corev1.Se
 }
 
 // valuesFrom reads Helm values from a Secret or ConfigMap key.
-func (r *AppReconciler) valuesFrom(ctx context.Context, ns string, ref tendv1.ValuesReference) (map[string]any, error) {
+func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.ValuesReference) (map[string]any, error) {
 	key := ref.Key
 	if key == "" {
 		key = "values.yaml"
@@ -162,7 +182,7 @@ func (r *AppReconciler) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 
 // decryptionKeys reads SOPS keys from a Secret: keys ending in .agekey hold
 // age identities (one or more lines), .asc armored OpenPGP private keys.
-func (r *AppReconciler) decryptionKeys(ctx context.Context, ns, name string) (*render.Keys, error) {
+func (r *optionsReader) decryptionKeys(ctx context.Context, ns, name string) (*render.Keys, error) {
 	sec, err := r.secret(ctx, ns, name)
 	if err != nil {
 		return nil, err

@@ -358,8 +358,8 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 }
 
 // gitAuth reads a git Source's credentials Secret.
-func gitAuth(ctx context.Context, c client.Client, src *tendv1.Source) (*git.Auth, error) {
-	return (&SourceReconciler{Client: c}).gitAuth(ctx, src)
+func gitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Auth, error) {
+	return GitAuth(ctx, c, src)
 }
 
 func chartURL(src *tendv1.Source) string {

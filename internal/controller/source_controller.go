@@ -175,12 +175,19 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 
 // gitAuth reads the Source's credentials Secret.
 func (r *SourceReconciler) gitAuth(ctx context.Context, src *tendv1.Source) (*git.Auth, error) {
+	return GitAuth(ctx, r.Client, src)
+}
+
+// GitAuth reads a git Source's credentials Secret ("username" and
+// "password" or "token" for HTTPS; "identity" and "known_hosts" for SSH),
+// saying which key is missing.
+func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Auth, error) {
 	ref := src.Spec.Git.SecretRef
 	if ref == nil {
 		return nil, nil
 	}
 	var sec corev1.Secret
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}, &sec); err != nil {
+	if err := c.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}, &sec); err != nil {
 		return nil, fmt.Errorf("credentials Secret %s/%s: %w", src.Namespace, ref.Name, err)
 	}
 	a := &git.Auth{
