@@ -1,19 +1,30 @@
 package cli
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/webhook"
 )
 
 func (m *Main) controllerCommand() *cobra.Command {
 	var (
-		kf   kubeFlags
-		opts controller.Options
-		json bool
+		kf            kubeFlags
+		opts          controller.Options
+		json          bool
+		webhookAddr   string
+		webhookSecret string
 	)
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -33,6 +44,16 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				h = slog.NewJSONHandler(m.Stderr, nil)
 			}
 			opts.Log = slog.New(h)
+			opts.Extra = func(_ context.Context, mgr manager.Manager, _ *controller.Controller) error {
+				if webhookAddr == "0" || webhookAddr == "" {
+					return nil
+				}
+				return mgr.Add(&webhookServer{addr: webhookAddr, log: opts.Log, handler: &webhook.Receiver{
+					Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
+					SecretNamespace: opts.LeaderElectionNamespace, SecretName: webhookSecret,
+					Log: opts.Log.With("component", "webhook"),
+				}})
+			}
 			c, err := controller.New(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -52,6 +73,44 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.IntVar(&opts.SourceWorkers, "source-workers", 4, "concurrent Source fetches")
 	f.IntVar(&opts.ApplyConcurrency, "apply-concurrency", 8, "parallel applies within one sync step")
 	f.StringSliceVar(&opts.Namespaces, "watch-namespace", nil, "only manage Apps, Sources and AppSets in these namespaces (default: all)")
+	f.StringVar(&webhookAddr, "webhook-addr", ":9292", "address of the push webhook receiver, /hooks/{github,gitlab,gitea,bitbucket,generic} (0 disables)")
+	f.StringVar(&webhookSecret, "webhook-secret", "tend-webhook", "Secret in --leader-election-namespace holding the webhook tokens")
 	f.BoolVar(&json, "log-json", false, "log as JSON")
 	return cmd
+}
+
+// webhookServer serves the push receivers on every replica: receiving a
+// push only annotates Sources, which the leader acts on.
+type webhookServer struct {
+	addr    string
+	handler http.Handler
+	log     *slog.Logger
+}
+
+var (
+	_ manager.Runnable               = (*webhookServer)(nil)
+	_ manager.LeaderElectionRunnable = (*webhookServer)(nil)
+)
+
+func (w *webhookServer) NeedLeaderElection() bool { return false }
+
+func (w *webhookServer) Start(ctx context.Context) error {
+	l, err := net.Listen("tcp", w.addr)
+	if err != nil {
+		return fmt.Errorf("webhook receiver on %s: %w", w.addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/hooks/", w.handler)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	w.log.Info("webhook receiver listening", "addr", l.Addr().String())
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }
