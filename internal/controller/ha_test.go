@@ -171,7 +171,7 @@ func startTend(t *testing.T, env *testenv.Env, bin, name string) *tendProcess {
 		"--kubeconfig", kubeconfig,
 		"--leader-elect", "--leader-election-namespace", env.Namespace,
 		"--watch-namespace", env.Namespace,
-		"--metrics-addr=0", "--probe-addr=0",
+		"--metrics-addr=0", "--probe-addr=0", "--webhook-addr=0",
 		"--data-dir", filepath.Join(dir, "data"))
 	p.cmd.Stdout = p.stderr
 	p.cmd.Stderr = p.stderr
