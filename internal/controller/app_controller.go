@@ -444,6 +444,12 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		return r.rollback(ctx, key, app, &src, conn, opts, st, to)
 	}
 
+	if st.syncedResult == nil && app.Status.Sync == tendv1.SyncSynced && app.Status.Revision == rev && app.Status.ObservedGeneration == app.Generation {
+		// First reconcile after a restart: status says this revision and
+		// spec were synced, so differences now are drift, not a new desired
+		// state (and without selfHeal they are reported, not undone).
+		st.syncedResult, st.syncedRev, st.syncedGen = result, rev, app.Generation
+	}
 	requested := app.Annotations[AnnotationRequestedAt]
 	manualReq := requested != "" && requested != app.Status.LastHandledRequest
 	desiredChanged := st.syncedResult != result || st.syncedRev != rev || st.syncedGen != app.Generation

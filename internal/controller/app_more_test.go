@@ -13,7 +13,10 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 func TestManualSyncWaitsForRequest(t *testing.T) {
@@ -126,4 +129,52 @@ func httpGet(t *testing.T, url string) string {
 		return resp.StatusCode == http.StatusOK
 	})
 	return body
+}
+
+// TestRestartKeepsDriftReportedWithoutSelfHeal: a hand edit made while the
+// controller is down is reported after the restart, not undone, when the
+// App does not self-heal.
+func TestRestartKeepsDriftReportedWithoutSelfHeal(t *testing.T) {
+	env := testenv.New(t)
+	installCRDs(t, env.Config)
+	ctx := context.Background()
+	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func() func() {
+		cctx, cancel := context.WithCancel(context.Background())
+		ctl, err := New(cctx, Options{Config: env.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0", Namespaces: []string{env.Namespace}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- ctl.Start(cctx) }()
+		return func() { cancel(); <-done }
+	}
+	e := &ctlEnv{Env: env, c: c}
+	repo := newCtlRepo(t)
+	repo.commit("cm", map[string]string{"app/cm.yaml": configMapYAML("cfg", "from-git")})
+	stop := start()
+	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", env.Namespace, func(a *tendv1.App) {
+		a.Spec.Sync.SelfHeal = false
+		a.Spec.Sync.Prune = false
+	}))
+	e.waitApp(t, "app", "synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy" })
+	stop()
+
+	patch := []byte(`{"data":{"value":"edited by hand"}}`)
+	if _, err := env.Clientset.CoreV1().ConfigMaps(env.Namespace).Patch(ctx, "cfg", "application/merge-patch+json", patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
+	stop = start()
+	defer stop()
+	e.waitApp(t, "app", "drift reported after restart", 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Sync == tendv1.SyncOutOfSync && strings.Contains(readyMessage(a), "selfHeal")
+	})
+	time.Sleep(2 * time.Second)
+	cm, err := env.Clientset.CoreV1().ConfigMaps(env.Namespace).Get(ctx, "cfg", metav1.GetOptions{})
+	if err != nil || cm.Data["value"] != "edited by hand" {
+		t.Fatalf("hand edit undone without selfHeal after a restart: %v %v", cm.Data, err)
+	}
 }
