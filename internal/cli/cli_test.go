@@ -12,13 +12,7 @@ import (
 	"testing"
 	"time"
 
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -39,7 +33,7 @@ type cluster struct {
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
 	env := testenv.New(t)
-	installCRDs(t, env.Config)
+	testenv.InstallCRDs(t, env.Config)
 	c, err := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -74,51 +68,6 @@ func runIn(t *testing.T, timeout time.Duration, args ...string) (code int, stdou
 	m := &Main{Stdout: &out, Stderr: &errb, Build: BuildInfo{Version: "v1.2.3", Commit: "abc1234"}}
 	code = m.Run(ctx, args)
 	return code, out.String(), errb.String()
-}
-
-// installCRDs applies tend's CRDs from config/crd and waits until they are
-// Established. Other tests share them; they are never deleted.
-func installCRDs(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	ext := apiextclient.NewForConfigOrDie(cfg)
-	files, err := filepath.Glob("../../config/crd/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs in config/crd: %v", err)
-	}
-	ctx := context.Background()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var crd apiextv1.CustomResourceDefinition
-		if err := yaml.Unmarshal(b, &crd); err != nil {
-			t.Fatal(err)
-		}
-		existing, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
-		case err == nil:
-			crd.ResourceVersion = existing.ResourceVersion
-			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
-		}
-		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install %s: %v", crd.Name, err)
-		}
-		eventually(t, "CRD "+crd.Name+" established", 30*time.Second, func() bool {
-			c, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false
-			}
-			for _, cond := range c.Status.Conditions {
-				if cond.Type == apiextv1.Established && cond.Status == apiextv1.ConditionTrue {
-					return true
-				}
-			}
-			return false
-		})
-	}
 }
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {

@@ -136,7 +136,7 @@ func httpGet(t *testing.T, url string) string {
 // App does not self-heal.
 func TestRestartKeepsDriftReportedWithoutSelfHeal(t *testing.T) {
 	env := testenv.New(t)
-	installCRDs(t, env.Config)
+	testenv.InstallCRDs(t, env.Config)
 	ctx := context.Background()
 	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
 	if err != nil {

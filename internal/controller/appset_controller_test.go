@@ -20,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -30,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -50,74 +48,6 @@ var appSetScheme = func() *runtime.Scheme {
 	}
 	return s
 }()
-
-var appSetCRDs struct {
-	once sync.Once
-	err  error
-}
-
-// appSetInstallCRDs applies tend's CRDs from config/crd (server-side, so
-// it is idempotent and other packages' tests may do the same) and waits
-// until they are Established. CRDs are never deleted: other tests use
-// them.
-func appSetInstallCRDs(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	appSetCRDs.once.Do(func() { appSetCRDs.err = appSetApplyCRDs(cfg) })
-	if appSetCRDs.err != nil {
-		t.Fatalf("install CRDs: %v", appSetCRDs.err)
-	}
-}
-
-func appSetApplyCRDs(cfg *rest.Config) error {
-	cl, err := client.New(cfg, client.Options{Scheme: appSetScheme})
-	if err != nil {
-		return err
-	}
-	files, err := filepath.Glob(filepath.Join("..", "..", "config", "crd", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs in config/crd (%v)", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	var names []string
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return err
-		}
-		u := &unstructured.Unstructured{}
-		if err := yaml.Unmarshal(raw, &u.Object); err != nil {
-			return fmt.Errorf("%s: %w", f, err)
-		}
-		if err := cl.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("tend-test"), client.ForceOwnership); err != nil {
-			return fmt.Errorf("apply %s: %w", f, err)
-		}
-		names = append(names, u.GetName())
-	}
-	for _, name := range names {
-		for {
-			var crd apiextensionsv1.CustomResourceDefinition
-			if err := cl.Get(ctx, types.NamespacedName{Name: name}, &crd); err != nil {
-				return err
-			}
-			established := false
-			for _, c := range crd.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					established = true
-				}
-			}
-			if established {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("CRD %s not Established: %w", name, ctx.Err())
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	return nil
-}
 
 // appSetWrites counts write requests (anything but GET) at the transport.
 type appSetWrites struct {
@@ -171,7 +101,7 @@ type appSetFixture struct {
 func newAppSetFixture(t *testing.T) *appSetFixture {
 	t.Helper()
 	env := testenv.New(t)
-	appSetInstallCRDs(t, env.Config)
+	testenv.InstallCRDs(t, env.Config)
 	writes := &appSetWrites{}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(writes.wrap)

@@ -391,7 +391,7 @@ func clusterToolDir(t *testing.T) string {
 func startClusterController(t *testing.T, log *slog.Logger) *ctlEnv {
 	t.Helper()
 	env := testenv.New(t)
-	installCRDs(t, env.Config)
+	testenv.InstallCRDs(t, env.Config)
 	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
 	if err != nil {
 		t.Fatal(err)

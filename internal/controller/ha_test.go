@@ -34,7 +34,7 @@ import (
 // recording proxy, so the test knows exactly which process wrote what.
 func TestLeaderFailover(t *testing.T) {
 	env := testenv.New(t)
-	installCRDs(t, env.Config)
+	testenv.InstallCRDs(t, env.Config)
 	bin := buildTend(t)
 	ctx := context.Background()
 	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,14 +17,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/controller"
@@ -218,7 +211,7 @@ func (s *syncBuffer) String() string {
 func startReceiver(t *testing.T, mutate func(*Receiver)) *hookEnv {
 	t.Helper()
 	env := testenv.New(t)
-	installCRDs(t, env.Config)
+	testenv.InstallCRDs(t, env.Config)
 	c, err := client.New(env.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -451,57 +444,4 @@ func TestReceiverRequests(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(got.Message, "create Secret") {
 		t.Fatalf("no Secret: status %d (%s), want 401 saying to create the Secret", resp.StatusCode, got.Message)
 	}
-}
-
-// installCRDs applies tend's CRDs from config/crd and waits until they are
-// Established. Other tests share them; they are never deleted.
-func installCRDs(t *testing.T, cfg *rest.Config) {
-	t.Helper()
-	ext := apiextclient.NewForConfigOrDie(cfg)
-	files, err := filepath.Glob("../../config/crd/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no CRDs in config/crd: %v", err)
-	}
-	ctx := context.Background()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var crd apiextv1.CustomResourceDefinition
-		if err := yaml.Unmarshal(b, &crd); err != nil {
-			t.Fatal(err)
-		}
-		existing, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{})
-		case err == nil:
-			crd.ResourceVersion = existing.ResourceVersion
-			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Update(ctx, &crd, metav1.UpdateOptions{})
-		}
-		if err != nil && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("install %s: %v", crd.Name, err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for !established(ctx, ext, crd.Name) {
-			if time.Now().After(deadline) {
-				t.Fatalf("CRD %s not established after 30s", crd.Name)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-}
-
-func established(ctx context.Context, ext apiextclient.Interface, name string) bool {
-	c, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return false
-	}
-	for _, cond := range c.Status.Conditions {
-		if cond.Type == apiextv1.Established && cond.Status == apiextv1.ConditionTrue {
-			return true
-		}
-	}
-	return false
 }
