@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/tend-gitops/tend/internal/apply/secret"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/livestate"
 )
@@ -95,6 +96,9 @@ type Request struct {
 	DryRun bool
 	// HealthTimeout bounds each wait for a step or hook (default 5m).
 	HealthTimeout time.Duration
+	// Health, when set, assesses this App's objects in place of the
+	// Engine's checker (an App's own health rules).
+	Health HealthChecker
 	// WaitHealthy makes the sync wait for the last step to be healthy too
 	// (it always waits when there are post-sync hooks).
 	WaitHealthy bool
@@ -336,12 +340,26 @@ func (s *syncRun) prepare(ctx context.Context) (map[ObjectRef]string, error) {
 				continue
 			}
 		}
+		isSecret := secret.IsSecret(o)
+		if isSecret {
+			if msg := refuseReplica(live); msg != "" {
+				errs = append(errs, fmt.Sprintf("%s %s", ref, msg))
+				continue
+			}
+			// The markers are part of what tend applies (and hashes);
+			// generated values are not: they are added at apply time.
+			if err := secret.Prepare(o); err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %v", ref, err))
+				continue
+			}
+		}
 		h, err := hashObject(o)
 		if err != nil {
 			return nil, err
 		}
 		entry, had := s.old.Entries[ref]
-		if !s.req.Force && had && ok && entry.Desired == h && entry.Fingerprint == s.e.Fingerprint(live, FieldManager) && entry.Fingerprint != "" {
+		if !s.req.Force && had && ok && entry.Desired == h && entry.Fingerprint == s.e.Fingerprint(live, FieldManager) && entry.Fingerprint != "" &&
+			!(isSecret && secret.NeedsValues(o, live)) {
 			continue
 		}
 		need[ref] = h

@@ -42,12 +42,22 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 			defer func() { <-sem; wg.Done() }()
 			force := s.req.ForceConflicts || o.GetAnnotations()[AnnotationForceConflicts] == "true"
 			_, existed := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
-			out, warning, err := s.e.applyObject(ctx, o, force, s.req.DryRun)
-			if err != nil {
-				s.progress(step.Name, ref, Failed, err.Error())
+			fail := func(msg string) {
+				s.progress(step.Name, ref, Failed, msg)
 				s.mu.Lock()
-				errs = append(errs, err.Error())
+				errs = append(errs, msg)
 				s.mu.Unlock()
+			}
+			// A Secret with generated values is applied with them; o
+			// (hashed into the inventory) never holds them.
+			withValues, filled, err := s.e.withValues(ctx, o)
+			if err != nil {
+				fail(err.Error())
+				return
+			}
+			out, warning, err := s.e.applyObject(ctx, withValues, force, s.req.DryRun)
+			if err != nil {
+				fail(filled.Redact(err.Error()))
 				return
 			}
 			if warning != "" {
@@ -59,7 +69,14 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 			if !existed {
 				action = Created
 			}
-			s.progress(step.Name, ref, action, warning)
+			msg := warning
+			if m := filled.Message(); m != "" {
+				if msg != "" {
+					m += "; " + msg
+				}
+				msg = m
+			}
+			s.progress(step.Name, ref, action, msg)
 			if s.req.DryRun {
 				return
 			}

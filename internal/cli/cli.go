@@ -87,6 +87,7 @@ cluster cannot be reached).`,
 		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(),
 		m.renderCommand(), m.diffCommand(), m.syncCommand(), m.logsCommand(),
 		m.completionCommand(), m.docsCommand(),
+		m.secretCommand(),
 	)
 	return root
 }

@@ -64,6 +64,12 @@ type ObjectDiff struct {
 // livestate cache (hashed Secret values are understood), but a cached object
 // carries no field set of tend's by default, so such removals only show
 // against an object read from the API server.
+//
+// Keys a Secret's tend.dev/generate annotation lists and git does not set
+// are tend's (see package apply/secret): one the live Secret has shows as
+// unchanged, since a sync keeps its value, and a missing one as added. The
+// metadata the engine adds to such Secrets (tend.dev/rotated-at, the
+// tend.dev/replicate label of a replicated Secret) is not compared.
 func Compare(desired, live *unstructured.Unstructured) (ObjectDiff, error) {
 	ref := desired
 	if ref == nil {
@@ -82,6 +88,7 @@ func Compare(desired, live *unstructured.Unstructured) (ObjectDiff, error) {
 		desiredView = cleanDesired(desired)
 		if isSecret(desired) {
 			maskAll(desiredView, desired)
+			maskGenerated(desiredView, desired)
 		}
 	case desired == nil:
 		d.Action = ActionDelete
@@ -175,6 +182,7 @@ func views(desired, live *unstructured.Unstructured) (desiredView, liveView map[
 	}
 	if secret {
 		maskCompare(desiredView, liveView, desired, live, owned)
+		dropEngineMetadata(desired, desiredView, liveView)
 	}
 	return desiredView, liveView, nil
 }

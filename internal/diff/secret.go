@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
+	"github.com/tend-gitops/tend/internal/apply/secret"
 	"github.com/tend-gitops/tend/internal/livestate"
 )
 
@@ -19,6 +20,9 @@ const (
 	MaskSecret = "(secret value)"
 	// MaskChangedSecret stands for the desired side of a changed value.
 	MaskChangedSecret = "(changed secret value)"
+	// MaskGenerated stands for a value tend will generate (the key is in
+	// the Secret's tend.dev/generate annotation and not in git).
+	MaskGenerated = "(generated secret value)"
 )
 
 func isSecret(obj *unstructured.Unstructured) bool {
@@ -106,10 +110,24 @@ func maskCompare(desiredView, liveView map[string]any, desired, live *unstructur
 			dm[k] = MaskChangedSecret
 		}
 	}
+	// Generated keys are tend's, not git's: a value the live Secret has
+	// stays (an apply carries it forward), a missing one will be created.
+	generated := map[string]bool{}
+	for _, k := range secret.Generated(desired) {
+		generated[k] = true
+		if _, ok := want[k]; ok {
+			continue // desired carries its value: compared above
+		}
+		if _, ok := have[k]; ok {
+			dm[k], lm[k] = MaskSecret, MaskSecret
+		} else {
+			dm[k] = MaskGenerated
+		}
+	}
 	_, ownedData := fieldElement(owned, "data")
 	_, ownedStringData := fieldElement(owned, "stringData")
 	for k := range have {
-		if _, ok := want[k]; ok {
+		if _, ok := want[k]; ok || generated[k] {
 			continue
 		}
 		m1, _ := fieldElement(ownedData, k)
@@ -123,5 +141,67 @@ func maskCompare(desiredView, liveView map[string]any, desired, live *unstructur
 	}
 	if len(lm) > 0 {
 		liveView["data"] = lm
+	}
+}
+
+// maskGenerated adds to the view of a Secret to create the keys tend will
+// generate in it.
+func maskGenerated(view map[string]any, desired *unstructured.Unstructured) {
+	keys := secret.Generated(desired)
+	if len(keys) == 0 {
+		return
+	}
+	data, _ := view["data"].(map[string]any)
+	if data == nil {
+		data = map[string]any{}
+	}
+	for _, k := range keys {
+		if _, ok := data[k]; !ok {
+			data[k] = MaskGenerated
+		}
+	}
+	view["data"] = data
+}
+
+// dropEngineMetadata removes from both views of a Secret update the
+// metadata tend's engine adds at apply time and git never declares: the
+// rotation it handled last on a Secret with generated values, and the
+// replication label on a replicated one. Comparing them with git would
+// show them as removed after every sync.
+func dropEngineMetadata(desired *unstructured.Unstructured, views ...map[string]any) {
+	spec, _ := secret.ParseSpec(desired.GetAnnotations())
+	_, replicated, _ := secret.ReplicateSelector(desired.GetAnnotations())
+	for _, v := range views {
+		if spec != nil {
+			dropMetadataKey(v, "annotations", secret.AnnotationRotatedAt)
+		}
+		if replicated {
+			dropMetadataKey(v, "labels", secret.LabelReplicate)
+		}
+	}
+}
+
+// dropMetadataKey deletes metadata.<field>[key] from view without changing
+// maps view may share with an object.
+func dropMetadataKey(view map[string]any, field, key string) {
+	md, ok := view["metadata"].(map[string]any)
+	if !ok {
+		return
+	}
+	m, ok := md[field].(map[string]any)
+	if !ok {
+		return
+	}
+	if _, ok := m[key]; !ok {
+		return
+	}
+	md = shallowCopy(md)
+	view["metadata"] = md
+	m = shallowCopy(m)
+	delete(m, key)
+	if len(m) == 0 {
+		delete(md, field)
+	} else {
+		md[field] = m
 	}
 }
