@@ -28,6 +28,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&App{}, &AppList{},
 		&AppSet{}, &AppSetList{},
 		&Cluster{}, &ClusterList{},
+		&Notifier{}, &NotifierList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
