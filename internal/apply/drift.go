@@ -52,11 +52,15 @@ var severity = map[health.State]int{
 // Assess returns the health of every object in the inventory and the
 // App's overall health: the worst of them. Objects still Progressing
 // longer than timeout after since count as Degraded. It reads only the
-// watch cache.
-func (e *Engine) Assess(inv *Inventory, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
+// watch cache. h, when not nil, replaces the Engine's checker (an App's
+// own health rules).
+func (e *Engine) Assess(h HealthChecker, inv *Inventory, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
 	overall := health.Healthy
 	var out []ObjectHealth
-	checker, _ := e.Health.(*health.Checker)
+	if h == nil {
+		h = e.Health
+	}
+	checker, _ := h.(*health.Checker)
 	for _, ref := range inv.Refs() {
 		entry := inv.Entries[ref]
 		gvk := ref.GroupKind().WithVersion(entry.Version)
@@ -68,7 +72,7 @@ func (e *Engine) Assess(inv *Inventory, since time.Time, timeout time.Duration) 
 		case checker != nil && timeout > 0:
 			r = checker.CheckWithTimeout(live, since, timeout, time.Now())
 		default:
-			r = e.Health.Check(live)
+			r = h.Check(live)
 		}
 		if severity[r.State] > severity[overall] {
 			overall = r.State

@@ -18,6 +18,10 @@ import (
 // objects still not healthy.
 func (s *syncRun) waitHealthy(ctx context.Context, step string, objs []*unstructured.Unstructured) error {
 	deadline := time.Now().Add(s.req.HealthTimeout)
+	checker := s.req.Health
+	if checker == nil {
+		checker = s.e.Health
+	}
 	for {
 		var pending []string
 		for _, o := range objs {
@@ -26,7 +30,7 @@ func (s *syncRun) waitHealthy(ctx context.Context, step string, objs []*unstruct
 				pending = append(pending, describe(o)+": not yet in the cluster")
 				continue
 			}
-			r := s.e.Health.Check(live)
+			r := checker.Check(live)
 			switch r.State {
 			case health.Healthy:
 			case health.Degraded:

@@ -125,6 +125,25 @@ func (k *kube) source(ctx context.Context, ns, name string) (*tendv1.Source, err
 	return nil, notFound("Source", name, ns, refs)
 }
 
+// notifier returns the Notifier name in the namespace.
+func (k *kube) notifier(ctx context.Context, name string) (*tendv1.Notifier, error) {
+	var n tendv1.Notifier
+	err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: name}, &n)
+	if err == nil {
+		return &n, nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return nil, k.wrap(err)
+	}
+	var list tendv1.NotifierList
+	_ = k.c.List(ctx, &list)
+	refs := make([]types.NamespacedName, 0, len(list.Items))
+	for _, n := range list.Items {
+		refs = append(refs, types.NamespacedName{Namespace: n.Namespace, Name: n.Name})
+	}
+	return nil, notFound("Notifier", name, k.ns, refs)
+}
+
 // notFound says that kind name is not in ns and suggests what the user
 // probably meant: the same name in another namespace, or the closest name
 // in ns.
@@ -188,19 +207,19 @@ func (m *Main) getCommand() *cobra.Command {
 		output string
 	)
 	cmd := &cobra.Command{
-		Use:   "get apps|sources [NAME]",
-		Short: "List Apps or Sources, or show one",
-		Long: `List the Apps or Sources of a namespace (-n, default the context's; -A for all),
+		Use:   "get apps|sources|notifiers [NAME]",
+		Short: "List Apps, Sources or Notifiers, or show one",
+		Long: `List the Apps, Sources or Notifiers of a namespace (-n, default the context's; -A for all),
 or show one by name. -o yaml and -o json print the objects themselves.`,
 		Example: `  tend get apps -A
   tend get app web -o yaml
   tend get sources -n tend-system`,
 		Args:      cobra.RangeArgs(1, 2),
-		ValidArgs: []string{"apps", "sources"},
+		ValidArgs: []string{"apps", "sources", "notifiers"},
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			switch {
 			case len(args) == 0:
-				return []cobra.Completion{"apps", "sources"}, cobra.ShellCompDirectiveNoFileComp
+				return []cobra.Completion{"apps", "sources", "notifiers"}, cobra.ShellCompDirectiveNoFileComp
 			case len(args) == 1 && strings.HasPrefix(args[0], "app"):
 				return completeApps(cmd.Context(), &kf)
 			}
@@ -216,9 +235,11 @@ or show one by name. -o yaml and -o json print the objects themselves.`,
 				kind = "apps"
 			case "source", "sources", "src", "Source", "Sources":
 				kind = "sources"
+			case "notifier", "notifiers", "Notifier", "Notifiers":
+				kind = "notifiers"
 			default:
-				msg := fmt.Sprintf("unknown resource %q: want apps or sources", args[0])
-				if s := closest(args[0], []string{"apps", "sources"}); s != "" {
+				msg := fmt.Sprintf("unknown resource %q: want apps, sources or notifiers", args[0])
+				if s := closest(args[0], []string{"apps", "sources", "notifiers"}); s != "" {
 					msg += "; did you mean '" + s + "'?"
 				}
 				return &exitError{code: ExitUsage, err: errors.New(msg)}
@@ -235,10 +256,13 @@ or show one by name. -o yaml and -o json print the objects themselves.`,
 				return err
 			}
 			ctx := cmd.Context()
-			if kind == "apps" {
-				return m.getApps(ctx, k, name, all, output)
+			switch kind {
+			case "apps":
+				return runGet(ctx, m, k, getApps, name, all, output)
+			case "notifiers":
+				return runGet(ctx, m, k, getNotifiers, name, all, output)
 			}
-			return m.getSources(ctx, k, name, all, output)
+			return runGet(ctx, m, k, getSources, name, all, output)
 		},
 	}
 	f := cmd.Flags()
@@ -248,106 +272,116 @@ or show one by name. -o yaml and -o json print the objects themselves.`,
 	return cmd
 }
 
-func (m *Main) getApps(ctx context.Context, k *kube, name string, all bool, output string) error {
-	var items []tendv1.App
+// getter describes one kind for `tend get`.
+type getter[T any] struct {
+	kind   string // "App"
+	one    func(ctx context.Context, k *kube, name string) (*T, error)
+	list   func(ctx context.Context, k *kube, opts ...client.ListOption) ([]T, error)
+	header []string
+	row    func(*T) []cell
+}
+
+// runGet lists the objects of g's kind (or shows one) as a table, YAML or
+// JSON.
+func runGet[T any, P interface {
+	*T
+	client.Object
+}](ctx context.Context, m *Main, k *kube, g getter[T], name string, all bool, output string) error {
+	var items []T
 	if name != "" {
-		a, err := k.app(ctx, name)
+		o, err := g.one(ctx, k, name)
 		if err != nil {
 			return err
 		}
-		items = []tendv1.App{*a}
+		items = []T{*o}
 	} else {
-		var list tendv1.AppList
 		var opts []client.ListOption
 		if !all {
 			opts = append(opts, client.InNamespace(k.ns))
 		}
-		if err := k.c.List(ctx, &list, opts...); err != nil {
+		list, err := g.list(ctx, k, opts...)
+		if err != nil {
 			return k.wrap(err)
 		}
-		items = list.Items
+		items = list
 	}
-	sort.Slice(items, func(i, j int) bool {
-		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
-	})
+	key := func(i int) string { o := P(&items[i]); return o.GetNamespace() + "/" + o.GetName() }
+	sort.Slice(items, func(i, j int) bool { return key(i) < key(j) })
 	if output != formatTable {
 		objs := make([]any, len(items))
 		for i := range items {
-			a := items[i].DeepCopy()
-			a.APIVersion, a.Kind = tendv1.GroupVersion.String(), "App"
-			a.ManagedFields = nil
-			objs[i] = a
+			o := P(&items[i]).DeepCopyObject().(P)
+			o.GetObjectKind().SetGroupVersionKind(tendv1.GroupVersion.WithKind(g.kind))
+			o.SetManagedFields(nil)
+			objs[i] = o
 		}
 		return printObjects(m, output, objs, name != "")
 	}
 	if len(items) == 0 {
-		fmt.Fprintf(m.Stderr, "no Apps in %s\n", scopeName(k, all))
+		fmt.Fprintf(m.Stderr, "no %ss in %s\n", g.kind, scopeName(k, all))
 		return nil
 	}
-	t := &table{header: []string{"NAME", "SYNC", "HEALTH", "REVISION", "OBJECTS", "AGE"}}
+	t := &table{header: g.header}
 	if all {
 		t.header = append([]string{"NAMESPACE"}, t.header...)
 	}
-	for _, a := range items {
-		row := []cell{plain(a.Name), state(orUnknown(a.Status.Sync)), state(orUnknown(a.Status.Health)), plain(shortRev(a.Status.Revision)), plain(strconv.Itoa(int(a.Status.Objects))), plain(age(a.CreationTimestamp))}
+	for i := range items {
+		row := g.row(&items[i])
 		if all {
-			row = append([]cell{plain(a.Namespace)}, row...)
+			row = append([]cell{plain(P(&items[i]).GetNamespace())}, row...)
 		}
 		t.add(row...)
 	}
 	return t.write(m.Stdout, m.painter())
 }
 
-func (m *Main) getSources(ctx context.Context, k *kube, name string, all bool, output string) error {
-	var items []tendv1.Source
-	if name != "" {
-		s, err := k.source(ctx, k.ns, name)
-		if err != nil {
-			return err
-		}
-		items = []tendv1.Source{*s}
-	} else {
-		var list tendv1.SourceList
-		var opts []client.ListOption
-		if !all {
-			opts = append(opts, client.InNamespace(k.ns))
-		}
-		if err := k.c.List(ctx, &list, opts...); err != nil {
-			return k.wrap(err)
-		}
-		items = list.Items
+var (
+	getApps = getter[tendv1.App]{
+		kind: "App",
+		one:  func(ctx context.Context, k *kube, name string) (*tendv1.App, error) { return k.app(ctx, name) },
+		list: func(ctx context.Context, k *kube, opts ...client.ListOption) ([]tendv1.App, error) {
+			var l tendv1.AppList
+			err := k.c.List(ctx, &l, opts...)
+			return l.Items, err
+		},
+		header: []string{"NAME", "SYNC", "HEALTH", "REVISION", "OBJECTS", "AGE"},
+		row: func(a *tendv1.App) []cell {
+			return []cell{plain(a.Name), state(orUnknown(a.Status.Sync)), state(orUnknown(a.Status.Health)), plain(shortRev(a.Status.Revision)), plain(strconv.Itoa(int(a.Status.Objects))), plain(age(a.CreationTimestamp))}
+		},
 	}
-	sort.Slice(items, func(i, j int) bool {
-		return items[i].Namespace+"/"+items[i].Name < items[j].Namespace+"/"+items[j].Name
-	})
-	if output != formatTable {
-		objs := make([]any, len(items))
-		for i := range items {
-			s := items[i].DeepCopy()
-			s.APIVersion, s.Kind = tendv1.GroupVersion.String(), "Source"
-			s.ManagedFields = nil
-			objs[i] = s
-		}
-		return printObjects(m, output, objs, name != "")
+	getSources = getter[tendv1.Source]{
+		kind: "Source",
+		one: func(ctx context.Context, k *kube, name string) (*tendv1.Source, error) {
+			return k.source(ctx, k.ns, name)
+		},
+		list: func(ctx context.Context, k *kube, opts ...client.ListOption) ([]tendv1.Source, error) {
+			var l tendv1.SourceList
+			err := k.c.List(ctx, &l, opts...)
+			return l.Items, err
+		},
+		header: []string{"NAME", "URL", "REVISION", "READY", "AGE"},
+		row: func(s *tendv1.Source) []cell {
+			ready, _ := readyCondition(s.Status.Conditions)
+			return []cell{plain(s.Name), plain(sourceURL(s)), plain(artifactRevision(s)), state(ready), plain(age(s.CreationTimestamp))}
+		},
 	}
-	if len(items) == 0 {
-		fmt.Fprintf(m.Stderr, "no Sources in %s\n", scopeName(k, all))
-		return nil
+	getNotifiers = getter[tendv1.Notifier]{
+		kind: "Notifier",
+		one: func(ctx context.Context, k *kube, name string) (*tendv1.Notifier, error) {
+			return k.notifier(ctx, name)
+		},
+		list: func(ctx context.Context, k *kube, opts ...client.ListOption) ([]tendv1.Notifier, error) {
+			var l tendv1.NotifierList
+			err := k.c.List(ctx, &l, opts...)
+			return l.Items, err
+		},
+		header: []string{"NAME", "PROVIDER", "SENT", "FAILED", "READY", "MESSAGE", "AGE"},
+		row: func(n *tendv1.Notifier) []cell {
+			ready, msg := readyCondition(n.Status.Conditions)
+			return []cell{plain(n.Name), plain(n.Spec.Provider), plain(strconv.FormatInt(n.Status.Sent, 10)), plain(strconv.FormatInt(n.Status.Failed, 10)), state(ready), plain(msg), plain(age(n.CreationTimestamp))}
+		},
 	}
-	t := &table{header: []string{"NAME", "URL", "REVISION", "READY", "AGE"}}
-	if all {
-		t.header = append([]string{"NAMESPACE"}, t.header...)
-	}
-	for _, s := range items {
-		ready, _ := readyCondition(s.Status.Conditions)
-		row := []cell{plain(s.Name), plain(sourceURL(&s)), plain(artifactRevision(&s)), state(ready), plain(age(s.CreationTimestamp))}
-		if all {
-			row = append([]cell{plain(s.Namespace)}, row...)
-		}
-		t.add(row...)
-	}
-	return t.write(m.Stdout, m.painter())
-}
+)
 
 // printObjects prints one object, or a v1 List of them like kubectl.
 func printObjects(m *Main, output string, objs []any, single bool) error {

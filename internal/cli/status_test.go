@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +162,28 @@ func TestGet(t *testing.T) {
 	code, _, stderr = cl.tend(t, "get", "aps")
 	if code != ExitUsage || !strings.Contains(stderr, "did you mean 'apps'?") {
 		t.Errorf("get aps: exit %d: %s", code, stderr)
+	}
+
+	// Notifiers: what they sent and whether they can send.
+	n := &tendv1.Notifier{ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: cl.Namespace}, Spec: tendv1.NotifierSpec{Provider: "discord"}}
+	if err := cl.c.Create(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	n.Status = tendv1.NotifierStatus{Sent: 42, Failed: 3, Conditions: []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "DeliveryFailed", Message: "HTTP 404 Not Found", LastTransitionTime: metav1.Now()}}}
+	if err := cl.c.Status().Update(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cl.tend(t, "get", "notifiers")
+	if code != ExitOK || !regexp.MustCompile(`chat\s+discord\s+42\s+3\s+False\s+HTTP 404 Not Found`).MatchString(out) {
+		t.Errorf("get notifiers: exit %d\n%s", code, out)
+	}
+	code, out, _ = cl.tend(t, "get", "notifier", "chat", "-o", "yaml")
+	if code != ExitOK || !strings.Contains(out, "kind: Notifier") || !strings.Contains(out, "sent: 42") {
+		t.Errorf("get notifier chat -o yaml: exit %d\n%s", code, out)
+	}
+	code, _, stderr = cl.tend(t, "get", "notifier", "chaat")
+	if code != ExitUsage || !strings.Contains(stderr, "Notifier 'chaat' not found; did you mean 'chat'?") {
+		t.Errorf("get notifier chaat: exit %d: %s", code, stderr)
 	}
 }
 

@@ -150,13 +150,21 @@ func (m *Main) syncAppLocal(ctx context.Context, k *kube, app *tendv1.App, o syn
 	if err != nil {
 		return err
 	}
+	checker, err := controller.HealthChecker(app)
+	if err != nil {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("health rules of App %s/%s: %w", app.Namespace, app.Name, err)}
+	}
 	ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
 	return m.withConn(ctx, k, func(conn *controller.Conn) error {
-		return m.runEngine(ctx, conn, apply.Request{
+		req := apply.Request{
 			App: ref, Revision: ar.revision, Objects: ar.objects,
 			Prune: o.prune || app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty,
 			ForceConflicts: app.Spec.Sync.ForceConflicts, Force: o.force, DryRun: o.dryRun,
-		}, o)
+		}
+		if checker != nil {
+			req.Health = checker
+		}
+		return m.runEngine(ctx, conn, req, o)
 	})
 }
 
@@ -227,7 +235,7 @@ func (m *Main) runEngine(ctx context.Context, conn *controller.Conn, req apply.R
 	if req.DryRun {
 		return nil
 	}
-	state, bad := conn.Engine.Assess(res.Inventory, time.Now(), 0)
+	state, bad := conn.Engine.Assess(req.Health, res.Inventory, time.Now(), 0)
 	if state != health.Healthy {
 		for _, b := range bad {
 			fmt.Fprintf(m.Stdout, "  %s %s: %s\n", p.paint(stateColor(string(b.Result.State)), string(b.Result.State)), b.Ref, b.Result.Message)

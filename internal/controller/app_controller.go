@@ -30,6 +30,8 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
@@ -80,6 +82,8 @@ type AppReconciler struct {
 	Namespaces []string
 	// OnSync, when set, is told about every sync that ran (notifications).
 	OnSync func(app *tendv1.App, rec tendv1.SyncRecord, res *apply.Result, err error)
+	// Notify, when set, is given events for Notifiers (it must not block).
+	Notify func(notify.Event)
 
 	metrics *tendMetrics
 
@@ -110,6 +114,16 @@ type appState struct {
 	healthSince  time.Time
 	rollbackTo   string // set by assess: re-apply this revision
 	rollbackFrom string
+	// What notifications need: the Source's URL and its last commit
+	// subject, and what was already told.
+	repoURL, subjectRev, subject string
+	notifiedFailure              bool   // a failure was told; the next success is a recovery
+	renderFailure                string // revision and error of the render failure told
+	driftKey                     string // the drifted objects told
+	toldDegraded                 bool   // HealthDegraded was told; Healthy next is a recovery
+	// The App's own health rules, compiled (nil: none).
+	checker    *health.Checker
+	checkerKey string
 }
 
 type syncJob struct {
@@ -377,6 +391,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		}
 		return ctrl.Result{}, err
 	}
+	st.rememberSource(&src)
 	if msg, cyc, err := r.checkDependencies(ctx, app); err != nil {
 		return ctrl.Result{}, err
 	} else if cyc {
@@ -396,6 +411,10 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		}
 		return ctrl.Result{}, err
 	}
+	checker, err := st.healthChecker(app)
+	if err != nil {
+		return stalled(ReasonInvalidSpec, err)
+	}
 	meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionStalled)
 
 	// What to render: the Source's artifact, or a pinned revision.
@@ -407,6 +426,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRenderFailed, err.Error())
 		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
 		r.event(app, corev1.EventTypeWarning, ReasonRenderFailed, err.Error())
+		r.notifyRenderFailure(app, st, rev, err)
 		app.Status.LastAttemptedRevision = rev
 		return ctrl.Result{RequeueAfter: interval}, nil // the last good state stays applied
 	}
@@ -429,6 +449,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		AllowEmpty:     app.Spec.Sync.AllowEmpty,
 		ForceConflicts: app.Spec.Sync.ForceConflicts,
 		HealthTimeout:  healthTimeout(app),
+		Health:         checker,
 	}
 	// Make sure the live cache watches every kind involved (no-op after the
 	// first reconcile), then read drift and health from it.
@@ -438,6 +459,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 	}
 	drift := conn.Engine.Drift(st.inv)
+	r.notifyDrift(app, st, rev, drift)
 	r.assess(app, st, conn)
 	if to := st.rollbackTo; to != "" {
 		st.rollbackTo = ""
@@ -460,6 +482,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		// Nothing to apply: record that the desired state is in place.
 		st.syncedResult, st.syncedRev, st.syncedGen = result, rev, app.Generation
 		app.Status.Sync = tendv1.SyncSynced
+		r.notifyInSync(app, st, rev)
 		if app.Status.Revision == "" || app.Status.Revision != rev && len(st.inv.Entries) > 0 {
 			app.Status.Revision = rev
 		}
@@ -533,10 +556,11 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 		if res, err = r.Cache.Render(ctx, rnd, dir, rev, opts); err == nil {
 			msg := fmt.Sprintf("auto-rollback: %s degraded after its sync; re-applying %s", shortRev(from), shortRev(rev))
 			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
+			r.notify(app, st, notify.RolledBack, rev, msg, "", nil)
 			r.startSync(key, app, st, conn, apply.Request{
 				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev, Objects: res.Objects,
 				Prune: app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty, ForceConflicts: app.Spec.Sync.ForceConflicts,
-				HealthTimeout: healthTimeout(app),
+				HealthTimeout: healthTimeout(app), Health: st.health(),
 			}, res, "", msg, from)
 			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRolledBack, msg)
 			return ctrl.Result{}, nil

@@ -19,6 +19,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
@@ -29,6 +30,7 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 	job := &syncJob{done: make(chan struct{}), rev: req.Revision, gen: app.Generation, result: result, started: time.Now(),
 		request: request, message: message, rollback: rollbackFrom, conn: conn}
 	st.job = job
+	r.notify(app, st, notify.SyncStarted, req.Revision, fmt.Sprintf("syncing %s (%s)", shortRev(req.Revision), message), "", nil)
 	ctx := r.ctx
 	if ctx == nil {
 		ctx = context.Background()
@@ -110,6 +112,7 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 			app.Status.History = app.Status.History[:historyLimit]
 		}
 	}
+	r.notifySync(app, st, job)
 	if r.OnSync != nil {
 		var res *apply.Result
 		if job.res != nil {
@@ -174,7 +177,7 @@ func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *Conn) {
 		h := app.Status.History[0]
 		since = h.StartedAt.Add(h.Duration.Duration)
 	}
-	state, objs := conn.Engine.Assess(st.inv, since, healthTimeout(app))
+	state, objs := conn.Engine.Assess(st.health(), st.inv, since, healthTimeout(app))
 	if len(st.inv.Entries) == 0 {
 		state = health.Healthy
 	}
@@ -193,6 +196,7 @@ func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *Conn) {
 			typ = corev1.EventTypeWarning
 		}
 		r.event(app, typ, "Health"+string(state), note)
+		r.notifyHealth(app, st, prev, string(state), objs)
 	}
 	st.lastHealth = objs
 	st.healthSince = since

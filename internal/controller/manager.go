@@ -25,11 +25,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -62,6 +64,9 @@ type Options struct {
 	Log *slog.Logger
 	// OnSync is told about every sync (notifications).
 	OnSync func(app *tendv1.App, rec tendv1.SyncRecord, res *apply.Result, err error)
+	// Notify tunes notification delivery (zero: defaults); its Client and
+	// Log are set by New.
+	Notify notify.Options
 	// Extra lets callers add reconcilers and servers to the manager.
 	Extra func(ctx context.Context, mgr manager.Manager, c *Controller) error
 }
@@ -74,6 +79,8 @@ type Controller struct {
 	Apps      *AppReconciler
 	Sources   *SourceReconciler
 	AppSets   *AppSetReconciler
+	// Notifications delivers App events to Notifiers.
+	Notifications *notify.Dispatcher
 }
 
 // Scheme has the Kubernetes built-in types and tend's.
@@ -209,6 +216,19 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if err := (&ClusterReconciler{Client: mgr.GetClient(), Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := (&ReplicateReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	nopts := opts.Notify
+	nopts.Client, nopts.Log, nopts.Metrics = mgr.GetClient(), opts.Log.With("controller", "notify"), crmetrics.Registry
+	c.Notifications = notify.NewDispatcher(nopts)
+	apps.Notify = c.Notifications.Publish
+	if err := mgr.Add(c.Notifications); err != nil {
+		return nil, err
+	}
+	if err := (&notify.Reconciler{Client: mgr.GetClient(), Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)

@@ -1,0 +1,169 @@
+package controller
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/notify"
+)
+
+// notify publishes an event about app, when a notifier is attached. It
+// never blocks (the dispatcher queues).
+func (r *AppReconciler) notify(app *tendv1.App, st *appState, kind notify.Kind, rev, msg, errText string, changes []string) {
+	if r.Notify == nil {
+		return
+	}
+	e := notify.Event{
+		Kind:         kind,
+		Severity:     notify.SeverityOf(kind),
+		Time:         time.Now(),
+		AppNamespace: app.Namespace,
+		AppName:      app.Name,
+		Labels:       app.Labels,
+		Revision:     rev,
+		RepoURL:      st.repoURL,
+		Message:      msg,
+		Changes:      changes,
+		Error:        errText,
+	}
+	if rev != "" && rev == st.subjectRev {
+		e.Subject = st.subject
+	}
+	r.Notify(e)
+}
+
+// rememberSource keeps what events need to know of the App's Source.
+func (st *appState) rememberSource(src *tendv1.Source) {
+	st.repoURL = ""
+	if src.Spec.Git != nil {
+		st.repoURL = src.Spec.Git.URL
+	}
+	if a := src.Status.Artifact; a != nil {
+		st.subjectRev, st.subject = a.Revision, a.Subject
+	}
+}
+
+// notifySync publishes what a finished sync did.
+func (r *AppReconciler) notifySync(app *tendv1.App, st *appState, job *syncJob) {
+	changes := changesOf(job.res, apply.Created, apply.Configured, apply.Pruned)
+	if job.err != nil {
+		kind := notify.SyncFailed
+		var se *apply.SyncError
+		if (errors.As(job.err, &se) && strings.Contains(se.Step, "hook")) || len(changesOf(job.res, apply.HookFailed)) > 0 {
+			kind = notify.HookFailed
+		}
+		st.notifiedFailure = true
+		r.notify(app, st, kind, job.rev, fmt.Sprintf("sync of %s failed (%s)", shortRev(job.rev), job.message), job.err.Error(), changes)
+		return
+	}
+	recovered := st.notifiedFailure
+	st.notifiedFailure = false
+	if pruned := changesOf(job.res, apply.Pruned); len(pruned) > 0 {
+		r.notify(app, st, notify.Pruned, job.rev, fmt.Sprintf("%d objects that left git were deleted", len(pruned)), "", pruned)
+	}
+	switch {
+	case strings.HasPrefix(job.message, "self-heal"):
+		st.driftKey = ""
+		r.notify(app, st, notify.DriftCorrected, job.rev, fmt.Sprintf("changes made in the cluster were undone: %d objects re-applied", len(changes)), "", changes)
+	case recovered:
+		r.notify(app, st, notify.SyncSucceeded, job.rev, fmt.Sprintf("recovered: %s synced (%s), %d objects changed", shortRev(job.rev), job.message, len(changes)), "", changes)
+	case len(changes) > 0 || job.request != "" || job.rollback != "":
+		r.notify(app, st, notify.SyncSucceeded, job.rev, fmt.Sprintf("%s synced (%s), %d objects changed", shortRev(job.rev), job.message, len(changes)), "", changes)
+	}
+}
+
+// notifyRenderFailure publishes a render failure once per revision and
+// error (the App is re-rendered every interval).
+func (r *AppReconciler) notifyRenderFailure(app *tendv1.App, st *appState, rev string, err error) {
+	key := rev + "\x00" + err.Error()
+	if st.renderFailure == key {
+		return
+	}
+	st.renderFailure = key
+	st.notifiedFailure = true
+	r.notify(app, st, notify.SyncFailed, rev, fmt.Sprintf("revision %s cannot be rendered; the last good state stays applied", shortRev(rev)), err.Error(), nil)
+}
+
+// notifyInSync is told that the desired state is in place without a sync
+// (e.g. a fix restored what is applied): a failure before is a recovery.
+func (r *AppReconciler) notifyInSync(app *tendv1.App, st *appState, rev string) {
+	st.renderFailure = ""
+	if st.driftKey != "" {
+		st.driftKey = "" // drift undone by someone else
+	}
+	if !st.notifiedFailure {
+		return
+	}
+	st.notifiedFailure = false
+	r.notify(app, st, notify.SyncSucceeded, rev, fmt.Sprintf("recovered: revision %s renders and is in sync", shortRev(rev)), "", nil)
+}
+
+// notifyDrift publishes drift once per set of drifted objects.
+func (r *AppReconciler) notifyDrift(app *tendv1.App, st *appState, rev string, drift []apply.ObjectRef) {
+	if len(drift) == 0 {
+		return
+	}
+	names := make([]string, 0, len(drift))
+	for _, d := range drift {
+		names = append(names, d.String())
+	}
+	sort.Strings(names)
+	key := strings.Join(names, "\n")
+	if key == st.driftKey {
+		return
+	}
+	st.driftKey = key
+	msg := fmt.Sprintf("%d objects were changed in the cluster", len(drift))
+	if app.Spec.Sync.SelfHeal {
+		msg += "; tend undoes the changes (selfHeal)"
+	} else {
+		msg += "; set spec.sync.selfHeal to undo such changes, or `tend sync " + app.Name + "`"
+	}
+	r.notify(app, st, notify.DriftDetected, rev, msg, "", names)
+}
+
+// notifyHealth publishes health going Degraded, and its recovery when it
+// is next Healthy (usually through Progressing, as a fix rolls out).
+func (r *AppReconciler) notifyHealth(app *tendv1.App, st *appState, prev, cur string, objs []apply.ObjectHealth) {
+	switch {
+	case cur == "Degraded" && !st.toldDegraded:
+		st.toldDegraded = true
+		if prev == "Degraded" {
+			return // told before a restart (status says so)
+		}
+		var bad []string
+		for _, o := range objs {
+			bad = append(bad, fmt.Sprintf("%s: %s", o.Ref, o.Result.Message))
+		}
+		errText := ""
+		if len(bad) > 0 {
+			errText = bad[0]
+		}
+		r.notify(app, st, notify.HealthDegraded, app.Status.Revision, fmt.Sprintf("health %s -> Degraded", prev), errText, bad)
+	case cur == "Healthy" && st.toldDegraded:
+		st.toldDegraded = false
+		r.notify(app, st, notify.HealthRecovered, app.Status.Revision, fmt.Sprintf("health %s -> Healthy after it was Degraded", prev), "", nil)
+	}
+}
+
+// changesOf names the objects of res with one of the actions.
+func changesOf(res *apply.Result, actions ...apply.Action) []string {
+	if res == nil {
+		return nil
+	}
+	var out []string
+	for _, o := range res.Objects {
+		for _, a := range actions {
+			if o.Action == a {
+				out = append(out, o.Ref.String()+" "+string(o.Action))
+				break
+			}
+		}
+	}
+	return out
+}
