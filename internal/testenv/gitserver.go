@@ -1,0 +1,168 @@
+package testenv
+
+import (
+	"io/fs"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// GitRepo is a git repository served over git's smart HTTP protocol on a
+// loopback port, the way tend fetches from a forge: `git http-backend`
+// behind net/http/cgi on an httptest server. Tests write and commit in a
+// working tree (Dir); every commit is pushed to the bare repository the
+// server serves (branch main). It needs the git CLI but no cluster.
+type GitRepo struct {
+	// URL is the clone URL, http://127.0.0.1:PORT/repo.git.
+	URL string
+	// Dir is the working tree Commit writes to.
+	Dir string
+	// BareDir is the served bare repository. It accepts pushes
+	// (http.receivepack), so code under test may push to URL; see Pull.
+	BareDir string
+	// Server serves BareDir; close it to make the repository unreachable.
+	// It is closed when the test ends.
+	Server *httptest.Server
+
+	t testing.TB
+}
+
+// NewGitRepo makes a repository whose branch main holds files (slash-
+// separated path -> content) in one commit, and serves it until the test
+// ends. With no files, main has no commit yet. DirFiles reads a directory
+// into such a map, to serve a copy of it.
+func NewGitRepo(t testing.TB, files map[string]string) *GitRepo {
+	t.Helper()
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatalf("testenv: a git repository needs the git CLI: %v", err)
+	}
+	dir := t.TempDir()
+	r := &GitRepo{t: t, Dir: filepath.Join(dir, "work"), BareDir: filepath.Join(dir, "srv", "repo.git")}
+	r.run("", "init", "-q", "-b", "main", r.Dir)
+	r.run("", "init", "-q", "--bare", "-b", "main", r.BareDir)
+	r.run(r.BareDir, "config", "http.receivepack", "true")
+	r.Git("remote", "add", "origin", r.BareDir)
+	r.Server = httptest.NewServer(&cgi.Handler{
+		Path: gitPath,
+		Args: []string{"http-backend"},
+		Env: append(gitEnv(dir),
+			"GIT_PROJECT_ROOT="+filepath.Dir(r.BareDir),
+			"GIT_HTTP_EXPORT_ALL=1",
+		),
+	})
+	t.Cleanup(r.Server.Close)
+	r.URL = r.Server.URL + "/repo.git"
+	if len(files) > 0 {
+		r.Commit("initial commit", files)
+	}
+	return r
+}
+
+// Commit writes files (slash-separated path -> content; an empty content
+// deletes the file) into Dir, commits everything in Dir with message msg,
+// pushes it to main and returns the commit's SHA. A commit may be empty.
+func (r *GitRepo) Commit(msg string, files map[string]string) string {
+	r.t.Helper()
+	for p, content := range files {
+		full := filepath.Join(r.Dir, filepath.FromSlash(p))
+		if content == "" {
+			if err := os.Remove(full); err != nil && !os.IsNotExist(err) {
+				r.t.Fatalf("testenv: remove %s: %v", p, err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			r.t.Fatal(err)
+		}
+	}
+	r.Git("add", "-A")
+	r.Git("commit", "-q", "--allow-empty", "-m", msg)
+	r.Git("push", "-q", "origin", "main")
+	return r.Head()
+}
+
+// Head returns the SHA of the working tree's HEAD.
+func (r *GitRepo) Head() string {
+	r.t.Helper()
+	return r.Git("rev-parse", "HEAD")
+}
+
+// Pull fast-forwards Dir to what others (the code under test) pushed to
+// main, so that the next Commit builds on it.
+func (r *GitRepo) Pull() {
+	r.t.Helper()
+	r.Git("pull", "-q", "--ff-only", "origin", "main")
+}
+
+// Git runs git with args in Dir (e.g. r.Git("tag", "v1.0.0") then
+// r.Git("push", "-q", "origin", "v1.0.0")) and returns its trimmed output;
+// a failure fails the test.
+func (r *GitRepo) Git(args ...string) string {
+	r.t.Helper()
+	return r.run(r.Dir, args...)
+}
+
+func (r *GitRepo) run(dir string, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), gitEnv(filepath.Dir(r.Dir))...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("testenv: git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// gitEnv isolates git from the user's and the system's configuration and
+// gives commits a fixed identity.
+func gitEnv(home string) []string {
+	return []string{
+		"HOME=" + home,
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL=/dev/null",
+		"GIT_AUTHOR_NAME=tend test", "GIT_AUTHOR_EMAIL=test@tend.dev",
+		"GIT_COMMITTER_NAME=tend test", "GIT_COMMITTER_EMAIL=test@tend.dev",
+	}
+}
+
+// DirFiles reads every regular file under dir into a map from its slash-
+// separated path relative to dir to its content, for NewGitRepo and
+// GitRepo.Commit. Edit the map to rewrite files before serving them.
+func DirFiles(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(rel)] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testenv: read %s: %v", dir, err)
+	}
+	return files
+}
