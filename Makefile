@@ -10,8 +10,13 @@ CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/make
 CLUSTER     := $(GO) run -C tools/cluster .
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -timeout 30m
+# The scale benchmark runs on a control plane of its own (not the one
+# `make test` uses), stopped afterwards. BENCH_FLAGS are passed to
+# `go run ./bench -mode scale`, e.g. BENCH_FLAGS="-scale 100,500,1000,2000".
+BENCH_CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/bench
+BENCH_FLAGS ?=
 
-.PHONY: demo test lint unit test-cluster integration cluster-up cluster-down cluster-status build
+.PHONY: demo test lint unit test-cluster integration cluster-up cluster-down cluster-status build bench
 
 ## demo: run examples/homelab on a local control plane (first run builds
 ## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
@@ -46,6 +51,14 @@ integration:
 	$(CLUSTER) up --dir $(CLUSTER_DIR)
 	TEND_TEST_KUBECONFIG=$(CLUSTER_DIR)/kubeconfig $(GO) test $(TEST_FLAGS) ./... ; \
 	  rc=$$?; $(CLUSTER) down --dir $(CLUSTER_DIR); exit $$rc
+
+## bench: the scale benchmark (docs/benchmark.md): 1,000 Apps x 10 objects
+## against a raw server-side apply baseline, on its own local control plane;
+## writes bench/RESULTS.md and bench/results.json. Not part of `make test`.
+bench:
+	$(CLUSTER) up --dir $(BENCH_CLUSTER_DIR)
+	$(GO) run ./bench -mode scale -kubeconfig $(BENCH_CLUSTER_DIR)/kubeconfig $(BENCH_FLAGS) ; \
+	  rc=$$?; $(CLUSTER) down --dir $(BENCH_CLUSTER_DIR); exit $$rc
 
 ## cluster-up: start (or reuse) the local control plane; prints export KUBECONFIG=...
 cluster-up:

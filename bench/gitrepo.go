@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"net/http/cgi"
@@ -66,3 +67,14 @@ func runGit(args ...string) error {
 }
 
 var _ http.Handler = (*cgi.Handler)(nil)
+
+// head returns the commit the work tree is at.
+func (r *gitRepo) head() (string, error) {
+	cmd := exec.Command("git", "-C", r.Work, "rev-parse", "HEAD")
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("git rev-parse HEAD: %w", err)
+	}
+	return string(bytes.TrimSpace(out)), nil
+}

@@ -2,6 +2,15 @@
 // bench/RESULTS.md and bench/results.json.
 //
 //	go run ./bench -mode render [-apps 1000] [-runs 3]
+//	go run ./bench -mode scale  [-apps 1000] [-objects 10] [-steady 2m] [-runs 3]
+//	                            [-push-commits 20] [-kubeconfig K] [-scale 100,500,1000,2000]
+//
+// The render mode measures fetching and rendering in-process. The scale
+// mode runs `tend controller` as its own process against a real control
+// plane and measures cold sync against a raw server-side apply baseline,
+// steady state, a one-App commit, push-to-applied latency through the
+// webhook, and the controller's RSS, heap and CPU in each phase; see
+// docs/benchmark.md.
 //
 // Figures are medians of repeated runs; speed is never asserted by tests.
 package main
@@ -31,10 +40,13 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	mode := fs.String("mode", "render", "what to measure: render")
+	mode := fs.String("mode", "render", "what to measure: render or scale")
 	apps := fs.Int("apps", 1000, "number of Apps in the generated monorepo")
-	runs := fs.Int("runs", 3, "repetitions; medians are reported")
+	runs := fs.Int("runs", 3, "repetitions (render runs; one-App commits in scale mode); medians are reported")
 	resultsDir := fs.String("results", "bench", "directory for RESULTS.md and results.json (empty: print only)")
+	section := fs.String("section", "", "name of the RESULTS.md section and results.json key to write (default: the mode; scale-curve for -scale)")
+	var sc scaleFlags
+	sc.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,9 +58,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	logf := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(out, "%s %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, a...))
+	}
 
 	switch *mode {
+	case "scale":
+		return runScaleMode(ctx, sc, *apps, *runs, work, *resultsDir, *section, out, logf)
 	case "render":
 		res, err := benchRender(ctx, work, *apps, *runs, logf)
 		if err != nil {
@@ -59,10 +75,17 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if *resultsDir == "" {
 			return nil
 		}
-		return record(*resultsDir, "render", res, table)
+		return record(*resultsDir, or(*section, "render"), res, table)
 	default:
 		return fmt.Errorf("unknown -mode %q", *mode)
 	}
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func renderTable(r *renderResult) string {

@@ -47,18 +47,7 @@ func writeApp(root string, i, configMaps int, version string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	var cms string
-	for c := 0; c < configMaps; c++ {
-		cms += fmt.Sprintf(`---
-apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: %s-config-%d
-data:
-  version: %q
-  setting: "value-%d"
-`, name, c, version, c)
-	}
+	cms := configYAML(name, configMaps, version, "value-0")
 	workload := fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -95,6 +84,28 @@ stringData:
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "workload.yaml"), []byte(workload), 0o644)
+}
+
+// configYAML is an App's config.yaml: configMaps ConfigMaps, the first
+// with setting0 as its "setting".
+func configYAML(name string, configMaps int, version, setting0 string) string {
+	var cms string
+	for c := 0; c < configMaps; c++ {
+		setting := fmt.Sprintf("value-%d", c)
+		if c == 0 {
+			setting = setting0
+		}
+		cms += fmt.Sprintf(`---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: %s-config-%d
+data:
+  version: %q
+  setting: %q
+`, name, c, version, setting)
+	}
+	return cms
 }
 
 // benchRender fetches a monorepo of n apps and renders every app, cold; then

@@ -14,6 +14,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/livestate"
+	"github.com/tend-gitops/tend/internal/render"
 )
 
 // tendMetrics are tend's own Prometheus metrics, served on /metrics next
@@ -27,6 +28,7 @@ type tendMetrics struct {
 
 	mu      sync.Mutex
 	sources []stateSource
+	caches  []*render.Cache
 }
 
 type stateSource struct {
@@ -69,14 +71,27 @@ func registerMetrics() *tendMetrics {
 }
 
 var (
-	appsDesc = prometheus.NewDesc("tend_apps", "Apps by sync and health state.", []string{"sync", "health"}, nil)
-	liveDesc = prometheus.NewDesc("tend_live_objects", "Objects in the watch caches, by cluster and kind.", []string{"cluster", "group", "kind"}, nil)
+	appsDesc    = prometheus.NewDesc("tend_apps", "Apps by sync and health state.", []string{"sync", "health"}, nil)
+	liveDesc    = prometheus.NewDesc("tend_live_objects", "Objects in the watch caches, by cluster and kind.", []string{"cluster", "group", "kind"}, nil)
+	rendersDesc = prometheus.NewDesc("tend_renders_total", "App renders that ran (render cache misses). A commit should re-render only the Apps whose files it touched.", nil, nil)
+	skipsDesc   = prometheus.NewDesc("tend_render_skips_total", "App render requests answered without rendering, by reason: hit (same revision and spec) or unaffected (the commit touched no file the App read).", []string{"reason"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *tendMetrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- appsDesc
 	ch <- liveDesc
+	ch <- rendersDesc
+	ch <- skipsDesc
+}
+
+// AddRenderCache adds a render cache's counters to the scrape as
+// tend_renders_total and tend_render_skips_total (summed over caches). The
+// App reconciler's cache is registered when the controller is built.
+func (m *tendMetrics) AddRenderCache(c *render.Cache) {
+	m.mu.Lock()
+	m.caches = append(m.caches, c)
+	m.mu.Unlock()
 }
 
 // Collect implements prometheus.Collector: App states from the informer
@@ -84,12 +99,27 @@ func (m *tendMetrics) Describe(ch chan<- *prometheus.Desc) {
 func (m *tendMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
 	sources := append([]stateSource(nil), m.sources...)
+	caches := append([]*render.Cache(nil), m.caches...)
 	m.mu.Unlock()
+	if len(caches) > 0 {
+		var st render.CacheStats
+		for _, c := range caches {
+			s := c.Stats()
+			st.Renders += s.Renders
+			st.Hits += s.Hits
+			st.Reused += s.Reused
+		}
+		ch <- prometheus.MustNewConstMetric(rendersDesc, prometheus.CounterValue, float64(st.Renders))
+		ch <- prometheus.MustNewConstMetric(skipsDesc, prometheus.CounterValue, float64(st.Hits), "hit")
+		ch <- prometheus.MustNewConstMetric(skipsDesc, prometheus.CounterValue, float64(st.Reused), "unaffected")
+	}
 	counts := map[[2]string]int{}
 	for _, s := range sources {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Read-only and from the informer cache: without deep copies, a
+		// scrape of 1,000 Apps costs no more than counting them.
 		var apps tendv1.AppList
-		if err := s.client.List(ctx, &apps); err == nil {
+		if err := s.client.List(ctx, &apps, client.UnsafeDisableDeepCopy); err == nil {
 			for _, a := range apps.Items {
 				counts[[2]string{orUnknown(a.Status.Sync), orUnknown(a.Status.Health)}]++
 			}
