@@ -84,15 +84,21 @@ func (e *Engine) Assess(h HealthChecker, inv *Inventory, since time.Time, timeou
 	return overall, out
 }
 
-// Preview reports, from the inventory and the watch cache alone (no
-// request to the apiserver beyond starting watches), which objects a sync
-// of req would apply and which it would prune.
+// Preview reports, from the inventory and the watch cache, which objects a
+// sync of req would apply and which it would prune. It reads the App's
+// inventory from the store; PreviewFrom takes one the caller holds.
 func (e *Engine) Preview(ctx context.Context, req Request) (toApply, toPrune []ObjectRef, err error) {
-	e.defaults()
 	inv, err := e.Inventory.Load(ctx, req.App)
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.PreviewFrom(ctx, req, inv)
+}
+
+// PreviewFrom is Preview against inv, the App's inventory as of its last
+// sync: no request to the apiserver beyond starting watches.
+func (e *Engine) PreviewFrom(ctx context.Context, req Request, inv *Inventory) (toApply, toPrune []ObjectRef, err error) {
+	e.defaults()
 	objs := make([]*unstructured.Unstructured, len(req.Objects))
 	for i, o := range req.Objects {
 		objs[i] = o.DeepCopy()

@@ -121,6 +121,8 @@ type appState struct {
 	renderFailure                string // revision and error of the render failure told
 	driftKey                     string // the drifted objects told
 	toldDegraded                 bool   // HealthDegraded was told; Healthy next is a recovery
+	// rendered is what the last render read (for the Source handler).
+	rendered lastRender
 	// The App's own health rules, compiled (nil: none).
 	checker    *health.Checker
 	checkerKey string
@@ -175,7 +177,7 @@ func (r *AppReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("app").
 		For(&tendv1.App{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&tendv1.Source{}, handler.EnqueueRequestsFromMapFunc(r.appsOfSource)).
+		Watches(&tendv1.Source{}, sourceHandler{r}).
 		Watches(&tendv1.App{}, handler.EnqueueRequestsFromMapFunc(r.dependents), builder.WithPredicates(healthChanged{})).
 		WatchesRawSource(source.Channel(r.trigger, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
@@ -453,7 +455,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 	}
 	// Make sure the live cache watches every kind involved (no-op after the
 	// first reconcile), then read drift and health from it.
-	toApply, toPrune, err := conn.Engine.Preview(ctx, areq)
+	toApply, toPrune, err := conn.Engine.PreviewFrom(ctx, areq, st.inv)
 	if err != nil {
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncFailed, err.Error())
 		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
@@ -613,6 +615,7 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 		return rev, nil, err
 	}
 	st.result, st.resultRev = res, rev
+	st.rendered.Store(&rendered{rev: rev, files: res.Files})
 	return rev, res, nil
 }
 

@@ -35,6 +35,8 @@ const (
 	// appSetArtifactWait is how long an AppSet waits for a Source that has
 	// no artifact yet before looking again.
 	appSetArtifactWait = 5 * time.Second
+	// appSetApplyConcurrency bounds the Apps applied at once.
+	appSetApplyConcurrency = 16
 )
 
 // AppSetReconciler generates Apps from AppSets: one App per parameter set
@@ -215,7 +217,7 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 	}
 
 	var generated, conflicts []string
-	var errs []error
+	var toApply []*v1alpha1.App
 	for _, app := range desired {
 		cur := live[app.Name]
 		if cur != nil && !appSetManages(set, cur) {
@@ -223,15 +225,27 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 			continue
 		}
 		generated = append(generated, app.Name)
-		changed, err := r.apply(ctx, app, cur)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if changed {
-			log.Info("applied App", "app", app.Name)
-		}
+		toApply = append(toApply, app)
 	}
+	// Apps are applied concurrently: an AppSet over a monorepo creates
+	// hundreds at once, and one at a time is bound by round trips.
+	errs := make([]error, len(toApply))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, appSetApplyConcurrency)
+	for i, app := range toApply {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			changed, err := r.apply(ctx, app, live[app.Name])
+			if err != nil {
+				errs[i] = err
+			} else if changed {
+				log.Info("applied App", "app", app.Name)
+			}
+		}()
+	}
+	wg.Wait()
 
 	want := make(map[string]bool, len(desired))
 	for _, app := range desired {

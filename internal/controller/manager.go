@@ -47,6 +47,8 @@ type Options struct {
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz (default ":8081"; "0" disables).
 	ProbeAddr string
+	// PprofAddr serves Go's /debug/pprof ("" or "0": off, the default).
+	PprofAddr string
 	// LeaderElection makes replicas elect one active controller.
 	LeaderElection bool
 	// LeaderElectionNamespace holds the Lease (default: tend-system).
@@ -132,7 +134,14 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
-	mgr, err := ctrl.NewManager(opts.Config, ctrl.Options{
+	// client-go's default of 5 requests/s (burst 10) per client would cap
+	// a cold start of a thousand Apps at minutes of status updates; the
+	// apiserver's own priority and fairness protects it.
+	mgrConfig := rest.CopyConfig(opts.Config)
+	if mgrConfig.QPS == 0 {
+		mgrConfig.QPS, mgrConfig.Burst = 100, 200
+	}
+	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
 		Scheme: Scheme(),
 		Cache:  cacheOpts,
 		// Tests and failover drills run several controllers in one process.
@@ -147,6 +156,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		LeaderElectionID:              opts.LeaderElectionID,
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
+		PprofBindAddress:              opts.PprofAddr,
 		LeaseDuration:                 &lease,
 		RenewDeadline:                 &renew,
 		RetryPeriod:                   &retry,
@@ -232,6 +242,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)
+	metrics.AddRenderCache(apps.Cache)
 	if opts.Extra != nil {
 		if err := opts.Extra(ctx, mgr, c); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"sort"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
@@ -47,5 +48,8 @@ func DiscoverCluster(cfg *rest.Config) (*Cluster, error) {
 			add(path.Join(rl.GroupVersion, r.Kind))
 		}
 	}
+	// Discovery answers in no fixed order; the versions are part of the
+	// render cache key, so they must be.
+	sort.Strings(versions)
 	return &Cluster{KubeVersion: v.GitVersion, APIVersions: versions, Config: cfg}, nil
 }
