@@ -2,6 +2,7 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -18,16 +19,21 @@ func HealthChecker(app *tendv1.App) (*health.Checker, error) {
 		return nil, nil
 	}
 	rules := make([]health.Rule, 0, len(app.Spec.Health.Rules))
+	var errs []error
 	for i, r := range app.Spec.Health.Rules {
 		rule := health.Rule{
 			Group: r.Group, Kind: r.Kind,
 			Healthy: r.Healthy, Degraded: r.Degraded, Progressing: r.Progressing, Message: r.Message,
 		}
-		// Compile each rule alone first so that the error names its index.
+		// Compile each rule alone first so that the error names its index;
+		// every broken rule is reported at once.
 		if _, err := health.NewChecker([]health.Rule{rule}); err != nil {
-			return nil, fmt.Errorf("spec.health.rules[%d] (kind %q): %w; fix the CEL expression", i, r.Kind, err)
+			errs = append(errs, fmt.Errorf("spec.health.rules[%d] (kind %q): %w", i, r.Kind, err))
 		}
 		rules = append(rules, rule)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w; fix the CEL expressions", errors.Join(errs...))
 	}
 	c, err := health.NewChecker(rules)
 	if err != nil {

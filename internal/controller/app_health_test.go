@@ -40,4 +40,9 @@ func TestHealthCheckerUsesTheAppsRules(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "spec.health.rules[1]") || !strings.Contains(err.Error(), `"Widget"`) {
 		t.Errorf("a broken rule: error = %v, want it to name spec.health.rules[1] and the kind", err)
 	}
+	app.Spec.Health.Rules = append(app.Spec.Health.Rules, tendv1.HealthRule{Kind: "Gadget", Degraded: "1"})
+	_, err = HealthChecker(app)
+	if err == nil || !strings.Contains(err.Error(), "spec.health.rules[1]") || !strings.Contains(err.Error(), "spec.health.rules[2]") || strings.Contains(err.Error(), "rules[0]") {
+		t.Errorf("two broken rules: error = %v, want both named and the good one not", err)
+	}
 }
