@@ -1,11 +1,8 @@
 package example_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,258 +13,29 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
-	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
-	"github.com/tend-gitops/tend/internal/controller"
-	"github.com/tend-gitops/tend/internal/testenv"
+	"github.com/tend-gitops/tend/internal/testenv/platform"
 )
 
-// env is the cluster, the controller running in this process, and clients.
+// env is the platform test's environment (the cluster, the controller in
+// this process, clients) with this example's checks.
 type env struct {
-	*testenv.Env
+	*platform.Env
 	c   client.Client
 	dyn dynamic.Interface
-	log *syncBuffer
 }
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	te := testenv.New(t)
-	testenv.InstallCRDs(t, te.Config)
-	c, err := client.New(te.Config, client.Options{Scheme: controller.Scheme()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(te.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{Env: te, c: c, dyn: dyn, log: &syncBuffer{}}
-	e.releaseStaleCRDs(t)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	ctl, err := controller.New(ctx, controller.Options{
-		Config: te.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0",
-		Namespaces: []string{te.Namespace},
-		Log:        slog.New(slog.NewTextHandler(e.log, nil)),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- ctl.Start(ctx) }()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("controller log (last lines):\n%s", e.log.tail(60))
-			for _, name := range apps {
-				var a tendv1.App
-				if err := c.Get(context.Background(), types.NamespacedName{Namespace: te.Namespace, Name: name}, &a); err == nil {
-					b, _ := yaml.Marshal(a.Status)
-					t.Logf("App %s status:\n%s", name, b)
-				}
-			}
-		}
-		// The root App first: deleting it prunes the other Apps, which
-		// prune their objects (the CRDs too) while the controller runs.
-		e.deleteApps(t)
-		cancel()
-		<-done
-	})
-	return e
-}
-
-// bootstrap creates what `tend bootstrap` would: the Source "tend" for the
-// repository and the App "tend" that applies path (recursively) into the
-// tend namespace, here the test's. Both are applied as field manager tend,
-// so the App adopts the Source that the repository declares too.
-func (e *env) bootstrap(t *testing.T, url, path string) {
-	t.Helper()
-	src := map[string]any{
-		"apiVersion": "tend.dev/v1alpha1", "kind": "Source",
-		"metadata": map[string]any{"name": "tend", "namespace": e.Namespace},
-		"spec":     map[string]any{"git": map[string]any{"url": url, "ref": map[string]any{"branch": "main"}}, "interval": "1m"},
-	}
-	app := map[string]any{
-		"apiVersion": "tend.dev/v1alpha1", "kind": "App",
-		"metadata": map[string]any{"name": "tend", "namespace": e.Namespace},
-		"spec": map[string]any{
-			"sourceRef": map[string]any{"name": "tend"}, "path": path, "recursive": true,
-			"destination": map[string]any{"namespace": e.Namespace},
-			"sync":        map[string]any{"prune": true, "selfHeal": true},
-		},
-	}
-	for _, obj := range []map[string]any{src, app} {
-		u := &unstructured.Unstructured{Object: obj}
-		gvr := tendv1.GroupVersion.WithResource(strings.ToLower(u.GetKind()) + "s")
-		if _, err := e.dyn.Resource(gvr).Namespace(e.Namespace).Apply(context.Background(), u.GetName(), u, metav1.ApplyOptions{FieldManager: "tend", Force: true}); err != nil {
-			t.Fatalf("bootstrap %s: %v", u.GetKind(), err)
-		}
-	}
-}
-
-// releaseStaleCRDs deletes the example's CRDs when a run that did not
-// clean up left them behind: tend refuses objects another App owns, and
-// their App is gone. CRDs an existing App owns are another test's; CRDs
-// without an owner, tend adopts.
-func (e *env) releaseStaleCRDs(t *testing.T) {
-	t.Helper()
-	ctx := context.Background()
-	crds := e.dyn.Resource(apiextv1.SchemeGroupVersion.WithResource("customresourcedefinitions"))
-	for _, name := range exampleCRDs {
-		crd, err := crds.Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			continue
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		owner := crd.GetAnnotations()["tend.dev/owner"]
-		ns, app, ok := strings.Cut(owner, "/")
-		if !ok {
-			continue
-		}
-		err = e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: app}, &tendv1.App{})
-		if err == nil {
-			t.Fatalf("CRD %s belongs to App %s of another test run; wait for it to end (or delete that App)", name, owner)
-		}
-		if !apierrors.IsNotFound(err) {
-			t.Fatal(err)
-		}
-		t.Logf("deleting CRD %s left behind by App %s", name, owner)
-		if err := crds.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-			t.Fatal(err)
-		}
-		e.waitFor(t, "stale CRD "+name+" deleted", func() bool {
-			_, err := crds.Get(ctx, name, metav1.GetOptions{})
-			return apierrors.IsNotFound(err)
-		})
-	}
-}
-
-// deleteApps deletes the Apps, the root first, and waits until their
-// finalizers have pruned everything.
-func (e *env) deleteApps(t *testing.T) {
-	ctx := context.Background()
-	for _, name := range apps {
-		a := &tendv1.App{ObjectMeta: metav1.ObjectMeta{Namespace: e.Namespace, Name: name}}
-		if err := e.c.Delete(ctx, a); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("delete App %s: %v", name, err)
-		}
-		if name == "tend" {
-			// Let the root App's finalizer prune the others first, so it
-			// does not re-create one deleted under it.
-			deadline := time.Now().Add(30 * time.Second)
-			for time.Now().Before(deadline) && !apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKeyFromObject(a), &tendv1.App{})) {
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var list tendv1.AppList
-		if err := e.c.List(ctx, &list, client.InNamespace(e.Namespace)); err == nil && len(list.Items) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("Apps still there a minute after deletion: %d", len(list.Items))
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (e *env) create(t *testing.T, o client.Object) {
-	t.Helper()
-	if err := e.c.Create(context.Background(), o); err != nil {
-		t.Fatalf("create %s: %v", o.GetName(), err)
-	}
-}
-
-func (e *env) waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (e *env) app(t *testing.T, name string) *tendv1.App {
-	t.Helper()
-	var a tendv1.App
-	if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, &a); err != nil {
-		t.Fatalf("App %s: %v", name, err)
-	}
-	return &a
-}
-
-// waitApp waits until cond holds for the App and returns it.
-func (e *env) waitApp(t *testing.T, name, what string, cond func(*tendv1.App) bool) *tendv1.App {
-	t.Helper()
-	var a tendv1.App
-	e.waitFor(t, "App "+name+": "+what, func() bool {
-		return e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, &a) == nil && cond(&a)
-	})
-	return &a
-}
-
-// waitAppsHealthy waits until every App is Synced and Healthy.
-func (e *env) waitAppsHealthy(t *testing.T) {
-	t.Helper()
-	for _, name := range apps {
-		e.waitApp(t, name, "Synced and Healthy", func(a *tendv1.App) bool {
-			return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy" && a.Status.ObservedGeneration == a.Generation
-		})
-	}
-}
-
-// requestSync asks the controller to sync an App as `tend sync APP
-// [--force]` does, and returns the sync's record.
-func (e *env) requestSync(t *testing.T, name, opts string) tendv1.SyncRecord {
-	t.Helper()
-	requested := time.Now().UTC().Format(time.RFC3339Nano)
-	var syncOpts any // null removes the annotation
-	if opts != "" {
-		syncOpts = opts
-	}
-	e.annotate(t, &tendv1.App{}, name, map[string]any{controller.AnnotationRequestedAt: requested, controller.AnnotationSyncOptions: syncOpts})
-	a := e.waitApp(t, name, "sync request handled", func(a *tendv1.App) bool { return a.Status.LastHandledRequest == requested })
-	if len(a.Status.History) == 0 {
-		t.Fatalf("App %s handled the sync request but has no history", name)
-	}
-	return a.Status.History[0]
-}
-
-// requestFetch asks for a fetch as a push webhook does.
-func (e *env) requestFetch(t *testing.T, source string) {
-	t.Helper()
-	e.annotate(t, &tendv1.Source{}, source, map[string]any{controller.AnnotationRequestedAt: time.Now().UTC().Format(time.RFC3339Nano)})
-}
-
-func (e *env) annotate(t *testing.T, o client.Object, name string, ann map[string]any) {
-	t.Helper()
-	o.SetNamespace(e.Namespace)
-	o.SetName(name)
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.c.Patch(context.Background(), o, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		t.Fatalf("annotate %s: %v", name, err)
-	}
+	pe := platform.Start(t, platform.Options{Apps: apps, CRDs: exampleCRDs})
+	return &env{Env: pe, c: pe.Client, dyn: pe.Dynamic}
 }
 
 func (e *env) scaledObject(name string) (*unstructured.Unstructured, error) {
@@ -380,7 +148,7 @@ func (e *env) deployment(t *testing.T, name string) *appsv1.Deployment {
 
 func (e *env) waitDeployment(t *testing.T, name, what string, cond func(*appsv1.Deployment) bool) {
 	t.Helper()
-	e.waitFor(t, "Deployment "+name+" "+what, func() bool {
+	e.WaitFor(t, "Deployment "+name+" "+what, func() bool {
 		d, err := e.Clientset.AppsV1().Deployments(e.Namespace).Get(context.Background(), name, metav1.GetOptions{})
 		return err == nil && cond(d)
 	})
@@ -415,7 +183,7 @@ func (e *env) job(t *testing.T, name string) *batchv1.Job {
 func (e *env) waitJob(t *testing.T, name string, cond func(*batchv1.Job) bool) *batchv1.Job {
 	t.Helper()
 	var j *batchv1.Job
-	e.waitFor(t, "Job "+name, func() bool {
+	e.WaitFor(t, "Job "+name, func() bool {
 		var err error
 		j, err = e.Clientset.BatchV1().Jobs(e.Namespace).Get(context.Background(), name, metav1.GetOptions{})
 		return err == nil && cond(j)
@@ -567,53 +335,9 @@ func managers(d *appsv1.Deployment) []string {
 	return out
 }
 
-func readyMessage(a *tendv1.App) string {
-	for _, c := range a.Status.Conditions {
-		if c.Type == tendv1.ConditionReady {
-			return c.Message
-		}
-	}
-	return ""
-}
-
 func ptrString(p *int32) string {
 	if p == nil {
 		return "nil"
 	}
 	return fmt.Sprint(*p)
-}
-
-// replaceAll replaces each old with its new in s, failing the test when an
-// old string is not there (the example changed under the test).
-func replaceAll(t *testing.T, s string, oldNew ...string) string {
-	t.Helper()
-	for i := 0; i < len(oldNew); i += 2 {
-		if !strings.Contains(s, oldNew[i]) {
-			t.Fatalf("the example no longer contains %q; update the test", oldNew[i])
-		}
-		s = strings.ReplaceAll(s, oldNew[i], oldNew[i+1])
-	}
-	return s
-}
-
-// syncBuffer collects the controller's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(s.b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

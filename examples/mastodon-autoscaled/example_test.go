@@ -16,6 +16,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/testenv"
+	"github.com/tend-gitops/tend/internal/testenv/platform"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -52,18 +53,18 @@ func TestMastodonAutoscaled(t *testing.T) {
 	// namespace.
 	repo := testenv.NewGitRepo(t, nil)
 	files := testenv.DirFiles(t, ".")
-	files[platformFile] = replaceAll(t, files[platformFile],
+	files[platformFile] = platform.ReplaceAll(t, files[platformFile],
 		"https://git.example.com/toot/platform.git", repo.URL,
 		"destination: {namespace: mastodon, createNamespace: true}", "destination: {namespace: "+e.Namespace+"}")
 	repo.Commit("mastodon platform", files)
 
 	// What the secret store would provide (the chart only references it).
-	e.create(t, &corev1.Secret{
+	e.Create(t, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "mastodon-secrets", Namespace: e.Namespace},
 		StringData: map[string]string{"DB_PASS": "not-a-real-password", "REDIS_PASSWORD": "not-a-real-password", "SECRET_KEY_BASE": "x", "OTP_SECRET": "x"},
 	})
 	// What `tend bootstrap --path clusters/production` creates.
-	e.bootstrap(t, repo.URL, "clusters/production")
+	e.Bootstrap(t, repo.URL, "clusters/production")
 
 	keda := map[string]int32{"mastodon-web": 4, "mastodon-streaming": 3, "mastodon-sidekiq": 6}
 	e.firstSync(t, keda)
@@ -72,7 +73,7 @@ func TestMastodonAutoscaled(t *testing.T) {
 	e.syncsLeaveReplicas(t, keda)
 
 	upgrade := time.Now()
-	values := replaceAll(t, files[valuesFile], "tag: v4.3.2", "tag: v4.3.3")
+	values := platform.ReplaceAll(t, files[valuesFile], "tag: v4.3.2", "tag: v4.3.3")
 	e.upgrade(t, keda, func() string { return repo.Commit("mastodon v4.3.3", map[string]string{valuesFile: values}) })
 	t.Logf("upgrade done after %s; whole test %s", time.Since(upgrade).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
@@ -88,7 +89,7 @@ func (e *env) firstSync(t *testing.T, keda map[string]int32) {
 		e.waitDeployment(t, d, "Available", func(d *appsv1.Deployment) bool { return d.Status.AvailableReplicas > 0 })
 	}
 	for _, name := range autoscaled {
-		e.waitFor(t, "ScaledObject "+name, func() bool { _, err := e.scaledObject(name); return err == nil })
+		e.WaitFor(t, "ScaledObject "+name, func() bool { _, err := e.scaledObject(name); return err == nil })
 	}
 	pre := e.job(t, preJob)
 	if !jobComplete(pre) {
@@ -102,7 +103,7 @@ func (e *env) firstSync(t *testing.T, keda map[string]int32) {
 	}
 	time.Sleep(2 * time.Second) // time for tend to (wrongly) go on
 	_, err := e.Clientset.BatchV1().Jobs(e.Namespace).Get(context.Background(), postJob, metav1.GetOptions{})
-	if a := e.app(t, "mastodon"); !apierrors.IsNotFound(err) || len(a.Status.History) > 0 {
+	if a := e.App(t, "mastodon"); !apierrors.IsNotFound(err) || len(a.Status.History) > 0 {
 		t.Errorf("the mastodon sync went on to the post-deploy migration before KEDA accepted the ScaledObjects: "+
 			"the App's health rule for keda.sh ScaledObject was not applied (get post-deploy Job: %v; syncs recorded: %d)", err, len(a.Status.History))
 	}
@@ -111,7 +112,7 @@ func (e *env) firstSync(t *testing.T, keda map[string]int32) {
 		e.setScaledObjectReady(t, name, metav1.ConditionTrue, "ScaledObjectReady", "ScaledObject is defined correctly and is ready for scaling")
 		e.scale(t, name, keda[name])
 	}
-	e.waitAppsHealthy(t)
+	e.WaitAppsHealthy(t)
 	e.waitJob(t, postJob, jobComplete)
 	e.checkReplicas(t, keda)
 	e.checkObjects(t)
@@ -122,12 +123,12 @@ func (e *env) firstSync(t *testing.T, keda map[string]int32) {
 func (e *env) healthFollowsKEDA(t *testing.T) {
 	t.Helper()
 	e.setScaledObjectReady(t, "mastodon-web", metav1.ConditionFalse, "ScaledObjectCheckFailed", "prometheus query failed: connection refused")
-	a := e.waitApp(t, "mastodon", "Degraded", func(a *tendv1.App) bool { return a.Status.Health == "Degraded" })
-	if msg := readyMessage(a); !strings.Contains(msg, "mastodon-web") || !strings.Contains(msg, "connection refused") {
+	a := e.WaitApp(t, "mastodon", "Degraded", func(a *tendv1.App) bool { return a.Status.Health == "Degraded" })
+	if msg := platform.ReadyMessage(a); !strings.Contains(msg, "mastodon-web") || !strings.Contains(msg, "connection refused") {
 		t.Errorf("Degraded App's Ready message %q does not name the ScaledObject and KEDA's message", msg)
 	}
 	e.setScaledObjectReady(t, "mastodon-web", metav1.ConditionTrue, "ScaledObjectReady", "ScaledObject is defined correctly and is ready for scaling")
-	e.waitApp(t, "mastodon", "Healthy again", func(a *tendv1.App) bool { return a.Status.Health == "Healthy" })
+	e.WaitApp(t, "mastodon", "Healthy again", func(a *tendv1.App) bool { return a.Status.Health == "Healthy" })
 }
 
 // syncsLeaveReplicas: tend does not fight KEDA. KEDA scales between syncs;
@@ -140,11 +141,11 @@ func (e *env) syncsLeaveReplicas(t *testing.T, keda map[string]int32) {
 			keda[name]++
 			e.scale(t, name, keda[name])
 		}
-		rec := e.requestSync(t, "mastodon", opts)
+		rec := e.RequestSync(t, "mastodon", opts)
 		if rec.Result != "Succeeded" {
 			t.Fatalf("sync %d (options %q): %s: %s", i+1, opts, rec.Result, rec.Message)
 		}
-		e.waitAppsHealthy(t)
+		e.WaitAppsHealthy(t)
 		e.checkReplicas(t, keda)
 	}
 }
@@ -160,8 +161,8 @@ func (e *env) upgrade(t *testing.T, keda map[string]int32, commit func() string)
 	events := e.record(t)
 	oldPre, oldPost := e.job(t, preJob).UID, e.job(t, postJob).UID
 	rev := commit()
-	e.requestFetch(t, "tend")
-	e.waitApp(t, "mastodon", "synced revision "+rev[:8], func(a *tendv1.App) bool {
+	e.RequestFetch(t, "tend")
+	e.WaitApp(t, "mastodon", "synced revision "+rev[:8], func(a *tendv1.App) bool {
 		return a.Status.Revision == rev && a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy"
 	})
 	post := e.waitJob(t, postJob, func(j *batchv1.Job) bool { return j.UID != oldPost && jobComplete(j) })
@@ -174,7 +175,7 @@ func (e *env) upgrade(t *testing.T, keda map[string]int32, commit func() string)
 			t.Errorf("Job %s ran image %s, want the new version", j.Name, img)
 		}
 	}
-	e.waitAppsHealthy(t)
+	e.WaitAppsHealthy(t)
 	e.checkReplicas(t, keda)
 	events.stop()
 
