@@ -310,8 +310,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return r.finalize(ctx, &app, st)
 	}
 	if app.Spec.Sync.Prune && !controllerutil.ContainsFinalizer(&app, Finalizer) {
+		orig := app.DeepCopy()
 		controllerutil.AddFinalizer(&app, Finalizer)
-		if err := r.Client.Update(ctx, &app); err != nil {
+		// A patch of the finalizers alone: an Update would send the whole
+		// spec back, durations re-serialized ("15m" -> "15m0s"), and take
+		// those fields from whoever applies the App (a parent App in git).
+		if err := r.Client.Patch(ctx, &app, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, err
 		}
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
@@ -599,8 +603,14 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 		release := r.Fetcher.Hold(dir)
 		defer release()
 		if cur, ok := r.Artifacts.Get(srcKey); ok && cur.Revision != rev {
-			rev = cur.Revision // fetched meanwhile: render what is on disk
+			art, rev = cur, cur.Revision // fetched meanwhile: render what is on disk
 		}
+	}
+	if rev == art.Revision {
+		// Events about this revision name its commit. The Source's status
+		// names it too, but reaches the cache after the fetch reaches the
+		// Artifacts, so it can still name the previous commit.
+		st.subjectRev, st.subject = art.Revision, art.Subject
 	}
 	var changed []string
 	if st.result != nil {

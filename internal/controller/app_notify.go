@@ -37,14 +37,12 @@ func (r *AppReconciler) notify(app *tendv1.App, st *appState, kind notify.Kind, 
 	r.Notify(e)
 }
 
-// rememberSource keeps what events need to know of the App's Source.
+// rememberSource keeps what events need to know of the App's Source (the
+// commit subject comes with the artifact, in renderApp).
 func (st *appState) rememberSource(src *tendv1.Source) {
 	st.repoURL = ""
 	if src.Spec.Git != nil {
 		st.repoURL = src.Spec.Git.URL
-	}
-	if a := src.Status.Artifact; a != nil {
-		st.subjectRev, st.subject = a.Revision, a.Subject
 	}
 }
 

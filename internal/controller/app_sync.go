@@ -357,8 +357,9 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 	} else {
 		r.log().Warn("App deleted but its cluster is unreachable; its objects stay", "app", app.Namespace+"/"+app.Name, "error", err)
 	}
+	orig := app.DeepCopy()
 	controllerutil.RemoveFinalizer(app, Finalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Update(ctx, app))
+	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, app, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
 // gitAuth reads a git Source's credentials Secret.

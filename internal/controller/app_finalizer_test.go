@@ -1,0 +1,55 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+// TestChildAppSpecFollowsGit: an App applied by a parent App from git
+// keeps following git after the controller added its finalizer. Adding
+// the finalizer must not take spec fields (durations re-serialized as
+// "15m0s") from the parent's apply, or later commits to them are dropped
+// as "fields left to the controllers that own them".
+func TestChildAppSpecFollowsGit(t *testing.T) {
+	e := startController(t)
+	repo := newCtlRepo(t)
+	child := func(timeout string) string {
+		return fmt.Sprintf(`apiVersion: tend.dev/v1alpha1
+kind: App
+metadata:
+  name: child
+  namespace: %s
+spec:
+  sourceRef: {name: repo}
+  path: child
+  destination: {namespace: %s}
+  sync: {prune: true}
+  health: {timeout: %s}
+`, e.Namespace, e.Namespace, timeout)
+	}
+	repo.commit("parent and child", map[string]string{
+		"apps/child.yaml": child("15m"),
+		"child/cm.yaml":   configMapYAML("child-config", "v1"),
+	})
+	e.create(t, gitSource("repo", repo.URL), newApp("parent", "repo", "apps", e.Namespace))
+	e.waitApp(t, "child", "Synced with its finalizer", 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Sync == tendv1.SyncSynced && len(a.Finalizers) > 0
+	})
+
+	rev := repo.commit("child: longer health timeout", map[string]string{"apps/child.yaml": child("20m")})
+	e.waitApp(t, "parent", "synced "+rev[:12], 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Revision == rev && a.Status.Sync == tendv1.SyncSynced
+	})
+	if got := e.app(t, "child").Spec.Health.Timeout.Duration; got != 20*time.Minute {
+		t.Errorf("child health.timeout = %s after the commit, want 20m", got)
+	}
+	for _, f := range e.app(t, "child").ManagedFields {
+		if f.Operation == "Update" && f.FieldsV1 != nil && strings.Contains(string(f.FieldsV1.Raw), `"f:spec"`) {
+			t.Errorf("manager %s owns spec fields of the child App through an Update: %s", f.Manager, f.FieldsV1.Raw)
+		}
+	}
+}
