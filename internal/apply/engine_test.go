@@ -457,6 +457,34 @@ func TestDriftIsDetectedAndRestored(t *testing.T) {
 	waitFor(t, "no drift after restore", func() bool { return len(f.engine.Drift(res2.Inventory)) == 0 })
 }
 
+// TestFieldsTendsControllerUpdatedAreTakenBack: a field written with an
+// Update under tend's own manager name (the controller's client) is not
+// "another controller's": the next apply takes it back.
+func TestFieldsTendsControllerUpdatedAreTakenBack(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.sync(t, apply.Request{Objects: f.objs(t, deployment("web", 1, ""))}); err != nil {
+		t.Fatal(err)
+	}
+	patch := []byte(`{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"stale:0"}]}}}}`)
+	if _, err := f.env.Clientset.AppsV1().Deployments(f.env.Namespace).Patch(ctx, "web", types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: apply.FieldManager}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.sync(t, apply.Request{Objects: f.objs(t, deployment("web", 1, "")), Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range res.Objects {
+		if o.Message != "" && strings.Contains(o.Message, "left to the controllers") {
+			t.Errorf("%s: %s", o.Ref, o.Message)
+		}
+	}
+	d, _ := f.env.Clientset.AppsV1().Deployments(f.env.Namespace).Get(ctx, "web", metav1.GetOptions{})
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "nginx:1.27" {
+		t.Fatalf("image = %s after the sync, want nginx:1.27 taken back from tend's own Update", img)
+	}
+}
+
 func TestReplicasLeftToAnotherManager(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

@@ -144,8 +144,11 @@ func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, 
 		stripped := desired.DeepCopy()
 		var left []string
 		for _, c := range conflicts {
-			if humanManager(c.manager) {
-				opts.Force = true // undo a hand edit
+			if humanManager(c.manager) || c.manager == FieldManager {
+				// Undo a hand edit; or take back a field tend's own
+				// controller wrote with an Update (before it patched only
+				// finalizers, it took child Apps' durations that way).
+				opts.Force = true
 				continue
 			}
 			if !removeFieldPath(stripped.Object, c.path) {
