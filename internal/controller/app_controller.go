@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -584,8 +585,23 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 		rnd.Cluster = hc
 	}
 	if src.Spec.Git == nil {
-		// Chart sources: the chart version is resolved at render time.
-		res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), "chart:"+chartURL(src), opts)
+		// Chart sources: the version a range selects today is part of the
+		// cache key, so a new chart version in the range is rendered (the
+		// chart fetcher keeps the index and archive, so the render that
+		// follows does not fetch again).
+		key := "chart:" + chartURL(src)
+		if ref := chartRefOf(opts); ref != nil && r.Charts != nil {
+			var auth *url.Userinfo
+			if ref.Username != "" || ref.Password != "" {
+				auth = url.UserPassword(ref.Username, ref.Password)
+			}
+			_, version, err := r.Charts.FetchChart(ctx, ref.RepoURL, ref.Name, ref.Version, auth)
+			if err != nil {
+				return "chart", nil, fmt.Errorf("helm chart %q from %s: %w", ref.Name, chartURL(src), err)
+			}
+			key += "@" + ref.Name + "@" + version
+		}
+		res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), key, opts)
 		return "chart", res, err
 	}
 	art, ok := r.Artifacts.Get(srcKey)
@@ -627,6 +643,14 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 	st.result, st.resultRev = res, rev
 	st.rendered.Store(&rendered{rev: rev, files: res.Files})
 	return rev, res, nil
+}
+
+// chartRefOf is the chart an App renders from a chart Source, if any.
+func chartRefOf(opts render.Options) *render.ChartRef {
+	if opts.Helm == nil {
+		return nil
+	}
+	return opts.Helm.Chart
 }
 
 func (r *AppReconciler) emptyDir() string {

@@ -49,6 +49,10 @@ type Options struct {
 	ProbeAddr string
 	// PprofAddr serves Go's /debug/pprof ("" or "0": off, the default).
 	PprofAddr string
+	// ChartIndexTTL is how long a chart repository's index is trusted
+	// before it is read again (default chart.DefaultIndexTTL, 5m): a new
+	// chart version in an App's range is rendered after at most this long.
+	ChartIndexTTL time.Duration
 	// LeaderElection makes replicas elect one active controller.
 	LeaderElection bool
 	// LeaderElectionNamespace holds the Lease (default: tend-system).
@@ -184,7 +188,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	metrics := registerMetrics()
 	apps := &AppReconciler{
 		Client: mgr.GetClient(), Artifacts: arts, Fetcher: fetcher,
-		Charts:     chart.New(chart.Options{}),
+		Charts:     chart.New(chart.Options{IndexTTL: opts.ChartIndexTTL}),
 		Cache:      &render.Cache{},
 		DataDir:    opts.DataDir,
 		Recorder:   mgr.GetEventRecorder("tend"),
