@@ -99,14 +99,7 @@ func Start(t *testing.T, opts Options) *Env {
 	go func() { done <- ctl.Start(ctx) }()
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("controller log (last lines):\n%s", e.Log.Tail(60))
-			for _, name := range opts.Apps {
-				var a tendv1.App
-				if err := c.Get(context.Background(), types.NamespacedName{Namespace: te.Namespace, Name: name}, &a); err == nil {
-					b, _ := yaml.Marshal(a.Status)
-					t.Logf("App %s status:\n%s", name, b)
-				}
-			}
+			e.dumpState(t)
 		}
 		// The root App first: deleting it prunes the other Apps, which
 		// prune their objects (the CRDs too) while the controller runs.
@@ -117,11 +110,34 @@ func Start(t *testing.T, opts Options) *Env {
 	return e
 }
 
+// dumpState logs what helps to understand a failure: the controller's
+// log, and the status of every App and Notifier.
+func (e *Env) dumpState(t *testing.T) {
+	t.Logf("controller log (last lines):\n%s", e.Log.Tail(60))
+	ctx := context.Background()
+	var apps tendv1.AppList
+	if err := e.Client.List(ctx, &apps, client.InNamespace(e.Namespace)); err == nil {
+		for _, a := range apps.Items {
+			b, _ := yaml.Marshal(a.Status)
+			t.Logf("App %s status:\n%s", a.Name, b)
+		}
+	}
+	var notifiers tendv1.NotifierList
+	if err := e.Client.List(ctx, &notifiers, client.InNamespace(e.Namespace)); err == nil {
+		for _, n := range notifiers.Items {
+			b, _ := yaml.Marshal(n.Status)
+			t.Logf("Notifier %s status:\n%s", n.Name, b)
+		}
+	}
+}
+
 // Bootstrap creates what `tend bootstrap` would: the Source "tend" for the
 // repository and the App "tend" that applies path (recursively) into the
 // test's namespace. Both are applied as field manager tend, so the App
-// adopts the Source that the repository declares too.
-func (e *Env) Bootstrap(t *testing.T, url, path string) {
+// adopts the Source that the repository declares too. extraSpec adds
+// fields to the App's spec, e.g. "decryption" as `tend bootstrap
+// --age-key` sets it.
+func (e *Env) Bootstrap(t *testing.T, url, path string, extraSpec ...map[string]any) {
 	t.Helper()
 	src := map[string]any{
 		"apiVersion": "tend.dev/v1alpha1", "kind": "Source",
@@ -136,6 +152,11 @@ func (e *Env) Bootstrap(t *testing.T, url, path string) {
 			"destination": map[string]any{"namespace": e.Namespace},
 			"sync":        map[string]any{"prune": true, "selfHeal": true},
 		},
+	}
+	for _, extra := range extraSpec {
+		for k, v := range extra {
+			app["spec"].(map[string]any)[k] = v
+		}
 	}
 	for _, obj := range []map[string]any{src, app} {
 		u := &unstructured.Unstructured{Object: obj}
@@ -184,8 +205,9 @@ func (e *Env) releaseStaleCRDs(t *testing.T) {
 	}
 }
 
-// deleteApps deletes the Apps, the root first, and waits until their
-// finalizers have pruned everything.
+// deleteApps deletes the Apps of Options.Apps in order (the root first:
+// its finalizer prunes the Apps and AppSets it applied), then any App left
+// (an AppSet's), and waits until their finalizers have pruned everything.
 func (e *Env) deleteApps(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range e.opts.Apps {
@@ -205,12 +227,20 @@ func (e *Env) deleteApps(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var list tendv1.AppList
-		if err := e.Client.List(ctx, &list, client.InNamespace(e.Namespace)); err == nil && len(list.Items) == 0 {
+		err := e.Client.List(ctx, &list, client.InNamespace(e.Namespace))
+		if err == nil && len(list.Items) == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("Apps still there a minute after deletion: %d", len(list.Items))
 			return
+		}
+		for i := range list.Items {
+			if a := &list.Items[i]; a.DeletionTimestamp == nil {
+				if err := e.Client.Delete(ctx, a); err != nil && !apierrors.IsNotFound(err) {
+					t.Errorf("delete App %s: %v", a.Name, err)
+				}
+			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
