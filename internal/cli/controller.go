@@ -67,6 +67,8 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.StringVar(&opts.DataDir, "data-dir", "", "directory for source checkouts (default $TMPDIR/tend)")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")
 	f.StringVar(&opts.ProbeAddr, "probe-addr", ":8081", "address of /healthz and /readyz (0 disables)")
+	f.Float32Var(&opts.QPS, "kube-api-qps", 0, "requests per second to the cluster's apiserver (0: no client-side limit, the apiserver's priority and fairness applies)")
+	f.IntVar(&opts.Burst, "kube-api-burst", 0, "burst of requests above --kube-api-qps")
 	f.StringVar(&opts.PprofAddr, "pprof-addr", "0", "address of Go's /debug/pprof profiles, e.g. 127.0.0.1:6060 (0 disables; never expose it)")
 	f.BoolVar(&opts.LeaderElection, "leader-elect", false, "elect one active replica through a Lease")
 	f.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "tend-system", "namespace of the leader election Lease")

@@ -618,8 +618,13 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 	if r.Fetcher != nil && dir == art.Dir {
 		release := r.Fetcher.Hold(dir)
 		defer release()
-		if cur, ok := r.Artifacts.Get(srcKey); ok && cur.Revision != rev {
-			art, rev = cur, cur.Revision // fetched meanwhile: render what is on disk
+		// Render what is on disk, named by what is on disk: a fetch may
+		// have finished since the artifact was read, and even before the
+		// Source reconciler recorded it in r.Artifacts.
+		if onDisk, subject := r.Fetcher.CheckedOut(dir); onDisk != "" && onDisk != rev {
+			art, rev = Artifact{Dir: dir, Revision: onDisk, Subject: subject}, onDisk
+		} else if cur, ok := r.Artifacts.Get(srcKey); ok && cur.Revision != rev {
+			art, rev = cur, cur.Revision
 		}
 	}
 	if rev == art.Revision {

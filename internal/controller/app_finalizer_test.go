@@ -48,8 +48,8 @@ spec:
 		t.Errorf("child health.timeout = %s after the commit, want 20m", got)
 	}
 	for _, f := range e.app(t, "child").ManagedFields {
-		if f.Operation == "Update" && f.FieldsV1 != nil && strings.Contains(string(f.FieldsV1.Raw), `"f:spec"`) {
-			t.Errorf("manager %s owns spec fields of the child App through an Update: %s", f.Manager, f.FieldsV1.Raw)
+		if f.Operation == "Update" && f.FieldsV1 != nil && strings.Contains(f.FieldsV1.GetRawString(), `"f:spec"`) {
+			t.Errorf("manager %s owns spec fields of the child App through an Update: %s", f.Manager, f.FieldsV1.GetRawString())
 		}
 	}
 }

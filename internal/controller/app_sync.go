@@ -298,8 +298,13 @@ func (r *AppReconciler) checkDependencies(ctx context.Context, app *tendv1.App) 
 		}
 		if dep.Status.Health != string(health.Healthy) || dep.Status.Revision == "" {
 			state := dep.Status.Health
-			if state == "" {
+			switch {
+			case state == "":
 				state = "not synced yet"
+			case dep.Status.Revision == "":
+				// It has applied nothing yet (every sync of it failed),
+				// which its health alone does not show.
+				state += " but has not synced successfully yet"
 			}
 			waits = append(waits, fmt.Sprintf("waiting for App %s to be Healthy (it is %s)", key, state))
 		}

@@ -49,6 +49,11 @@ type Options struct {
 	ProbeAddr string
 	// PprofAddr serves Go's /debug/pprof ("" or "0": off, the default).
 	PprofAddr string
+	// QPS and Burst limit the controller's requests to its own cluster on
+	// the client side (0: no client-side limit; the apiserver's priority
+	// and fairness applies). Remote clusters get 100/s, burst 200.
+	QPS   float32
+	Burst int
 	// ChartIndexTTL is how long a chart repository's index is trusted
 	// before it is read again (default chart.DefaultIndexTTL, 5m): a new
 	// chart version in an App's range is rendered after at most this long.
@@ -139,11 +144,19 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		}
 	}
 	// client-go's default of 5 requests/s (burst 10) per client would cap
-	// a cold start of a thousand Apps at minutes of status updates; the
-	// apiserver's own priority and fairness protects it.
+	// a cold start of a thousand Apps at many minutes of applies, status
+	// and inventory writes. Unless told otherwise, tend does not limit
+	// itself: the apiserver's priority and fairness protects the server
+	// (and tells clients to back off with 429s, which client-go honours).
 	mgrConfig := rest.CopyConfig(opts.Config)
+	if opts.QPS != 0 {
+		mgrConfig.QPS, mgrConfig.Burst = opts.QPS, opts.Burst
+		if mgrConfig.QPS > 0 && mgrConfig.Burst <= 0 {
+			mgrConfig.Burst = max(1, int(2*mgrConfig.QPS))
+		}
+	}
 	if mgrConfig.QPS == 0 {
-		mgrConfig.QPS, mgrConfig.Burst = 100, 200
+		mgrConfig.QPS = -1
 	}
 	mgr, err := ctrl.NewManager(mgrConfig, ctrl.Options{
 		Scheme: Scheme(),
@@ -178,7 +191,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	cs, err := kubernetes.NewForConfig(opts.Config)
+	cs, err := kubernetes.NewForConfig(mgrConfig)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +219,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		OnChange:      handlerFunc(apps.OnChange),
 		WrapTransport: metrics.wrapTransport,
 	}
-	local, err := NewConn("", opts.Config, connOpts)
+	local, err := NewConn("", mgrConfig, connOpts)
 	if err != nil {
 		return nil, err
 	}

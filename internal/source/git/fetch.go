@@ -118,6 +118,9 @@ type Fetcher struct {
 type dirState struct {
 	// mu is held for writing by a fetch and for reading by Hold.
 	mu sync.RWMutex
+	// rev and subject are the commit the last successful fetch checked
+	// out and its subject ("" after a failed fetch).
+	rev, subject string
 	// verified is "<branch tip> <commit>" of the last branch+commit fetch
 	// that found the commit in the branch's history, so an unchanged branch
 	// is not walked again.
@@ -207,6 +210,21 @@ func (f *Fetcher) Hold(dir string) (release func()) {
 	return sync.OnceFunc(st.mu.RUnlock)
 }
 
+// CheckedOut returns the commit the last successful fetch checked out into
+// dir, and its subject ("" when unknown, e.g. after a failed fetch). Call
+// it while holding dir (Hold): a fetch that has just finished may not have
+// reached its caller yet, so this is what names the files on disk.
+func (f *Fetcher) CheckedOut(dir string) (rev, subject string) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		abs = filepath.Clean(dir)
+	}
+	f.mu.Lock()
+	st := f.dirLocked(abs)
+	f.mu.Unlock()
+	return st.rev, st.subject
+}
+
 func (f *Fetcher) dirLocked(abs string) *dirState {
 	if f.dirs == nil {
 		f.dirs = map[string]*dirState{}
@@ -258,8 +276,10 @@ func (f *Fetcher) fetchDir(ctx context.Context, st *dirState, dir string, opts O
 
 	res, err := s.fetch(ctx, st, dir)
 	if err != nil {
+		st.rev, st.subject = "", ""
 		return nil, s.explain(ctx, err)
 	}
+	st.rev, st.subject = res.Revision, res.CommitSubject
 	return res, nil
 }
 

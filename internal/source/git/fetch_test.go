@@ -566,3 +566,32 @@ func TestHoldBlocksFetch(t *testing.T) {
 		t.Errorf("Revision after release = %s, want %s", res.Revision, next)
 	}
 }
+
+// TestCheckedOutNamesTheFilesOnDisk: once a fetch has finished, the
+// commit on disk is known to whoever holds the directory, even before
+// the fetch's caller has recorded the result; a failed fetch forgets it.
+func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
+	repo := newTestRepo(t)
+	srv := newGitServer(t, repo.root, "", "")
+	dir := t.TempDir()
+	f := &Fetcher{}
+	if rev, _ := f.CheckedOut(dir); rev != "" {
+		t.Errorf("CheckedOut before any fetch = %q, want empty", rev)
+	}
+	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	first := fetch(t, f, dir, opts)
+	next := repo.commit(t, "second commit", map[string]string{"README.md": "two\n"})
+	fetch(t, f, dir, opts)
+	release := f.Hold(dir)
+	rev, subject := f.CheckedOut(dir)
+	release()
+	if rev != next || subject != "second commit" || rev == first.Revision {
+		t.Errorf("CheckedOut = %s %q, want %s %q", rev, subject, next, "second commit")
+	}
+	if err := fetchErr(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Branch: "nope"}, Timeout: 30 * time.Second}); err == nil {
+		t.Fatal("fetch of a missing branch succeeded")
+	}
+	if rev, _ := f.CheckedOut(dir); rev != "" {
+		t.Errorf("CheckedOut after a failed fetch = %q, want empty", rev)
+	}
+}
