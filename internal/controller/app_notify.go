@@ -91,9 +91,7 @@ func (r *AppReconciler) notifyRenderFailure(app *tendv1.App, st *appState, rev s
 // (e.g. a fix restored what is applied): a failure before is a recovery.
 func (r *AppReconciler) notifyInSync(app *tendv1.App, st *appState, rev string) {
 	st.renderFailure = ""
-	if st.driftKey != "" {
-		st.driftKey = "" // drift undone by someone else
-	}
+	st.driftKey = "" // any drift was undone by someone else
 	if !st.notifiedFailure {
 		return
 	}
