@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -615,14 +616,22 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 			return pin, nil, err
 		}
 	}
+	// onDisk is set when the checkout is at a commit the Source reconciler
+	// has not recorded yet.
+	var onDisk *git.Checkout
 	if r.Fetcher != nil && dir == art.Dir {
 		release := r.Fetcher.Hold(dir)
 		defer release()
 		// Render what is on disk, named by what is on disk: a fetch may
 		// have finished since the artifact was read, and even before the
 		// Source reconciler recorded it in r.Artifacts.
-		if onDisk, subject := r.Fetcher.CheckedOut(dir); onDisk != "" && onDisk != rev {
-			art, rev = Artifact{Dir: dir, Revision: onDisk, Subject: subject}, onDisk
+		if co := r.Fetcher.CheckedOut(dir); co.Revision != "" && co.Revision != rev {
+			if cur, ok := r.Artifacts.Get(srcKey); ok && cur.Revision == co.Revision {
+				art, rev = cur, cur.Revision
+			} else {
+				onDisk = &co
+				art, rev = Artifact{Dir: dir, Revision: co.Revision, Subject: co.Subject}, co.Revision
+			}
 		} else if cur, ok := r.Artifacts.Get(srcKey); ok && cur.Revision != rev {
 			art, rev = cur, cur.Revision
 		}
@@ -635,7 +644,7 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 	}
 	var changed []string
 	if st.result != nil {
-		changed = r.Artifacts.ChangedBetween(srcKey, st.resultRev, rev)
+		changed = r.changedSince(srcKey, st.resultRev, rev, onDisk)
 	}
 	start := time.Now()
 	res, err := r.Cache.RenderChange(ctx, rnd, dir, rev, opts, st.result, changed)
@@ -648,6 +657,25 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 	st.result, st.resultRev = res, rev
 	st.rendered.Store(&rendered{rev: rev, files: res.Files})
 	return rev, res, nil
+}
+
+// changedSince returns the files changed in src between revision from and
+// revision to, or nil when unknown. onDisk, when set, is the fetch that
+// brought the checkout to `to` before the Source reconciler recorded it:
+// its changes are added to what the Artifacts know up to its previous
+// commit, so an App that renders early still renders only if its files
+// changed.
+func (r *AppReconciler) changedSince(src types.NamespacedName, from, to string, onDisk *git.Checkout) []string {
+	if onDisk == nil || onDisk.Previous == "" || onDisk.ChangedFiles == nil || from == to {
+		return r.Artifacts.ChangedBetween(src, from, to)
+	}
+	before := r.Artifacts.ChangedBetween(src, from, onDisk.Previous)
+	if before == nil {
+		return nil
+	}
+	out := append(before, onDisk.ChangedFiles...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // chartRefOf is the chart an App renders from a chart Source, if any.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -99,6 +100,20 @@ type Result struct {
 	ChangedFiles []string
 	// CommitSubject is the first line of Revision's commit message.
 	CommitSubject string
+	// Previous is the commit Dir held before this Fetch ("" for the first
+	// fetch into Dir); ChangedFiles is the difference from it.
+	Previous string
+}
+
+// Checkout is what the last successful fetch into a directory checked out.
+type Checkout struct {
+	// Revision and Subject name the commit on disk ("" when unknown, e.g.
+	// after a failed fetch).
+	Revision, Subject string
+	// Previous is the commit the directory held before that fetch, and
+	// ChangedFiles the paths that differ from it (nil when unknown).
+	Previous     string
+	ChangedFiles []string
 }
 
 // Fetcher fetches git repositories into checkout directories it owns, one
@@ -118,9 +133,9 @@ type Fetcher struct {
 type dirState struct {
 	// mu is held for writing by a fetch and for reading by Hold.
 	mu sync.RWMutex
-	// rev and subject are the commit the last successful fetch checked
-	// out and its subject ("" after a failed fetch).
-	rev, subject string
+	// last is what the last successful fetch checked out (zero after a
+	// failed fetch).
+	last Checkout
 	// verified is "<branch tip> <commit>" of the last branch+commit fetch
 	// that found the commit in the branch's history, so an unchanged branch
 	// is not walked again.
@@ -210,11 +225,12 @@ func (f *Fetcher) Hold(dir string) (release func()) {
 	return sync.OnceFunc(st.mu.RUnlock)
 }
 
-// CheckedOut returns the commit the last successful fetch checked out into
-// dir, and its subject ("" when unknown, e.g. after a failed fetch). Call
-// it while holding dir (Hold): a fetch that has just finished may not have
-// reached its caller yet, so this is what names the files on disk.
-func (f *Fetcher) CheckedOut(dir string) (rev, subject string) {
+// CheckedOut describes what the last successful fetch checked out into dir
+// (the zero Checkout when unknown, e.g. after a failed fetch). Call it
+// while holding dir (Hold): a fetch that has just finished may not have
+// reached its caller yet, so this is what names the files on disk and
+// what changed since the commit before.
+func (f *Fetcher) CheckedOut(dir string) Checkout {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = filepath.Clean(dir)
@@ -222,7 +238,9 @@ func (f *Fetcher) CheckedOut(dir string) (rev, subject string) {
 	f.mu.Lock()
 	st := f.dirLocked(abs)
 	f.mu.Unlock()
-	return st.rev, st.subject
+	co := st.last
+	co.ChangedFiles = slices.Clone(co.ChangedFiles)
+	return co
 }
 
 func (f *Fetcher) dirLocked(abs string) *dirState {
@@ -276,10 +294,10 @@ func (f *Fetcher) fetchDir(ctx context.Context, st *dirState, dir string, opts O
 
 	res, err := s.fetch(ctx, st, dir)
 	if err != nil {
-		st.rev, st.subject = "", ""
+		st.last = Checkout{}
 		return nil, s.explain(ctx, err)
 	}
-	st.rev, st.subject = res.Revision, res.CommitSubject
+	st.last = Checkout{Revision: res.Revision, Subject: res.CommitSubject, Previous: res.Previous, ChangedFiles: res.ChangedFiles}
 	return res, nil
 }
 
@@ -367,6 +385,7 @@ func (s *session) result(ctx context.Context, dir, refName, old, rev string) (*R
 		Ref:           refName,
 		ChangedFiles:  s.changedFiles(ctx, dir, old, rev),
 		CommitSubject: subject,
+		Previous:      old,
 	}, nil
 }
 

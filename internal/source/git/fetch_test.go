@@ -568,30 +568,37 @@ func TestHoldBlocksFetch(t *testing.T) {
 }
 
 // TestCheckedOutNamesTheFilesOnDisk: once a fetch has finished, the
-// commit on disk is known to whoever holds the directory, even before
-// the fetch's caller has recorded the result; a failed fetch forgets it.
+// commit on disk and what changed since the one before are known to
+// whoever holds the directory, even before the fetch's caller has recorded
+// the result; a failed fetch forgets them.
 func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
 	repo := newTestRepo(t)
 	srv := newGitServer(t, repo.root, "", "")
 	dir := t.TempDir()
 	f := &Fetcher{}
-	if rev, _ := f.CheckedOut(dir); rev != "" {
-		t.Errorf("CheckedOut before any fetch = %q, want empty", rev)
+	if co := f.CheckedOut(dir); co.Revision != "" {
+		t.Errorf("CheckedOut before any fetch = %q, want empty", co.Revision)
 	}
 	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
 	first := fetch(t, f, dir, opts)
+	if co := f.CheckedOut(dir); co.Revision != first.Revision || co.Previous != "" || co.ChangedFiles != nil {
+		t.Errorf("CheckedOut after the first fetch = %+v, want %s with no previous commit and unknown changes", co, first.Revision)
+	}
 	next := repo.commit(t, "second commit", map[string]string{"README.md": "two\n"})
 	fetch(t, f, dir, opts)
 	release := f.Hold(dir)
-	rev, subject := f.CheckedOut(dir)
+	co := f.CheckedOut(dir)
 	release()
-	if rev != next || subject != "second commit" || rev == first.Revision {
-		t.Errorf("CheckedOut = %s %q, want %s %q", rev, subject, next, "second commit")
+	if co.Revision != next || co.Subject != "second commit" || co.Previous != first.Revision {
+		t.Errorf("CheckedOut = %s %q from %s, want %s %q from %s", co.Revision, co.Subject, co.Previous, next, "second commit", first.Revision)
+	}
+	if !slices.Equal(co.ChangedFiles, []string{"README.md"}) {
+		t.Errorf("CheckedOut changed files = %q, want [README.md]", co.ChangedFiles)
 	}
 	if err := fetchErr(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Branch: "nope"}, Timeout: 30 * time.Second}); err == nil {
 		t.Fatal("fetch of a missing branch succeeded")
 	}
-	if rev, _ := f.CheckedOut(dir); rev != "" {
-		t.Errorf("CheckedOut after a failed fetch = %q, want empty", rev)
+	if co := f.CheckedOut(dir); co.Revision != "" || co.ChangedFiles != nil {
+		t.Errorf("CheckedOut after a failed fetch = %+v, want empty", co)
 	}
 }
