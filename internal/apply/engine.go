@@ -104,6 +104,10 @@ type Request struct {
 	WaitHealthy bool
 	// Progress, when set, is told about each step as it happens.
 	Progress func(Event)
+	// Inventory, when set, is the App's inventory as the caller last
+	// loaded or saved it; Sync then does not read it from the store. If
+	// another writer saved it since, Sync merges both when it saves.
+	Inventory *Inventory
 }
 
 // Event reports progress.
@@ -188,9 +192,12 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 		req.HealthTimeout = 5 * time.Minute
 	}
 	res := &Result{}
-	inv, err := e.Inventory.Load(ctx, req.App)
-	if err != nil {
-		return res, err
+	inv := req.Inventory
+	if inv == nil {
+		var err error
+		if inv, err = e.Inventory.Load(ctx, req.App); err != nil {
+			return res, err
+		}
 	}
 	res.Inventory = inv
 	if len(req.Objects) == 0 && len(inv.Entries) > 0 && !req.AllowEmpty {
@@ -212,13 +219,62 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 	s.next.Revision = req.Revision
 	err = s.run(ctx)
 	if !req.DryRun && !s.next.Equal(inv) {
-		if serr := e.Inventory.Save(ctx, req.App, s.next); serr != nil {
+		saved, serr := e.save(ctx, req.App, inv, s.next, plan.All())
+		if serr != nil {
 			err = errors.Join(err, serr)
 		} else {
-			res.Inventory = s.next
+			res.Inventory = saved
 		}
 	}
 	return res, err
+}
+
+// save stores next, the inventory after a sync that started from old. If
+// another writer saved the inventory in between, it merges (see
+// mergeInventories) and saves again over that writer's version.
+func (e *Engine) save(ctx context.Context, app AppRef, old, next *Inventory, planned []*unstructured.Unstructured) (*Inventory, error) {
+	err := e.Inventory.Save(ctx, app, next)
+	if !errors.Is(err, ErrInventoryChanged) {
+		return next, err
+	}
+	theirs, lerr := e.Inventory.Load(ctx, app)
+	if lerr != nil {
+		return nil, errors.Join(err, lerr)
+	}
+	inPlan := make(map[ObjectRef]bool, len(planned))
+	for _, o := range planned {
+		inPlan[RefOf(o)] = true
+	}
+	merged := mergeInventories(old, next, theirs, inPlan)
+	if err := e.Inventory.Save(ctx, app, merged); err != nil {
+		return nil, err
+	}
+	return merged, nil
+}
+
+// mergeInventories is a three-way merge of the inventory a sync started
+// from (old), the one it produced (next) and the one another writer
+// stored meanwhile (theirs); the result has theirs' stored version. What
+// this sync applied or pruned wins; for the rest, theirs decides, except
+// that an object this sync wants (inPlan) stays: the next preview checks
+// it against the cluster.
+func mergeInventories(old, next, theirs *Inventory, inPlan map[ObjectRef]bool) *Inventory {
+	out := theirs.Clone()
+	out.Revision = next.Revision
+	for ref, e := range next.Entries {
+		if o, had := old.Entries[ref]; had && o == e {
+			if _, kept := theirs.Entries[ref]; kept || !inPlan[ref] {
+				continue // untouched here: as theirs has it, or not
+			}
+		}
+		out.Entries[ref] = e
+	}
+	for ref := range old.Entries {
+		if _, still := next.Entries[ref]; !still {
+			delete(out.Entries, ref) // pruned or let go here
+		}
+	}
+	return out
 }
 
 // syncRun is the state of one Sync call.

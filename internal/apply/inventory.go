@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -63,6 +65,13 @@ type Inventory struct {
 	// inventory.
 	Revision string
 	Entries  map[ObjectRef]Entry
+
+	// stored is the version of the stored copy this inventory was loaded
+	// from or saved as ("" when none is known to exist): a store writes
+	// only over that version, so two writers never silently lose each
+	// other's entries, and a new inventory is created without a failed
+	// update first.
+	stored string
 }
 
 // NewInventory returns an empty inventory.
@@ -70,7 +79,7 @@ func NewInventory() *Inventory { return &Inventory{Entries: map[ObjectRef]Entry{
 
 // Clone returns a deep copy.
 func (inv *Inventory) Clone() *Inventory {
-	out := &Inventory{Revision: inv.Revision, Entries: make(map[ObjectRef]Entry, len(inv.Entries))}
+	out := &Inventory{Revision: inv.Revision, Entries: make(map[ObjectRef]Entry, len(inv.Entries)), stored: inv.stored}
 	for k, v := range inv.Entries {
 		out.Entries[k] = v
 	}
@@ -103,11 +112,17 @@ func (inv *Inventory) Refs() []ObjectRef {
 // inventoryFormat is the first line of an encoded inventory.
 const inventoryFormat = "tend-inventory v1"
 
+// gzipWriters keeps gzip writers for Encode: each holds about 800 KiB of
+// compressor state, and a cold sync encodes an inventory per App.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+
 // Encode writes the inventory as gzipped lines:
 // group|kind|namespace|name|version|desired|fingerprint.
 func (inv *Inventory) Encode() ([]byte, error) {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	w := bufio.NewWriter(zw)
 	fmt.Fprintf(w, "%s\nrevision %s\n", inventoryFormat, inv.Revision)
 	for _, r := range inv.Refs() {
@@ -152,9 +167,18 @@ func DecodeInventory(b []byte) (*Inventory, error) {
 // InventoryStore loads and saves App inventories.
 type InventoryStore interface {
 	Load(ctx context.Context, app AppRef) (*Inventory, error)
+	// Save stores inv over the stored version it was loaded from (or
+	// creates it) and records the new version in inv; it returns an
+	// error matching ErrInventoryChanged when another writer got there
+	// first.
 	Save(ctx context.Context, app AppRef, inv *Inventory) error
 	Delete(ctx context.Context, app AppRef) error
 }
+
+// ErrInventoryChanged is returned by Save when the stored inventory is not
+// the one the caller read: another writer (`tend sync`, another
+// controller) saved it in between.
+var ErrInventoryChanged = errors.New("the inventory was changed by another writer")
 
 // SecretStore keeps each App's inventory in a Secret of type
 // tend.dev/inventory named "tend-inventory-<app>" in the App's namespace. A
@@ -183,10 +207,12 @@ func (s *SecretStore) Load(ctx context.Context, app AppRef) (*Inventory, error) 
 	if err != nil {
 		return nil, fmt.Errorf("inventory Secret %s/%s: %w", app.Namespace, sec.Name, err)
 	}
+	inv.stored = sec.ResourceVersion
 	return inv, nil
 }
 
-// Save writes the inventory with a server-side apply.
+// Save creates the inventory Secret, or updates the version inv was loaded
+// from or last saved as.
 func (s *SecretStore) Save(ctx context.Context, app AppRef, inv *Inventory) error {
 	data, err := inv.Encode()
 	if err != nil {
@@ -202,13 +228,20 @@ func (s *SecretStore) Save(ctx context.Context, app AppRef, inv *Inventory) erro
 		Type: inventorySecretType,
 		Data: map[string][]byte{"inventory": data},
 	}
-	_, err = s.Client.CoreV1().Secrets(app.Namespace).Update(ctx, sec, metav1.UpdateOptions{FieldManager: FieldManager})
-	if apierrors.IsNotFound(err) {
-		_, err = s.Client.CoreV1().Secrets(app.Namespace).Create(ctx, sec, metav1.CreateOptions{FieldManager: FieldManager})
+	var out *corev1.Secret
+	if inv.stored == "" {
+		out, err = s.Client.CoreV1().Secrets(app.Namespace).Create(ctx, sec, metav1.CreateOptions{FieldManager: FieldManager})
+	} else {
+		sec.ResourceVersion = inv.stored
+		out, err = s.Client.CoreV1().Secrets(app.Namespace).Update(ctx, sec, metav1.UpdateOptions{FieldManager: FieldManager})
 	}
-	if err != nil {
+	switch {
+	case apierrors.IsAlreadyExists(err), apierrors.IsConflict(err), apierrors.IsNotFound(err) && inv.stored != "":
+		return fmt.Errorf("save inventory of %s: %w", app, ErrInventoryChanged)
+	case err != nil:
 		return fmt.Errorf("save inventory of %s: %w", app, err)
 	}
+	inv.stored = out.ResourceVersion
 	return nil
 }
 

@@ -143,7 +143,16 @@ type syncJob struct {
 	err      error
 	conn     *Conn
 	cancel   context.CancelFunc
+	// fresh is set until the reconcile that started the job ends; that
+	// reconcile keeps its status in pending instead of writing it.
+	fresh   bool
+	pending *tendv1.AppStatus
 }
+
+// syncStatusDelay is how long a sync runs before its App's status says it
+// is syncing. Most syncs end sooner: their App's status then goes from
+// the last result straight to the new one, one write instead of two.
+const syncStatusDelay = 2 * time.Second
 
 const (
 	indexSource    = "tend.dev/sourceRef"
@@ -329,6 +338,13 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	old := app.Status.DeepCopy()
 	res, err := r.reconcile(ctx, &app, st)
 	app.Status.ObservedGeneration = app.Generation
+	if job := st.job; job != nil && job.fresh {
+		// A sync has just started: its status is written when it ends, or
+		// after syncStatusDelay if it is still running then.
+		job.fresh = false
+		job.pending = app.Status.DeepCopy()
+		return res, err
+	}
 	if !equality.Semantic.DeepEqual(old, &app.Status) {
 		if uerr := r.Client.Status().Update(ctx, &app); uerr != nil {
 			if apierrors.IsConflict(uerr) {
@@ -357,6 +373,12 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		interval = 10 * time.Minute
 	}
 	if job := st.job; job != nil {
+		if job.pending != nil {
+			// What the reconcile that started the sync found, not
+			// written yet.
+			app.Status = *job.pending
+			job.pending = nil
+		}
 		select {
 		case <-job.done:
 			st.job = nil
@@ -458,6 +480,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		ForceConflicts: app.Spec.Sync.ForceConflicts,
 		HealthTimeout:  healthTimeout(app),
 		Health:         checker,
+		Inventory:      st.inv,
 	}
 	// Make sure the live cache watches every kind involved (no-op after the
 	// first reconcile), then read drift and health from it.
@@ -568,7 +591,7 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 			r.startSync(key, app, st, conn, apply.Request{
 				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev, Objects: res.Objects,
 				Prune: app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty, ForceConflicts: app.Spec.Sync.ForceConflicts,
-				HealthTimeout: healthTimeout(app), Health: st.health(),
+				HealthTimeout: healthTimeout(app), Health: st.health(), Inventory: st.inv,
 			}, res, "", msg, from)
 			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRolledBack, msg)
 			return ctrl.Result{}, nil

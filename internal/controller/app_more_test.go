@@ -60,10 +60,15 @@ func TestSlowAppDoesNotBlockOthers(t *testing.T) {
 		"fast/cm.yaml":     configMapYAML("fast", "x"),
 	})
 	e.create(t, gitSource("repo", repo.URL), newApp("slow", "repo", "slow", e.Namespace))
-	e.waitApp(t, "slow", "slow App syncing", 60*time.Second, func(a *tendv1.App) bool {
+	slow := e.waitApp(t, "slow", "slow App syncing", 60*time.Second, func(a *tendv1.App) bool {
 		c := condition(a, tendv1.ConditionReconciling)
 		return c != nil && c.Status == metav1.ConditionTrue
 	})
+	// A sync that runs on gets the status it started from written with
+	// the syncing condition (a short one writes only its outcome).
+	if slow.Status.Sync != tendv1.SyncOutOfSync || len(slow.Status.OutOfSync) != 2 {
+		t.Errorf("syncing App: sync %q, outOfSync %v; want OutOfSync with its 2 objects", slow.Status.Sync, slow.Status.OutOfSync)
+	}
 	e.create(t, newApp("fast", "repo", "fast", e.Namespace))
 	e.waitApp(t, "fast", "fast App synced while slow waits", 30*time.Second, func(a *tendv1.App) bool {
 		return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy"

@@ -28,7 +28,7 @@ import (
 // ends.
 func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *Conn, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
 	job := &syncJob{done: make(chan struct{}), rev: req.Revision, gen: app.Generation, result: result, started: time.Now(),
-		request: request, message: message, rollback: rollbackFrom, conn: conn}
+		request: request, message: message, rollback: rollbackFrom, conn: conn, fresh: true}
 	st.job = job
 	r.notify(app, st, notify.SyncStarted, req.Revision, fmt.Sprintf("syncing %s (%s)", shortRev(req.Revision), message), "", nil)
 	ctx := r.ctx
@@ -36,6 +36,17 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 		ctx = context.Background()
 	}
 	ctx, job.cancel = context.WithCancel(ctx)
+	go func() {
+		// A sync still running after syncStatusDelay gets its status
+		// written (syncing); one that ends sooner is written once, done.
+		t := time.NewTimer(syncStatusDelay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			r.enqueue(key)
+		case <-job.done:
+		}
+	}()
 	go func() {
 		defer job.cancel()
 		defer func() {
