@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,6 +54,11 @@ func appSetApplyConfig(app *v1alpha1.App) (*unstructured.Unstructured, error) {
 	if len(app.Annotations) > 0 {
 		meta["annotations"] = appSetAnyMap(app.Annotations)
 	}
+	if app.Spec.Sync.Prune {
+		// The App controller would add its finalizer with a patch of its
+		// own; setting it here saves a write per App.
+		meta["finalizers"] = []any{Finalizer}
+	}
 	if len(app.OwnerReferences) > 0 {
 		refs, err := appSetJSONValue(app.OwnerReferences)
 		if err != nil {
@@ -82,6 +88,11 @@ func appSetUpToDate(cfg *unstructured.Unstructured, live *v1alpha1.App) (bool, e
 		!appSetSubset(meta["labels"], appSetAnyMap(live.Labels)) ||
 		!appSetSubset(meta["annotations"], appSetAnyMap(live.Annotations)) {
 		return false, nil
+	}
+	for _, want := range cfg.GetFinalizers() {
+		if !slices.Contains(live.Finalizers, want) {
+			return false, nil
+		}
 	}
 	for _, want := range cfg.GetOwnerReferences() {
 		found := false

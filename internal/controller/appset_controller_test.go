@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
@@ -222,6 +224,9 @@ func (f *appSetFixture) update(t *testing.T, name string, edit func(*v1alpha1.Ap
 }
 
 // apps returns the Apps in the namespace by name.
+// apps returns the Apps in the namespace. No App controller runs in these
+// tests, so apps plays its part for deleted Apps: it removes the
+// finalizer (after pruning, the controller would) and leaves them out.
 func (f *appSetFixture) apps(t *testing.T) map[string]v1alpha1.App {
 	t.Helper()
 	var list v1alpha1.AppList
@@ -230,6 +235,14 @@ func (f *appSetFixture) apps(t *testing.T) map[string]v1alpha1.App {
 	}
 	out := map[string]v1alpha1.App{}
 	for _, a := range list.Items {
+		if !a.DeletionTimestamp.IsZero() {
+			orig := a.DeepCopy()
+			controllerutil.RemoveFinalizer(&a, Finalizer)
+			if err := f.cl.Patch(f.ctx(t), &a, client.MergeFrom(orig)); client.IgnoreNotFound(err) != nil {
+				t.Fatalf("release deleted App %s: %v", a.Name, err)
+			}
+			continue
+		}
 		out[a.Name] = a
 	}
 	return out
@@ -292,6 +305,11 @@ func TestAppSetDirectoriesGenerateApps(t *testing.T) {
 		}
 		if !app.Spec.Sync.Prune {
 			t.Errorf("App %s: sync.prune not set", name)
+		}
+		// Created with the App controller's finalizer: no patch of its
+		// own needed to add it.
+		if !slices.Contains(app.Finalizers, Finalizer) {
+			t.Errorf("App %s: finalizers %v, want %s from the AppSet", name, app.Finalizers, Finalizer)
 		}
 	}
 	if got, want := strings.Join(set.Status.Apps, ","), "a,b"; got != want {
