@@ -131,6 +131,9 @@ func scaleTable(r *scaleResult) string {
 		}
 		fmt.Fprintf(&b, "| ... tend's requests | %s |\n", verbs(c.TendRequests, ""))
 		fmt.Fprintf(&b, "| ... tend's writes | %s |\n", verbs(c.TendWrites, ""))
+		if len(c.Syncs) > 0 {
+			fmt.Fprintf(&b, "| ... syncs in the Apps' history, by message | %s |\n", verbs(c.Syncs, ""))
+		}
 	}
 	if st := r.Steady; st != nil {
 		fmt.Fprintf(&b, "| steady state (%s, nothing changes): tend's requests | %s |\n", secs(st.Seconds), verbs(st.TendPerMinute, " per minute"))

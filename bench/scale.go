@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -85,6 +86,9 @@ type coldResult struct {
 	TendWrites   map[string]float64 `json:"tendWritesByResource"`
 	// TendByResource has every request by verb and resource.
 	TendByResource map[string]float64 `json:"tendRequestsByResource"`
+	// Syncs counts the syncs in the Apps' history by their message ("new
+	// revision", "self-heal: ..."); more syncs than Apps is work to explain.
+	Syncs map[string]float64 `json:"syncs"`
 }
 
 type steadyResult struct {
@@ -397,6 +401,7 @@ func (s *scaleRun) cold(ctx context.Context) error {
 	}
 	d := requestDelta(before, s.proxy.snapshot())
 	res.TendRequests, res.TendWrites, res.TendByResource = byVerb(d), writesByResource(d), d
+	res.Syncs = s.apps.syncs()
 	s.res.Cold = res
 	st := s.phase("cold sync")
 	s.saveHeapProfile(ctx, "cold")
@@ -466,6 +471,8 @@ func (s *scaleRun) steady(ctx context.Context) error {
 	}
 	st := s.phase("steady state")
 	prof()
+	// What the idle controller keeps: the heap profile of live data.
+	s.saveHeapProfile(ctx, "steady")
 	min := st.Seconds / 60
 	res := &steadyResult{Seconds: st.Seconds, CPUSecondsPerMinute: st.CPUSeconds / min}
 	d := requestDelta(tBefore, tAfter)
@@ -526,6 +533,23 @@ func (w *appWatch) count(rev string) (total, ready int) {
 		}
 	}
 	return len(list.Items), ready
+}
+
+// syncs counts the syncs recorded in the Apps' history by message (the
+// first word, or up to the colon: "new revision", "self-heal").
+func (w *appWatch) syncs() map[string]float64 {
+	var list tendv1.AppList
+	if err := w.cache.List(context.Background(), &list, client.UnsafeDisableDeepCopy); err != nil {
+		return nil
+	}
+	out := map[string]float64{}
+	for i := range list.Items {
+		for _, h := range list.Items[i].Status.History {
+			msg, _, _ := strings.Cut(h.Message, ":")
+			out[msg+" ("+strings.ToLower(h.Result)+")"]++
+		}
+	}
+	return out
 }
 
 // atRevision counts the Apps whose status reports rev.
