@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -545,12 +546,24 @@ func (w *appWatch) syncs() map[string]float64 {
 	out := map[string]float64{}
 	for i := range list.Items {
 		for _, h := range list.Items[i].Status.History {
-			msg, _, _ := strings.Cut(h.Message, ":")
-			out[msg+" ("+strings.ToLower(h.Result)+")"]++
+			msg, why, _ := strings.Cut(h.Message, ":")
+			key := msg + " (" + strings.ToLower(h.Result) + ")"
+			if h.Result != "Succeeded" && why != "" {
+				// Failures by cause, names of Apps and namespaces elided.
+				why = benchNames.ReplaceAllString(strings.TrimSpace(why), "…")
+				if len(why) > 160 {
+					why = why[:160] + "…"
+				}
+				key += ": " + why
+			}
+			out[key]++
 		}
 	}
 	return out
 }
+
+// benchNames matches the generated App and namespace names in messages.
+var benchNames = regexp.MustCompile(`app-[0-9]+|bench-[0-9a-f]+`)
 
 // atRevision counts the Apps whose status reports rev.
 func (w *appWatch) atRevision(rev string) int {

@@ -72,9 +72,20 @@ type Engine struct {
 	Log         *slog.Logger
 	// Concurrency bounds parallel applies within a step (default 8).
 	Concurrency int
+	// MaxInflight bounds the applies in flight across all syncs of this
+	// Engine (default DefaultMaxInflight). Many Apps syncing at once (a
+	// cold start) would otherwise queue hundreds of writes in the
+	// apiserver, where they wait until they time out.
+	MaxInflight int
 	// PollInterval is how often waits look at the watch cache (default 200ms).
 	PollInterval time.Duration
+
+	inflightOnce sync.Once
+	inflight     chan struct{}
 }
+
+// DefaultMaxInflight is Engine.MaxInflight's default.
+const DefaultMaxInflight = 32
 
 // Request is one sync of one App.
 type Request struct {
@@ -172,6 +183,23 @@ func (e *SyncError) Error() string {
 	return e.Step + ": " + e.Err.Error()
 }
 func (e *SyncError) Unwrap() error { return e.Err }
+
+// acquire takes one of the Engine's in-flight slots; release gives it back.
+func (e *Engine) acquire(ctx context.Context) (release func(), err error) {
+	e.inflightOnce.Do(func() {
+		n := e.MaxInflight
+		if n <= 0 {
+			n = DefaultMaxInflight
+		}
+		e.inflight = make(chan struct{}, n)
+	})
+	select {
+	case e.inflight <- struct{}{}:
+		return func() { <-e.inflight }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
 func (e *Engine) defaults() {
 	if e.Concurrency <= 0 {

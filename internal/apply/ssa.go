@@ -122,6 +122,10 @@ func (e *Engine) resourceFor(o *unstructured.Unstructured) (dynamic.ResourceInte
 // field back; a controller's field (an autoscaler's replicas, an injector's
 // caBundle) is left to it, o is applied without it and a warning says so.
 // With force, every field is taken over.
+// maxTimeoutRetries is how often an apply the apiserver timed out is sent
+// again within one sync.
+const maxTimeoutRetries = 2
+
 func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, force, dryRun bool) (out *unstructured.Unstructured, warning string, err error) {
 	ri, _, err := e.resourceFor(o)
 	if err != nil {
@@ -132,10 +136,23 @@ func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, 
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
 	desired := o
+	timeouts := 0
 	for attempt := 0; ; attempt++ {
+		release, err := e.acquire(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", describe(o), err)
+		}
 		out, err = ri.Apply(ctx, o.GetName(), desired, opts)
+		release()
 		if err == nil {
 			return out, warning, nil
+		}
+		if (apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err)) && timeouts < maxTimeoutRetries && ctx.Err() == nil {
+			// The apiserver gave up on a busy moment; an apply is
+			// idempotent, so try again rather than fail the sync.
+			timeouts++
+			attempt--
+			continue
 		}
 		conflicts := conflictsOf(err)
 		if opts.Force || len(conflicts) == 0 || attempt > 0 {

@@ -109,10 +109,10 @@ type appState struct {
 	failures     int
 	nextRetry    time.Time
 	lastHealth   []apply.ObjectHealth
-	// written is the App as tend last wrote it: the informer cache may not
-	// have it yet, and a status derived from an older copy would lose a
-	// recorded sync.
-	written      *tendv1.App
+	// written is the App's status as tend last wrote it: the informer
+	// cache may not have it yet, and a status derived from an older copy
+	// would lose a recorded sync.
+	written      *writtenStatus
 	healthSince  time.Time
 	rollbackTo   string // set by assess: re-apply this revision
 	rollbackFrom string
@@ -147,6 +147,19 @@ type syncJob struct {
 	// reconcile keeps its status in pending instead of writing it.
 	fresh   bool
 	pending *tendv1.AppStatus
+}
+
+// writtenStatus is what the App controller keeps of an App it has just
+// written: the status and the versions it applies to, not the whole
+// object (its spec and managed fields are in the informer cache).
+type writtenStatus struct {
+	resourceVersion string
+	generation      int64
+	status          *tendv1.AppStatus
+}
+
+func newWritten(app *tendv1.App) *writtenStatus {
+	return &writtenStatus{resourceVersion: app.ResourceVersion, generation: app.Generation, status: app.Status.DeepCopy()}
 }
 
 // syncStatusDelay is how long a sync runs before its App's status says it
@@ -331,9 +344,9 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		}
 		return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 	}
-	if w := st.written; w != nil && newerVersion(w.ResourceVersion, app.ResourceVersion) && w.Generation == app.Generation {
-		app.Status = *w.Status.DeepCopy()
-		app.ResourceVersion = w.ResourceVersion
+	if w := st.written; w != nil && newerVersion(w.resourceVersion, app.ResourceVersion) && w.generation == app.Generation {
+		app.Status = *w.status.DeepCopy()
+		app.ResourceVersion = w.resourceVersion
 	}
 	old := app.Status.DeepCopy()
 	res, err := r.reconcile(ctx, &app, st)
@@ -353,7 +366,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 				if gerr := r.Client.Get(ctx, req.NamespacedName, &fresh); gerr == nil {
 					fresh.Status = app.Status
 					if uerr = r.Client.Status().Update(ctx, &fresh); uerr == nil {
-						st.written = fresh.DeepCopy()
+						st.written = newWritten(&fresh)
 						return res, err
 					}
 				}
@@ -361,7 +374,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 			}
 			return ctrl.Result{}, errors.Join(err, uerr)
 		}
-		st.written = app.DeepCopy()
+		st.written = newWritten(&app)
 	}
 	return res, err
 }

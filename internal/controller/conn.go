@@ -92,6 +92,9 @@ type ConnOptions struct {
 	Log *slog.Logger
 	// Concurrency of applies within a step.
 	Concurrency int
+	// MaxInflight bounds the applies in flight to the cluster across all
+	// Apps (apply.Engine.MaxInflight).
+	MaxInflight int
 	// OnChange is told about every change of an object in a watched kind.
 	OnChange livestate.Handler
 	// WrapTransport, when set, wraps every connection's transport (metrics).
@@ -135,7 +138,7 @@ func NewConn(name string, cfg *rest.Config, opts ConnOptions) (*Conn, error) {
 		Engine: &apply.Engine{
 			Dynamic: dyn, Mapper: mapper, Live: live, Health: opts.Health,
 			Inventory: opts.Inventory, Fingerprint: livestate.Fingerprint,
-			Log: log.With("cluster", name), Concurrency: opts.Concurrency,
+			Log: log.With("cluster", name), Concurrency: opts.Concurrency, MaxInflight: opts.MaxInflight,
 		},
 	}, nil
 }

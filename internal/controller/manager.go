@@ -68,6 +68,9 @@ type Options struct {
 	AppWorkers, SourceWorkers int
 	// ApplyConcurrency bounds parallel applies within one sync step (8).
 	ApplyConcurrency int
+	// MaxInflightApplies bounds the applies in flight to a cluster across
+	// all Apps (apply.DefaultMaxInflight).
+	MaxInflightApplies int
 	// Namespaces, when set, restricts tend to Apps, Sources and AppSets in
 	// these namespaces (the objects Apps apply may be anywhere).
 	Namespaces []string
@@ -216,6 +219,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Health:        checker,
 		Log:           opts.Log,
 		Concurrency:   opts.ApplyConcurrency,
+		MaxInflight:   opts.MaxInflightApplies,
 		OnChange:      handlerFunc(apps.OnChange),
 		WrapTransport: metrics.wrapTransport,
 	}
