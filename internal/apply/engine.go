@@ -161,6 +161,10 @@ type Result struct {
 	Warnings []string
 	// Inventory after the sync.
 	Inventory *Inventory
+	// InventoryMerged is set when another writer had saved the inventory
+	// since Request.Inventory was read: the saved one merges both, and
+	// may hold objects this sync did not consider for pruning; sync again.
+	InventoryMerged bool
 }
 
 func (r *Result) add(ref ObjectRef, a Action, msg string) {
@@ -247,11 +251,11 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 	s.next.Revision = req.Revision
 	err = s.run(ctx)
 	if !req.DryRun && !s.next.Equal(inv) {
-		saved, serr := e.save(ctx, req.App, inv, s.next, plan.All())
+		saved, merged, serr := e.save(ctx, req.App, inv, s.next, plan.All())
 		if serr != nil {
 			err = errors.Join(err, serr)
 		} else {
-			res.Inventory = saved
+			res.Inventory, res.InventoryMerged = saved, merged
 		}
 	}
 	return res, err
@@ -260,24 +264,24 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 // save stores next, the inventory after a sync that started from old. If
 // another writer saved the inventory in between, it merges (see
 // mergeInventories) and saves again over that writer's version.
-func (e *Engine) save(ctx context.Context, app AppRef, old, next *Inventory, planned []*unstructured.Unstructured) (*Inventory, error) {
-	err := e.Inventory.Save(ctx, app, next)
+func (e *Engine) save(ctx context.Context, app AppRef, old, next *Inventory, planned []*unstructured.Unstructured) (saved *Inventory, merged bool, err error) {
+	err = e.Inventory.Save(ctx, app, next)
 	if !errors.Is(err, ErrInventoryChanged) {
-		return next, err
+		return next, false, err
 	}
 	theirs, lerr := e.Inventory.Load(ctx, app)
 	if lerr != nil {
-		return nil, errors.Join(err, lerr)
+		return nil, false, errors.Join(err, lerr)
 	}
 	inPlan := make(map[ObjectRef]bool, len(planned))
 	for _, o := range planned {
 		inPlan[RefOf(o)] = true
 	}
-	merged := mergeInventories(old, next, theirs, inPlan)
-	if err := e.Inventory.Save(ctx, app, merged); err != nil {
-		return nil, err
+	out := mergeInventories(old, next, theirs, inPlan)
+	if err := e.Inventory.Save(ctx, app, out); err != nil {
+		return nil, false, err
 	}
-	return merged, nil
+	return out, true, nil
 }
 
 // mergeInventories is a three-way merge of the inventory a sync started

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -116,16 +117,19 @@ func (e *Engine) resourceFor(o *unstructured.Unstructured) (dynamic.ResourceInte
 	return e.Dynamic.Resource(m.Resource), m, nil
 }
 
+// maxTimeoutRetries is how often an apply the apiserver timed out is sent
+// again within one sync, after timeoutBackoff times the attempt.
+const (
+	maxTimeoutRetries = 2
+	timeoutBackoff    = time.Second
+)
+
 // applyObject server-side applies o. When other managers own fields o
 // sets, what happens depends on who they are: a person's edit (kubectl and
 // other interactive tools, see humanManager) is drift, and tend takes the
 // field back; a controller's field (an autoscaler's replicas, an injector's
 // caBundle) is left to it, o is applied without it and a warning says so.
 // With force, every field is taken over.
-// maxTimeoutRetries is how often an apply the apiserver timed out is sent
-// again within one sync.
-const maxTimeoutRetries = 2
-
 func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, force, dryRun bool) (out *unstructured.Unstructured, warning string, err error) {
 	ri, _, err := e.resourceFor(o)
 	if err != nil {
@@ -152,6 +156,11 @@ func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, 
 			// idempotent, so try again rather than fail the sync.
 			timeouts++
 			attempt--
+			select {
+			case <-time.After(time.Duration(timeouts) * timeoutBackoff):
+			case <-ctx.Done():
+				return nil, "", fmt.Errorf("%s: %s", describe(o), serverMessage(err))
+			}
 			continue
 		}
 		conflicts := conflictsOf(err)

@@ -112,10 +112,13 @@ type appState struct {
 	// written is the App's status as tend last wrote it: the informer
 	// cache may not have it yet, and a status derived from an older copy
 	// would lose a recorded sync.
-	written      *writtenStatus
-	healthSince  time.Time
-	rollbackTo   string // set by assess: re-apply this revision
-	rollbackFrom string
+	written *writtenStatus
+	// inventoryMerged: the last sync merged its inventory with another
+	// writer's; what differs from git now is to be synced, not reported.
+	inventoryMerged bool
+	healthSince     time.Time
+	rollbackTo      string // set by assess: re-apply this revision
+	rollbackFrom    string
 	// What notifications need: the Source's URL and its last commit
 	// subject, and what was already told.
 	repoURL, subjectRev, subject string
@@ -160,6 +163,15 @@ type writtenStatus struct {
 
 func newWritten(app *tendv1.App) *writtenStatus {
 	return &writtenStatus{resourceVersion: app.ResourceVersion, generation: app.Generation, status: app.Status.DeepCopy()}
+}
+
+// restorePending puts back the status the reconcile that started the job
+// found and did not write (see syncStatusDelay).
+func (j *syncJob) restorePending(app *tendv1.App) {
+	if j.pending != nil {
+		app.Status = *j.pending
+		j.pending = nil
+	}
 }
 
 // syncStatusDelay is how long a sync runs before its App's status says it
@@ -333,9 +345,16 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if !app.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, &app, st)
 	}
-	if app.Spec.Sync.Prune && !controllerutil.ContainsFinalizer(&app, Finalizer) {
+	if app.Spec.Sync.Prune != controllerutil.ContainsFinalizer(&app, Finalizer) {
+		// The finalizer follows spec.sync.prune: deleting an App prunes
+		// its objects only when it prunes them anyway. (An AppSet sets it
+		// in the Apps it generates.)
 		orig := app.DeepCopy()
-		controllerutil.AddFinalizer(&app, Finalizer)
+		if app.Spec.Sync.Prune {
+			controllerutil.AddFinalizer(&app, Finalizer)
+		} else {
+			controllerutil.RemoveFinalizer(&app, Finalizer)
+		}
 		// A patch of the finalizers alone: an Update would send the whole
 		// spec back, durations re-serialized ("15m" -> "15m0s"), and take
 		// those fields from whoever applies the App (a parent App in git).
@@ -386,17 +405,18 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		interval = 10 * time.Minute
 	}
 	if job := st.job; job != nil {
-		if job.pending != nil {
-			// What the reconcile that started the sync found, not
-			// written yet.
-			app.Status = *job.pending
-			job.pending = nil
-		}
 		select {
 		case <-job.done:
+			job.restorePending(app)
 			st.job = nil
 			r.recordSync(app, st, job)
 		default:
+			if job.pending != nil && time.Since(job.started) < syncStatusDelay {
+				// Its own applies' watch events: too early to say it is
+				// syncing (the job enqueues the App at syncStatusDelay).
+				return ctrl.Result{}, nil
+			}
+			job.restorePending(app)
 			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "syncing revision "+shortRev(job.rev))
 			return ctrl.Result{}, nil // the job enqueues the App when it ends
 		}
@@ -518,7 +538,9 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 	}
 	requested := app.Annotations[AnnotationRequestedAt]
 	manualReq := requested != "" && requested != app.Status.LastHandledRequest
-	desiredChanged := st.syncedResult != result || st.syncedRev != rev || st.syncedGen != app.Generation
+	merged := st.inventoryMerged
+	st.inventoryMerged = false
+	desiredChanged := st.syncedResult != result || st.syncedRev != rev || st.syncedGen != app.Generation || merged
 	outOfSync := len(toApply) > 0 || (app.Spec.Sync.Prune && len(toPrune) > 0)
 	app.Status.OutOfSync = refsOf(append(toApply, toPrune...))
 	needSync := manualReq || (desiredChanged && outOfSync) || (len(drift) > 0 && app.Spec.Sync.SelfHeal)
@@ -579,6 +601,8 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		message = "requested sync"
 	case !desiredChanged && len(drift) > 0:
 		message = fmt.Sprintf("self-heal: %d objects changed in the cluster", len(drift))
+	case merged && st.syncedRev == rev:
+		message = "another writer changed the inventory"
 	case st.syncedRev == rev:
 		message = "spec changed"
 	}

@@ -1,12 +1,17 @@
 package controller
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // TestChildAppSpecFollowsGit: an App applied by a parent App from git
@@ -51,5 +56,40 @@ spec:
 		if f.Operation == "Update" && f.FieldsV1 != nil && strings.Contains(f.FieldsV1.GetRawString(), `"f:spec"`) {
 			t.Errorf("manager %s owns spec fields of the child App through an Update: %s", f.Manager, f.FieldsV1.GetRawString())
 		}
+	}
+}
+
+// TestFinalizerFollowsPrune: an App with prune carries the prune-on-delete
+// finalizer; turning prune off drops it, and deleting the App then leaves
+// its objects.
+func TestFinalizerFollowsPrune(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("cm", map[string]string{"app/cm.yaml": configMapYAML("kept", "v1")})
+	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Sync.Prune = true
+	}))
+	e.waitApp(t, "app", "Synced with the finalizer", 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Sync == tendv1.SyncSynced && slices.Contains(a.Finalizers, Finalizer)
+	})
+
+	a := e.app(t, "app")
+	a.Spec.Sync.Prune = false
+	if err := e.c.Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApp(t, "app", "finalizer gone with prune off", 60*time.Second, func(a *tendv1.App) bool {
+		return !slices.Contains(a.Finalizers, Finalizer)
+	})
+	if err := e.c.Delete(ctx, e.app(t, "app")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "App deleted", 30*time.Second, func() bool {
+		err := e.c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: "app"}, &tendv1.App{})
+		return apierrors.IsNotFound(err)
+	})
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "kept", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap of an App without prune after the App was deleted: %v, want it kept", err)
 	}
 }

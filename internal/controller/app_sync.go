@@ -63,6 +63,10 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 	st.lastSyncEnd = end
 	if job.res != nil && job.res.Inventory != nil {
 		st.inv = job.res.Inventory
+		// Someone else (`tend sync`) saved the inventory meanwhile: the
+		// merged one may name objects to prune that this sync did not
+		// consider. The next reconcile syncs again if anything differs.
+		st.inventoryMerged = job.res.InventoryMerged
 	}
 	if job.request != "" {
 		app.Status.LastHandledRequest = job.request

@@ -225,6 +225,11 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 			continue
 		}
 		generated = append(generated, app.Name)
+		if cur != nil && !cur.DeletionTimestamp.IsZero() {
+			// Being deleted (its objects pruned): applied again, as a new
+			// App, once it is gone.
+			continue
+		}
 		toApply = append(toApply, app)
 	}
 	// Apps are applied concurrently: an AppSet over a monorepo creates

@@ -136,6 +136,11 @@ type dirState struct {
 	// last is what the last successful fetch checked out (zero after a
 	// failed fetch).
 	last Checkout
+	// good is the commit the last successful fetch checked out, kept
+	// after a failed one: a fetch that failed after its checkout leaves
+	// HEAD at a commit no caller was told about, so changes are counted
+	// from good, not from HEAD.
+	good string
 	// verified is "<branch tip> <commit>" of the last branch+commit fetch
 	// that found the commit in the branch's history, so an unchanged branch
 	// is not walked again.
@@ -298,6 +303,7 @@ func (f *Fetcher) fetchDir(ctx context.Context, st *dirState, dir string, opts O
 		return nil, s.explain(ctx, err)
 	}
 	st.last = Checkout{Revision: res.Revision, Subject: res.CommitSubject, Previous: res.Previous, ChangedFiles: res.ChangedFiles}
+	st.good = res.Revision
 	return res, nil
 }
 
@@ -343,7 +349,11 @@ func (s *session) fetch(ctx context.Context, st *dirState, dir string) (*Result,
 		}
 		st.clean = true
 	}
-	return s.result(ctx, dir, want.name, old, rev)
+	base := old
+	if st.good != "" {
+		base = st.good
+	}
+	return s.result(ctx, dir, want.name, base, rev)
 }
 
 // fetchRev fetches want with depth 1 and returns the commit to check out.

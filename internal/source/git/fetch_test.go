@@ -602,3 +602,27 @@ func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
 		t.Errorf("CheckedOut after a failed fetch = %+v, want empty", co)
 	}
 }
+
+// TestChangesCountedFromTheLastGoodFetch: a fetch that failed after its
+// checkout leaves HEAD at a commit nobody was told about; the next fetch
+// reports what changed since the commit its caller last got, not "nothing".
+func TestChangesCountedFromTheLastGoodFetch(t *testing.T) {
+	repo := newTestRepo(t)
+	srv := newGitServer(t, repo.root, "", "")
+	dir := t.TempDir()
+	f := &Fetcher{}
+	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	first := fetch(t, f, dir, opts)
+	next := repo.commit(t, "change a", map[string]string{"apps/a/cm.yaml": "kind: ConfigMap\nmetadata:\n  name: a2\n"})
+	// What a fetch that failed after `git checkout` leaves behind.
+	runGit(t, dir, "fetch", "--quiet", "--depth=1", srv.repoURL(), "main")
+	runGit(t, dir, "checkout", "--quiet", "--detach", "FETCH_HEAD")
+
+	res := fetch(t, f, dir, opts)
+	if res.Revision != next {
+		t.Fatalf("fetched %s, want %s", res.Revision, next)
+	}
+	if res.Previous != first.Revision || !slices.Equal(res.ChangedFiles, []string{"apps/a/cm.yaml"}) {
+		t.Errorf("fetch after a checkout nobody was told about: previous %s, changed %q; want %s and [apps/a/cm.yaml]", res.Previous, res.ChangedFiles, first.Revision)
+	}
+}
