@@ -24,6 +24,53 @@ import (
 	"github.com/tend-gitops/tend/internal/source/git"
 )
 
+// syncJob is one sync of an App running in the background.
+type syncJob struct {
+	done     chan struct{}
+	rev      string
+	gen      int64
+	result   *render.Result
+	started  time.Time
+	request  string // the requested-at value it answers, if any
+	message  string
+	rollback string // revision rolled back from
+	res      *apply.Result
+	err      error
+	conn     *Conn
+	cancel   context.CancelFunc
+	// fresh is set until the reconcile that started the job ends; that
+	// reconcile keeps its status in pending instead of writing it.
+	fresh   bool
+	pending *tendv1.AppStatus
+}
+
+// writtenStatus is what the App controller keeps of an App it has just
+// written: the status and the versions it applies to, not the whole
+// object (its spec and managed fields are in the informer cache).
+type writtenStatus struct {
+	resourceVersion string
+	generation      int64
+	status          *tendv1.AppStatus
+}
+
+func newWritten(app *tendv1.App) *writtenStatus {
+	return &writtenStatus{resourceVersion: app.ResourceVersion, generation: app.Generation, status: app.Status.DeepCopy()}
+}
+
+// restorePending puts back the status the reconcile that started the job
+// found and did not write (see syncStatusDelay).
+func (j *syncJob) restorePending(app *tendv1.App) {
+	if j.pending != nil {
+		app.Status = *j.pending
+		j.pending = nil
+	}
+}
+
+// syncStatusDelay is how long a sync runs before its App's status says it
+// is syncing. Most syncs end sooner: their App's status then goes from
+// the last result straight to the new one, one write instead of two.
+const syncStatusDelay = 2 * time.Second
+
 // startSync runs a sync in its own goroutine; the App is enqueued when it
 // ends.
 func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *Conn, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
