@@ -9,6 +9,11 @@ GO          ?= go
 CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/make
 CLUSTER     := $(GO) run -C tools/cluster .
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# Build tags of every tend binary. kustomize_disable_go_plugin_support drops
+# kustomize's Go-plugin loader: importing Go's plugin package makes the linker
+# export and keep every symbol (120 MB instead of 94 MB, about 19 MiB more
+# RSS at start). tend never loads Go plugins.
+GO_TAGS     := kustomize_disable_go_plugin_support
 TEST_FLAGS  ?= -timeout 30m
 # The scale benchmark runs on a control plane of its own (not the one
 # `make test` uses), stopped afterwards. BENCH_FLAGS are passed to
@@ -21,7 +26,7 @@ BENCH_FLAGS ?=
 ## demo: run examples/homelab on a local control plane (first run builds
 ## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
 demo:
-	$(GO) build -o bin/tend ./cmd/tend
+	$(GO) build -tags $(GO_TAGS) -o bin/tend ./cmd/tend
 	bin/tend demo
 
 ## test: lint, unit tests, the local control plane's own tests, then every
@@ -71,4 +76,4 @@ cluster-status:
 	$(CLUSTER) status --dir $(CLUSTER_DIR)
 
 build:
-	$(GO) build -o bin/tend ./cmd/tend
+	$(GO) build -tags $(GO_TAGS) -o bin/tend ./cmd/tend

@@ -41,7 +41,7 @@ func renderAll(ctx context.Context, root string, n int, ns string) ([]*unstructu
 		if err != nil {
 			return nil, fmt.Errorf("render %s: %w", appName(i), err)
 		}
-		objs = append(objs, res.Objects...)
+		objs = append(objs, res.Objects()...)
 	}
 	return objs, nil
 }

@@ -19,10 +19,11 @@ import (
 	"time"
 )
 
-// buildTend builds ./cmd/tend of the module at root into dir.
+// buildTend builds ./cmd/tend of the module at root into dir, with the
+// Makefile's build tags (GO_TAGS), as `make build` does.
 func buildTend(ctx context.Context, root, dir string) (string, error) {
 	bin := filepath.Join(dir, "tend")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tend")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "kustomize_disable_go_plugin_support", "-o", bin, "./cmd/tend")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/tend: %w\n%s", err, out)

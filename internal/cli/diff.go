@@ -99,7 +99,7 @@ Exits 0 when nothing would change and 1 when something would.`,
 				if err != nil {
 					return err
 				}
-				objs = res.Objects
+				objs = res.Objects()
 				if app != "" {
 					d.app = &apply.AppRef{Namespace: k.ns, Name: app}
 				}

@@ -331,7 +331,7 @@ is a PATH; anything else is an App name.`,
 				if err != nil {
 					return err
 				}
-				objs = res.Objects
+				objs = res.Objects()
 			} else {
 				if err := checkAppFlags(cmd, t.app); err != nil {
 					return err
@@ -414,7 +414,7 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
 	}
-	objs := res.Objects
+	objs := res.Objects()
 	if d := app.Spec.Destination; d.CreateNamespace && d.Namespace != "" {
 		objs = controller.WithNamespace(objs, d.Namespace)
 	}

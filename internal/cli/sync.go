@@ -137,7 +137,7 @@ func (m *Main) syncPath(ctx context.Context, k *kube, rf *renderFlags, path stri
 			return err
 		}
 		m.warnControllerApp(ctx, k, ref)
-		return m.runEngine(ctx, conn, apply.Request{App: ref, Revision: rev, Objects: res.Objects, Prune: o.prune, Force: o.force, DryRun: o.dryRun}, o)
+		return m.runEngine(ctx, conn, apply.Request{App: ref, Revision: rev, Objects: res.Objects(), Prune: o.prune, Force: o.force, DryRun: o.dryRun}, o)
 	})
 }
 

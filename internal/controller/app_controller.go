@@ -454,7 +454,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		}
 		st.inv = inv
 	}
-	objects := result.Objects
+	objects := result.Objects()
 	if app.Spec.Destination.CreateNamespace && app.Spec.Destination.Namespace != "" {
 		objects = WithNamespace(objects, app.Spec.Destination.Namespace)
 	}
@@ -580,7 +580,7 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
 			r.notify(app, st, notify.RolledBack, rev, msg, "", nil)
 			r.startSync(key, app, st, conn, apply.Request{
-				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev, Objects: res.Objects,
+				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev, Objects: res.Objects(),
 				Prune: app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty, ForceConflicts: app.Spec.Sync.ForceConflicts,
 				HealthTimeout: healthTimeout(app), Health: st.health(), Inventory: st.inv,
 			}, res, "", msg, from)

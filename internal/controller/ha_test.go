@@ -265,7 +265,7 @@ func buildTend(t *testing.T) string {
 			return
 		}
 		builtTend = filepath.Join(dir, "tend")
-		cmd := exec.Command("go", "build", "-o", builtTend, "./cmd/tend")
+		cmd := exec.Command("go", "build", "-tags", "kustomize_disable_go_plugin_support", "-o", builtTend, "./cmd/tend")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/tend: %v\n%s", err, out)

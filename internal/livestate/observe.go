@@ -28,12 +28,10 @@ func (c *Cache) Observe(obj *unstructured.Unstructured) {
 	cp := obj.DeepCopy()
 	c.trim(gvk, cp)
 	key := k.key(cp.GetNamespace(), cp.GetName())
-	var stored *unstructured.Unstructured
 	if item, ok, _ := k.informer.GetIndexer().GetByKey(key); ok {
-		stored = item.(*unstructured.Unstructured)
-	}
-	if stored != nil && !newerResourceVersion(cp, stored) {
-		return
+		if p, ok := item.(*packed); ok && !newerVersion(cp.GetResourceVersion(), p.resourceVersion) {
+			return
+		}
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -43,18 +41,19 @@ func (c *Cache) Observe(obj *unstructured.Unstructured) {
 	k.observed[key] = cp
 }
 
-// newest returns the newer of stored and the observed object for key, and
-// forgets the observed one once the store has caught up with it.
-func (k *kind) newest(key string, stored *unstructured.Unstructured) *unstructured.Unstructured {
+// newerObserved returns the observed object for key if it is newer than
+// stored (or nothing is stored), and forgets it once the store has caught
+// up with it.
+func (k *kind) newerObserved(key string, stored *packed) *unstructured.Unstructured {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	o := k.observed[key]
 	if o == nil {
-		return stored
+		return nil
 	}
-	if stored != nil && !newerResourceVersion(o, stored) {
+	if stored != nil && !newerVersion(o.GetResourceVersion(), stored.resourceVersion) {
 		delete(k.observed, key)
-		return stored
+		return nil
 	}
 	return o
 }
@@ -73,7 +72,13 @@ func (k *kind) forget(seen *unstructured.Unstructured) {
 // newerResourceVersion reports whether a's resourceVersion is known to be
 // higher than b's.
 func newerResourceVersion(a, b *unstructured.Unstructured) bool {
-	ra, errA := strconv.ParseUint(a.GetResourceVersion(), 10, 64)
-	rb, errB := strconv.ParseUint(b.GetResourceVersion(), 10, 64)
+	return newerVersion(a.GetResourceVersion(), b.GetResourceVersion())
+}
+
+// newerVersion reports whether resourceVersion a is known to be higher
+// than b.
+func newerVersion(a, b string) bool {
+	ra, errA := strconv.ParseUint(a, 10, 64)
+	rb, errB := strconv.ParseUint(b, 10, 64)
 	return errA == nil && errB == nil && ra > rb
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
-	"unique"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -65,39 +64,9 @@ func (c *Cache) trim(gvk schema.GroupVersionKind, obj *unstructured.Unstructured
 	if gvk.Group == "" && gvk.Kind == "Secret" {
 		hashSecretValues(obj.Object)
 	}
-	obj.Object = intern(obj.Object).(map[string]any)
 	if c.xform != nil {
 		c.xform(gvk, obj)
 	}
-}
-
-// internMax is the length up to which strings are interned.
-const internMax = 64
-
-// intern returns v with its map keys and short strings shared with every
-// other cached object. Objects of a kind repeat the same keys and many values
-// (field names, images, policies, managedFields paths); sharing them saves
-// about 15% of the cache's memory. Maps are rebuilt: a map's keys cannot be
-// replaced in place.
-func intern(v any) any {
-	switch n := v.(type) {
-	case map[string]any:
-		out := make(map[string]any, len(n))
-		for k, c := range n {
-			out[unique.Make(k).Value()] = intern(c)
-		}
-		return out
-	case []any:
-		for i, c := range n {
-			n[i] = intern(c)
-		}
-		return n
-	case string:
-		if len(n) <= internMax {
-			return unique.Make(n).Value()
-		}
-	}
-	return v
 }
 
 // trimManagedFields keeps only the managedFields entries of the managers in

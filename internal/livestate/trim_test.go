@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 )
 
 func TestTrimIsIdempotentAndHidesSecretValues(t *testing.T) {
@@ -114,5 +116,48 @@ func TestKeepOwnFieldSet(t *testing.T) {
 	}
 	if got := Fingerprint(obj, "tend"); got != fp {
 		t.Fatalf("Fingerprint changed: %q, want %q", got, fp)
+	}
+}
+
+func TestPackedKeepsIntegersAndKeys(t *testing.T) {
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "web", "namespace": "shop", "resourceVersion": "42", "labels": map[string]any{"app": "web"}},
+		"spec":     map[string]any{"replicas": int64(3), "progressDeadlineSeconds": int64(600)},
+		"status":   map[string]any{"observedGeneration": int64(7), "ratio": 0.5},
+	}}
+	p, err := pack(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err := cache.MetaNamespaceKeyFunc(p); err != nil || key != "shop/web" {
+		t.Errorf("store key = %q, %v; want shop/web", key, err)
+	}
+	if p.resourceVersion != "42" {
+		t.Errorf("resourceVersion = %q, want 42", p.resourceVersion)
+	}
+	got, err := p.object()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Health checks and fingerprints read integers as int64, as the API
+	// machinery decodes them; a plain JSON decode would give float64.
+	if n, ok, err := unstructured.NestedInt64(got.Object, "spec", "replicas"); !ok || err != nil || n != 3 {
+		t.Errorf("spec.replicas = %v, %v, %v; want int64 3", n, ok, err)
+	}
+	if n, ok, err := unstructured.NestedInt64(got.Object, "status", "observedGeneration"); !ok || err != nil || n != 7 {
+		t.Errorf("status.observedGeneration = %v, %v, %v; want int64 7", n, ok, err)
+	}
+	if f, ok, err := unstructured.NestedFloat64(got.Object, "status", "ratio"); !ok || err != nil || f != 0.5 {
+		t.Errorf("status.ratio = %v, %v, %v; want 0.5", f, ok, err)
+	}
+	if !equality.Semantic.DeepEqual(got.Object, obj.Object) {
+		t.Errorf("decoded object differs:\n got %v\nwant %v", got.Object, obj.Object)
+	}
+	// Each read is a copy of its own.
+	again, _ := p.object()
+	again.SetName("changed")
+	if got.GetName() != "web" {
+		t.Error("decoded objects share memory")
 	}
 }

@@ -61,7 +61,7 @@ func TestCacheChangeDetection(t *testing.T) {
 	if got, want := c.Stats(), (CacheStats{Renders: n + 1, Reused: n - 1}); got != want {
 		t.Fatalf("after a one-file commit: %+v, want %+v", got, want)
 	}
-	if got, want := nestedString(t, findObj(t, prev[7].Objects, "ConfigMap", "cm-7"), "data", "v"), "2"; got != want {
+	if got, want := nestedString(t, findObj(t, prev[7].Objects(), "ConfigMap", "cm-7"), "data", "v"), "2"; got != want {
 		t.Errorf("app 7 after the change: v = %q, want %q", got, want)
 	}
 
@@ -77,7 +77,7 @@ func TestCacheChangeDetection(t *testing.T) {
 	if got, want := c.Stats(), (CacheStats{Renders: n + 2, Reused: 2*n - 2}); got != want {
 		t.Fatalf("after adding a file: %+v, want %+v", got, want)
 	}
-	findObj(t, prev[11].Objects, "Secret", "extra")
+	findObj(t, prev[11].Objects(), "Secret", "extra")
 
 	// Asking again for the same revision and spec is a hit, whatever the
 	// previous Result.

@@ -63,7 +63,7 @@ func TestHelmLookupAndCapabilitiesFromCluster(t *testing.T) {
 	}
 
 	res := helmRender(t, &Renderer{Cluster: cluster}, root, opts)
-	cm := helmFind(t, res.Objects, "ConfigMap", "r-report")
+	cm := helmFind(t, res.Objects(), "ConfigMap", "r-report")
 	if got := helmData(t, cm, "listed"); !strings.Contains(got, "settings,") {
 		t.Errorf("with the cluster: listing ConfigMaps gave %q, want it to include settings", got)
 	}
@@ -84,13 +84,13 @@ func TestHelmLookupAndCapabilitiesFromCluster(t *testing.T) {
 	withWidgets := *cluster
 	withWidgets.APIVersions = append(slices.Clone(cluster.APIVersions), "example.com/v1")
 	res = helmRender(t, &Renderer{Cluster: &withWidgets}, root, opts)
-	if got, want := helmData(t, helmFind(t, res.Objects, "ConfigMap", "r-report"), "hasWidgets"), "true"; got != want {
+	if got, want := helmData(t, helmFind(t, res.Objects(), "ConfigMap", "r-report"), "hasWidgets"), "true"; got != want {
 		t.Errorf("with example.com/v1 advertised: hasWidgets = %q, want %q", got, want)
 	}
 
 	// Without a cluster, lookup answers nothing, as `helm template` does.
 	res = helmRender(t, &Renderer{}, root, opts)
-	cm = helmFind(t, res.Objects, "ConfigMap", "r-report")
+	cm = helmFind(t, res.Objects(), "ConfigMap", "r-report")
 	if got, want := helmData(t, cm, "found"), "none"; got != want {
 		t.Errorf("without a cluster: data.found = %q, want %q", got, want)
 	}

@@ -31,11 +31,11 @@ stringData:
 	withKeys := opts
 	withKeys.Keys = &Keys{Age: []string{id.String()}}
 	res := helmRender(t, &Renderer{}, root, withKeys)
-	sec := helmFind(t, res.Objects, "Secret", "r-db")
+	sec := helmFind(t, res.Objects(), "Secret", "r-db")
 	if got, _, _ := unstructured.NestedString(sec.Object, "stringData", "password"); got != "hunter2-helm" {
 		t.Errorf("password from the encrypted values file = %q, want it decrypted", got)
 	}
-	if got, want := helmData(t, helmFind(t, res.Objects, "ConfigMap", "r-app"), "greeting"), "from the encrypted chart defaults"; got != want {
+	if got, want := helmData(t, helmFind(t, res.Objects(), "ConfigMap", "r-app"), "greeting"), "from the encrypted chart defaults"; got != want {
 		t.Errorf("greeting from the encrypted values.yaml = %q, want %q", got, want)
 	}
 	assertNoPlaintextOnDisk(t, root, "hunter2-helm")

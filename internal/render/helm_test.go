@@ -148,10 +148,10 @@ data:
 			Values:      map[string]any{"e": "inline"},
 		},
 	})
-	if got, want := len(res.Objects), 1; got != want {
-		t.Fatalf("got %d objects %v, want %d (NOTES.txt and partials render nothing)", got, helmNames(res.Objects), want)
+	if got, want := len(res.Objects()), 1; got != want {
+		t.Fatalf("got %d objects %v, want %d (NOTES.txt and partials render nothing)", got, helmNames(res.Objects()), want)
 	}
-	cm := helmFind(t, res.Objects, "ConfigMap", "r1-app")
+	cm := helmFind(t, res.Objects(), "ConfigMap", "r1-app")
 	if got, want := cm.GetNamespace(), "ns1"; got != want {
 		t.Errorf("namespace = %q, want the release namespace %q", got, want)
 	}
@@ -243,24 +243,24 @@ metadata:
 
 	r := &Renderer{Charts: chart.New(chart.Options{})}
 	res := helmRender(t, r, root, Options{Path: "charts/app", Helm: &HelmOptions{ReleaseName: "r1"}})
-	helmFind(t, res.Objects, "ConfigMap", "r1-parent")
+	helmFind(t, res.Objects(), "ConfigMap", "r1-parent")
 	for name, version := range map[string]string{
 		"r1-vendored": "1.2.0", "r1-packed": "0.1.0", "r1-remote": "2.0.0", "r1-ocidep": "3.1.0", "r1-local": "0.1.0",
 	} {
-		if got := helmData(t, helmFind(t, res.Objects, "ConfigMap", name), "version"); got != version {
+		if got := helmData(t, helmFind(t, res.Objects(), "ConfigMap", name), "version"); got != version {
 			t.Errorf("%s rendered chart version %s, want %s", name, got, version)
 		}
 	}
-	if got, want := helmData(t, helmFind(t, res.Objects, "ConfigMap", "r1-remote"), "greeting"), "from the parent"; got != want {
+	if got, want := helmData(t, helmFind(t, res.Objects(), "ConfigMap", "r1-remote"), "greeting"), "from the parent"; got != want {
 		t.Errorf("remote subchart greeting = %q, want the parent's value %q", got, want)
 	}
-	for _, o := range res.Objects {
+	for _, o := range res.Objects() {
 		if o.GetName() == "r1-disabled" {
 			t.Errorf("the subchart disabled by its condition rendered %s", o.GetName())
 		}
 	}
-	if got, want := len(res.Objects), 6; got != want {
-		t.Errorf("got %d objects %v, want %d", got, helmNames(res.Objects), want)
+	if got, want := len(res.Objects()), 6; got != want {
+		t.Errorf("got %d objects %v, want %d", got, helmNames(res.Objects()), want)
 	}
 	for _, f := range []string{"charts/app/Chart.lock", "charts/app/charts/packed-0.1.0.tgz", "charts/local/templates/cm.yaml"} {
 		if !slices.Contains(res.Files, f) {
@@ -291,7 +291,7 @@ func TestHelmRemoteChartHTTP(t *testing.T) {
 		},
 	}
 	res := helmRender(t, r, root, opts)
-	cm := helmFind(t, res.Objects, "ConfigMap", "web-web")
+	cm := helmFind(t, res.Objects(), "ConfigMap", "web-web")
 	if got, want := helmData(t, cm, "version"), "1.1.0"; got != want {
 		t.Errorf("rendered version %s, want %s (highest stable match of ^1)", got, want)
 	}
@@ -333,7 +333,7 @@ func TestHelmRemoteChartOCI(t *testing.T) {
 		Values:      map[string]any{"greeting": "inline"},
 		Chart:       &ChartRef{RepoURL: reg.URL, Name: "api", Version: ">=1.0.0 <2.0.0", Username: "bob", Password: "pw"},
 	}})
-	cm := helmFind(t, res.Objects, "ConfigMap", "api-api")
+	cm := helmFind(t, res.Objects(), "ConfigMap", "api-api")
 	if got, want := helmData(t, cm, "version"), "1.3.0"; got != want {
 		t.Errorf("rendered version %s, want %s", got, want)
 	}
@@ -406,7 +406,7 @@ spec:
 	charttest.WriteFiles(t, root, files)
 	res := helmRender(t, &Renderer{}, root, Options{Path: "app", Namespace: "ns", Helm: &HelmOptions{ReleaseName: "rel"}})
 
-	got := helmNames(res.Objects)
+	got := helmNames(res.Objects())
 	want := []string{
 		"CustomResourceDefinition/widgets.example.com",
 		"CustomResourceDefinition/gadgets.example.org",
@@ -422,7 +422,7 @@ spec:
 		t.Errorf("render order:\n got %v\nwant %v", got, want)
 	}
 	for name, hook := range map[string]string{"migrate-install": "pre-install", "migrate-upgrade": "pre-upgrade", "smoke": "test"} {
-		ann := helmFind(t, res.Objects, "Job", name).GetAnnotations()
+		ann := helmFind(t, res.Objects(), "Job", name).GetAnnotations()
 		if got, want := ann["helm.sh/hook"], hook; got != want {
 			t.Errorf("Job %s helm.sh/hook = %q, want %q", name, got, want)
 		}
@@ -430,7 +430,7 @@ spec:
 			t.Errorf("Job %s helm.sh/hook-weight = %q, want %q", name, got, want)
 		}
 	}
-	if labels := helmFind(t, res.Objects, "Deployment", "web").GetLabels(); len(labels) != 0 {
+	if labels := helmFind(t, res.Objects(), "Deployment", "web").GetLabels(); len(labels) != 0 {
 		t.Errorf("Deployment labels = %v; tend must not add labels the chart does not render", labels)
 	}
 }

@@ -31,5 +31,5 @@ func TestKustomizeRemoteGitBaseAllowed(t *testing.T) {
 		"app/kustomization.yaml": "resources:\n- file://" + filepath.ToSlash(repo) + "//deploy?ref=main\n",
 	})
 	res := mustRender(t, &Renderer{}, root, Options{Path: "app", Namespace: "ns", AllowRemoteBases: true})
-	findObj(t, res.Objects, "ConfigMap", "remote")
+	findObj(t, res.Objects(), "ConfigMap", "remote")
 }

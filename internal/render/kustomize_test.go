@@ -78,7 +78,7 @@ func TestKustomizeOverlay(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, kustomizeRepo)
 	res := mustRender(t, &Renderer{}, root, Options{Path: "overlays/prod", Namespace: "shop"})
-	objs := res.Objects
+	objs := res.Objects()
 
 	d := findObj(t, objs, "Deployment", "prod-web")
 	if got, want := d.GetNamespace(), "shop"; got != want {
@@ -252,7 +252,7 @@ func TestKustomizeChartHome(t *testing.T) {
 		"vendor/charts/hello/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n",
 	})
 	res := mustRender(t, &Renderer{}, root, Options{Path: "app", Namespace: "ns"})
-	cm := findObj(t, res.Objects, "ConfigMap", "release-name")
+	cm := findObj(t, res.Objects(), "ConfigMap", "release-name")
 	if got, want := nestedString(t, cm, "data", "greeting"), "from file"; got != want {
 		t.Errorf("valuesFile relative to the kustomization: got %q, want %q", got, want)
 	}

@@ -61,10 +61,10 @@ func TestPlainDirectory(t *testing.T) {
 		"Secret team/s",
 		"ConfigMap team/sub-file",
 	}
-	if got := ids(res.Objects); !slices.Equal(got, want) {
+	if got := ids(res.Objects()); !slices.Equal(got, want) {
 		t.Errorf("objects:\ngot  %v\nwant %v", got, want)
 	}
-	replicas, _, _ := unstructuredInt(res.Objects[0].Object, "spec", "replicas")
+	replicas, _, _ := unstructuredInt(res.Objects()[0].Object, "spec", "replicas")
 	if got, want := replicas, int64(2); got != want {
 		t.Errorf("JSON number: got %d, want %d", got, want)
 	}
@@ -87,7 +87,7 @@ func TestPlainDirectory(t *testing.T) {
 		"ClusterRole.rbac.authorization.k8s.io deep",
 		"ConfigMap team/sub-z",
 	}
-	if got := ids(res.Objects); !slices.Equal(got, want) {
+	if got := ids(res.Objects()); !slices.Equal(got, want) {
 		t.Errorf("recursive objects:\ngot  %v\nwant %v", got, want)
 	}
 	for _, dir := range []string{"app/sub/", "app/sub/deeper/"} {
@@ -163,7 +163,7 @@ func TestPlainArtifactRoot(t *testing.T) {
 		"docs/doc.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: docs}\n",
 	})
 	res := mustRender(t, &Renderer{}, root, Options{Recursive: true})
-	if got, want := ids(res.Objects), []string{"ConfigMap root", "ConfigMap docs"}; !slices.Equal(got, want) {
+	if got, want := ids(res.Objects()), []string{"ConfigMap root", "ConfigMap docs"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 	if !slices.Contains(res.Files, "./") {

@@ -134,7 +134,7 @@ func TestRenderErrorsArePerApp(t *testing.T) {
 	r := &Renderer{}
 	for _, app := range []string{"a", "c", "d"} {
 		res := mustRender(t, r, root, Options{Path: "apps/" + app, Namespace: "ns"})
-		if got, want := ids(res.Objects), []string{"ConfigMap ns/" + app}; !slices.Equal(got, want) {
+		if got, want := ids(res.Objects()), []string{"ConfigMap ns/" + app}; !slices.Equal(got, want) {
 			t.Errorf("app %s: got %v, want %v", app, got, want)
 		}
 	}

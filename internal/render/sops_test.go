@@ -51,7 +51,7 @@ func assertNoPlaintextOnDisk(t *testing.T, root string, secrets ...string) {
 
 func secretData(t *testing.T, res *Result, name, key string) string {
 	t.Helper()
-	s := findObj(t, res.Objects, "Secret", name)
+	s := findObj(t, res.Objects(), "Secret", name)
 	if v := nestedString(t, s, "stringData", key); v != "" {
 		return v
 	}
@@ -85,13 +85,13 @@ secretGenerator:
 	res := mustRender(t, &Renderer{}, root, Options{Path: "app", Namespace: "ns", Keys: &Keys{Age: []string{id.String()}}})
 
 	var gen string
-	for _, o := range res.Objects {
+	for _, o := range res.Objects() {
 		if strings.HasPrefix(o.GetName(), "creds-") {
 			gen = o.GetName()
 		}
 	}
 	if gen == "" {
-		t.Fatalf("no generated Secret in %v", ids(res.Objects))
+		t.Fatalf("no generated Secret in %v", ids(res.Objects()))
 	}
 	for key, want := range map[string]string{"API_TOKEN": "tok-123456", "USER": "admin", "tls.key": "-----BEGIN KEY-----\nbinary-key-material\n"} {
 		if got := secretData(t, res, gen, key); got != want {
@@ -153,7 +153,7 @@ stringData:
 		"app/d-cm.json":     string(sopsEncrypt(t, "json", []byte(`{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"j"},"data":{"k":"json-value"}}`), forAge(id))),
 	})
 	res := mustRender(t, &Renderer{}, root, Options{Path: "app", Namespace: "ns", Keys: &Keys{Age: []string{id.String()}}})
-	if got, want := ids(res.Objects), []string{"Secret ns/db", "Secret ns/partial", "ConfigMap ns/j"}; !reflect.DeepEqual(got, want) {
+	if got, want := ids(res.Objects()), []string{"Secret ns/db", "Secret ns/partial", "ConfigMap ns/j"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	if got, want := secretData(t, res, "db", "password"), "s3cr3t-db-password"; got != want {
@@ -162,7 +162,7 @@ stringData:
 	if got, want := secretData(t, res, "partial", "token"), "partial-token"; got != want {
 		t.Errorf("encrypted_regex: got %q, want %q", got, want)
 	}
-	if got, want := nestedString(t, res.Objects[2], "data", "k"), "json-value"; got != want {
+	if got, want := nestedString(t, res.Objects()[2], "data", "k"), "json-value"; got != want {
 		t.Errorf("JSON: got %q, want %q", got, want)
 	}
 	assertNoPlaintextOnDisk(t, root, "s3cr3t-db-password", "partial-token", "values-password", "json-value")

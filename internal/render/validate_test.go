@@ -125,7 +125,7 @@ metadata: {name: le}
 		"Gizmo.example.com team/gz", // unknown kind: namespaced
 		"ClusterIssuer.cert-manager.io team/le",
 	}
-	if got := ids(res.Objects); !slices.Equal(got, want) {
+	if got := ids(res.Objects()); !slices.Equal(got, want) {
 		t.Errorf("without discovery:\ngot  %v\nwant %v", got, want)
 	}
 
@@ -138,7 +138,7 @@ metadata: {name: le}
 	}
 	res = mustRender(t, r, root, Options{Path: "app", Namespace: "team"})
 	want[len(want)-1] = "ClusterIssuer.cert-manager.io le"
-	if got := ids(res.Objects); !slices.Equal(got, want) {
+	if got := ids(res.Objects()); !slices.Equal(got, want) {
 		t.Errorf("with discovery:\ngot  %v\nwant %v", got, want)
 	}
 }
