@@ -194,13 +194,17 @@ func rateLimited(n int) string {
 
 func phaseTable(r *scaleResult) string {
 	var b strings.Builder
-	b.WriteString("| phase | duration | CPU | peak RSS | peak heap in use | peak heap alloc |\n|---|---|---|---|---|---|\n")
+	b.WriteString("| phase | duration | CPU | peak RSS | ... anon + file | Go runtime (sys) | peak heap in use | peak heap alloc |\n|---|---|---|---|---|---|---|---|\n")
 	for _, name := range r.PhaseOrder {
 		p := r.Phases[name]
 		if p.Seconds < 1 && p.MetricsScrapes == 0 {
 			continue // a moment between phases: nothing to show
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.1f s | %s | %s | %s |\n", name, secs(p.Seconds), p.CPUSeconds, mib(p.PeakRSS), mib(p.PeakHeapInuse), mib(p.PeakHeapAlloc))
+		split := ""
+		if p.PeakRSSAnon+p.PeakRSSFile > 0 {
+			split = mib(p.PeakRSSAnon) + " + " + mib(p.PeakRSSFile)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %.1f s | %s | %s | %s | %s | %s |\n", name, secs(p.Seconds), p.CPUSeconds, mib(p.PeakRSS), split, mib(p.PeakGoSys), mib(p.PeakHeapInuse), mib(p.PeakHeapAlloc))
 	}
 	return b.String()
 }

@@ -237,36 +237,47 @@ func cpuSeconds(pid int) (float64, error) {
 
 // memStatus reads VmRSS and VmHWM (peak RSS since start) in bytes.
 func memStatus(pid int) (rss, hwm uint64, err error) {
+	m, err := procStatus(pid)
+	return m["VmRSS"], m["VmHWM"], err
+}
+
+// procStatus reads the memory lines of /proc/<pid>/status (VmRSS, VmHWM,
+// RssAnon, RssFile, ...) in bytes.
+func procStatus(pid int) (map[string]uint64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	out := map[string]uint64{}
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(l, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		if !ok || !strings.HasSuffix(v, " kB") {
 			continue
 		}
 		var kb uint64
-		fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-		if k == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
+		if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &kb); err == nil {
+			out[k] = kb << 10
 		}
 	}
-	return rss, hwm, nil
+	return out, nil
 }
 
 // phaseStats is what the sampler saw of the controller during one phase.
 type phaseStats struct {
-	Seconds         float64 `json:"seconds"`
-	CPUSeconds      float64 `json:"cpuSeconds"`
-	PeakRSS         uint64  `json:"peakRSSBytes"`
-	PeakHeapInuse   uint64  `json:"peakHeapInuseBytes"`
-	PeakHeapAlloc   uint64  `json:"peakHeapAllocBytes"`
-	ProcessPeakRSS  uint64  `json:"processPeakRSSBytes"` // VmHWM at the end of the phase: since the process started
-	MetricsScrapes  int     `json:"metricsScrapes"`
-	MetricsFailures int     `json:"metricsFailures,omitempty"`
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpuSeconds"`
+	PeakRSS    uint64  `json:"peakRSSBytes"`
+	// PeakRSSAnon and PeakRSSFile split the peak RSS sample: anonymous
+	// memory (the Go heap, stacks, runtime) and pages of files mapped in,
+	// almost all of them the tend binary's own code and data.
+	PeakRSSAnon     uint64 `json:"peakRSSAnonBytes,omitempty"`
+	PeakRSSFile     uint64 `json:"peakRSSFileBytes,omitempty"`
+	PeakGoSys       uint64 `json:"peakGoSysBytes,omitempty"` // go_memstats_sys_bytes: all memory the Go runtime obtained
+	PeakHeapInuse   uint64 `json:"peakHeapInuseBytes"`
+	PeakHeapAlloc   uint64 `json:"peakHeapAllocBytes"`
+	ProcessPeakRSS  uint64 `json:"processPeakRSSBytes"` // VmHWM at the end of the phase: since the process started
+	MetricsScrapes  int    `json:"metricsScrapes"`
+	MetricsFailures int    `json:"metricsFailures,omitempty"`
 }
 
 // sampler reads the controller's RSS every tick and its heap from
@@ -310,12 +321,14 @@ func (s *sampler) run(ctx context.Context) {
 
 // sample reads RSS and, when due (or forced), the controller's /metrics.
 func (s *sampler) sample(ctx context.Context, force bool) {
-	rss, _, err := memStatus(s.proc.pid())
+	m, err := procStatus(s.proc.pid())
 	if err != nil {
 		return
 	}
 	s.mu.Lock()
-	s.cur.PeakRSS = max(s.cur.PeakRSS, rss)
+	if rss := m["VmRSS"]; rss > s.cur.PeakRSS {
+		s.cur.PeakRSS, s.cur.PeakRSSAnon, s.cur.PeakRSSFile = rss, m["RssAnon"], m["RssFile"]
+	}
 	if w := s.writes(); w != s.lastWrites {
 		s.lastWrites, s.lastWrite = w, time.Now()
 	}
@@ -338,6 +351,9 @@ func (s *sampler) sample(ctx context.Context, force bool) {
 	}
 	if v := sc.sum("go_memstats_heap_alloc_bytes", nil); !math.IsNaN(v) {
 		s.cur.PeakHeapAlloc = max(s.cur.PeakHeapAlloc, uint64(v))
+	}
+	if v := sc.sum("go_memstats_sys_bytes", nil); !math.IsNaN(v) {
+		s.cur.PeakGoSys = max(s.cur.PeakGoSys, uint64(v))
 	}
 }
 

@@ -112,16 +112,23 @@ func (inv *Inventory) Refs() []ObjectRef {
 // inventoryFormat is the first line of an encoded inventory.
 const inventoryFormat = "tend-inventory v1"
 
-// gzipWriters keeps gzip writers for Encode: each holds about 800 KiB of
-// compressor state, and a cold sync encodes an inventory per App.
-var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(io.Discard) }}
+// gzipWriter is the one gzip writer Encode uses, guarded by gzipMu. A
+// writer holds about 800 KiB of compressor state: a new one per Encode made
+// a cold sync allocate that per App, and a sync.Pool kept one per
+// concurrent encoder (several MiB, live). Encoding an inventory takes tens
+// of microseconds, so sharing one costs no noticeable waiting.
+var (
+	gzipMu     sync.Mutex
+	gzipWriter = gzip.NewWriter(io.Discard)
+)
 
 // Encode writes the inventory as gzipped lines:
 // group|kind|namespace|name|version|desired|fingerprint.
 func (inv *Inventory) Encode() ([]byte, error) {
 	var buf bytes.Buffer
-	zw := gzipWriters.Get().(*gzip.Writer)
-	defer gzipWriters.Put(zw)
+	gzipMu.Lock()
+	defer gzipMu.Unlock()
+	zw := gzipWriter
 	zw.Reset(&buf)
 	w := bufio.NewWriter(zw)
 	fmt.Fprintf(w, "%s\nrevision %s\n", inventoryFormat, inv.Revision)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/tend-gitops/tend/internal/apply"
@@ -27,6 +28,7 @@ func (m *Main) controllerCommand() *cobra.Command {
 		json          bool
 		webhookAddr   string
 		webhookSecret string
+		gcPercent     int
 	)
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -41,6 +43,7 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				return &exitError{code: ExitUsage, err: err}
 			}
 			opts.Config = cfg
+			setGCPercent(gcPercent, cmd.Flags().Changed("gc-percent"))
 			var h slog.Handler = slog.NewTextHandler(m.Stderr, nil)
 			if json {
 				h = slog.NewJSONHandler(m.Stderr, nil)
@@ -82,7 +85,23 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.StringVar(&webhookAddr, "webhook-addr", ":9292", "address of the push webhook receiver, /hooks/{github,gitlab,gitea,bitbucket,generic} (0 disables)")
 	f.StringVar(&webhookSecret, "webhook-secret", "tend-webhook", "Secret in --leader-election-namespace holding the webhook tokens")
 	f.BoolVar(&json, "log-json", false, "log as JSON")
+	f.IntVar(&gcPercent, "gc-percent", DefaultGCPercent, "how far Go's heap may grow over live data before a collection, in percent (GOGC; the GOGC variable wins unless this flag is given)")
 	return cmd
+}
+
+// DefaultGCPercent is the controller's GOGC. Go's default of 100 lets the
+// heap reach twice the live data between collections; at 50 it reaches one
+// and a half times, for more frequent collections while tend works (an
+// idle controller allocates almost nothing, so it costs nothing then).
+// Prometheus made the same trade (GOGC=75) for the same reason.
+const DefaultGCPercent = 50
+
+// setGCPercent applies --gc-percent: always when the flag was given,
+// otherwise only when GOGC is not set in the environment.
+func setGCPercent(percent int, flagGiven bool) {
+	if flagGiven || os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(percent)
+	}
 }
 
 // webhookServer serves the push receivers on every replica: receiving a
