@@ -77,15 +77,29 @@ type Engine struct {
 	// cold start) would otherwise queue hundreds of writes in the
 	// apiserver, where they wait until they time out.
 	MaxInflight int
+	// MaxSyncs bounds the syncs working at once (default DefaultMaxSyncs);
+	// more wait for a turn before they start. A sync waiting for health, a
+	// hook or a deletion gives its turn up while it waits. Without a bound,
+	// a cold start of 1,000 Apps ran 1,000 syncs at once, each holding its
+	// objects while queueing for MaxInflight, each long enough for its App
+	// to show a syncing status first.
+	MaxSyncs int
 	// PollInterval is how often waits look at the watch cache (default 200ms).
 	PollInterval time.Duration
 
 	inflightOnce sync.Once
 	inflight     chan struct{}
+	syncsOnce    sync.Once
+	syncs        chan struct{}
 }
 
 // DefaultMaxInflight is Engine.MaxInflight's default.
 const DefaultMaxInflight = 32
+
+// DefaultMaxSyncs is Engine.MaxSyncs's default: enough syncs at
+// Concurrency applies each to keep DefaultMaxInflight applies busy while
+// others render their plans, save inventories or wait.
+const DefaultMaxSyncs = 16
 
 // Request is one sync of one App.
 type Request struct {
@@ -119,6 +133,14 @@ type Request struct {
 	// loaded or saved it; Sync then does not read it from the store. If
 	// another writer saved it since, Sync merges both when it saves.
 	Inventory *Inventory
+	// Started, when set, is called once, when the sync gets its turn (see
+	// Engine.MaxSyncs) and begins to work.
+	Started func()
+	// ObjectsFunc, when set, is called once the sync has its turn and its
+	// result replaces Objects; the objects it returns are the Engine's to
+	// modify. A caller with many syncs waiting for a turn uses it so that
+	// they do not all hold their objects meanwhile.
+	ObjectsFunc func() []*unstructured.Unstructured
 }
 
 // Event reports progress.
@@ -205,6 +227,26 @@ func (e *Engine) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
+// takeTurn waits for one of the Engine's sync turns (MaxSyncs).
+func (e *Engine) takeTurn(ctx context.Context) error {
+	e.syncsOnce.Do(func() {
+		n := e.MaxSyncs
+		if n <= 0 {
+			n = DefaultMaxSyncs
+		}
+		e.syncs = make(chan struct{}, n)
+	})
+	select {
+	case e.syncs <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// giveTurn gives back a turn takeTurn took.
+func (e *Engine) giveTurn() { <-e.syncs }
+
 func (e *Engine) defaults() {
 	if e.Concurrency <= 0 {
 		e.Concurrency = 8
@@ -224,6 +266,18 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 		req.HealthTimeout = 5 * time.Minute
 	}
 	res := &Result{}
+	if err := e.takeTurn(ctx); err != nil {
+		return res, err
+	}
+	turn := &turn{e: e, held: true}
+	defer turn.give()
+	if req.Started != nil {
+		req.Started()
+	}
+	owned := false
+	if req.ObjectsFunc != nil {
+		req.Objects, owned = req.ObjectsFunc(), true
+	}
 	inv := req.Inventory
 	if inv == nil {
 		var err error
@@ -235,10 +289,13 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 	if len(req.Objects) == 0 && len(inv.Entries) > 0 && !req.AllowEmpty {
 		return res, &SyncError{Err: fmt.Errorf("render returned no objects; not pruning the %d objects the App owns (set allowEmpty if emptying the App is intended)", len(inv.Entries))}
 	}
-	// Work on copies: callers' objects may be shared (a render cache).
-	objs := make([]*unstructured.Unstructured, len(req.Objects))
-	for i, o := range req.Objects {
-		objs[i] = o.DeepCopy()
+	objs := req.Objects
+	if !owned {
+		// Work on copies: callers' objects may be shared (a render cache).
+		objs = make([]*unstructured.Unstructured, len(req.Objects))
+		for i, o := range req.Objects {
+			objs[i] = o.DeepCopy()
+		}
 	}
 	plan, err := NewPlan(objs, len(inv.Entries) > 0)
 	if err != nil {
@@ -247,7 +304,7 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 	for _, o := range plan.Skipped {
 		res.add(RefOf(o), Skipped, "hook not run in this sync")
 	}
-	s := &syncRun{e: e, req: req, plan: plan, old: inv, next: inv.Clone(), res: res}
+	s := &syncRun{e: e, req: req, plan: plan, old: inv, next: inv.Clone(), res: res, turn: turn}
 	s.next.Revision = req.Revision
 	err = s.run(ctx)
 	if !req.DryRun && !s.next.Equal(inv) {
@@ -317,7 +374,43 @@ type syncRun struct {
 	old  *Inventory
 	next *Inventory
 	res  *Result
+	turn *turn
 	mu   sync.Mutex
+}
+
+// turn is a sync's hold on one of the Engine's sync turns.
+type turn struct {
+	e    *Engine
+	held bool
+}
+
+func (t *turn) give() {
+	if t.held {
+		t.held = false
+		t.e.giveTurn()
+	}
+}
+
+// pause waits one poll interval, letting another sync work meanwhile, and
+// takes a turn again before it returns. An error (ctx ended) means the
+// sync has no turn.
+func (s *syncRun) pause(ctx context.Context) error {
+	if s.turn != nil {
+		s.turn.give()
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(s.e.PollInterval):
+	}
+	if s.turn == nil {
+		return nil
+	}
+	if err := s.e.takeTurn(ctx); err != nil {
+		return err
+	}
+	s.turn.held = true
+	return nil
 }
 
 func (s *syncRun) progress(step string, ref ObjectRef, a Action, msg string) {

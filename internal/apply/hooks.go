@@ -84,10 +84,8 @@ func (s *syncRun) deleteAndWait(ctx context.Context, o *unstructured.Unstructure
 		if time.Now().After(deadline) {
 			return fmt.Errorf("still present %s after deletion", s.req.HealthTimeout)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(s.e.PollInterval):
+		if err := s.pause(ctx); err != nil {
+			return err
 		}
 	}
 }

@@ -46,10 +46,8 @@ func (s *syncRun) waitHealthy(ctx context.Context, step string, objs []*unstruct
 			sort.Strings(pending)
 			return fmt.Errorf("not healthy after %s: %s", s.req.HealthTimeout, strings.Join(pending, "; "))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(s.e.PollInterval):
+		if err := s.pause(ctx); err != nil {
+			return err
 		}
 	}
 }
@@ -71,10 +69,8 @@ func (s *syncRun) waitServed(ctx context.Context, objs []*unstructured.Unstructu
 			if time.Now().After(deadline) {
 				return fmt.Errorf("the cluster does not serve %s after %s; check the CRD's group, versions and served flag", gvk, s.req.HealthTimeout)
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(s.e.PollInterval):
+			if err := s.pause(ctx); err != nil {
+				return err
 			}
 		}
 	}

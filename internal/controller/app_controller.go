@@ -454,10 +454,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		}
 		st.inv = inv
 	}
-	objects := result.Objects()
-	if app.Spec.Destination.CreateNamespace && app.Spec.Destination.Namespace != "" {
-		objects = WithNamespace(objects, app.Spec.Destination.Namespace)
-	}
+	objects := desiredObjects(result, createdNamespace(app))
 	areq := apply.Request{
 		App:            apply.AppRef{Namespace: app.Namespace, Name: app.Name},
 		Revision:       rev,
@@ -580,7 +577,7 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
 			r.notify(app, st, notify.RolledBack, rev, msg, "", nil)
 			r.startSync(key, app, st, conn, apply.Request{
-				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev, Objects: res.Objects(),
+				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev,
 				Prune: app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty, ForceConflicts: app.Spec.Sync.ForceConflicts,
 				HealthTimeout: healthTimeout(app), Health: st.health(), Inventory: st.inv,
 			}, res, "", msg, from)
@@ -727,6 +724,24 @@ func healthTimeout(app *tendv1.App) time.Duration {
 
 // WithNamespace adds a Namespace object for ns unless objs have one (an
 // App's destination.createNamespace).
+// desiredObjects decodes what result rendered, with the Namespace ns when
+// it is not "" (see createdNamespace).
+func desiredObjects(result *render.Result, ns string) []*unstructured.Unstructured {
+	objects := result.Objects()
+	if ns != "" {
+		objects = WithNamespace(objects, ns)
+	}
+	return objects
+}
+
+// createdNamespace is the destination Namespace app creates, or "".
+func createdNamespace(app *tendv1.App) string {
+	if app.Spec.Destination.CreateNamespace {
+		return app.Spec.Destination.Namespace
+	}
+	return ""
+}
+
 func WithNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -83,9 +84,21 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 		ctx = context.Background()
 	}
 	ctx, job.cancel = context.WithCancel(ctx)
+	// The sync decodes its objects when it gets its turn (Engine.MaxSyncs):
+	// Apps waiting for one hold only their encoded render.
+	ns := createdNamespace(app)
+	req.Objects, req.ObjectsFunc = nil, func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
+	started := make(chan struct{})
+	req.Started = func() { close(started) }
 	go func() {
-		// A sync still running after syncStatusDelay gets its status
-		// written (syncing); one that ends sooner is written once, done.
+		select {
+		case <-started:
+		case <-job.done:
+			return
+		}
+		// A sync still working syncStatusDelay after its turn came gets
+		// its status written (syncing); one that ends sooner is written
+		// once, done.
 		t := time.NewTimer(syncStatusDelay)
 		defer t.Stop()
 		select {

@@ -95,6 +95,9 @@ type ConnOptions struct {
 	// MaxInflight bounds the applies in flight to the cluster across all
 	// Apps (apply.Engine.MaxInflight).
 	MaxInflight int
+	// MaxSyncs bounds the syncs working on the cluster at once
+	// (apply.Engine.MaxSyncs).
+	MaxSyncs int
 	// OnChange is told about every change of an object in a watched kind.
 	OnChange livestate.Handler
 	// WrapTransport, when set, wraps every connection's transport (metrics).
@@ -138,7 +141,7 @@ func NewConn(name string, cfg *rest.Config, opts ConnOptions) (*Conn, error) {
 		Engine: &apply.Engine{
 			Dynamic: dyn, Mapper: mapper, Live: live, Health: opts.Health,
 			Inventory: opts.Inventory, Fingerprint: livestate.Fingerprint,
-			Log: log.With("cluster", name), Concurrency: opts.Concurrency, MaxInflight: opts.MaxInflight,
+			Log: log.With("cluster", name), Concurrency: opts.Concurrency, MaxInflight: opts.MaxInflight, MaxSyncs: opts.MaxSyncs,
 		},
 	}, nil
 }

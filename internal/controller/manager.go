@@ -71,6 +71,9 @@ type Options struct {
 	// MaxInflightApplies bounds the applies in flight to a cluster across
 	// all Apps (apply.DefaultMaxInflight).
 	MaxInflightApplies int
+	// MaxConcurrentSyncs bounds the syncs working on a cluster at once
+	// (apply.DefaultMaxSyncs); a sync waiting for health gives its turn up.
+	MaxConcurrentSyncs int
 	// Namespaces, when set, restricts tend to Apps, Sources and AppSets in
 	// these namespaces (the objects Apps apply may be anywhere).
 	Namespaces []string
@@ -220,6 +223,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Log:           opts.Log,
 		Concurrency:   opts.ApplyConcurrency,
 		MaxInflight:   opts.MaxInflightApplies,
+		MaxSyncs:      opts.MaxConcurrentSyncs,
 		OnChange:      handlerFunc(apps.OnChange),
 		WrapTransport: metrics.wrapTransport,
 	}
