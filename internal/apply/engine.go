@@ -87,11 +87,34 @@ type Engine struct {
 	// PollInterval is how often waits look at the watch cache (default 200ms).
 	PollInterval time.Duration
 
-	inflightOnce sync.Once
-	inflight     chan struct{}
-	syncsOnce    sync.Once
-	syncs        chan struct{}
+	inflight slots // MaxInflight
+	syncs    slots // MaxSyncs
 }
+
+// slots is a counting semaphore sized on first use.
+type slots struct {
+	once sync.Once
+	ch   chan struct{}
+}
+
+// take waits for a slot of n (def when n <= 0).
+func (s *slots) take(ctx context.Context, n, def int) error {
+	s.once.Do(func() {
+		if n <= 0 {
+			n = def
+		}
+		s.ch = make(chan struct{}, n)
+	})
+	select {
+	case s.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// give returns a slot take took.
+func (s *slots) give() { <-s.ch }
 
 // DefaultMaxInflight is Engine.MaxInflight's default.
 const DefaultMaxInflight = 32
@@ -212,40 +235,16 @@ func (e *SyncError) Unwrap() error { return e.Err }
 
 // acquire takes one of the Engine's in-flight slots; release gives it back.
 func (e *Engine) acquire(ctx context.Context) (release func(), err error) {
-	e.inflightOnce.Do(func() {
-		n := e.MaxInflight
-		if n <= 0 {
-			n = DefaultMaxInflight
-		}
-		e.inflight = make(chan struct{}, n)
-	})
-	select {
-	case e.inflight <- struct{}{}:
-		return func() { <-e.inflight }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := e.inflight.take(ctx, e.MaxInflight, DefaultMaxInflight); err != nil {
+		return nil, err
 	}
+	return e.inflight.give, nil
 }
 
 // takeTurn waits for one of the Engine's sync turns (MaxSyncs).
 func (e *Engine) takeTurn(ctx context.Context) error {
-	e.syncsOnce.Do(func() {
-		n := e.MaxSyncs
-		if n <= 0 {
-			n = DefaultMaxSyncs
-		}
-		e.syncs = make(chan struct{}, n)
-	})
-	select {
-	case e.syncs <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return e.syncs.take(ctx, e.MaxSyncs, DefaultMaxSyncs)
 }
-
-// giveTurn gives back a turn takeTurn took.
-func (e *Engine) giveTurn() { <-e.syncs }
 
 func (e *Engine) defaults() {
 	if e.Concurrency <= 0 {
@@ -387,7 +386,7 @@ type turn struct {
 func (t *turn) give() {
 	if t.held {
 		t.held = false
-		t.e.giveTurn()
+		t.e.syncs.give()
 	}
 }
 

@@ -26,51 +26,16 @@ func TestMaxInflightBoundsAppliesAcrossSyncs(t *testing.T) {
 	env := testenv.New(t)
 	f := newEngineFixture(t, env, &apply.SecretStore{Client: env.Clientset})
 	var now, peak atomic.Int32
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method != http.MethodPatch {
-				return rt.RoundTrip(r)
-			}
-			n := now.Add(1)
-			defer now.Add(-1)
-			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
-			}
-			time.Sleep(20 * time.Millisecond) // long enough to overlap
-			return rt.RoundTrip(r)
-		})
+	slowApplies(t, f, env, func(*http.Request) (done func()) {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		return func() { now.Add(-1) }
 	})
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.engine.Dynamic = dyn
 	f.engine.Concurrency = 8
 	f.engine.MaxInflight = 3
 
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for a := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var docs []string
-			for i := range 6 {
-				docs = append(docs, configMap(fmt.Sprintf("app%d-cm%d", a, i), "v", ""))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_, err := f.engine.Sync(ctx, apply.Request{App: apply.AppRef{Namespace: env.Namespace, Name: fmt.Sprintf("app%d", a)}, Objects: f.objs(t, docs...), HealthTimeout: time.Minute})
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	syncApps(t, f, env, 4, 6, nil)
 	if got := peak.Load(); got > 3 || got < 2 {
 		t.Errorf("peak applies in flight = %d, want at most MaxInflight (3) and more than one (4 Apps x 6 objects, 8 per step)", got)
 	}
@@ -84,62 +49,24 @@ func TestMaxSyncsBoundsSyncsAtOnce(t *testing.T) {
 	var mu sync.Mutex
 	inflight := map[string]int{} // App -> applies in flight
 	peak := 0
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			if r.Method != http.MethodPatch {
-				return rt.RoundTrip(r)
-			}
-			app, _, _ := strings.Cut(path.Base(r.URL.Path), "-") // objects are named <app>-cm<i>
+	slowApplies(t, f, env, func(r *http.Request) (done func()) {
+		app, _, _ := strings.Cut(path.Base(r.URL.Path), "-") // objects are named <app>-cm<i>
+		mu.Lock()
+		inflight[app]++
+		peak = max(peak, len(inflight))
+		mu.Unlock()
+		return func() {
 			mu.Lock()
-			inflight[app]++
-			peak = max(peak, len(inflight))
+			if inflight[app]--; inflight[app] == 0 {
+				delete(inflight, app)
+			}
 			mu.Unlock()
-			defer func() {
-				mu.Lock()
-				if inflight[app]--; inflight[app] == 0 {
-					delete(inflight, app)
-				}
-				mu.Unlock()
-			}()
-			time.Sleep(20 * time.Millisecond) // long enough to overlap
-			return rt.RoundTrip(r)
-		})
+		}
 	})
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.engine.Dynamic = dyn
 	f.engine.MaxSyncs = 2
 
-	var wg sync.WaitGroup
 	var started atomic.Int32
-	errs := make(chan error, 6)
-	for a := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var docs []string
-			for i := range 3 {
-				docs = append(docs, configMap(fmt.Sprintf("app%d-cm%d", a, i), "v", ""))
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			_, err := f.engine.Sync(ctx, apply.Request{
-				App: apply.AppRef{Namespace: env.Namespace, Name: fmt.Sprintf("app%d", a)}, Objects: f.objs(t, docs...),
-				HealthTimeout: time.Minute, Started: func() { started.Add(1) },
-			})
-			errs <- err
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	syncApps(t, f, env, 6, 3, func() { started.Add(1) })
 	if got := started.Load(); got != 6 {
 		t.Errorf("Started called %d times for 6 syncs", got)
 	}
@@ -199,4 +126,60 @@ func TestWaitingSyncGivesItsTurnUp(t *testing.T) {
 	if err := <-slow; err == nil || !strings.Contains(err.Error(), "not healthy after") {
 		t.Errorf("slow sync: %v, want its health timeout", err)
 	}
+}
+
+// syncApps syncs apps Apps of objects ConfigMaps each (app<a>-cm<i>) at
+// once and fails t if any sync fails. started, when set, is each
+// Request's Started.
+func syncApps(t *testing.T, f *fixture, env *testenv.Env, apps, objects int, started func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, apps)
+	for a := range apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var docs []string
+			for i := range objects {
+				docs = append(docs, configMap(fmt.Sprintf("app%d-cm%d", a, i), "v", ""))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, err := f.engine.Sync(ctx, apply.Request{
+				App: apply.AppRef{Namespace: env.Namespace, Name: fmt.Sprintf("app%d", a)}, Objects: f.objs(t, docs...),
+				HealthTimeout: time.Minute, Started: started,
+			})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// slowApplies makes f's engine send its applies (PATCH) through a
+// transport that calls seen before each, holds it 20 ms so that applies
+// overlap, and calls what seen returned once it is answered.
+func slowApplies(t *testing.T, f *fixture, env *testenv.Env, seen func(*http.Request) (done func())) {
+	t.Helper()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.Method != http.MethodPatch {
+				return rt.RoundTrip(r)
+			}
+			defer seen(r)()
+			time.Sleep(20 * time.Millisecond)
+			return rt.RoundTrip(r)
+		})
+	})
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine.Dynamic = dyn
 }

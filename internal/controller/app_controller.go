@@ -105,10 +105,15 @@ type appState struct {
 	syncedGen    int64
 	lastSyncEnd  time.Time
 	job          *syncJob
-	failRev      string
-	failures     int
-	nextRetry    time.Time
-	lastHealth   []apply.ObjectHealth
+	// held is a status not written yet: that of a sync that changed
+	// objects which were still Progressing when it ended (see
+	// healthHoldDelay). The next reconcile starts from it.
+	held       *tendv1.AppStatus
+	holdUntil  time.Time // a status with Progressing objects waits until then
+	failRev    string
+	failures   int
+	nextRetry  time.Time
+	lastHealth []apply.ObjectHealth
 	// written is the App's status as tend last wrote it: the informer
 	// cache may not have it yet, and a status derived from an older copy
 	// would lose a recorded sync.
@@ -322,8 +327,21 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		app.ResourceVersion = w.resourceVersion
 	}
 	old := app.Status.DeepCopy()
+	if st.held != nil {
+		app.Status, st.held = *st.held, nil
+	}
 	res, err := r.reconcile(ctx, &app, st)
 	app.Status.ObservedGeneration = app.Generation
+	if wait := time.Until(st.holdUntil); err == nil && st.job == nil && wait > 0 &&
+		app.Status.Health == string(health.Progressing) && !equality.Semantic.DeepEqual(old, &app.Status) {
+		// A sync just changed objects that are still rolling out: wait a
+		// moment for them to be Healthy and write both in one go.
+		st.held = app.Status.DeepCopy()
+		if res.RequeueAfter == 0 || res.RequeueAfter > wait {
+			res.RequeueAfter = wait
+		}
+		return res, nil
+	}
 	if job := st.job; job != nil && job.fresh {
 		// A sync has just started: its status is written when it ends, or
 		// after syncStatusDelay if it is still running then.
@@ -365,9 +383,10 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 			st.job = nil
 			r.recordSync(app, st, job)
 		default:
-			if job.pending != nil && time.Since(job.started) < syncStatusDelay {
-				// Its own applies' watch events: too early to say it is
-				// syncing (the job enqueues the App at syncStatusDelay).
+			if job.pending != nil && job.working() < syncStatusDelay {
+				// Waiting for its turn, or its own applies' watch events:
+				// too early to say it is syncing (the job enqueues the App
+				// once it has worked for syncStatusDelay).
 				return ctrl.Result{}, nil
 			}
 			job.restorePending(app)
