@@ -105,15 +105,10 @@ type appState struct {
 	syncedGen    int64
 	lastSyncEnd  time.Time
 	job          *syncJob
-	// held is a status not written yet: that of a sync that changed
-	// objects which were still Progressing when it ended (see
-	// healthHoldDelay). The next reconcile starts from it.
-	held       *tendv1.AppStatus
-	holdUntil  time.Time // a status with Progressing objects waits until then
-	failRev    string
-	failures   int
-	nextRetry  time.Time
-	lastHealth []apply.ObjectHealth
+	failRev      string
+	failures     int
+	nextRetry    time.Time
+	lastHealth   []apply.ObjectHealth
 	// written is the App's status as tend last wrote it: the informer
 	// cache may not have it yet, and a status derived from an older copy
 	// would lose a recorded sync.
@@ -327,21 +322,8 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		app.ResourceVersion = w.resourceVersion
 	}
 	old := app.Status.DeepCopy()
-	if st.held != nil {
-		app.Status, st.held = *st.held, nil
-	}
 	res, err := r.reconcile(ctx, &app, st)
 	app.Status.ObservedGeneration = app.Generation
-	if wait := time.Until(st.holdUntil); err == nil && st.job == nil && wait > 0 &&
-		app.Status.Health == string(health.Progressing) && !equality.Semantic.DeepEqual(old, &app.Status) {
-		// A sync just changed objects that are still rolling out: wait a
-		// moment for them to be Healthy and write both in one go.
-		st.held = app.Status.DeepCopy()
-		if res.RequeueAfter == 0 || res.RequeueAfter > wait {
-			res.RequeueAfter = wait
-		}
-		return res, nil
-	}
 	if job := st.job; job != nil && job.fresh {
 		// A sync has just started: its status is written when it ends, or
 		// after syncStatusDelay if it is still running then.

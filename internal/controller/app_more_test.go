@@ -183,33 +183,3 @@ func TestRestartKeepsDriftReportedWithoutSelfHeal(t *testing.T) {
 		t.Fatalf("hand edit undone without selfHeal after a restart: %v %v", cm.Data, err)
 	}
 }
-
-// TestProgressingStatusWaitsForHealth: a sync whose objects are still
-// rolling out when it ends has its status held for healthHoldDelay, so a
-// quick rollout is written once, synced and healthy; objects still
-// Progressing then are shown as they are, nothing of the sync lost.
-func TestProgressingStatusWaitsForHealth(t *testing.T) {
-	e := startController(t)
-	repo := newCtlRepo(t)
-	rev := repo.commit("deploy", map[string]string{
-		// Its pods never become ready: the App stays Progressing.
-		"app/deploy.yaml": deploymentYAML("web", "web:1", "tend.dev/kwok-pod: not-ready"),
-	})
-	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", e.Namespace))
-	a := e.waitApp(t, "app", "synced", 60*time.Second, func(a *tendv1.App) bool {
-		return a.Status.Sync == tendv1.SyncSynced && a.Status.Revision == rev
-	})
-	seen := time.Now()
-	if a.Status.Health != "Progressing" {
-		t.Errorf("health = %q, want Progressing (pods never ready)", a.Status.Health)
-	}
-	if len(a.Status.History) != 1 || a.Status.History[0].Result != "Succeeded" || a.Status.History[0].Changed != 1 {
-		t.Fatalf("history = %+v, want the one sync that applied the Deployment", a.Status.History)
-	}
-	// The status is written healthHoldDelay after the sync ended, not at
-	// once (a lower bound: a loaded machine only writes it later).
-	end := a.Status.History[0].StartedAt.Add(a.Status.History[0].Duration.Duration)
-	if waited := seen.Sub(end); waited < healthHoldDelay-300*time.Millisecond {
-		t.Errorf("status of a sync with Progressing objects seen %s after the sync ended; want it held for %s", waited.Round(time.Millisecond), healthHoldDelay)
-	}
-}

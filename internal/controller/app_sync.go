@@ -82,13 +82,6 @@ func (j *syncJob) restorePending(app *tendv1.App) {
 	}
 }
 
-// healthHoldDelay is how long after a sync its App's status waits to be
-// written while the objects it applied are Progressing. Quick rollouts
-// become Healthy sooner: the status then goes straight to synced and
-// healthy, one write instead of two. Objects still Progressing after it
-// are shown as they are.
-const healthHoldDelay = 2 * time.Second
-
 // syncStatusDelay is how long a sync runs before its App's status says it
 // is syncing. Most syncs end sooner: their App's status then goes from
 // the last result straight to the new one, one write instead of two.
@@ -191,7 +184,6 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 		}
 		if changed > 0 {
 			r.event(app, corev1.EventTypeNormal, ReasonSynced, fmt.Sprintf("synced %s: %d objects changed", shortRev(job.rev), changed))
-			st.holdUntil = end.Add(healthHoldDelay)
 		}
 	}
 	if r.metrics != nil {
