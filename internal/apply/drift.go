@@ -99,11 +99,7 @@ func (e *Engine) Preview(ctx context.Context, req Request) (toApply, toPrune []O
 // sync: no request to the apiserver beyond starting watches.
 func (e *Engine) PreviewFrom(ctx context.Context, req Request, inv *Inventory) (toApply, toPrune []ObjectRef, err error) {
 	e.defaults()
-	objs := make([]*unstructured.Unstructured, len(req.Objects))
-	for i, o := range req.Objects {
-		objs[i] = o.DeepCopy()
-	}
-	plan, err := NewPlan(objs, len(inv.Entries) > 0)
+	plan, err := NewPlan(req.objects(), len(inv.Entries) > 0)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -159,11 +159,26 @@ type Request struct {
 	// Started, when set, is called once, when the sync gets its turn (see
 	// Engine.MaxSyncs) and begins to work.
 	Started func()
-	// ObjectsFunc, when set, is called once the sync has its turn and its
-	// result replaces Objects; the objects it returns are the Engine's to
-	// modify. A caller with many syncs waiting for a turn uses it so that
-	// they do not all hold their objects meanwhile.
+	// ObjectsFunc, when set, replaces Objects: Sync calls it once the sync
+	// has its turn (PreviewFrom at once), and the objects it returns are
+	// the Engine's to modify, not copied. A caller with many syncs waiting
+	// for a turn uses it so that they do not all hold their objects
+	// meanwhile.
 	ObjectsFunc func() []*unstructured.Unstructured
+}
+
+// objects returns the request's objects for the Engine to modify: those
+// ObjectsFunc makes, or copies of Objects (callers' objects may be shared,
+// a render cache's).
+func (req *Request) objects() []*unstructured.Unstructured {
+	if req.ObjectsFunc != nil {
+		return req.ObjectsFunc()
+	}
+	objs := make([]*unstructured.Unstructured, len(req.Objects))
+	for i, o := range req.Objects {
+		objs[i] = o.DeepCopy()
+	}
+	return objs
 }
 
 // Event reports progress.
@@ -273,10 +288,7 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 	if req.Started != nil {
 		req.Started()
 	}
-	owned := false
-	if req.ObjectsFunc != nil {
-		req.Objects, owned = req.ObjectsFunc(), true
-	}
+	objs := req.objects()
 	inv := req.Inventory
 	if inv == nil {
 		var err error
@@ -285,16 +297,8 @@ func (e *Engine) Sync(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	res.Inventory = inv
-	if len(req.Objects) == 0 && len(inv.Entries) > 0 && !req.AllowEmpty {
+	if len(objs) == 0 && len(inv.Entries) > 0 && !req.AllowEmpty {
 		return res, &SyncError{Err: fmt.Errorf("render returned no objects; not pruning the %d objects the App owns (set allowEmpty if emptying the App is intended)", len(inv.Entries))}
-	}
-	objs := req.Objects
-	if !owned {
-		// Work on copies: callers' objects may be shared (a render cache).
-		objs = make([]*unstructured.Unstructured, len(req.Objects))
-		for i, o := range req.Objects {
-			objs[i] = o.DeepCopy()
-		}
 	}
 	plan, err := NewPlan(objs, len(inv.Entries) > 0)
 	if err != nil {

@@ -455,11 +455,11 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		}
 		st.inv = inv
 	}
-	objects := desiredObjects(result, createdNamespace(app))
+	ns := createdNamespace(app)
 	areq := apply.Request{
 		App:            apply.AppRef{Namespace: app.Namespace, Name: app.Name},
 		Revision:       rev,
-		Objects:        objects,
+		ObjectsFunc:    func() []*unstructured.Unstructured { return desiredObjects(result, ns) },
 		Prune:          app.Spec.Sync.Prune,
 		AllowEmpty:     app.Spec.Sync.AllowEmpty,
 		ForceConflicts: app.Spec.Sync.ForceConflicts,
@@ -723,8 +723,6 @@ func healthTimeout(app *tendv1.App) time.Duration {
 	return 5 * time.Minute
 }
 
-// WithNamespace adds a Namespace object for ns unless objs have one (an
-// App's destination.createNamespace).
 // desiredObjects decodes what result rendered, with the Namespace ns when
 // it is not "" (see createdNamespace).
 func desiredObjects(result *render.Result, ns string) []*unstructured.Unstructured {
@@ -743,6 +741,8 @@ func createdNamespace(app *tendv1.App) string {
 	return ""
 }
 
+// WithNamespace adds a Namespace object for ns unless objs have one (an
+// App's destination.createNamespace).
 func WithNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
 	for _, o := range objs {
 		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {

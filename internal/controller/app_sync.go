@@ -102,7 +102,7 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 	// The sync decodes its objects when it gets its turn (Engine.MaxSyncs):
 	// Apps waiting for one hold only their encoded render.
 	ns := createdNamespace(app)
-	req.Objects, req.ObjectsFunc = nil, func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
+	req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
 	req.Started = func() {
 		job.turnAt = time.Now()
 		close(job.turn)
