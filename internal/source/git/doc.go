@@ -5,7 +5,7 @@
 // did not change are not rendered again.
 //
 // It drives the git command-line client rather than go-git, because that is
-// what measuring both said (internal/source/git/measure; figures in
+// what measuring both said (bench/gitmeasure; figures in
 // docs/sources-git.md): on repositories of 3,000 and 10,000 files served by
 // git http-backend on loopback, the CLI did the incremental one-commit
 // fetch 4-6x faster and the shallow clone 1.4-2.7x faster. Memory was a

@@ -1,4 +1,4 @@
-// Command measure compares go-git and the git CLI for what tend's git source
+// Command gitmeasure compares go-git and the git CLI for what tend's git source
 // does: a shallow (depth 1) clone of a branch, and an incremental shallow
 // fetch into the same checkout after one more commit.
 //
@@ -18,9 +18,10 @@
 // every direct child of this program reports at least this program's RSS.
 // The /proc figures do not have that flaw.
 //
-//	go run ./internal/source/git/measure -runs 5
+//	cd bench/gitmeasure && go run . -runs 5
 //
-// The figures and the choice they led to are in docs/sources-git.md.
+// It is a Go module of its own, so that go-git is no dependency of tend. The
+// figures and the choice they led to are in docs/sources-git.md.
 package main
 
 import (
