@@ -243,6 +243,11 @@ type IgnoreDifference struct {
 	// JSONPointers (RFC 6901) to leave alone, e.g. /spec/replicas.
 	// +optional
 	JSONPointers []string `json:"jsonPointers,omitempty"`
+	// JQPathExpressions are jq path expressions (as in Argo CD) selecting
+	// fields to leave alone, e.g.
+	// .spec.template.spec.containers[] | select(.name == "app") | .image.
+	// +optional
+	JQPathExpressions []string `json:"jqPathExpressions,omitempty"`
 	// Managers whose fields to leave alone, e.g. an autoscaler.
 	// +optional
 	Managers []string `json:"managers,omitempty"`
@@ -253,6 +258,10 @@ const (
 	SyncSynced    = "Synced"
 	SyncOutOfSync = "OutOfSync"
 	SyncUnknown   = "Unknown"
+	// SyncFailed: the newest revision failed to render or apply;
+	// status.revision still names the last revision applied, which stays
+	// in the cluster.
+	SyncFailed = "Failed"
 )
 
 // AppStatus reports what tend did.
@@ -265,7 +274,8 @@ type AppStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// Sync is Synced, OutOfSync or Unknown.
+	// Sync is Synced, OutOfSync, Failed (the newest revision failed to
+	// render or apply; revision names the last good one) or Unknown.
 	// +optional
 	Sync string `json:"sync,omitempty"`
 	// Health is Healthy, Progressing, Degraded, Missing or Unknown.
@@ -337,6 +347,7 @@ type SyncRecord struct {
 // +kubebuilder:printcolumn:name="Sync",type=string,JSONPath=`.status.sync`
 // +kubebuilder:printcolumn:name="Health",type=string,JSONPath=`.status.health`
 // +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.revision`
+// +kubebuilder:printcolumn:name="Attempted",type=string,JSONPath=`.status.lastAttemptedRevision`,priority=1
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`,priority=1
 // +kubebuilder:printcolumn:name="Message",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

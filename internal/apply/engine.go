@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/tend-gitops/tend/internal/apply/secret"
+	"github.com/tend-gitops/tend/internal/diff"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/livestate"
 )
@@ -136,6 +137,9 @@ type Request struct {
 	AllowEmpty bool
 	// ForceConflicts takes over fields other managers own, for every object.
 	ForceConflicts bool
+	// Ignore leaves fields to others (an App's ignoreDifferences): they are
+	// neither applied (see diff.Ignore.ForApply) nor a reason to apply.
+	Ignore *diff.Ignore
 	// Force re-applies every object even when the inventory says it is
 	// unchanged.
 	Force bool
@@ -506,53 +510,100 @@ func (s *syncRun) finish(ctx context.Context, prune []ObjectRef) error {
 // the desired hash of each.
 func (s *syncRun) prepare(ctx context.Context) (map[ObjectRef]string, error) {
 	need := map[ObjectRef]string{}
-	var errs []string
-	for _, o := range append(s.plan.All(), hookObjects(s.plan)...) {
-		ann := o.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[AnnotationOwner] = s.req.App.String()
-		o.SetAnnotations(ann)
-	}
+	var errs []error
+	s.annotateOwner()
 	for _, o := range s.plan.All() {
 		ref := RefOf(o)
-		live, ok := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
-		if ok {
-			if owner := live.GetAnnotations()[AnnotationOwner]; owner != "" && owner != s.req.App.String() {
-				errs = append(errs, fmt.Sprintf("%s is owned by App %s; an object can belong to one App only: remove it from one of them", ref, owner))
-				continue
-			}
+		h, apply, err := s.check(o)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case apply:
+			need[ref] = h
 		}
-		isSecret := secret.IsSecret(o)
-		if isSecret {
-			if msg := refuseReplica(live); msg != "" {
-				errs = append(errs, fmt.Sprintf("%s %s", ref, msg))
-				continue
-			}
-			// The markers are part of what tend applies (and hashes);
-			// generated values are not: they are added at apply time.
-			if err := secret.Prepare(o); err != nil {
-				errs = append(errs, fmt.Sprintf("%s: %v", ref, err))
-				continue
-			}
-		}
-		h, err := hashObject(o)
-		if err != nil {
-			return nil, err
-		}
-		entry, had := s.old.Entries[ref]
-		if !s.req.Force && had && ok && entry.Desired == h && entry.Fingerprint == s.e.Fingerprint(live, FieldManager) && entry.Fingerprint != "" &&
-			!(isSecret && secret.NeedsValues(o, live)) {
-			continue
-		}
-		need[ref] = h
 	}
 	if len(errs) > 0 {
-		sort.Strings(errs)
-		return nil, &SyncError{Err: errors.New(strings.Join(errs, "; "))}
+		return nil, &SyncError{Err: joinErrors(errs)}
 	}
 	return need, nil
+}
+
+// annotateOwner adds the owner annotation to every object and hook.
+func (s *syncRun) annotateOwner() {
+	for _, o := range append(s.plan.All(), hookObjects(s.plan)...) {
+		setAnnotation(o, AnnotationOwner, s.req.App.String())
+	}
+}
+
+// check decides whether o (already annotated with its owner) needs
+// applying, from the watch cache and the inventory: it refuses an object
+// another App owns or a Secret it must not touch, prepares a Secret's
+// generated values, and returns the hash the inventory records for o.
+func (s *syncRun) check(o *unstructured.Unstructured) (hash string, apply bool, err error) {
+	ref := RefOf(o)
+	live, ok := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
+	if ok {
+		if owner := live.GetAnnotations()[AnnotationOwner]; owner != "" && owner != s.req.App.String() {
+			return "", false, &OwnershipError{Ref: ref, Owner: owner}
+		}
+	}
+	isSecret := secret.IsSecret(o)
+	if isSecret {
+		if msg := refuseReplica(live); msg != "" {
+			return "", false, fmt.Errorf("%s %s", ref, msg)
+		}
+		// The markers are part of what tend applies (and hashes);
+		// generated values are not: they are added at apply time.
+		if err := secret.Prepare(o); err != nil {
+			return "", false, fmt.Errorf("%s: %v", ref, err)
+		}
+	}
+	hashed := o
+	if s.req.Ignore.Matches(o) {
+		// Ignored fields are not what git decides: a change to one is
+		// no reason to apply.
+		hashed = s.req.Ignore.Strip(o)
+	}
+	h, err := hashObject(hashed)
+	if err != nil {
+		return "", false, err
+	}
+	entry, had := s.old.Entries[ref]
+	if !s.req.Force && had && ok && entry.Desired == h && entry.Fingerprint == s.e.Fingerprint(live, FieldManager) && entry.Fingerprint != "" &&
+		!(isSecret && secret.NeedsValues(o, live)) {
+		return h, false, nil
+	}
+	return h, true, nil
+}
+
+// joinedErrors are several objects' errors: sorted by message, joined by
+// "; ", each reachable with errors.As.
+type joinedErrors []error
+
+func joinErrors(errs []error) error {
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
+	return joinedErrors(errs)
+}
+
+func (e joinedErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e joinedErrors) Unwrap() []error { return e }
+
+// OwnershipError is an object another App owns: a sync refuses it until one
+// of the two Apps stops declaring it. Retrying does not help.
+type OwnershipError struct {
+	Ref   ObjectRef
+	Owner string
+}
+
+func (e *OwnershipError) Error() string {
+	return fmt.Sprintf("%s is owned by App %s; an object can belong to one App only: remove it from one of them", e.Ref, e.Owner)
 }
 
 func hookObjects(p *Plan) []*unstructured.Unstructured {

@@ -42,6 +42,31 @@ func (s *syncRun) pruneCandidates() []ObjectRef {
 	return out
 }
 
+// pruneVerdict is what a sync does with a live object that left git.
+type verdict int
+
+const (
+	prune verdict = iota // delete it
+	keep                 // leave it, annotated to stay
+	letGo                // leave it, another App owns it now
+)
+
+// pruneVerdict decides, from its annotations, whether a prune deletes
+// live, and why not.
+func (s *syncRun) pruneVerdict(live *unstructured.Unstructured) (verdict, string) {
+	ann := live.GetAnnotations()
+	if owner := ann[AnnotationOwner]; owner != s.req.App.String() {
+		return letGo, fmt.Sprintf("owned by %q now, not by this App", owner)
+	}
+	if ann[AnnotationPrune] == "disabled" {
+		return keep, AnnotationPrune + ": disabled"
+	}
+	if strings.Contains(ann[argoOptions], "Prune=false") {
+		return keep, argoOptions + ": Prune=false"
+	}
+	return prune, ""
+}
+
 // prune deletes the candidates tend may delete: still in the cluster, owned
 // by this App, not annotated to be kept.
 func (s *syncRun) prune(ctx context.Context, refs []ObjectRef) error {
@@ -65,15 +90,9 @@ func (s *syncRun) prune(ctx context.Context, refs []ObjectRef) error {
 			delete(s.next.Entries, ref)
 			continue
 		}
-		ann := live.GetAnnotations()
-		if owner := ann[AnnotationOwner]; owner != s.req.App.String() {
+		if verdict, why := s.pruneVerdict(live); verdict != prune {
 			delete(s.next.Entries, ref)
-			s.progress("prune", ref, Kept, fmt.Sprintf("owned by %q now, not by this App", owner))
-			continue
-		}
-		if ann[AnnotationPrune] == "disabled" || strings.Contains(ann[argoOptions], "Prune=false") {
-			delete(s.next.Entries, ref)
-			s.progress("prune", ref, Kept, AnnotationPrune+": disabled")
+			s.progress("prune", ref, Kept, why)
 			continue
 		}
 		if s.req.DryRun {

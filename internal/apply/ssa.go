@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/tend-gitops/tend/internal/diff"
 )
 
 // applyStep applies the step's objects that need it, concurrently, and
@@ -56,6 +58,12 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 				fail(err.Error())
 				return
 			}
+			if s.req.Ignore.Matches(o) {
+				if withValues, err = s.e.withIgnored(ctx, s.req.Ignore, withValues, existed); err != nil {
+					fail(filled.Redact(err.Error()))
+					return
+				}
+			}
 			out, warning, err := s.e.applyObject(ctx, withValues, force, s.req.DryRun)
 			if err != nil {
 				fail(filled.Redact(err.Error()))
@@ -93,6 +101,35 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 		return errors.New(strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+// withIgnored returns o as a sync applies it under the App's ignore rules
+// (diff.Ignore.ForApply), reading the live object from the API server when
+// it exists: the rules need its every field manager and real Secret values,
+// which the watch cache does not keep. Only objects that need applying and
+// have rules are read, so the steady state still sends nothing.
+func (e *Engine) withIgnored(ctx context.Context, ig *diff.Ignore, o *unstructured.Unstructured, exists bool) (*unstructured.Unstructured, error) {
+	var live *unstructured.Unstructured
+	if exists {
+		ri, _, err := e.resourceFor(o)
+		if err != nil {
+			return nil, err
+		}
+		release, err := e.acquire(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", describe(o), err)
+		}
+		live, err = ri.Get(ctx, o.GetName(), metav1.GetOptions{})
+		release()
+		switch {
+		case apierrors.IsNotFound(err):
+			live = nil
+		case err != nil:
+			return nil, fmt.Errorf("%s: read for ignoreDifferences: %s", describe(o), serverMessage(err))
+		}
+	}
+	out, _, err := ig.ForApply(o, live)
+	return out, err
 }
 
 // resourceFor returns the dynamic client for o's kind and scope.
@@ -159,13 +196,13 @@ func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, 
 			select {
 			case <-time.After(time.Duration(timeouts) * timeoutBackoff):
 			case <-ctx.Done():
-				return nil, "", fmt.Errorf("%s: %s", describe(o), serverMessage(err))
+				return nil, "", fmt.Errorf("%s: %w", describe(o), serverError{err})
 			}
 			continue
 		}
 		conflicts := conflictsOf(err)
 		if opts.Force || len(conflicts) == 0 || attempt > 0 {
-			return nil, "", fmt.Errorf("%s: %s", describe(o), serverMessage(err))
+			return nil, "", fmt.Errorf("%s: %w", describe(o), serverError{err})
 		}
 		stripped := desired.DeepCopy()
 		var left []string
@@ -232,6 +269,13 @@ func conflictsOf(err error) []conflict {
 }
 
 var managerRe = regexp.MustCompile(`conflict with "([^"]+)"`)
+
+// serverError shows an API error as the server's message, still
+// recognisable with apierrors' predicates.
+type serverError struct{ err error }
+
+func (e serverError) Error() string { return serverMessage(e.err) }
+func (e serverError) Unwrap() error { return e.err }
 
 func serverMessage(err error) string {
 	var se apierrors.APIStatus

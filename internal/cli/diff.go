@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,15 +8,10 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 
-	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/diff"
 )
 
@@ -37,12 +31,16 @@ func (m *Main) diffCommand() *cobra.Command {
 objects against what applying would make of them, then a summary line such as
 "2 to create, 1 to update, 1 to delete, 7 unchanged".
 
-Each rendered object is sent to the API server as a server-side apply dry run
-(field manager tend), so defaults, admission webhooks and fields owned by
-other managers are accounted for exactly as in a sync; nothing is changed.
-Fields other managers own and tend does not set never show. Secret values are
-masked: a diff says only whether a value is unchanged, changed, added or
-removed. Hooks are not compared: they run during a sync.
+tend diff runs the sync engine's own preparation and apply, as a server-side
+apply dry run (field manager tend): the owner check, the App's
+ignoreDifferences, and the handling of fields other managers own are exactly
+those of a sync, so defaults, admission webhooks and other managers' fields are
+accounted for and nothing is changed. A field a controller owns (an
+autoscaler's replicas) is left to it, as a sync leaves it, and noted; a
+person's edit (kubectl) shows as a change a sync takes back. Fields other
+managers own and tend does not set never show. Secret values are masked: a diff
+says only whether a value is unchanged, changed, added or removed. Hooks are
+not compared: they run during a sync.
 
 Objects the App applied before and no longer renders (from its inventory) show
 as deletions when they would be pruned: when the App prunes (spec.sync.prune)
@@ -88,21 +86,17 @@ Exits 0 when nothing would change and 1 when something would.`,
 				}
 				return err
 			}
-			dyn, err := dynamic.NewForConfig(k.cfg)
-			if err != nil {
-				return err
-			}
-			d := &differ{k: k, dyn: dyn, mapper: k.c.RESTMapper(), prune: prune}
-			var objs []*unstructured.Unstructured
+			var req apply.Request
 			if t.path != "" {
 				res, _, err := rf.renderPath(ctx, clusterRenderer(k), t.path, k.ns, app)
 				if err != nil {
 					return err
 				}
-				objs = res.Objects()
+				req.Objects = res.Objects()
 				if app != "" {
-					d.app = &apply.AppRef{Namespace: k.ns, Name: app}
+					req.App = apply.AppRef{Namespace: k.ns, Name: app}
 				}
+				req.Prune = prune
 			} else {
 				a, err := k.app(ctx, t.app)
 				if err != nil {
@@ -115,19 +109,27 @@ Exits 0 when nothing would change and 1 when something would.`,
 				if err != nil {
 					return err
 				}
-				objs = ar.objects
-				d.app = &apply.AppRef{Namespace: a.Namespace, Name: a.Name}
-				d.rules = ignoreRules(a)
-				d.forceConflicts = a.Spec.Sync.ForceConflicts
-				if !cmd.Flags().Changed("prune") {
-					d.prune = a.Spec.Sync.Prune
+				rules, err := appspec.Compile(a)
+				if err != nil {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("App %s/%s: %w", a.Namespace, a.Name, err)}
+				}
+				req = appspec.Request(a, rules)
+				req.Objects, req.Revision = ar.objects, ar.revision
+				if cmd.Flags().Changed("prune") {
+					req.Prune = prune
 				}
 			}
-			r, err := d.run(ctx, objs)
-			if err != nil {
-				return err
-			}
-			return m.printDiff(r)
+			return m.withConn(ctx, k, func(conn *controller.Conn) error {
+				d, err := conn.Engine.Diff(ctx, req)
+				if err != nil {
+					var se *apply.SyncError
+					if errors.As(err, &se) {
+						return &exitError{code: ExitUsage, err: err}
+					}
+					return k.wrap(err)
+				}
+				return m.printDiff(d)
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -139,248 +141,33 @@ Exits 0 when nothing would change and 1 when something would.`,
 	return cmd
 }
 
-// differ computes what a sync would change.
-type differ struct {
-	k      *kube
-	dyn    dynamic.Interface
-	mapper meta.RESTMapper
-	// app owns the objects; nil for a PATH without --app.
-	app            *apply.AppRef
-	rules          []diff.IgnoreRule
-	forceConflicts bool
-	prune          bool
-}
-
-// diffResult is what differ.run found.
-type diffResult struct {
-	diffs []diff.ObjectDiff
-	// notes say things about objects that are not differences.
-	notes []string
-	// errs are objects a sync would fail on.
-	errs  []string
-	hooks int
-}
-
-func ignoreRules(a *tendv1.App) []diff.IgnoreRule {
-	var out []diff.IgnoreRule
-	for _, r := range a.Spec.IgnoreDifferences {
-		out = append(out, diff.IgnoreRule{Group: r.Group, Kind: r.Kind, Name: r.Name, Namespace: r.Namespace, JSONPointers: r.JSONPointers, Managers: r.Managers})
-	}
-	return out
-}
-
-func (d *differ) run(ctx context.Context, objs []*unstructured.Unstructured) (*diffResult, error) {
-	res := &diffResult{}
-	var inv *apply.Inventory
-	if d.app != nil {
-		var err error
-		if inv, err = (&apply.SecretStore{Client: d.k.cs}).Load(ctx, *d.app); err != nil {
-			return nil, d.k.wrap(err)
-		}
-	}
-	plan, err := apply.NewPlan(objs, inv != nil && len(inv.Entries) > 0)
-	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: err}
-	}
-	res.hooks = len(plan.PreSync) + len(plan.PostSync) + len(plan.SyncFail)
-	crdKinds := map[schema.GroupKind]bool{}
-	for _, o := range objs {
-		if o.GetKind() == "CustomResourceDefinition" {
-			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
-			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
-			crdKinds[schema.GroupKind{Group: g, Kind: k}] = true
-		}
-	}
-	desired := map[apply.ObjectRef]bool{}
-	for _, o := range plan.All() {
-		desired[apply.RefOf(o)] = true
-		od, err := d.object(ctx, o.DeepCopy(), crdKinds)
-		if err != nil {
-			var ee *exitError
-			if errors.As(err, &ee) {
-				return nil, err // the cluster cannot be reached
-			}
-			res.errs = append(res.errs, err.Error())
-			continue
-		}
-		res.diffs = append(res.diffs, od)
-	}
-	if inv == nil {
-		return res, nil
-	}
-	for _, ref := range inv.Refs() {
-		if desired[ref] {
-			continue
-		}
-		od, note, err := d.gone(ctx, ref, inv.Entries[ref])
-		switch {
-		case err != nil:
-			res.errs = append(res.errs, err.Error())
-		case note != "":
-			res.notes = append(res.notes, note)
-		case od != nil:
-			res.diffs = append(res.diffs, *od)
-		}
-	}
-	return res, nil
-}
-
-// resource returns the client for obj's kind, or a NoMatch error.
-func (d *differ) resource(gvk schema.GroupVersionKind, namespace, name string) (dynamic.ResourceInterface, error) {
-	m, err := d.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return nil, err
-	}
-	if m.Scope.Name() == meta.RESTScopeNameNamespace {
-		if namespace == "" {
-			return nil, fmt.Errorf("%s %s: namespaced kind without a namespace; set metadata.namespace or pass -n", gvk.Kind, name)
-		}
-		return d.dyn.Resource(m.Resource).Namespace(namespace), nil
-	}
-	return d.dyn.Resource(m.Resource), nil
-}
-
-// object diffs one rendered object against the cluster.
-func (d *differ) object(ctx context.Context, o *unstructured.Unstructured, crdKinds map[schema.GroupKind]bool) (diff.ObjectDiff, error) {
-	gvk := o.GroupVersionKind()
-	ref := apply.RefOf(o)
-	ri, err := d.resource(gvk, o.GetNamespace(), o.GetName())
-	if err != nil {
-		if meta.IsNoMatchError(err) && crdKinds[gvk.GroupKind()] {
-			d.setOwner(o, nil)
-			return diff.Compare(o, nil) // its CRD comes with the same sync
-		}
-		if meta.IsNoMatchError(err) {
-			return diff.ObjectDiff{}, fmt.Errorf("%s: the cluster does not serve %s; install its CRD first", ref, gvk.GroupVersion().WithKind(gvk.Kind))
-		}
-		return diff.ObjectDiff{}, d.k.wrap(err)
-	}
-	live, err := ri.Get(ctx, o.GetName(), metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		live = nil
-	case err != nil:
-		return diff.ObjectDiff{}, fmt.Errorf("%s: %w", ref, d.k.wrap(err))
-	}
-	if live != nil && d.app != nil {
-		if owner := live.GetAnnotations()[apply.AnnotationOwner]; owner != "" && owner != d.app.String() {
-			return diff.ObjectDiff{}, fmt.Errorf("%s is owned by App %s; a sync would refuse it (an object can belong to one App only)", ref, owner)
-		}
-	}
-	d.setOwner(o, live)
-	if len(d.rules) > 0 {
-		if o, err = diff.ApplyIgnoreRules(o, live, d.rules); err != nil {
-			return diff.ObjectDiff{}, err
-		}
-	}
-	force := d.forceConflicts || o.GetAnnotations()[apply.AnnotationForceConflicts] == "true"
-	opts := metav1.ApplyOptions{FieldManager: apply.FieldManager, Force: force, DryRun: []string{metav1.DryRunAll}}
-	out, err := ri.Apply(ctx, o.GetName(), o, opts)
-	if apierrors.IsConflict(err) && !force {
-		// A sync takes fields back from people (kubectl edit) and leaves
-		// controllers' fields to them; shown here as taken over.
-		opts.Force = true
-		out, err = ri.Apply(ctx, o.GetName(), o, opts)
-	}
-	switch {
-	case err != nil && live == nil && apierrors.IsNotFound(err):
-		// Its namespace does not exist yet (the same sync creates it).
-		return diff.Compare(o, nil)
-	case err != nil:
-		return diff.ObjectDiff{}, fmt.Errorf("%s: a sync would fail: %s", ref, serverMessage(d.k, err))
-	case live == nil:
-		return diff.Compare(o, nil)
-	}
-	return diff.Compare(out, live)
-}
-
-// setOwner adds the owner annotation a sync adds: the App's, else (a PATH
-// without --app) whatever the live object has.
-func (d *differ) setOwner(o, live *unstructured.Unstructured) {
-	owner := ""
-	if d.app != nil {
-		owner = d.app.String()
-	} else if live != nil {
-		owner = live.GetAnnotations()[apply.AnnotationOwner]
-	}
-	if owner == "" {
-		return
-	}
-	ann := o.GetAnnotations()
-	if ann == nil {
-		ann = map[string]string{}
-	}
-	ann[apply.AnnotationOwner] = owner
-	o.SetAnnotations(ann)
-}
-
-// gone diffs an object the App applied before and no longer renders: a
-// deletion when a sync would prune it, else a note.
-func (d *differ) gone(ctx context.Context, ref apply.ObjectRef, entry apply.Entry) (*diff.ObjectDiff, string, error) {
-	ri, err := d.resource(ref.GroupKind().WithVersion(entry.Version), ref.Namespace, ref.Name)
-	if meta.IsNoMatchError(err) {
-		return nil, "", nil // its kind is gone, and so is it
-	}
-	if err != nil {
-		return nil, "", d.k.wrap(err)
-	}
-	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, "", nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", ref, d.k.wrap(err))
-	}
-	ann := live.GetAnnotations()
-	switch {
-	case ann[apply.AnnotationOwner] != d.app.String():
-		return nil, "", nil // another App took it over
-	case ann[apply.AnnotationPrune] == "disabled":
-		return nil, fmt.Sprintf("%s left git and stays (%s: disabled)", ref, apply.AnnotationPrune), nil
-	case !d.prune:
-		return nil, fmt.Sprintf("%s left git and stays: pruning is off (spec.sync.prune or --prune)", ref), nil
-	}
-	od, err := diff.Compare(nil, live)
-	if err != nil {
-		return nil, "", err
-	}
-	return &od, "", nil
-}
-
-// serverMessage is the API server's message of err, without client-go's
-// wrapping.
-func serverMessage(k *kube, err error) string {
-	var se apierrors.APIStatus
-	if errors.As(err, &se) && se.Status().Message != "" {
-		return se.Status().Message
-	}
-	return k.wrap(err).Error()
-}
-
 // printDiff prints the diffs and the summary line and returns the exit
 // status: 1 when something would change.
-func (m *Main) printDiff(r *diffResult) error {
+func (m *Main) printDiff(r *apply.Difference) error {
 	p := m.painter()
-	sort.SliceStable(r.diffs, func(i, j int) bool { return actionRank(r.diffs[i].Action) < actionRank(r.diffs[j].Action) })
+	sort.SliceStable(r.Objects, func(i, j int) bool { return actionRank(r.Objects[i].Action) < actionRank(r.Objects[j].Action) })
 	changed := 0
-	for _, d := range r.diffs {
+	for _, d := range r.Objects {
 		if d.Action == diff.ActionUnchanged {
 			continue
 		}
 		changed++
 		writeUnified(m.Stdout, d.Unified, p)
 	}
-	for _, n := range r.notes {
+	for _, n := range r.Notes {
 		fmt.Fprintf(m.Stdout, "note: %s\n", n)
 	}
-	summary := diff.Summary(r.diffs)
-	if r.hooks > 0 {
-		summary += fmt.Sprintf(" (%d hooks run during a sync, not compared)", r.hooks)
+	for _, w := range r.Warnings {
+		fmt.Fprintf(m.Stdout, "note: %s\n", w)
+	}
+	summary := diff.Summary(r.Objects)
+	if r.Hooks > 0 {
+		summary += fmt.Sprintf(" (%d hooks run during a sync, not compared)", r.Hooks)
 	}
 	fmt.Fprintln(m.Stdout, p.paint(colorBold, summary))
-	if len(r.errs) > 0 {
-		sort.Strings(r.errs)
-		return &exitError{code: ExitUsage, err: fmt.Errorf("%d objects cannot be compared:\n  %s", len(r.errs), strings.Join(r.errs, "\n  "))}
+	if len(r.Errors) > 0 {
+		sort.Strings(r.Errors)
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%d objects cannot be compared:\n  %s", len(r.Errors), strings.Join(r.Errors, "\n  "))}
 	}
 	if changed > 0 {
 		return &exitError{code: ExitDiff, quiet: true, err: fmt.Errorf("%d objects differ", changed)}

@@ -17,6 +17,9 @@ type appStatus struct {
 	Sync      string `json:"sync"`
 	Health    string `json:"health"`
 	Revision  string `json:"revision,omitempty"`
+	// Attempted is the newest revision tried when it is not Revision
+	// (it failed to render or apply).
+	Attempted string `json:"attemptedRevision,omitempty"`
 	Message   string `json:"message,omitempty"`
 }
 
@@ -38,13 +41,16 @@ func (m *Main) statusCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:         "status",
 		Short:       "Show whether every App is synced and healthy",
-		Annotations: map[string]string{annotationExit1: "when an App is not both Synced and Healthy"},
+		Annotations: map[string]string{annotationExit1: "when an App is not both Synced and Healthy (Failed, OutOfSync, Degraded, ...)"},
 		Long: `Show the Apps and Sources of a namespace (-n, default the context's; -A for all):
 each App's sync state, health, revision and what is wrong, and each Source's
 revision and readiness.
 
-Exits 1 when an App is not both Synced and Healthy, so scripts and CI can wait
-on it.`,
+An App whose newest revision failed to render or apply shows Failed, with that
+revision and the last good one, which stays applied.
+
+Exits 1 when an App is not both Synced and Healthy (Failed, OutOfSync,
+Degraded, Progressing, ...), so scripts and CI can wait on it.`,
 		Example: `  tend status -A
   tend status -n tend-system -o json`,
 		Args: cobra.NoArgs,
@@ -105,6 +111,9 @@ func appStatuses(items []tendv1.App) []appStatus {
 			Sync: orUnknown(a.Status.Sync), Health: orUnknown(a.Status.Health),
 			Revision: a.Status.Revision,
 		}
+		if r := a.Status.LastAttemptedRevision; r != "" && r != a.Status.Revision && s.Sync == tendv1.SyncFailed {
+			s.Attempted = r
+		}
 		if a.Spec.Suspend {
 			s.Sync = "Suspended"
 		}
@@ -149,7 +158,12 @@ func (m *Main) printStatus(as []appStatus, ss []sourceStatus, all bool, ns strin
 			if all {
 				name = a.Namespace + "/" + a.Name
 			}
-			t.add(plain(name), state(a.Sync), state(a.Health), plain(shortRev(a.Revision)), plain(a.Message))
+			rev := shortRev(a.Revision)
+			if a.Attempted != "" {
+				// Failed at the newest revision; the last good one stays applied.
+				rev = shortRev(a.Attempted) + " (applied: " + orNone(shortRev(a.Revision)) + ")"
+			}
+			t.add(plain(name), state(a.Sync), state(a.Health), plain(rev), plain(a.Message))
 		}
 		if err := t.write(m.Stdout, p); err != nil {
 			return err
@@ -168,4 +182,11 @@ func (m *Main) printStatus(as []appStatus, ss []sourceStatus, all bool, ns strin
 		t.add(plain(name), plain(s.Revision), state(s.Ready), plain(s.Message))
 	}
 	return t.write(m.Stdout, p)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

@@ -16,6 +16,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/health"
 )
@@ -150,20 +151,15 @@ func (m *Main) syncAppLocal(ctx context.Context, k *kube, app *tendv1.App, o syn
 	if err != nil {
 		return err
 	}
-	checker, err := controller.HealthChecker(app)
+	rules, err := appspec.Compile(app)
 	if err != nil {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("health rules of App %s/%s: %w", app.Namespace, app.Name, err)}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("App %s/%s: %w", app.Namespace, app.Name, err)}
 	}
-	ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
 	return m.withConn(ctx, k, func(conn *controller.Conn) error {
-		req := apply.Request{
-			App: ref, Revision: ar.revision, Objects: ar.objects,
-			Prune: o.prune || app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty,
-			ForceConflicts: app.Spec.Sync.ForceConflicts, Force: o.force, DryRun: o.dryRun,
-		}
-		if checker != nil {
-			req.Health = checker
-		}
+		req := appspec.Request(app, rules)
+		req.Revision, req.Objects = ar.revision, ar.objects
+		req.Prune = req.Prune || o.prune
+		req.Force, req.DryRun = o.force, o.dryRun
 		return m.runEngine(ctx, conn, req, o)
 	})
 }

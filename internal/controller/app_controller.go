@@ -32,7 +32,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
-	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -51,6 +51,8 @@ const (
 	ReasonRolledBack         = "RolledBack"
 	ReasonRetryLimit         = "RetryLimitReached"
 	ReasonDegraded           = "Degraded"
+	ReasonOwnershipConflict  = "OwnershipConflict"
+	ReasonInvalidObjects     = "InvalidObjects"
 )
 
 // Finalizer makes tend prune an App's objects when the App is deleted
@@ -128,9 +130,8 @@ type appState struct {
 	toldDegraded                 bool   // HealthDegraded was told; Healthy next is a recovery
 	// rendered is what the last render read (for the Source handler).
 	rendered lastRender
-	// The App's own health rules, compiled (nil: none).
-	checker    *health.Checker
-	checkerKey string
+	// The App's own health and ignore rules, compiled.
+	rules appspec.Compiled
 }
 
 const (
@@ -381,7 +382,15 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
 		return ctrl.Result{}, nil
 	}
+	var wasStalled metav1.Condition
+	if c := meta.FindStatusCondition(app.Status.Conditions, tendv1.ConditionStalled); c != nil {
+		wasStalled = *c
+	}
 	stalled := func(reason string, err error) (ctrl.Result, error) {
+		if wasStalled.Reason != reason || wasStalled.Message != err.Error() {
+			// One event per problem, not one per reconcile.
+			r.event(app, corev1.EventTypeWarning, reason, err.Error())
+		}
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, reason, err.Error())
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, reason, err.Error())
 		meta.RemoveStatusCondition(&app.Status.Conditions, tendv1.ConditionReconciling)
@@ -419,7 +428,10 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 	}
 	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)
 	if err != nil {
-		return stalled(ReasonInvalidSpec, fmt.Errorf("spec.destination.clusterRef: %w", err))
+		if IsInputError(err) {
+			return stalled(ReasonInvalidSpec, fmt.Errorf("spec.destination.clusterRef: %w", err))
+		}
+		return ctrl.Result{}, err // the apiserver or the cluster did not answer: back off
 	}
 	opts, err := r.renderOptions(ctx, app, &src)
 	if err != nil {
@@ -429,7 +441,7 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		}
 		return ctrl.Result{}, err
 	}
-	checker, err := st.healthChecker(app)
+	rules, err := st.compiled(app)
 	if err != nil {
 		return stalled(ReasonInvalidSpec, err)
 	}
@@ -446,7 +458,10 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		r.event(app, corev1.EventTypeWarning, ReasonRenderFailed, err.Error())
 		r.notifyRenderFailure(app, st, rev, err)
 		app.Status.LastAttemptedRevision = rev
-		return ctrl.Result{RequeueAfter: interval}, nil // the last good state stays applied
+		// status.revision still names the last good revision, which stays
+		// applied; the state to act on is this one's failure.
+		app.Status.Sync = tendv1.SyncFailed
+		return ctrl.Result{RequeueAfter: interval}, nil
 	}
 	if st.inv == nil {
 		inv, err := conn.Engine.Inventory.Load(ctx, apply.AppRef{Namespace: app.Namespace, Name: app.Name})
@@ -456,23 +471,29 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		st.inv = inv
 	}
 	ns := createdNamespace(app)
-	areq := apply.Request{
-		App:            apply.AppRef{Namespace: app.Namespace, Name: app.Name},
-		Revision:       rev,
-		ObjectsFunc:    func() []*unstructured.Unstructured { return desiredObjects(result, ns) },
-		Prune:          app.Spec.Sync.Prune,
-		AllowEmpty:     app.Spec.Sync.AllowEmpty,
-		ForceConflicts: app.Spec.Sync.ForceConflicts,
-		HealthTimeout:  healthTimeout(app),
-		Health:         checker,
-		Inventory:      st.inv,
-	}
+	areq := appspec.Request(app, rules)
+	areq.Revision = rev
+	areq.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
+	areq.Inventory = st.inv
 	// Make sure the live cache watches every kind involved (no-op after the
 	// first reconcile), then read drift and health from it.
 	toApply, toPrune, err := conn.Engine.PreviewFrom(ctx, areq, st.inv)
 	if err != nil {
-		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncFailed, err.Error())
-		return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
+		var (
+			oe *apply.OwnershipError
+			se *apply.SyncError
+		)
+		switch {
+		case errors.As(err, &oe):
+			// Another App declares the same object: only a change to
+			// one of them helps (a new revision or spec reconciles).
+			return stalled(ReasonOwnershipConflict, err)
+		case errors.As(err, &se):
+			// What git declares cannot be applied (a Secret tend must
+			// not touch, a bad hook or wave annotation).
+			return stalled(ReasonInvalidObjects, err)
+		}
+		return ctrl.Result{}, err // the cluster did not answer: back off
 	}
 	drift := conn.Engine.Drift(st.inv)
 	r.notifyDrift(app, st, rev, drift)
@@ -507,6 +528,11 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 		return r.settle(app, st, interval)
 	}
 	app.Status.Sync = tendv1.SyncOutOfSync
+	if lastSyncFailed(app, rev) {
+		// The newest revision failed to apply and is retried: that is
+		// what the user must act on, not that objects differ.
+		app.Status.Sync = tendv1.SyncFailed
+	}
 	switch {
 	case !needSync:
 		msg := fmt.Sprintf("%d objects differ from git", len(app.Status.OutOfSync))
@@ -577,11 +603,9 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 			msg := fmt.Sprintf("auto-rollback: %s degraded after its sync; re-applying %s", shortRev(from), shortRev(rev))
 			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
 			r.notify(app, st, notify.RolledBack, rev, msg, "", nil)
-			r.startSync(key, app, st, conn, apply.Request{
-				App: apply.AppRef{Namespace: app.Namespace, Name: app.Name}, Revision: rev,
-				Prune: app.Spec.Sync.Prune, AllowEmpty: app.Spec.Sync.AllowEmpty, ForceConflicts: app.Spec.Sync.ForceConflicts,
-				HealthTimeout: healthTimeout(app), Health: st.health(), Inventory: st.inv,
-			}, res, "", msg, from)
+			req := appspec.Request(app, st.rules)
+			req.Revision, req.Inventory = rev, st.inv
+			r.startSync(key, app, st, conn, req, res, "", msg, from)
 			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRolledBack, msg)
 			return ctrl.Result{}, nil
 		}
@@ -716,12 +740,7 @@ func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src
 	return res.Revision, res.Dir, nil
 }
 
-func healthTimeout(app *tendv1.App) time.Duration {
-	if d := app.Spec.Health.Timeout.Duration; d > 0 {
-		return d
-	}
-	return 5 * time.Minute
-}
+func healthTimeout(app *tendv1.App) time.Duration { return appspec.HealthTimeout(app) }
 
 // desiredObjects decodes what result rendered, with the Namespace ns when
 // it is not "" (see createdNamespace).
@@ -731,6 +750,13 @@ func desiredObjects(result *render.Result, ns string) []*unstructured.Unstructur
 		objects = WithNamespace(objects, ns)
 	}
 	return objects
+}
+
+// lastSyncFailed reports whether the newest sync in app's history was of
+// rev and failed (read from status, so it holds across restarts).
+func lastSyncFailed(app *tendv1.App, rev string) bool {
+	h := app.Status.History
+	return len(h) > 0 && h[0].Revision == rev && h[0].Result == "Failed"
 }
 
 // createdNamespace is the destination Namespace app creates, or "".

@@ -79,7 +79,7 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 			for i, ref := range hs.ValuesFrom {
 				vals, err := r.valuesFrom(ctx, app.Namespace, ref)
 				if err != nil {
-					return opts, inputErrorf("spec.helm.valuesFrom[%d]: %v", i, err)
+					return opts, fieldError(fmt.Sprintf("spec.helm.valuesFrom[%d]", i), err)
 				}
 				if vals != nil {
 					h.ValuesFrom = append(h.ValuesFrom, vals)
@@ -97,7 +97,7 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 			if secret != nil {
 				sec, err := r.secret(ctx, src.Namespace, secret.Name)
 				if err != nil {
-					return opts, inputErrorf("Source %s credentials: %v", src.Name, err)
+					return opts, fieldError("Source "+src.Name+" credentials", err)
 				}
 				ref.Username, ref.Password = string(sec.Data["username"]), string(sec.Data["password"])
 			}
@@ -108,11 +108,21 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 	if d := app.Spec.Decryption; d != nil {
 		keys, err := r.decryptionKeys(ctx, app.Namespace, d.SecretRef.Name)
 		if err != nil {
-			return opts, inputErrorf("spec.decryption: %v", err)
+			return opts, fieldError("spec.decryption", err)
 		}
 		opts.Keys = keys
 	}
 	return opts, nil
+}
+
+// fieldError names the field err came from; it stays an input error if it
+// was one, else it is a failure to read (the apiserver did not answer),
+// which a retry fixes.
+func fieldError(field string, err error) error {
+	if IsInputError(err) {
+		return inputErrorf("%s: %v", field, err)
+	}
+	return fmt.Errorf("%s: %w", field, err)
 }
 
 // optionsReader reads what RenderOptions needs.
@@ -122,7 +132,7 @@ func (r *optionsReader) secret(ctx context.Context, ns, name string) (*corev1.Se
 	var sec corev1.Secret
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("the Secret %s/%s was not found", ns, name)
+			return nil, inputErrorf("the Secret %s/%s was not found", ns, name)
 		}
 		return nil, err
 	}
@@ -150,14 +160,17 @@ func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 			if ref.Optional {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("the Secret %s/%s has no key %q", ns, ref.Name, key)
+			return nil, inputErrorf("the Secret %s/%s has no key %q", ns, ref.Name, key)
 		}
 		data = b
 	case "ConfigMap":
 		var cm corev1.ConfigMap
 		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &cm); err != nil {
-			if ref.Optional && apierrors.IsNotFound(err) {
+			switch {
+			case ref.Optional && apierrors.IsNotFound(err):
 				return nil, nil
+			case apierrors.IsNotFound(err):
+				return nil, inputErrorf("the ConfigMap %s/%s was not found", ns, ref.Name)
 			}
 			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, ref.Name, err)
 		}
@@ -166,16 +179,16 @@ func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 			if ref.Optional {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("ConfigMap %s/%s has no key %q", ns, ref.Name, key)
+			return nil, inputErrorf("ConfigMap %s/%s has no key %q", ns, ref.Name, key)
 		}
 		data = []byte(s)
 	default:
-		return nil, fmt.Errorf("kind %q: want Secret or ConfigMap", ref.Kind)
+		return nil, inputErrorf("kind %q: want Secret or ConfigMap", ref.Kind)
 	}
 	var vals map[string]any
 	if err := yaml.Unmarshal(data, &vals); err != nil {
 		// The error may quote the content; keep only the position.
-		return nil, fmt.Errorf("%s %s/%s key %q is not a YAML map of values", ref.Kind, ns, ref.Name, key)
+		return nil, inputErrorf("%s %s/%s key %q is not a YAML map of values", ref.Kind, ns, ref.Name, key)
 	}
 	return vals, nil
 }
@@ -207,7 +220,7 @@ func (r *optionsReader) decryptionKeys(ctx context.Context, ns, name string) (*r
 		}
 	}
 	if len(keys.Age) == 0 && len(keys.PGP) == 0 {
-		return nil, fmt.Errorf("the Secret %s/%s has no key ending in .agekey (age identities) or .asc (OpenPGP private key)", ns, name)
+		return nil, inputErrorf("the Secret %s/%s has no key ending in .agekey (age identities) or .asc (OpenPGP private key)", ns, name)
 	}
 	return keys, nil
 }

@@ -169,6 +169,7 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 		}
 		st.failures++
 		st.nextRetry = end.Add(backoff(app, st.failures))
+		app.Status.Sync = tendv1.SyncFailed
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncFailed, job.err.Error())
 		r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, fmt.Sprintf("sync of %s failed: %v", shortRev(job.rev), job.err))
 	} else {

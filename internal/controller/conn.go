@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -169,14 +170,20 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 	key := types.NamespacedName{Namespace: ns, Name: ref.Name}
 	var cl tendv1.Cluster
 	if err := cs.Client.Get(ctx, key, &cl); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, inputErrorf("the Cluster %s does not exist; create it or fix spec.destination.clusterRef", key)
+		}
 		return nil, fmt.Errorf("cluster %s: %w", key, err)
 	}
 	if cl.Spec.Suspend {
-		return nil, fmt.Errorf("cluster %s is suspended", key)
+		return nil, inputErrorf("cluster %s is suspended (its spec.suspend)", key)
 	}
 	secKey := cl.Spec.KubeconfigSecretRef
 	var sec corev1.Secret
 	if err := cs.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: secKey.Name}, &sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, inputErrorf("cluster %s: the kubeconfig Secret %s does not exist; create it or fix the Cluster's kubeconfigSecretRef", key, secKey.Name)
+		}
 		return nil, fmt.Errorf("cluster %s: kubeconfig Secret %s: %w", key, secKey.Name, err)
 	}
 	dataKey := secKey.Key
@@ -190,11 +197,11 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 	}
 	raw, ok := sec.Data[dataKey]
 	if !ok {
-		return nil, fmt.Errorf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
+		return nil, inputErrorf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
 	}
 	cfg, err := ParseKubeconfig(raw)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: Secret %s key %q is not a usable kubeconfig: %w", key, secKey.Name, dataKey, err)
+		return nil, inputErrorf("cluster %s: Secret %s key %q is not a usable kubeconfig: %v", key, secKey.Name, dataKey, err)
 	}
 	c, err := NewConn(key.String(), cfg, cs.Opts)
 	if err != nil {

@@ -22,6 +22,9 @@ import (
 // managers adding fields manager does not own, and other appliers setting the
 // same value on a field manager owns (the ownership is then shared).
 //
+// Fields listed in the object's IgnoredFieldsAnnotation (an App's
+// ignoreDifferences) are left out: another writer taking them is not drift.
+//
 // Record the fingerprint of the object the apply returned; a later
 // fingerprint of the cached object that differs means drift.
 //
@@ -36,8 +39,14 @@ func Fingerprint(obj *unstructured.Unstructured, manager string) string {
 		fp, _ := entry[fingerprintKey].(string)
 		return fp
 	}
+	set := entry["fieldsV1"]
+	if ptrs := ignoredPointers(obj); ptrs != nil {
+		if m, ok := set.(map[string]any); ok {
+			set = withoutIgnored(obj.Object, m, ptrs)
+		}
+	}
 	// encoding/json sorts map keys, so equal sets encode equally.
-	fields, err := json.Marshal(entry["fieldsV1"])
+	fields, err := json.Marshal(set)
 	if err != nil {
 		return ""
 	}
