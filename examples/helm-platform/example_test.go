@@ -79,13 +79,14 @@ func TestHelmPlatform(t *testing.T) {
 	registry.Push(t, charttest.Package(t, testenv.DirFiles(t, "charts/mswa-api")))
 
 	// The example as its git repository, with two edits: the Sources point
-	// at this test's servers, and the namespaces get this run's names.
+	// at this test's servers (the registry speaks plain HTTP, so its Source
+	// sets spec.oci.insecure), and the namespaces get this run's names.
 	repo := testenv.NewGitRepo(t, nil)
 	files := testenv.DirFiles(t, ".")
 	files[platformFile] = platform.ReplaceAll(t, files[platformFile],
 		"https://github.com/example-university/mswa-infra.git", repo.URL,
 		"https://example-university.github.io/mswa-charts", charts.URL,
-		"oci://ghcr.io/example-university/charts", registry.URL)
+		"    url: oci://ghcr.io/example-university/charts\n", "    url: "+registry.URL+"\n    insecure: true\n")
 	for _, f := range []string{platformFile, namespacesFile, credentialsFile} {
 		files[f] = e.renameNamespaces(t, f, files[f])
 	}

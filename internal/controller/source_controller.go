@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
 
@@ -45,11 +47,16 @@ const (
 
 // SourceReconciler fetches Sources on their interval (or when asked) into
 // one checkout per Source under DataDir and publishes the current revision
-// in Artifacts. A failed fetch keeps the last good artifact.
+// in Artifacts. A failed fetch keeps the last good artifact. Chart
+// Sources have no artifact (Apps fetch their charts); an OCI Source's
+// registry is checked to speak the protocol spec.oci.insecure names.
 type SourceReconciler struct {
 	Client    client.Client
 	Fetcher   *git.Fetcher
 	Artifacts *Artifacts
+	// Charts checks OCI registries; nil means a Fetcher of the
+	// reconciler's own with default options.
+	Charts *chart.Fetcher
 	// DataDir holds the checkouts: DataDir/sources/<namespace>/<name>.
 	DataDir  string
 	Recorder EventRecorder
@@ -60,6 +67,8 @@ type SourceReconciler struct {
 	Workers int
 
 	metrics *tendMetrics
+
+	chartsOnce sync.Once
 }
 
 // SetupWithManager registers the reconciler.
@@ -115,7 +124,9 @@ func (r *SourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	switch {
 	case src.Spec.Git != nil:
 		return r.reconcileGit(ctx, &src, interval)
-	case src.Spec.Helm != nil, src.Spec.OCI != nil:
+	case src.Spec.OCI != nil:
+		return r.reconcileOCI(ctx, &src, interval)
+	case src.Spec.Helm != nil:
 		// Chart sources are read when Apps render: charts are fetched
 		// (and cached) by name and version then.
 		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, "charts are fetched when Apps render")
@@ -171,6 +182,50 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 		r.OnNewRevision(key)
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// reconcileOCI checks that an OCI Source's registry answers over the
+// protocol spec.oci.insecure names (HTTPS without it, plain HTTP with it);
+// charts themselves are fetched, and cached, when Apps render. A registry
+// that speaks the other protocol is a mistake in the Source (or the
+// registry) that retrying does not fix: the Source is Stalled and checked
+// again only after its interval or when its spec changes. An unreachable
+// registry is checked again within 30 s.
+func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source, interval time.Duration) (ctrl.Result, error) {
+	o := src.Spec.OCI
+	if t := src.Spec.Timeout.Duration; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
+	err := r.charts().CheckOCI(ctx, chart.OCIURL(o.URL, o.Insecure))
+	if err != nil {
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, err.Error())
+		r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
+		if errors.Is(err, chart.ErrScheme) {
+			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonInvalidSpec, err.Error())
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+		meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
+		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
+	}
+	msg := "the registry answers over HTTPS; charts are fetched when Apps render"
+	if o.Insecure {
+		msg = "the registry answers over plain HTTP (spec.oci.insecure); charts are fetched when Apps render"
+	}
+	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, msg)
+	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
+	return ctrl.Result{}, nil
+}
+
+// charts returns the Fetcher that checks OCI registries.
+func (r *SourceReconciler) charts() *chart.Fetcher {
+	r.chartsOnce.Do(func() {
+		if r.Charts == nil {
+			r.Charts = chart.New(chart.Options{})
+		}
+	})
+	return r.Charts
 }
 
 // gitAuth reads the Source's credentials Secret.

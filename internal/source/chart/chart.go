@@ -8,6 +8,12 @@
 // charts that were asked for are kept, never a whole index.yaml of a large
 // repository.
 //
+// OCI registries are reached over HTTPS, with the certificate verified, on
+// every host including loopback. A registry that speaks only plain HTTP is
+// reached over plain HTTP only when its URL says so (oci+http://, what
+// OCIURL makes of a Source with spec.oci.insecure); otherwise it is refused
+// with an error naming that field (ErrScheme).
+//
 // The Fetcher returns raw archives and takes only standard types, so it
 // satisfies render.ChartFetcher without importing the render package (and
 // render does not import this one).
@@ -20,7 +26,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -46,6 +51,12 @@ var (
 	// ErrUnauthorized means the repository or registry rejected the
 	// credentials (or asked for some and none were given).
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrScheme means an OCI registry does not speak the protocol its URL
+	// asks for: it answered HTTPS with plain HTTP (the Source needs
+	// spec.oci.insecure), or it answered plain HTTP with an error asking
+	// for HTTPS (the Source must not set it). Retrying does not help; a
+	// change of the Source or of the registry does.
+	ErrScheme = errors.New("registry protocol mismatch")
 )
 
 // Options configure a Fetcher. The zero value is ready to use.
@@ -64,8 +75,10 @@ type Options struct {
 	// MaxChartBytes is the largest chart archive accepted. Zero means
 	// DefaultMaxChartBytes.
 	MaxChartBytes int64
-	// PlainHTTP reaches every OCI registry over plain HTTP. Registries on
-	// loopback addresses (localhost, 127.0.0.0/8, ::1) always are.
+	// PlainHTTP reaches every OCI registry over plain HTTP, whatever its
+	// URL says, the registries of a chart's dependencies included. It is
+	// for tests and development: a Source chooses per registry with
+	// spec.oci.insecure, which OCIURL turns into an oci+http:// URL.
 	PlainHTTP bool
 }
 
@@ -126,7 +139,8 @@ func New(opts Options) *Fetcher {
 // FetchChart returns the packaged chart (a gzipped tar) called name from the
 // repository at repoURL, and the version it picked. repoURL is an HTTP(S)
 // chart repository or an OCI repository prefix (oci://host/path, the chart
-// being host/path/name). version is an exact version or a semver range
+// being host/path/name, reached over HTTPS; oci+http://host/path for a
+// registry reached over plain HTTP, see OCIURL). version is an exact version or a semver range
 // (Masterminds syntax, as Helm uses); empty means the highest stable
 // version. Prereleases match only when the range names one. auth, when not
 // nil, holds a username and password for basic authentication.
@@ -148,7 +162,7 @@ func (f *Fetcher) FetchChart(ctx context.Context, repoURL, name, version string,
 	}
 	u.User = nil
 	switch u.Scheme {
-	case "oci":
+	case "oci", schemeOCIPlainHTTP:
 		return f.fetchOCI(ctx, u, name, version, auth)
 	case "http", "https":
 		return f.fetchHTTP(ctx, u, name, version, auth)
@@ -195,16 +209,6 @@ func cacheUser(auth *url.Userinfo) string {
 // fresh reports whether something fetched at t may still be used.
 func (f *Fetcher) fresh(t time.Time) bool {
 	return f.ttl > 0 && !t.IsZero() && f.now().Sub(t) < f.ttl
-}
-
-// isLoopback reports whether host (without port) is a loopback name or
-// address.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // archiveCache keeps chart archives in memory, bounded by total size, least

@@ -204,6 +204,7 @@ func TestFetchOCI(t *testing.T) {
 	f := New(Options{})
 	ctx := context.Background()
 	auth := url.UserPassword("bob", "pw")
+	regURL := OCIURL(reg.URL, true) // the registry speaks plain HTTP
 	for _, tc := range []struct{ want, picked string }{
 		{"", "1.1.1+build.7"},
 		{"~1.0", "1.0.0"},
@@ -211,7 +212,7 @@ func TestFetchOCI(t *testing.T) {
 		{">=2.0.0-0", "2.0.0-beta.1"},
 		{"1.1.1+build.7", "1.1.1+build.7"},
 	} {
-		archive, picked, err := f.FetchChart(ctx, reg.URL, "app", tc.want, auth)
+		archive, picked, err := f.FetchChart(ctx, regURL, "app", tc.want, auth)
 		if err != nil {
 			t.Fatalf("FetchChart(%q): %v", tc.want, err)
 		}
@@ -223,17 +224,131 @@ func TestFetchOCI(t *testing.T) {
 		}
 	}
 
-	_, _, err := f.FetchChart(ctx, reg.URL, "app", "^3", auth)
+	_, _, err := f.FetchChart(ctx, regURL, "app", "^3", auth)
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "available: 2.0.0-beta.1, 1.1.1+build.7, 1.1.0, 1.0.0") {
 		t.Errorf("unknown range: got %v, want ErrNotFound listing the versions", err)
 	}
-	_, _, err = f.FetchChart(ctx, reg.URL, "app", "9.9.9", auth)
+	_, _, err = f.FetchChart(ctx, regURL, "app", "9.9.9", auth)
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "available:") {
 		t.Errorf("unknown exact version: got %v, want ErrNotFound listing the versions", err)
 	}
-	_, _, err = f.FetchChart(ctx, reg.URL, "app", "1.0.0", url.UserPassword("bob", "nope"))
+	_, _, err = f.FetchChart(ctx, regURL, "app", "1.0.0", url.UserPassword("bob", "nope"))
 	if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), reg.Host) {
 		t.Errorf("wrong password: got %v, want ErrUnauthorized naming %s", err, reg.Host)
+	}
+}
+
+// TestFetchOCIPlainHTTPNeedsInsecure: a registry that speaks only plain
+// HTTP, on loopback too, is refused unless the URL asks for plain HTTP (a
+// Source with spec.oci.insecure), with an error naming that field; what
+// was fetched over plain HTTP is not served to a caller asking for HTTPS.
+func TestFetchOCIPlainHTTPNeedsInsecure(t *testing.T) {
+	reg := charttest.NewRegistry(t, "", "")
+	reg.Push(t, charttest.Package(t, testChart("app", "1.0.0")))
+	f := New(Options{})
+	ctx := context.Background()
+
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrScheme) {
+			t.Fatalf("%s: got %v, want ErrScheme", what, err)
+		}
+		for _, s := range []string{reg.Host, "speaks plain HTTP", "spec.oci.insecure: true"} {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%s: error %q does not mention %q", what, err, s)
+			}
+		}
+	}
+	_, _, err := f.FetchChart(ctx, reg.URL, "app", "1.0.0", nil)
+	refused("exact version over HTTPS", err)
+	_, _, err = f.FetchChart(ctx, reg.URL, "app", "^1", nil)
+	refused("version range over HTTPS", err)
+	refused("CheckOCI over HTTPS", f.CheckOCI(ctx, reg.URL))
+
+	insecure := OCIURL(reg.URL, true)
+	if err := f.CheckOCI(ctx, insecure); err != nil {
+		t.Fatalf("CheckOCI over plain HTTP: %v", err)
+	}
+	for _, version := range []string{"1.0.0", "^1"} {
+		archive, picked, err := f.FetchChart(ctx, insecure, "app", version, nil)
+		if err != nil {
+			t.Fatalf("FetchChart(%q) over plain HTTP: %v", version, err)
+		}
+		if picked != "1.0.0" || archiveVersion(t, archive) != "1.0.0" {
+			t.Errorf("FetchChart(%q) over plain HTTP picked %s", version, picked)
+		}
+	}
+
+	// The tag list, the tag's manifest and the archive are now cached for
+	// the plain HTTP URL; asking over HTTPS still fails.
+	_, _, err = f.FetchChart(ctx, reg.URL, "app", "^1", nil)
+	refused("version range over HTTPS after a plain HTTP fetch", err)
+	_, _, err = f.FetchChart(ctx, reg.URL, "app", "1.0.0", nil)
+	refused("exact version over HTTPS after a plain HTTP fetch", err)
+}
+
+// TestFetchOCIOverHTTPS: a registry on loopback that speaks HTTPS is
+// reached over HTTPS, with its certificate verified; asking it for plain
+// HTTP is refused with an error saying to remove spec.oci.insecure.
+func TestFetchOCIOverHTTPS(t *testing.T) {
+	reg := charttest.NewTLSRegistry(t, "bob", "pw")
+	reg.Push(t, charttest.Package(t, testChart("app", "1.0.0")))
+	ctx := context.Background()
+	auth := url.UserPassword("bob", "pw")
+
+	f := New(Options{HTTPClient: reg.Client})
+	if err := f.CheckOCI(ctx, reg.URL); err != nil {
+		t.Fatalf("CheckOCI over HTTPS: %v", err)
+	}
+	_, picked, err := f.FetchChart(ctx, reg.URL, "app", "^1", auth)
+	if err != nil || picked != "1.0.0" {
+		t.Fatalf("FetchChart over HTTPS: %s, %v", picked, err)
+	}
+
+	insecure := OCIURL(reg.URL, true)
+	err = f.CheckOCI(ctx, insecure)
+	if !errors.Is(err, ErrScheme) || !strings.Contains(err.Error(), "remove spec.oci.insecure") {
+		t.Errorf("CheckOCI over plain HTTP to an HTTPS registry: got %v, want ErrScheme saying to remove spec.oci.insecure", err)
+	}
+	_, _, err = f.FetchChart(ctx, insecure, "app", "1.0.0", auth)
+	if err == nil || !strings.Contains(err.Error(), "remove spec.oci.insecure") {
+		t.Errorf("FetchChart over plain HTTP to an HTTPS registry: got %v, want an error saying to remove spec.oci.insecure", err)
+	}
+
+	// A client that does not trust the certificate is refused: HTTPS is
+	// verified.
+	_, _, err = New(Options{}).FetchChart(ctx, reg.URL, "app", "1.0.0", auth)
+	if err == nil || errors.Is(err, ErrScheme) || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("FetchChart with an untrusted certificate: got %v, want a certificate error", err)
+	}
+}
+
+func TestCheckOCIUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "oci://" + l.Addr().String() + "/charts"
+	l.Close()
+	err = New(Options{}).CheckOCI(context.Background(), OCIURL(dead, true))
+	if err == nil || errors.Is(err, ErrScheme) || !strings.Contains(err.Error(), "check that the registry is reachable") {
+		t.Errorf("unreachable registry: got %v, want an error saying to check that it is reachable", err)
+	}
+}
+
+func TestOCIURL(t *testing.T) {
+	for _, tc := range []struct {
+		url      string
+		insecure bool
+		want     string
+	}{
+		{"oci://ghcr.io/acme/charts", false, "oci://ghcr.io/acme/charts"},
+		{"oci://registry:5000/charts", true, "oci+http://registry:5000/charts"},
+		{"https://charts.example.com", true, "https://charts.example.com"},
+	} {
+		if got := OCIURL(tc.url, tc.insecure); got != tc.want {
+			t.Errorf("OCIURL(%q, %v) = %q, want %q", tc.url, tc.insecure, got, tc.want)
+		}
 	}
 }
 

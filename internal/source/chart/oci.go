@@ -2,9 +2,11 @@ package chart
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"path"
@@ -29,6 +31,20 @@ const (
 	maxManifestBytes      = 4 << 20
 )
 
+// schemeOCIPlainHTTP is the scheme of an OCI repository prefix reached over
+// plain HTTP.
+const schemeOCIPlainHTTP = "oci+http"
+
+// OCIURL returns the repository URL that FetchChart and CheckOCI take for
+// an OCI Source: its spec.oci.url as it is (HTTPS), or, with insecure (its
+// spec.oci.insecure), the same URL with the scheme oci+http (plain HTTP).
+func OCIURL(ociURL string, insecure bool) string {
+	if rest, ok := strings.CutPrefix(ociURL, "oci://"); ok && insecure {
+		return schemeOCIPlainHTTP + "://" + rest
+	}
+	return ociURL
+}
+
 // tagList is an OCI repository's semver tags, kept for the TTL.
 type tagList struct {
 	mu      sync.Mutex
@@ -48,18 +64,22 @@ func (f *Fetcher) fetchOCI(ctx context.Context, u *url.URL, name, version string
 		return nil, "", fmt.Errorf("OCI repository URL %q has no host; want oci://host/path", redact(u))
 	}
 	ref := u.Host + "/" + strings.TrimPrefix(path.Join(strings.Trim(u.Path, "/"), name), "/")
-	display := "oci://" + ref
+	// The scheme is part of display, and so of every cache key: what was
+	// fetched over plain HTTP is never served to a caller that asked for
+	// HTTPS.
+	display := u.Scheme + "://" + ref
 	repo, err := remote.NewRepository(ref)
 	if err != nil {
 		return nil, "", fmt.Errorf("OCI reference %s: %w; check the repository URL and chart name", display, err)
 	}
-	repo.PlainHTTP = f.plainHTTP || isLoopback(u.Hostname())
+	plain := f.plainHTTP || u.Scheme == schemeOCIPlainHTTP
+	repo.PlainHTTP = plain
 	repo.Client = f.authClient(u.Host, cred)
 	user := cacheUser(cred)
 
 	picked := strings.TrimPrefix(strings.TrimSpace(version), "=")
 	if _, exact := exactVersion(version); !exact {
-		tags, err := f.ociTags(ctx, repo, display, user, cred)
+		tags, err := f.ociTags(ctx, repo, display, user, cred, plain)
 		if err != nil {
 			return nil, "", err
 		}
@@ -73,11 +93,11 @@ func (f *Fetcher) fetchOCI(ctx context.Context, u *url.URL, name, version string
 		}
 	}
 	tag := strings.ReplaceAll(picked, "+", "_")
-	layer, err := f.ociLayer(ctx, repo, display, tag, user, cred)
+	layer, err := f.ociLayer(ctx, repo, display, tag, user, cred, plain)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
 			// Name what is there, when the listing works.
-			if tags, terr := f.ociTags(ctx, repo, display, user, cred); terr == nil {
+			if tags, terr := f.ociTags(ctx, repo, display, user, cred, plain); terr == nil {
 				return nil, "", notFoundVersion(display, name, version, tags)
 			}
 		}
@@ -90,7 +110,7 @@ func (f *Fetcher) fetchOCI(ctx context.Context, u *url.URL, name, version string
 		}
 		rc, err := repo.Fetch(ctx, layer)
 		if err != nil {
-			return nil, ociError(fmt.Sprintf("download chart %s:%s", display, tag), err, cred)
+			return nil, ociError(fmt.Sprintf("download chart %s:%s", display, tag), err, cred, plain)
 		}
 		defer rc.Close()
 		data, err := content.ReadAll(rc, layer)
@@ -121,7 +141,7 @@ func (f *Fetcher) authClient(host string, cred *url.Userinfo) *auth.Client {
 
 // ociTags lists the semver tags of repo, reusing a listing younger than the
 // TTL.
-func (f *Fetcher) ociTags(ctx context.Context, repo *remote.Repository, display, user string, cred *url.Userinfo) ([]string, error) {
+func (f *Fetcher) ociTags(ctx context.Context, repo *remote.Repository, display, user string, cred *url.Userinfo, plain bool) ([]string, error) {
 	key := display + "\x00" + user
 	f.mu.Lock()
 	tl := f.tags[key]
@@ -144,7 +164,7 @@ func (f *Fetcher) ociTags(ctx context.Context, repo *remote.Repository, display,
 		return nil
 	})
 	if err != nil {
-		err = ociError("list tags of "+display, err, cred)
+		err = ociError("list tags of "+display, err, cred, plain)
 		if errors.Is(err, ErrNotFound) {
 			err = mark(fmt.Errorf("chart not found: %v; check the chart name (case-sensitive) and the repository URL", err), ErrNotFound)
 		}
@@ -157,7 +177,7 @@ func (f *Fetcher) ociTags(ctx context.Context, repo *remote.Repository, display,
 
 // ociLayer resolves tag to the chart layer of its manifest, reusing a
 // resolution younger than the TTL.
-func (f *Fetcher) ociLayer(ctx context.Context, repo *remote.Repository, display, tag, user string, cred *url.Userinfo) (ocispec.Descriptor, error) {
+func (f *Fetcher) ociLayer(ctx context.Context, repo *remote.Repository, display, tag, user string, cred *url.Userinfo, plain bool) (ocispec.Descriptor, error) {
 	key := display + ":" + tag + "\x00" + user
 	f.mu.Lock()
 	tr := f.tagRefs[key]
@@ -174,7 +194,7 @@ func (f *Fetcher) ociLayer(ctx context.Context, repo *remote.Repository, display
 	}
 	desc, rc, err := repo.FetchReference(ctx, tag)
 	if err != nil {
-		return ocispec.Descriptor{}, ociError(fmt.Sprintf("chart %s:%s", display, tag), err, cred)
+		return ocispec.Descriptor{}, ociError(fmt.Sprintf("chart %s:%s", display, tag), err, cred, plain)
 	}
 	defer rc.Close()
 	if desc.Size > maxManifestBytes {
@@ -200,13 +220,62 @@ func (f *Fetcher) ociLayer(ctx context.Context, repo *remote.Repository, display
 	return ocispec.Descriptor{}, fmt.Errorf("%s:%s has no chart layer (media type %s); it was not pushed by helm push", display, tag, ChartLayerMediaType)
 }
 
-// ociError describes a registry error, marking authentication and
-// not-found failures.
-func ociError(what string, err error, cred *url.Userinfo) error {
+// CheckOCI checks that the OCI registry of repoURL (oci:// or oci+http://,
+// see OCIURL) speaks the protocol the URL names, without credentials: any
+// HTTP answer to a request for its API root (/v2/) passes, 401 included.
+// A registry that answers HTTPS with plain HTTP, or plain HTTP with an
+// error asking for HTTPS, gives an ErrScheme error; one that cannot be
+// reached gives an error saying so.
+func (f *Fetcher) CheckOCI(ctx context.Context, repoURL string) error {
+	u, err := url.Parse(repoURL)
+	if err != nil {
+		return fmt.Errorf("OCI repository URL: %w", err)
+	}
+	u.User = nil
+	if u.Scheme != "oci" && u.Scheme != schemeOCIPlainHTTP {
+		return fmt.Errorf("OCI repository URL %q: want an oci:// URL", redact(u))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("OCI repository URL %q has no host; want oci://host/path", redact(u))
+	}
+	plain := f.plainHTTP || u.Scheme == schemeOCIPlainHTTP
+	endpoint := "https://" + u.Host + "/v2/"
+	if plain {
+		endpoint = "http://" + u.Host + "/v2/"
+	}
+	what := "registry of " + redact(u)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	req.Header.Set("User-Agent", "tend")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return ociError(what, err, nil, plain)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	// A registry's API root answers 200 or 401. A 400 that talks of
+	// HTTPS is a TLS server answering a plain HTTP request, as Go's and
+	// nginx's do.
+	if plain && resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "HTTPS") {
+		return mark(fmt.Errorf("%s: GET %s answered %s %q: the registry speaks HTTPS, not plain HTTP; remove spec.oci.insecure from the Source", what, endpoint, resp.Status, strings.TrimSpace(string(body))), ErrScheme)
+	}
+	return nil
+}
+
+// ociError describes a registry error, marking authentication, not-found
+// and protocol (HTTPS or plain HTTP) failures. plain says the request was
+// made over plain HTTP.
+func ociError(what string, err error, cred *url.Userinfo, plain bool) error {
 	var resp *errcode.ErrorResponse
 	status := 0
 	if errors.As(err, &resp) {
 		status = resp.StatusCode
+	}
+	var rec tls.RecordHeaderError
+	if errors.Is(err, http.ErrSchemeMismatch) || (errors.As(err, &rec) && string(rec.RecordHeader[:]) == "HTTP/") {
+		return mark(fmt.Errorf("%s: %v: the registry speaks plain HTTP, not HTTPS, and tend uses HTTPS (on loopback too) unless the Source sets spec.oci.insecure: true; set it to reach this registry over plain HTTP (unencrypted), or serve the registry over HTTPS", what, err), ErrScheme)
 	}
 	switch {
 	case status == http.StatusUnauthorized || status == http.StatusForbidden ||
@@ -218,6 +287,8 @@ func ociError(what string, err error, cred *url.Userinfo) error {
 		return mark(fmt.Errorf("%s: %v: %s", what, err, hint), ErrUnauthorized)
 	case status == http.StatusNotFound || errors.Is(err, errdef.ErrNotFound):
 		return mark(fmt.Errorf("%s: %v", what, err), ErrNotFound)
+	case status == http.StatusBadRequest && plain:
+		return fmt.Errorf("%s: %w; if the registry speaks only HTTPS, remove spec.oci.insecure from the Source", what, err)
 	}
 	return fmt.Errorf("%s: %w; check that the registry is reachable", what, err)
 }

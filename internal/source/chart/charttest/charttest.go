@@ -2,8 +2,9 @@
 // directories with Helm's own loader and packaging code, and serves the
 // archives from a real HTTP chart repository (index.yaml generated with
 // Helm's repo index code) and a real OCI registry
-// (go-containerregistry's), both on loopback, pushing with Helm's registry
-// client. Nothing here is a mock: clients talk HTTP to real servers.
+// (go-containerregistry's, over plain HTTP or over HTTPS), both on
+// loopback, pushing with Helm's registry client. Nothing here is a mock:
+// clients talk HTTP to real servers.
 package charttest
 
 import (
@@ -158,16 +159,43 @@ type Registry struct {
 	// Host is 127.0.0.1:PORT.
 	Host string
 	// URL is the repository prefix charts are pushed under:
-	// oci://127.0.0.1:PORT/charts.
+	// oci://127.0.0.1:PORT/charts. A Registry from NewRegistry speaks
+	// only plain HTTP: a Source for it sets spec.oci.insecure.
 	URL string
+	// Client is an HTTP client that trusts the registry's certificate
+	// (NewTLSRegistry); nil for a plain HTTP registry.
+	Client *http.Client
 
 	username, password string
 }
 
-// NewRegistry starts an empty OCI registry, stopped when the test ends.
-// With a username, every request needs basic authentication.
+// NewRegistry starts an empty OCI registry that speaks plain HTTP, stopped
+// when the test ends. With a username, every request needs basic
+// authentication.
 func NewRegistry(t testing.TB, username, password string) *Registry {
 	t.Helper()
+	srv := httptest.NewServer(registryHandler(username, password))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	return &Registry{Host: host, URL: "oci://" + host + "/charts", username: username, password: password}
+}
+
+// NewTLSRegistry is NewRegistry over HTTPS, with a certificate only
+// Registry.Client trusts.
+func NewTLSRegistry(t testing.TB, username, password string) *Registry {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(registryHandler(username, password))
+	// Plain HTTP requests the tests send on purpose are handshake errors.
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "https://")
+	return &Registry{Host: host, URL: "oci://" + host + "/charts", Client: srv.Client(), username: username, password: password}
+}
+
+// registryHandler is go-containerregistry's registry, behind basic
+// authentication when username is set.
+func registryHandler(username, password string) http.Handler {
 	h := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	if username != "" {
 		inner := h
@@ -181,10 +209,7 @@ func NewRegistry(t testing.TB, username, password string) *Registry {
 			inner.ServeHTTP(w, req)
 		})
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	host := strings.TrimPrefix(srv.URL, "http://")
-	return &Registry{Host: host, URL: "oci://" + host + "/charts", username: username, password: password}
+	return h
 }
 
 // Push pushes the chart archive at archivePath to
@@ -201,9 +226,13 @@ func (r *Registry) Push(t testing.TB, archivePath string) {
 		t.Fatalf("charttest: load %s: %v", archivePath, err)
 	}
 	opts := []helmregistry.ClientOption{
-		helmregistry.ClientOptPlainHTTP(),
 		helmregistry.ClientOptWriter(io.Discard),
 		helmregistry.ClientOptCredentialsFile(filepath.Join(t.TempDir(), "config.json")),
+	}
+	if r.Client != nil {
+		opts = append(opts, helmregistry.ClientOptHTTPClient(r.Client))
+	} else {
+		opts = append(opts, helmregistry.ClientOptPlainHTTP())
 	}
 	if r.username != "" {
 		opts = append(opts, helmregistry.ClientOptBasicAuth(r.username, r.password))
