@@ -9,6 +9,9 @@ GO          ?= go
 CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/make
 CLUSTER     := $(GO) run -C tools/cluster .
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# controller-gen writes api/v1alpha1/zz_generated.deepcopy.go and config/crd.
+# Run with `go run pkg@version` so that controller-tools stays out of go.mod.
+CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 # Build tags of every tend binary. kustomize_disable_go_plugin_support drops
 # kustomize's Go-plugin loader: importing Go's plugin package makes the linker
 # export and keep every symbol (120 MB instead of 94 MB, about 19 MiB more
@@ -21,7 +24,7 @@ TEST_FLAGS  ?= -timeout 30m
 BENCH_CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/bench
 BENCH_FLAGS ?=
 
-.PHONY: demo test lint unit test-cluster integration cluster-up cluster-down cluster-status build bench
+.PHONY: demo test lint generate check-generated unit cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench
 
 ## demo: run examples/homelab on a local control plane (first run builds
 ## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
@@ -29,22 +32,49 @@ demo:
 	$(GO) build -tags $(GO_TAGS) -o bin/tend ./cmd/tend
 	bin/tend demo
 
-## test: lint, unit tests, the local control plane's own tests, then every
-## integration test against one shared local control plane.
-test: lint unit test-cluster integration
+## test: lint, unit tests, a build of the local control plane (with
+## progress; about 10 minutes the first time, cached afterwards), its own
+## tests, then every integration test against one shared local control plane.
+test: lint unit cluster-build test-cluster integration
 
-## lint: gofmt, go vet and staticcheck over both modules.
-lint:
+## lint: generated files current, gofmt, go vet and staticcheck over the
+## three modules (tend, tools/cluster, bench/gitmeasure).
+lint: check-generated
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	cd tools/cluster && $(GO) vet ./...
+	cd bench/gitmeasure && $(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	cd tools/cluster && $(GO) run $(STATICCHECK) ./...
+	cd bench/gitmeasure && $(GO) run $(STATICCHECK) ./...
+
+## generate: after changing api/: deepcopy functions and CRDs (controller-gen),
+## then the install manifests in config/install, which embed the CRDs.
+generate:
+	rm -f config/crd/*.yaml
+	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=config/crd
+	$(GO) run ./internal/install/gen
+
+## check-generated: fail when the deepcopy functions or the CRDs differ from
+## what controller-gen makes of api/ (generated into a temporary directory,
+## so it works on a dirty work tree and changes nothing). config/install is
+## checked by a unit test in internal/install.
+check-generated:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=$$tmp/crd output:object:dir=$$tmp/object && \
+	  if ! diff -ru config/crd $$tmp/crd || ! diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/object/zz_generated.deepcopy.go; then \
+	    echo "generated files are stale: run make generate and commit the result"; exit 1; fi
 
 ## unit: fast tests, no cluster (integration tests skip themselves under -short).
 unit:
 	$(GO) test -short ./...
+
+## cluster-build: build the local control plane's binaries into
+## ~/.cache/tend/cluster with progress shown (go test would hide it); a no-op
+## when they are cached.
+cluster-build:
+	$(CLUSTER) build
 
 ## test-cluster: bring a control plane up and down, with workloads, crash
 ## recovery and bad input (tools/cluster's own tests; builds the binaries once).
