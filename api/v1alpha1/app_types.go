@@ -308,6 +308,32 @@ type AppStatus struct {
 	// does not sync it again until the Source moves on.
 	// +optional
 	RolledBackRevision string `json:"rolledBackRevision,omitempty"`
+	// Notified is what tend has told Notifiers about this App. It is kept
+	// in status so that a restarted or failed-over controller neither
+	// repeats a message nor loses a recovery.
+	// +optional
+	Notified *NotifiedStatus `json:"notified,omitempty"`
+}
+
+// NotifiedStatus records the notifications whose follow-up depends on
+// what was told before.
+type NotifiedStatus struct {
+	// Failure is the revision whose failure (to render or to sync) was
+	// told and whose recovery has not been told yet.
+	// +optional
+	Failure string `json:"failure,omitempty"`
+	// RenderFailure identifies the render failure told last (a hash of the
+	// revision and the error), so that it is told once.
+	// +optional
+	RenderFailure string `json:"renderFailure,omitempty"`
+	// Drift identifies the set of drifted objects told last (a hash of
+	// their names), so that it is told once.
+	// +optional
+	Drift string `json:"drift,omitempty"`
+	// Degraded is true while health Degraded was told and its recovery
+	// has not been told yet.
+	// +optional
+	Degraded bool `json:"degraded,omitempty"`
 }
 
 // ObjectReference names an object an App owns.

@@ -107,9 +107,6 @@ type appState struct {
 	syncedGen    int64
 	lastSyncEnd  time.Time
 	job          *syncJob
-	failRev      string
-	failures     int
-	nextRetry    time.Time
 	lastHealth   []apply.ObjectHealth
 	// written is the App's status as tend last wrote it: the informer
 	// cache may not have it yet, and a status derived from an older copy
@@ -122,12 +119,8 @@ type appState struct {
 	rollbackTo      string // set by assess: re-apply this revision
 	rollbackFrom    string
 	// What notifications need: the Source's URL and its last commit
-	// subject, and what was already told.
+	// subject (what was already told is in status.notified).
 	repoURL, subjectRev, subject string
-	notifiedFailure              bool   // a failure was told; the next success is a recovery
-	renderFailure                string // revision and error of the render failure told
-	driftKey                     string // the drifted objects told
-	toldDegraded                 bool   // HealthDegraded was told; Healthy next is a recovery
 	// rendered is what the last render read (for the Source handler).
 	rendered lastRender
 	// The App's own health and ignore rules, compiled.
@@ -332,6 +325,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		job.pending = app.Status.DeepCopy()
 		return res, err
 	}
+	tidyNotified(&app)
 	if !equality.Semantic.DeepEqual(old, &app.Status) {
 		if uerr := r.Client.Status().Update(ctx, &app); uerr != nil {
 			if apierrors.IsConflict(uerr) {

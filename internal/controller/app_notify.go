@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -55,18 +57,22 @@ func (r *AppReconciler) notifySync(app *tendv1.App, st *appState, job *syncJob) 
 		if (errors.As(job.err, &se) && strings.Contains(se.Step, "hook")) || len(changesOf(job.res, apply.HookFailed)) > 0 {
 			kind = notify.HookFailed
 		}
-		st.notifiedFailure = true
+		n := notified(app)
+		if n.Failure == job.rev {
+			return // told already, maybe by the controller before a restart; retries fail quietly
+		}
+		n.Failure = job.rev
 		r.notify(app, st, kind, job.rev, fmt.Sprintf("sync of %s failed (%s)", shortRev(job.rev), job.message), job.err.Error(), changes)
 		return
 	}
-	recovered := st.notifiedFailure
-	st.notifiedFailure = false
+	recovered := notified(app).Failure != ""
+	notified(app).Failure = ""
 	if pruned := changesOf(job.res, apply.Pruned); len(pruned) > 0 {
 		r.notify(app, st, notify.Pruned, job.rev, fmt.Sprintf("%d objects that left git were deleted", len(pruned)), "", pruned)
 	}
 	switch {
 	case strings.HasPrefix(job.message, "self-heal"):
-		st.driftKey = ""
+		notified(app).Drift = ""
 		r.notify(app, st, notify.DriftCorrected, job.rev, fmt.Sprintf("changes made in the cluster were undone: %d objects re-applied", len(changes)), "", changes)
 	case recovered:
 		r.notify(app, st, notify.SyncSucceeded, job.rev, fmt.Sprintf("recovered: %s synced (%s), %d objects changed", shortRev(job.rev), job.message, len(changes)), "", changes)
@@ -78,24 +84,25 @@ func (r *AppReconciler) notifySync(app *tendv1.App, st *appState, job *syncJob) 
 // notifyRenderFailure publishes a render failure once per revision and
 // error (the App is re-rendered every interval).
 func (r *AppReconciler) notifyRenderFailure(app *tendv1.App, st *appState, rev string, err error) {
-	key := rev + "\x00" + err.Error()
-	if st.renderFailure == key {
+	n := notified(app)
+	key := digest(rev + "\x00" + err.Error())
+	if n.RenderFailure == key {
 		return
 	}
-	st.renderFailure = key
-	st.notifiedFailure = true
+	n.RenderFailure, n.Failure = key, rev
 	r.notify(app, st, notify.SyncFailed, rev, fmt.Sprintf("revision %s cannot be rendered; the last good state stays applied", shortRev(rev)), err.Error(), nil)
 }
 
 // notifyInSync is told that the desired state is in place without a sync
 // (e.g. a fix restored what is applied): a failure before is a recovery.
 func (r *AppReconciler) notifyInSync(app *tendv1.App, st *appState, rev string) {
-	st.renderFailure = ""
-	st.driftKey = "" // any drift was undone by someone else
-	if !st.notifiedFailure {
+	n := notified(app)
+	n.RenderFailure = ""
+	n.Drift = "" // any drift was undone by someone else
+	if n.Failure == "" {
 		return
 	}
-	st.notifiedFailure = false
+	n.Failure = ""
 	r.notify(app, st, notify.SyncSucceeded, rev, fmt.Sprintf("recovered: revision %s renders and is in sync", shortRev(rev)), "", nil)
 }
 
@@ -109,11 +116,12 @@ func (r *AppReconciler) notifyDrift(app *tendv1.App, st *appState, rev string, d
 		names = append(names, d.String())
 	}
 	sort.Strings(names)
-	key := strings.Join(names, "\n")
-	if key == st.driftKey {
+	key := digest(strings.Join(names, "\n"))
+	n := notified(app)
+	if key == n.Drift {
 		return
 	}
-	st.driftKey = key
+	n.Drift = key
 	msg := fmt.Sprintf("%d objects were changed in the cluster", len(drift))
 	if app.Spec.Sync.SelfHeal {
 		msg += "; tend undoes the changes (selfHeal)"
@@ -126,11 +134,13 @@ func (r *AppReconciler) notifyDrift(app *tendv1.App, st *appState, rev string, d
 // notifyHealth publishes health going Degraded, and its recovery when it
 // is next Healthy (usually through Progressing, as a fix rolls out).
 func (r *AppReconciler) notifyHealth(app *tendv1.App, st *appState, prev, cur string, objs []apply.ObjectHealth) {
+	recorded := app.Status.Notified != nil
+	n := notified(app)
 	switch {
-	case cur == "Degraded" && !st.toldDegraded:
-		st.toldDegraded = true
-		if prev == "Degraded" {
-			return // told before a restart (status says so)
+	case cur == "Degraded" && !n.Degraded:
+		n.Degraded = true
+		if prev == "Degraded" && !recorded {
+			return // an App whose status predates status.notified: told before
 		}
 		var bad []string
 		for _, o := range objs {
@@ -141,10 +151,31 @@ func (r *AppReconciler) notifyHealth(app *tendv1.App, st *appState, prev, cur st
 			errText = bad[0]
 		}
 		r.notify(app, st, notify.HealthDegraded, app.Status.Revision, fmt.Sprintf("health %s -> Degraded", prev), errText, bad)
-	case cur == "Healthy" && st.toldDegraded:
-		st.toldDegraded = false
+	case cur == "Healthy" && n.Degraded:
+		n.Degraded = false
 		r.notify(app, st, notify.HealthRecovered, app.Status.Revision, fmt.Sprintf("health %s -> Healthy after it was Degraded", prev), "", nil)
 	}
+}
+
+// tidyNotified drops an empty record, so that status does not change for it.
+func tidyNotified(app *tendv1.App) {
+	if n := app.Status.Notified; n != nil && *n == (tendv1.NotifiedStatus{}) {
+		app.Status.Notified = nil
+	}
+}
+
+// notified returns app's record of what was told, creating it.
+func notified(app *tendv1.App) *tendv1.NotifiedStatus {
+	if app.Status.Notified == nil {
+		app.Status.Notified = &tendv1.NotifiedStatus{}
+	}
+	return app.Status.Notified
+}
+
+// digest identifies a told message in status without repeating its text.
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:8])
 }
 
 // changesOf names the objects of res with one of the actions.

@@ -16,6 +16,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/source/chart"
 )
 
 // inputError is a problem with the App's spec or what it references that
@@ -92,7 +93,8 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 			if src.Spec.Helm != nil {
 				ref.RepoURL, secret = src.Spec.Helm.URL, src.Spec.Helm.SecretRef
 			} else {
-				ref.RepoURL, secret = src.Spec.OCI.URL, src.Spec.OCI.SecretRef
+				// spec.oci.insecure: plain HTTP, as the Source controller checks.
+				ref.RepoURL, secret = chart.OCIURL(src.Spec.OCI.URL, src.Spec.OCI.Insecure), src.Spec.OCI.SecretRef
 			}
 			if secret != nil {
 				sec, err := r.secret(ctx, src.Namespace, secret.Name)

@@ -164,16 +164,10 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 	if job.err != nil {
 		rec.Result = "Failed"
 		rec.Message = job.message + ": " + job.err.Error()
-		if st.failRev != job.rev {
-			st.failRev, st.failures = job.rev, 0
-		}
-		st.failures++
-		st.nextRetry = end.Add(backoff(app, st.failures))
 		app.Status.Sync = tendv1.SyncFailed
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSyncFailed, job.err.Error())
 		r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, fmt.Sprintf("sync of %s failed: %v", shortRev(job.rev), job.err))
 	} else {
-		st.failRev, st.failures = "", 0
 		st.syncedResult, st.syncedRev, st.syncedGen = job.result, job.rev, job.gen
 		app.Status.Revision = job.rev
 		app.Status.Sync = tendv1.SyncSynced
@@ -238,18 +232,35 @@ func backoff(app *tendv1.App, n int) time.Duration {
 	return min(d, limit)
 }
 
+// failuresOf counts the failed syncs of rev at the top of app's history
+// (the retries so far) and returns when the last one ended. The count lives
+// in status, so a restarted controller continues the backoff.
+func failuresOf(app *tendv1.App, rev string) (n int, lastEnd time.Time) {
+	for i, h := range app.Status.History {
+		if h.Revision != rev || h.Result != "Failed" {
+			break
+		}
+		if i == 0 {
+			lastEnd = h.StartedAt.Add(h.Duration.Duration)
+		}
+		n++
+	}
+	return n, lastEnd
+}
+
 // retryWait holds back a sync of a revision that failed until its backoff
 // passed or the retry limit is reached.
 func (r *AppReconciler) retryWait(app *tendv1.App, st *appState, rev string, manual bool) (ctrl.Result, bool) {
-	if manual || st.failRev != rev || st.failures == 0 {
+	failures, lastEnd := failuresOf(app, rev)
+	if manual || failures == 0 {
 		return ctrl.Result{}, false
 	}
-	if rp := app.Spec.Sync.Retry; rp != nil && rp.Limit > 0 && int32(st.failures) > rp.Limit {
+	if rp := app.Spec.Sync.Retry; rp != nil && rp.Limit > 0 && int32(failures) > rp.Limit {
 		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRetryLimit,
-			fmt.Sprintf("sync of %s failed %d times; not retrying until a new revision or `tend sync`: %s", shortRev(rev), st.failures, lastError(app)))
+			fmt.Sprintf("sync of %s failed %d times; not retrying until a new revision or `tend sync`: %s", shortRev(rev), failures, lastError(app)))
 		return ctrl.Result{}, true
 	}
-	if wait := time.Until(st.nextRetry); wait > 0 {
+	if wait := time.Until(lastEnd.Add(backoff(app, failures))); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, true
 	}
 	return ctrl.Result{}, false

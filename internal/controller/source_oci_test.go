@@ -62,6 +62,49 @@ func TestOCISourcePlainHTTPNeedsInsecure(t *testing.T) {
 	}
 }
 
+// TestOCIChartAppPlainHTTPNeedsInsecure: an App rendering a chart from an
+// OCI Source whose registry speaks only plain HTTP reports the message
+// naming spec.oci.insecure and applies nothing; once the Source sets it,
+// the chart is fetched over plain HTTP and applied.
+func TestOCIChartAppPlainHTTPNeedsInsecure(t *testing.T) {
+	e := startController(t)
+	reg := charttest.NewRegistry(t, "", "")
+	reg.Push(t, charttest.Package(t, map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-chart\ndata:\n  version: {{ .Chart.Version | quote }}\n",
+	}))
+	e.create(t,
+		&tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "charts"}, Spec: tendv1.SourceSpec{
+			OCI: &tendv1.OCIRepositorySource{URL: reg.URL},
+		}},
+		newApp("web", "charts", "", e.Namespace, func(a *tendv1.App) {
+			a.Spec.Chart = &tendv1.ChartSpec{Name: "web", Version: "1.0.0"}
+			a.Spec.Sync.Interval = metav1.Duration{Duration: time.Second}
+		}),
+	)
+	a := e.waitApp(t, "web", "the plain HTTP registry refused", 60*time.Second, func(a *tendv1.App) bool {
+		return strings.Contains(readyMessage(a), "spec.oci.insecure")
+	})
+	if msg := readyMessage(a); !strings.Contains(msg, reg.Host) || !strings.Contains(msg, "speaks plain HTTP") {
+		t.Errorf("App's Ready message %q does not name the registry and say it speaks plain HTTP", msg)
+	}
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), "web-chart", metav1.GetOptions{}); err == nil {
+		t.Fatalf("the chart was applied from a plain HTTP registry without spec.oci.insecure")
+	}
+
+	src := waitSource(t, e, "charts", "Stalled", func(s *tendv1.Source) bool {
+		return meta.IsStatusConditionTrue(s.Status.Conditions, tendv1.ConditionStalled)
+	})
+	src.Spec.OCI.Insecure = true
+	if err := e.c.Update(context.Background(), src); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the chart applied once spec.oci.insecure is set", 60*time.Second, func() bool {
+		cm, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), "web-chart", metav1.GetOptions{})
+		return err == nil && cm.Data["version"] == "1.0.0"
+	})
+}
+
 // waitSource waits until cond holds for the Source and returns it, failing
 // with its conditions when it does not.
 func waitSource(t *testing.T, e *ctlEnv, name, what string, cond func(*tendv1.Source) bool) *tendv1.Source {

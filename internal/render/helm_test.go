@@ -241,7 +241,9 @@ metadata:
 		t.Fatal(err)
 	}
 
-	r := &Renderer{Charts: chart.New(chart.Options{})}
+	// The registry speaks plain HTTP; a dependency has no Source to set
+	// spec.oci.insecure.
+	r := &Renderer{Charts: chart.New(chart.Options{PlainHTTP: true})}
 	res := helmRender(t, r, root, Options{Path: "charts/app", Helm: &HelmOptions{ReleaseName: "r1"}})
 	helmFind(t, res.Objects(), "ConfigMap", "r1-parent")
 	for name, version := range map[string]string{
@@ -331,7 +333,8 @@ func TestHelmRemoteChartOCI(t *testing.T) {
 	res := helmRender(t, r, root, Options{Helm: &HelmOptions{
 		ReleaseName: "api",
 		Values:      map[string]any{"greeting": "inline"},
-		Chart:       &ChartRef{RepoURL: reg.URL, Name: "api", Version: ">=1.0.0 <2.0.0", Username: "bob", Password: "pw"},
+		// The registry speaks plain HTTP, as a Source with spec.oci.insecure.
+		Chart: &ChartRef{RepoURL: chart.OCIURL(reg.URL, true), Name: "api", Version: ">=1.0.0 <2.0.0", Username: "bob", Password: "pw"},
 	}})
 	cm := helmFind(t, res.Objects(), "ConfigMap", "api-api")
 	if got, want := helmData(t, cm, "version"), "1.3.0"; got != want {
