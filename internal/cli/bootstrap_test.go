@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +10,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/install"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 // TestBootstrapTwice installs tend and its self-management, runs again
@@ -19,10 +19,7 @@ import (
 func TestBootstrapTwice(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
-	repo := newGitRepo(t)
-	repo.commit("empty platform", map[string]string{"clusters/test/README.md": "platform"})
-	bare := filepath.Join(filepath.Dir(repo.work), "srv", "repo.git")
-	repo.git("-C", bare, "config", "http.receivepack", "true")
+	repo := testenv.NewGitRepo(t, map[string]string{"clusters/test/README.md": "platform"})
 	ns := cl.Namespace // tend's own namespace for this test
 	t.Cleanup(func() {
 		_ = cl.Clientset.RbacV1().ClusterRoleBindings().Delete(context.Background(), install.ClusterName(ns), metav1.DeleteOptions{})
@@ -37,9 +34,9 @@ func TestBootstrapTwice(t *testing.T) {
 	if !strings.Contains(out, "committed and pushed clusters/test/tend/tend.yaml") || !strings.Contains(out, "local-controller mode") {
 		t.Errorf("first bootstrap output:\n%s", out)
 	}
-	head1 := repo.git("--git-dir", bare, "rev-parse", "main")
-	repo.git("-C", repo.work, "pull", "-q", "origin", "main")
-	manifest := repo.git("-C", repo.work, "show", "HEAD:clusters/test/tend/tend.yaml")
+	head1 := repo.Git("--git-dir", repo.BareDir, "rev-parse", "main")
+	repo.Pull()
+	manifest := repo.Git("show", "HEAD:clusters/test/tend/tend.yaml")
 	if !strings.Contains(manifest, "kind: CustomResourceDefinition") || strings.Contains(manifest, "kind: Deployment") {
 		t.Errorf("manifests written to git: want CRDs and no controller Deployment in local-controller mode")
 	}
@@ -61,7 +58,7 @@ func TestBootstrapTwice(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "is up to date") {
 		t.Fatalf("second bootstrap: exit %d\n%s%s", code, out, stderr)
 	}
-	if head2 := repo.git("--git-dir", bare, "rev-parse", "main"); head2 != head1 {
+	if head2 := repo.Git("--git-dir", repo.BareDir, "rev-parse", "main"); head2 != head1 {
 		t.Errorf("second bootstrap committed again: %s -> %s", head1, head2)
 	}
 	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: "tend"}, &app); err != nil || app.ResourceVersion != appRV {
@@ -69,10 +66,7 @@ func TestBootstrapTwice(t *testing.T) {
 	}
 
 	// Another repository: refused, unless --force.
-	other := newGitRepo(t)
-	other.commit("other", map[string]string{"clusters/test/README.md": "other"})
-	otherBare := filepath.Join(filepath.Dir(other.work), "srv", "repo.git")
-	other.git("-C", otherBare, "config", "http.receivepack", "true")
+	other := testenv.NewGitRepo(t, map[string]string{"clusters/test/README.md": "other"})
 	otherArgs := []string{"bootstrap", "--repo", other.URL, "--path", "clusters/test", "--tend-namespace", ns, "--local-controller", "--kubeconfig", cl.Kubeconfig}
 	code, _, stderr = run(t, otherArgs...)
 	if code != ExitUsage || !strings.Contains(stderr, "already follows "+repo.URL) || !strings.Contains(stderr, "--force") {

@@ -3,10 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"net/http/cgi"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -93,58 +90,4 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// gitRepo is a git repository served over smart HTTP on loopback.
-type gitRepo struct {
-	t    *testing.T
-	work string
-	URL  string
-}
-
-func newGitRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	dir := t.TempDir()
-	work, bare := filepath.Join(dir, "work"), filepath.Join(dir, "srv", "repo.git")
-	r := &gitRepo{t: t, work: work}
-	r.git("init", "-q", "-b", "main", work)
-	r.git("init", "-q", "--bare", "-b", "main", bare)
-	r.git("-C", work, "remote", "add", "origin", bare)
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}})
-	t.Cleanup(srv.Close)
-	r.URL = srv.URL + "/repo.git"
-	return r
-}
-
-func (r *gitRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit sets files (path -> content; "" deletes), commits and pushes; it
-// returns the commit SHA.
-func (r *gitRepo) commit(msg string, files map[string]string) string {
-	r.t.Helper()
-	for p, c := range files {
-		if c == "" {
-			_ = os.Remove(filepath.Join(r.work, p))
-			delete(files, p)
-		}
-	}
-	writeFiles(r.t, r.work, files)
-	r.git("-C", r.work, "add", "-A")
-	r.git("-C", r.work, "-c", "user.name=t", "-c", "user.email=t@tend.dev", "commit", "-q", "--allow-empty", "-m", msg)
-	r.git("-C", r.work, "push", "-q", "origin", "main")
-	return r.git("-C", r.work, "rev-parse", "HEAD")
 }

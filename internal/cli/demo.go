@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/gitserver"
 )
 
 // demoOptions configure `tend demo`.
@@ -262,10 +262,10 @@ func makeDemoRepo(ctx context.Context, src, work string) error {
 	return nil
 }
 
-// serveGit serves the repositories under root with git http-backend
-// (smart HTTP, push enabled) on a loopback port.
+// serveGit serves the repositories under root over smart HTTP, push
+// enabled, on a loopback port.
 func serveGit(root string) (string, func(), error) {
-	gitPath, err := exec.LookPath("git")
+	h, err := gitserver.NewHandler(root, gitserver.Options{Push: true})
 	if err != nil {
 		return "", nil, fmt.Errorf("the demo needs git: %w", err)
 	}
@@ -273,10 +273,7 @@ func serveGit(root string) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: &cgi.Handler{
-		Path: gitPath, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=demo"},
-	}, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(l) }()
 	return "http://" + l.Addr().String(), func() { _ = srv.Close() }, nil
 }

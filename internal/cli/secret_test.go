@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 const generatedSecretYAML = `apiVersion: v1
@@ -41,8 +42,8 @@ func TestSecretRotate(t *testing.T) {
 	ns := cl.Namespace
 	ctx := context.Background()
 	cl.startController(t)
-	repo := newGitRepo(t)
-	rev := repo.commit("db", map[string]string{
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("db", map[string]string{
 		"apps/db/secret.yaml": generatedSecretYAML,
 		"apps/db/cm.yaml":     configMapYAML("settings", "1"),
 	})
@@ -125,7 +126,7 @@ func TestSecretRotate(t *testing.T) {
 
 	// Later syncs (a new commit) keep the rotated values, and diff shows
 	// nothing.
-	rev = repo.commit("settings 2", map[string]string{"apps/db/cm.yaml": configMapYAML("settings", "2")})
+	rev = repo.Commit("settings 2", map[string]string{"apps/db/cm.yaml": configMapYAML("settings", "2")})
 	synced("the App Synced at the new commit")
 	if got := cl.secretValues(t, "db"); got["password"] != second["password"] || got["api-key"] != second["api-key"] {
 		t.Fatal("a sync after the rotation changed values")

@@ -17,6 +17,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 func configMapYAML(name, value string) string {
@@ -207,8 +208,8 @@ func TestAppThroughController(t *testing.T) {
 	ns := cl.Namespace
 	ctx := context.Background()
 	cl.startController(t)
-	repo := newGitRepo(t)
-	rev1 := repo.commit("one", map[string]string{
+	repo := testenv.NewGitRepo(t, nil)
+	rev1 := repo.Commit("one", map[string]string{
 		"apps/web/a.yaml":      configMapYAML("a", "1"),
 		"apps/web/secret.yaml": dbSecretYAML,
 		"apps/bad/web.yaml":    strings.Replace(webDeploymentYAML, "replicas: 1", "replicas: many", 1),
@@ -261,7 +262,7 @@ func TestAppThroughController(t *testing.T) {
 
 	// A new commit: the App is manual, so it is not applied; diff shows it,
 	// and --revision diffs other refs.
-	rev2 := repo.commit("two", map[string]string{"apps/web/a.yaml": configMapYAML("a", "2"), "apps/web/secret.yaml": ""})
+	rev2 := repo.Commit("two", map[string]string{"apps/web/a.yaml": configMapYAML("a", "2"), "apps/web/secret.yaml": ""})
 	cl.waitSource(t, "repo", rev2)
 	code, out, _ = cl.tend(t, "diff", "web")
 	if code != ExitDiff || !strings.Contains(out, "+  value: \"2\"") || !strings.Contains(out, "1 to update, 1 to delete") {

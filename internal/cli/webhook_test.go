@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 // TestControllerWebhookTriggersSync runs `tend controller` in-process with
@@ -26,8 +27,8 @@ import (
 func TestControllerWebhookTriggersSync(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
-	repo := newGitRepo(t)
-	repo.commit("v1", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hooked\ndata:\n  v: \"1\"\n"})
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("v1", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hooked\ndata:\n  v: \"1\"\n"})
 	const token = "s3cret-token"
 	if _, err := cl.Clientset.CoreV1().Secrets(cl.Namespace).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "hooks"}, StringData: map[string]string{"generic": token},
@@ -68,10 +69,10 @@ func TestControllerWebhookTriggersSync(t *testing.T) {
 		}
 		return a.Status.Revision
 	}
-	first := repo.git("-C", repo.work, "rev-parse", "HEAD")
+	first := repo.Head()
 	eventually(t, "first revision applied", 60*time.Second, func() bool { return appRev() == first })
 
-	second := repo.commit("v2", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hooked\ndata:\n  v: \"2\"\n"})
+	second := repo.Commit("v2", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hooked\ndata:\n  v: \"2\"\n"})
 	body, _ := json.Marshal(map[string]string{"repository": repo.URL, "ref": "refs/heads/main"})
 	mac := hmac.New(sha256.New, []byte(token))
 	mac.Write(body)

@@ -3,12 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,65 +18,25 @@ import (
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
-// ctlRepo is a git repository served over smart HTTP on loopback.
+// ctlRepo is a git repository served over smart HTTP on loopback
+// (testenv.GitRepo); commit is its Commit and srv its Server.
 type ctlRepo struct {
-	t    *testing.T
-	work string
-	URL  string
-	srv  *httptest.Server
+	*testenv.GitRepo
+	srv *httptest.Server
+	t   *testing.T
 }
 
 func newCtlRepo(t *testing.T) *ctlRepo {
 	t.Helper()
-	dir := t.TempDir()
-	work, bare := filepath.Join(dir, "work"), filepath.Join(dir, "srv", "repo.git")
-	r := &ctlRepo{t: t, work: work}
-	r.git("init", "-q", "-b", "main", work)
-	r.git("init", "-q", "--bare", "-b", "main", bare)
-	r.git("-C", work, "remote", "add", "origin", bare)
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"}})
-	t.Cleanup(srv.Close)
-	r.URL, r.srv = srv.URL+"/repo.git", srv
-	return r
+	r := testenv.NewGitRepo(t, nil)
+	return &ctlRepo{GitRepo: r, srv: r.Server, t: t}
 }
 
-func (r *ctlRepo) git(args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// write sets files (path -> content; "" deletes) and commits; it returns
-// the commit SHA.
+// commit sets files (path -> content; "" deletes), commits and pushes; it
+// returns the commit SHA.
 func (r *ctlRepo) commit(msg string, files map[string]string) string {
 	r.t.Helper()
-	for p, c := range files {
-		full := filepath.Join(r.work, p)
-		if c == "" {
-			_ = os.Remove(full)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	r.git("-C", r.work, "add", "-A")
-	r.git("-C", r.work, "-c", "user.name=t", "-c", "user.email=t@tend.dev", "commit", "-q", "--allow-empty", "-m", msg)
-	r.git("-C", r.work, "push", "-q", "origin", "main")
-	return r.git("-C", r.work, "rev-parse", "HEAD")
+	return r.Commit(msg, files)
 }
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {

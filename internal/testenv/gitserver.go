@@ -2,59 +2,87 @@ package testenv
 
 import (
 	"io/fs"
-	"net/http/cgi"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/tend-gitops/tend/internal/gitserver"
 )
 
 // GitRepo is a git repository served over git's smart HTTP protocol on a
-// loopback port, the way tend fetches from a forge: `git http-backend`
-// behind net/http/cgi on an httptest server. Tests write and commit in a
+// loopback port, the way tend fetches from a forge: a gitserver.Handler
+// (`git http-backend`) on an httptest server. Tests write and commit in a
 // working tree (Dir); every commit is pushed to the bare repository the
-// server serves (branch main). It needs the git CLI but no cluster.
+// server serves. It needs the git CLI but no cluster.
 type GitRepo struct {
 	// URL is the clone URL, http://127.0.0.1:PORT/repo.git.
 	URL string
 	// Dir is the working tree Commit writes to.
 	Dir string
-	// BareDir is the served bare repository. It accepts pushes
-	// (http.receivepack), so code under test may push to URL; see Pull.
+	// BareDir is the served bare repository. It accepts pushes, so code
+	// under test may push to URL; see Pull.
 	BareDir string
 	// Server serves BareDir; close it to make the repository unreachable.
 	// It is closed when the test ends.
 	Server *httptest.Server
 
-	t testing.TB
+	t        testing.TB
+	requests atomic.Int64
+}
+
+// A GitOption changes how NewGitRepo serves the repository.
+type GitOption func(*gitOptions)
+
+type gitOptions struct {
+	server gitserver.Options
+	hook   func(*http.Request)
+}
+
+// GitBasicAuth makes the server demand HTTP basic auth with user and
+// password on every request, as a private forge repository does.
+func GitBasicAuth(user, password string) GitOption {
+	return func(o *gitOptions) { o.server.Username, o.server.Password = user, password }
+}
+
+// GitRequestHook calls hook with every request the server receives, before
+// anything else (credentials included) is looked at. hook may block, e.g.
+// to keep a fetch in flight until the test lets it go.
+func GitRequestHook(hook func(*http.Request)) GitOption {
+	return func(o *gitOptions) { o.hook = hook }
 }
 
 // NewGitRepo makes a repository whose branch main holds files (slash-
-// separated path -> content) in one commit, and serves it until the test
-// ends. With no files, main has no commit yet. DirFiles reads a directory
-// into such a map, to serve a copy of it.
-func NewGitRepo(t testing.TB, files map[string]string) *GitRepo {
+// separated path -> content) in one commit, "initial commit", and serves it
+// until the test ends. With no files, main has no commit yet. DirFiles
+// reads a directory into such a map, to serve a copy of it.
+func NewGitRepo(t testing.TB, files map[string]string, opts ...GitOption) *GitRepo {
 	t.Helper()
-	gitPath, err := exec.LookPath("git")
-	if err != nil {
-		t.Fatalf("testenv: a git repository needs the git CLI: %v", err)
+	var o gitOptions
+	for _, opt := range opts {
+		opt(&o)
 	}
+	o.server.Push = true
 	dir := t.TempDir()
 	r := &GitRepo{t: t, Dir: filepath.Join(dir, "work"), BareDir: filepath.Join(dir, "srv", "repo.git")}
 	r.run("", "init", "-q", "-b", "main", r.Dir)
 	r.run("", "init", "-q", "--bare", "-b", "main", r.BareDir)
-	r.run(r.BareDir, "config", "http.receivepack", "true")
 	r.Git("remote", "add", "origin", r.BareDir)
-	r.Server = httptest.NewServer(&cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Env: append(gitEnv(dir),
-			"GIT_PROJECT_ROOT="+filepath.Dir(r.BareDir),
-			"GIT_HTTP_EXPORT_ALL=1",
-		),
-	})
+	h, err := gitserver.NewHandler(filepath.Dir(r.BareDir), o.server)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.requests.Add(1)
+		if o.hook != nil {
+			o.hook(req)
+		}
+		h.ServeHTTP(w, req)
+	}))
 	t.Cleanup(r.Server.Close)
 	r.URL = r.Server.URL + "/repo.git"
 	if len(files) > 0 {
@@ -63,9 +91,17 @@ func NewGitRepo(t testing.TB, files map[string]string) *GitRepo {
 	return r
 }
 
+// Requests returns how many HTTP requests the server has received so far,
+// e.g. to see that an unchanged remote costs a fetcher one ls-remote.
+// Commit and Pull do not count: they reach BareDir through the file system.
+func (r *GitRepo) Requests() int64 { return r.requests.Load() }
+
 // Commit writes files (slash-separated path -> content; an empty content
 // deletes the file) into Dir, commits everything in Dir with message msg,
-// pushes it to main and returns the commit's SHA. A commit may be empty.
+// pushes the branch Dir is on (main unless the test checked out another)
+// and returns the commit's SHA. A commit may be empty. History rewritten
+// in Dir (r.Git("reset", "--hard", "HEAD~1") before Commit) is force-pushed,
+// but never over a commit the code under test pushed since: Pull first.
 func (r *GitRepo) Commit(msg string, files map[string]string) string {
 	r.t.Helper()
 	for p, content := range files {
@@ -85,7 +121,7 @@ func (r *GitRepo) Commit(msg string, files map[string]string) string {
 	}
 	r.Git("add", "-A")
 	r.Git("commit", "-q", "--allow-empty", "-m", msg)
-	r.Git("push", "-q", "origin", "main")
+	r.Git("push", "-q", "--force-with-lease", "origin", "HEAD")
 	return r.Head()
 }
 
@@ -102,9 +138,9 @@ func (r *GitRepo) Pull() {
 	r.Git("pull", "-q", "--ff-only", "origin", "main")
 }
 
-// Git runs git with args in Dir (e.g. r.Git("tag", "v1.0.0") then
-// r.Git("push", "-q", "origin", "v1.0.0")) and returns its trimmed output;
-// a failure fails the test.
+// Git runs git with args in Dir and returns its trimmed output; a failure
+// fails the test. Tags and branches made with it reach the server with a
+// push: r.Git("tag", "v1.0.0") then r.Git("push", "-q", "origin", "--tags").
 func (r *GitRepo) Git(args ...string) string {
 	r.t.Helper()
 	return r.run(r.Dir, args...)

@@ -1,10 +1,12 @@
 package testenv_test
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -57,6 +59,47 @@ func TestGitRepo(t *testing.T) {
 	third := repo.Commit("after the push", map[string]string{"apps/b/cm.yaml": "kind: ConfigMap\n"})
 	if got := gitIn(t, repo.Dir, "rev-parse", third+"^"); got != pushed {
 		t.Errorf("parent of the commit after Pull = %s, want the pushed commit %s", got, pushed)
+	}
+}
+
+// TestGitRepoRewritesHistory: Commit pushes the branch Dir is on, and
+// history rewritten in Dir replaces the served one.
+func TestGitRepoRewritesHistory(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a.yaml": "1\n"})
+	first := repo.Head()
+	repo.Commit("to be rewritten", map[string]string{"a.yaml": "2\n"})
+	repo.Git("reset", "-q", "--hard", first)
+	rewritten := repo.Commit("rewritten", map[string]string{"b.yaml": "1\n"})
+	if got := lsRemote(t, repo.URL); got != rewritten {
+		t.Errorf("server's main = %q after rewriting history, want %s", got, rewritten)
+	}
+	repo.Git("checkout", "-q", "-b", "other", first)
+	other := repo.Commit("on other", map[string]string{"c.yaml": "1\n"})
+	if got, _, _ := strings.Cut(gitIn(t, "", "ls-remote", repo.URL, "refs/heads/other"), "\t"); got != other {
+		t.Errorf("server's other = %q, want %s", got, other)
+	}
+}
+
+// TestGitRepoOptions: the server asks for the credentials GitBasicAuth
+// names, calls the request hook and counts requests.
+func TestGitRepoOptions(t *testing.T) {
+	var hooked atomic.Int64
+	repo := testenv.NewGitRepo(t, map[string]string{"a.yaml": "1\n"},
+		testenv.GitBasicAuth("deploy", "s3cret"),
+		testenv.GitRequestHook(func(*http.Request) { hooked.Add(1) }))
+	if got := repo.Requests(); got != 0 {
+		t.Fatalf("Requests = %d before anyone fetched, want 0", got)
+	}
+	cmd := exec.Command("git", "ls-remote", repo.URL)
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_TERMINAL_PROMPT=0")
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("ls-remote without credentials succeeded:\n%s", out)
+	}
+	if got, want := lsRemote(t, strings.Replace(repo.URL, "://", "://deploy:s3cret@", 1)), repo.Head(); got != want {
+		t.Errorf("ls-remote with credentials = %q, want %s", got, want)
+	}
+	if got := repo.Requests(); got < 2 || hooked.Load() != got {
+		t.Errorf("Requests = %d, hook calls = %d; want the same count, at least 2", got, hooked.Load())
 	}
 }
 

@@ -4,16 +4,20 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 func fetch(t *testing.T, f *Fetcher, dir string, opts Options) *Result {
@@ -43,13 +47,12 @@ func fetchErr(t *testing.T, f *Fetcher, dir string, opts Options) error {
 
 func TestFetchBranchUpdatesInPlace(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	dir := filepath.Join(t.TempDir(), "ns", "source")
 	f := &Fetcher{}
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}}
 
 	first := fetch(t, f, dir, opts)
-	if got, want := first.Revision, repo.head(t); got != want {
+	if got, want := first.Revision, repo.Head(); got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
 	}
 	if got, want := first.Ref, "refs/heads/main"; got != want {
@@ -58,7 +61,7 @@ func TestFetchBranchUpdatesInPlace(t *testing.T) {
 	if first.ChangedFiles != nil {
 		t.Errorf("ChangedFiles on first fetch = %q, want nil (unknown)", first.ChangedFiles)
 	}
-	if got, want := first.CommitSubject, "initial"; got != want {
+	if got, want := first.CommitSubject, "initial commit"; got != want {
 		t.Errorf("CommitSubject = %q, want %q", got, want)
 	}
 	if got, want := readFile(t, first.Dir, "apps/a/cm.yaml"), "kind: ConfigMap\nmetadata:\n  name: a\n"; got != want {
@@ -73,7 +76,7 @@ func TestFetchBranchUpdatesInPlace(t *testing.T) {
 	if err := os.WriteFile(marker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	second := repo.commit(t, "change a", map[string]string{"apps/a/cm.yaml": "kind: ConfigMap\nmetadata:\n  name: a2\n"})
+	second := repo.Commit("change a", map[string]string{"apps/a/cm.yaml": "kind: ConfigMap\nmetadata:\n  name: a2\n"})
 	res := fetch(t, f, dir, opts)
 	if got, want := res.Revision, second; got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
@@ -92,7 +95,7 @@ func TestFetchBranchUpdatesInPlace(t *testing.T) {
 	}
 
 	// A deleted and an added file are both changes; the deleted one is gone.
-	third := repo.commit(t, "move b to c", map[string]string{"apps/b/cm.yaml": "", "apps/c/cm.yaml": "kind: ConfigMap\n"})
+	third := repo.Commit("move b to c", map[string]string{"apps/b/cm.yaml": "", "apps/c/cm.yaml": "kind: ConfigMap\n"})
 	res = fetch(t, f, dir, opts)
 	if got, want := res.Revision, third; got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
@@ -105,7 +108,7 @@ func TestFetchBranchUpdatesInPlace(t *testing.T) {
 	}
 
 	// Nothing new: same revision, and no file changed.
-	before := srv.requests.Load()
+	before := repo.Requests()
 	res = fetch(t, f, dir, opts)
 	if got, want := res.Revision, third; got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
@@ -115,16 +118,15 @@ func TestFetchBranchUpdatesInPlace(t *testing.T) {
 	}
 	// An unchanged remote costs one ls-remote (protocol v2: GET info/refs
 	// and POST ls-refs), no fetch.
-	if got, want := srv.requests.Load()-before, int64(2); got != want {
+	if got, want := repo.Requests()-before, int64(2); got != want {
 		t.Errorf("requests for an unchanged remote = %d, want %d", got, want)
 	}
 }
 
 func TestFetchDefaultBranch(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
-	res := fetch(t, &Fetcher{}, t.TempDir(), Options{URL: srv.repoURL()})
-	if got, want := res.Revision, repo.head(t); got != want {
+	res := fetch(t, &Fetcher{}, t.TempDir(), Options{URL: repo.URL})
+	if got, want := res.Revision, repo.Head(); got != want {
 		t.Errorf("Revision = %s, want %s", got, want)
 	}
 	if got, want := res.Ref, "refs/heads/main"; got != want {
@@ -134,16 +136,16 @@ func TestFetchDefaultBranch(t *testing.T) {
 
 func TestFetchTag(t *testing.T) {
 	repo := newTestRepo(t)
-	first := repo.head(t)
-	runGit(t, repo.dir, "tag", "-a", "v1.0.0", "-m", "release 1.0.0")
-	runGit(t, repo.dir, "tag", "light")
-	repo.commit(t, "after the tags", map[string]string{"README.md": "# later\n"})
-	srv := newGitServer(t, repo.root, "", "")
+	first := repo.Head()
+	repo.Git("tag", "-a", "v1.0.0", "-m", "release 1.0.0")
+	repo.Git("tag", "light")
+	repo.Commit("after the tags", map[string]string{"README.md": "# later\n"})
+	repo.Git("push", "-q", "origin", "--tags")
 	f := &Fetcher{}
 
 	for _, tag := range []string{"v1.0.0", "light"} {
 		t.Run(tag, func(t *testing.T) {
-			res := fetch(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: Ref{Tag: tag}})
+			res := fetch(t, f, t.TempDir(), Options{URL: repo.URL, Ref: Ref{Tag: tag}})
 			if got, want := res.Revision, first; got != want {
 				t.Errorf("Revision = %s, want the tagged commit %s", got, want)
 			}
@@ -159,18 +161,18 @@ func TestFetchTag(t *testing.T) {
 
 func TestFetchSemVer(t *testing.T) {
 	repo := newTestRepo(t)
-	runGit(t, repo.dir, "tag", "v1.0.0")
-	want := repo.commit(t, "1.2", map[string]string{"README.md": "1.2\n"})
-	runGit(t, repo.dir, "tag", "-a", "1.2.0", "-m", "no v prefix")
-	repo.commit(t, "rc", map[string]string{"README.md": "1.3-rc\n"})
-	runGit(t, repo.dir, "tag", "v1.3.0-rc.1")
-	repo.commit(t, "2.0", map[string]string{"README.md": "2.0\n"})
-	runGit(t, repo.dir, "tag", "v2.0.0")
-	runGit(t, repo.dir, "tag", "latest")
-	srv := newGitServer(t, repo.root, "", "")
+	repo.Git("tag", "v1.0.0")
+	want := repo.Commit("1.2", map[string]string{"README.md": "1.2\n"})
+	repo.Git("tag", "-a", "1.2.0", "-m", "no v prefix")
+	repo.Commit("rc", map[string]string{"README.md": "1.3-rc\n"})
+	repo.Git("tag", "v1.3.0-rc.1")
+	repo.Commit("2.0", map[string]string{"README.md": "2.0\n"})
+	repo.Git("tag", "v2.0.0")
+	repo.Git("tag", "latest")
+	repo.Git("push", "-q", "origin", "--tags")
 	f := &Fetcher{}
 
-	res := fetch(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: Ref{SemVer: ">=1.0.0 <2.0.0"}})
+	res := fetch(t, f, t.TempDir(), Options{URL: repo.URL, Ref: Ref{SemVer: ">=1.0.0 <2.0.0"}})
 	if got := res.Revision; got != want {
 		t.Errorf("Revision = %s, want %s (tag 1.2.0)", got, want)
 	}
@@ -178,22 +180,22 @@ func TestFetchSemVer(t *testing.T) {
 		t.Errorf("Ref = %q, want %q", got, want)
 	}
 
-	err := fetchErr(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: Ref{SemVer: "^3.0"}})
+	err := fetchErr(t, f, t.TempDir(), Options{URL: repo.URL, Ref: Ref{SemVer: "^3.0"}})
 	if !errors.Is(err, ErrRefNotFound) {
 		t.Errorf("error %q does not match ErrRefNotFound", err)
 	}
-	for _, s := range []string{"no tag in " + srv.repoURL() + ` matches semver range "^3.0"`, "highest v2.0.0"} {
+	for _, s := range []string{"no tag in " + repo.URL + ` matches semver range "^3.0"`, "highest v2.0.0"} {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not say %q", err, s)
 		}
 	}
 
-	err = fetchErr(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: Ref{SemVer: "not a range"}})
+	err = fetchErr(t, f, t.TempDir(), Options{URL: repo.URL, Ref: Ref{SemVer: "not a range"}})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("error %q for a bad range does not match ErrInvalid", err)
 	}
 
-	tags, err := f.ListRemoteTags(context.Background(), Options{URL: srv.repoURL()})
+	tags, err := f.ListRemoteTags(context.Background(), Options{URL: repo.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,21 +206,21 @@ func TestFetchSemVer(t *testing.T) {
 
 func TestFetchCommit(t *testing.T) {
 	repo := newTestRepo(t)
-	first := repo.head(t)
-	second := repo.commit(t, "second", map[string]string{"apps/a/cm.yaml": "v2\n"})
-	for i := range 80 { // deeper than the first deepening step
-		repo.commit(t, "filler", map[string]string{"README.md": strings.Repeat("x", i+1) + "\n"})
+	first := repo.Head()
+	second := repo.Commit("second", map[string]string{"apps/a/cm.yaml": "v2\n"})
+	for range 80 { // deeper than the first deepening step
+		repo.Git("commit", "-q", "--allow-empty", "-m", "filler")
 	}
-	tip := repo.head(t)
-	runGit(t, repo.dir, "checkout", "-q", "-b", "other", first)
-	elsewhere := repo.commit(t, "only on other", map[string]string{"README.md": "other\n"})
-	runGit(t, repo.dir, "checkout", "-q", "main")
-	srv := newGitServer(t, repo.root, "", "")
+	repo.Git("push", "-q", "origin", "main")
+	tip := repo.Head()
+	repo.Git("checkout", "-q", "-b", "other", first)
+	elsewhere := repo.Commit("only on other", map[string]string{"README.md": "other\n"})
+	repo.Git("checkout", "-q", "main")
 	f := &Fetcher{}
 
 	t.Run("alone", func(t *testing.T) {
 		dir := t.TempDir()
-		res := fetch(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Commit: second}})
+		res := fetch(t, f, dir, Options{URL: repo.URL, Ref: Ref{Commit: second}})
 		if got, want := res.Revision, second; got != want {
 			t.Fatalf("Revision = %s, want %s", got, want)
 		}
@@ -229,7 +231,7 @@ func TestFetchCommit(t *testing.T) {
 			t.Errorf("apps/a/cm.yaml = %q, want %q", got, want)
 		}
 		// Moving to another commit in the same dir diffs the two.
-		res = fetch(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Commit: first}})
+		res = fetch(t, f, dir, Options{URL: repo.URL, Ref: Ref{Commit: first}})
 		if got, want := res.ChangedFiles, []string{"apps/a/cm.yaml"}; !slices.Equal(got, want) {
 			t.Errorf("ChangedFiles = %q, want %q", got, want)
 		}
@@ -237,7 +239,7 @@ func TestFetchCommit(t *testing.T) {
 
 	t.Run("on branch", func(t *testing.T) {
 		dir := t.TempDir()
-		res := fetch(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Branch: "main", Commit: second}})
+		res := fetch(t, f, dir, Options{URL: repo.URL, Ref: Ref{Branch: "main", Commit: second}})
 		if got, want := res.Revision, second; got != want {
 			t.Fatalf("Revision = %s, want %s (branch tip is %s)", got, want, tip)
 		}
@@ -248,18 +250,18 @@ func TestFetchCommit(t *testing.T) {
 			t.Errorf("CommitSubject = %q, want %q", got, want)
 		}
 		// Fetching the same again finds it without walking history.
-		before := srv.requests.Load()
-		res = fetch(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Branch: "main", Commit: second}})
+		before := repo.Requests()
+		res = fetch(t, f, dir, Options{URL: repo.URL, Ref: Ref{Branch: "main", Commit: second}})
 		if got, want := res.Revision, second; got != want {
 			t.Fatalf("Revision = %s, want %s", got, want)
 		}
-		if got, want := srv.requests.Load()-before, int64(2); got != want {
+		if got, want := repo.Requests()-before, int64(2); got != want {
 			t.Errorf("requests for an unchanged pin = %d, want %d (one ls-remote)", got, want)
 		}
 	})
 
 	t.Run("not on branch", func(t *testing.T) {
-		err := fetchErr(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: Ref{Branch: "main", Commit: elsewhere}})
+		err := fetchErr(t, f, t.TempDir(), Options{URL: repo.URL, Ref: Ref{Branch: "main", Commit: elsewhere}})
 		if !errors.Is(err, ErrRefNotFound) {
 			t.Errorf("error %q does not match ErrRefNotFound", err)
 		}
@@ -270,11 +272,11 @@ func TestFetchCommit(t *testing.T) {
 
 	t.Run("missing", func(t *testing.T) {
 		missing := strings.Repeat("ab", 20)
-		err := fetchErr(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: Ref{Commit: missing}})
+		err := fetchErr(t, f, t.TempDir(), Options{URL: repo.URL, Ref: Ref{Commit: missing}})
 		if !errors.Is(err, ErrRefNotFound) {
 			t.Errorf("error %q does not match ErrRefNotFound", err)
 		}
-		if want := "commit " + missing + " not found in " + srv.repoURL(); !strings.Contains(err.Error(), want) {
+		if want := "commit " + missing + " not found in " + repo.URL; !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	})
@@ -282,15 +284,14 @@ func TestFetchCommit(t *testing.T) {
 
 func TestFetchForcePushedBranch(t *testing.T) {
 	repo := newTestRepo(t)
-	repo.commit(t, "to be rewritten", map[string]string{"apps/a/cm.yaml": "old\n"})
-	srv := newGitServer(t, repo.root, "", "")
+	repo.Commit("to be rewritten", map[string]string{"apps/a/cm.yaml": "old\n"})
 	dir := t.TempDir()
 	f := &Fetcher{}
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}}
 	fetch(t, f, dir, opts)
 
-	runGit(t, repo.dir, "reset", "-q", "--hard", "HEAD~1")
-	rewritten := repo.commit(t, "rewritten", map[string]string{"apps/b/cm.yaml": "new\n"})
+	repo.Git("reset", "-q", "--hard", "HEAD~1")
+	rewritten := repo.Commit("rewritten", map[string]string{"apps/b/cm.yaml": "new\n"})
 
 	res := fetch(t, f, dir, opts)
 	if got, want := res.Revision, rewritten; got != want {
@@ -309,13 +310,12 @@ func TestFetchForcePushedBranch(t *testing.T) {
 
 func TestFetchBasicAuth(t *testing.T) {
 	const user, password = "deploy", "s3cret-Pa55word"
-	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, user, password)
+	repo := newTestRepo(t, testenv.GitBasicAuth(user, password))
 	f := &Fetcher{}
 
 	dir := t.TempDir()
-	res := fetch(t, f, dir, Options{URL: srv.repoURL(), Auth: &Auth{Username: user, Password: password}})
-	if got, want := res.Revision, repo.head(t); got != want {
+	res := fetch(t, f, dir, Options{URL: repo.URL, Auth: &Auth{Username: user, Password: password}})
+	if got, want := res.Revision, repo.Head(); got != want {
 		t.Errorf("Revision = %s, want %s", got, want)
 	}
 	config, err := os.ReadFile(filepath.Join(dir, ".git", "config"))
@@ -336,11 +336,11 @@ func TestFetchBasicAuth(t *testing.T) {
 		{"no credentials", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := fetchErr(t, f, t.TempDir(), Options{URL: srv.repoURL(), Auth: tc.auth})
+			err := fetchErr(t, f, t.TempDir(), Options{URL: repo.URL, Auth: tc.auth})
 			if !errors.Is(err, ErrAuth) {
 				t.Errorf("error %q does not match ErrAuth", err)
 			}
-			for _, s := range []string{"authentication failed for " + srv.repoURL(), "Secret"} {
+			for _, s := range []string{"authentication failed for " + repo.URL, "Secret"} {
 				if !strings.Contains(err.Error(), s) {
 					t.Errorf("error %q does not say %q", err, s)
 				}
@@ -354,26 +354,24 @@ func TestFetchBasicAuth(t *testing.T) {
 
 func TestFetchToken(t *testing.T) {
 	const token = "ghp_0123456789abcdefTOKEN"
-	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "git", token)
-	res := fetch(t, &Fetcher{}, t.TempDir(), Options{URL: srv.repoURL(), Auth: &Auth{Password: token}})
-	if got, want := res.Revision, repo.head(t); got != want {
+	repo := newTestRepo(t, testenv.GitBasicAuth("git", token))
+	res := fetch(t, &Fetcher{}, t.TempDir(), Options{URL: repo.URL, Auth: &Auth{Password: token}})
+	if got, want := res.Revision, repo.Head(); got != want {
 		t.Errorf("Revision = %s, want %s", got, want)
 	}
 }
 
 func TestFetchMissingRef(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	f := &Fetcher{}
 	for _, tc := range []struct {
 		ref  Ref
 		want string
 	}{
-		{Ref{Branch: "nope"}, `branch "nope" not found in ` + srv.repoURL()},
-		{Ref{Tag: "v9.9.9"}, `tag "v9.9.9" not found in ` + srv.repoURL()},
+		{Ref{Branch: "nope"}, `branch "nope" not found in ` + repo.URL},
+		{Ref{Tag: "v9.9.9"}, `tag "v9.9.9" not found in ` + repo.URL},
 	} {
-		err := fetchErr(t, f, t.TempDir(), Options{URL: srv.repoURL(), Ref: tc.ref})
+		err := fetchErr(t, f, t.TempDir(), Options{URL: repo.URL, Ref: tc.ref})
 		if !errors.Is(err, ErrRefNotFound) {
 			t.Errorf("%s: error %q does not match ErrRefNotFound", tc.ref, err)
 		}
@@ -385,12 +383,11 @@ func TestFetchMissingRef(t *testing.T) {
 
 func TestFetchRepositoryNotFound(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
-	err := fetchErr(t, &Fetcher{}, t.TempDir(), Options{URL: srv.URL + "/missing.git"})
+	err := fetchErr(t, &Fetcher{}, t.TempDir(), Options{URL: repo.Server.URL + "/missing.git"})
 	if !errors.Is(err, ErrRepoNotFound) {
 		t.Errorf("error %q does not match ErrRepoNotFound", err)
 	}
-	if want := "repository not found at " + srv.URL + "/missing.git"; !strings.Contains(err.Error(), want) {
+	if want := "repository not found at " + repo.Server.URL + "/missing.git"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
 }
@@ -422,10 +419,7 @@ func TestFetchTimeout(t *testing.T) {
 	defer hang.Close()
 	defer close(release)
 
-	const timeout = time.Second
-	start := time.Now()
-	_, err := (&Fetcher{}).Fetch(context.Background(), t.TempDir(), Options{URL: hang.URL + "/repo.git", Timeout: timeout})
-	elapsed := time.Since(start)
+	_, err := (&Fetcher{}).Fetch(context.Background(), t.TempDir(), Options{URL: hang.URL + "/repo.git", Timeout: time.Second})
 	if err == nil {
 		t.Fatal("Fetch from a hanging server succeeded")
 	}
@@ -435,48 +429,88 @@ func TestFetchTimeout(t *testing.T) {
 	if want := "timed out after 1s"; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
-	if elapsed > timeout+3*time.Second {
-		t.Errorf("Fetch returned after %s, want about %s", elapsed, timeout)
-	}
 }
 
+// TestFetchConcurrentSharesOneFetch: callers asking for the same checkout
+// while a fetch of it runs get that fetch's result; the server sees one
+// fetch.
 func TestFetchConcurrentSharesOneFetch(t *testing.T) {
-	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
-	srv.delay.Store(int64(100 * time.Millisecond)) // keep the first fetch running while the others arrive
+	// While gate is locked the server holds every request, so the first
+	// fetch stays in flight until every caller has asked.
+	var gate sync.Mutex
+	repo := newTestRepo(t, testenv.GitRequestHook(func(*http.Request) { gate.Lock(); gate.Unlock() }))
 	f := &Fetcher{}
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
 
+	before := repo.Requests()
 	fetch(t, f, t.TempDir(), opts)
-	oneFetch := srv.requests.Load()
+	oneFetch := repo.Requests() - before
 
-	srv.requests.Store(0)
+	gate.Lock()
+	open := sync.OnceFunc(gate.Unlock)
+	defer open()
+	before = repo.Requests()
 	dir := t.TempDir()
 	const callers = 10
 	var (
 		wg      sync.WaitGroup
-		start   = make(chan struct{})
 		results = make([]*Result, callers)
 		errs    = make([]error, callers)
 	)
 	for i := range callers {
-		wg.Go(func() {
-			<-start
-			results[i], errs[i] = f.Fetch(context.Background(), dir, opts)
-		})
+		wg.Go(func() { results[i], errs[i] = f.Fetch(context.Background(), dir, opts) })
 	}
-	close(start)
+	waitFor(t, fmt.Sprintf("%d callers waiting in Fetch", callers), func() bool {
+		return goroutinesIn("select", "git.(*Fetcher).Fetch(") >= callers
+	})
+	open()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("caller %d: %v", i, err)
 		}
-		if got, want := results[i].Revision, repo.head(t); got != want {
+		if got, want := results[i].Revision, repo.Head(); got != want {
 			t.Errorf("caller %d: Revision = %s, want %s", i, got, want)
 		}
 	}
-	if got, want := srv.requests.Load(), oneFetch; got != want {
+	if got, want := repo.Requests()-before, oneFetch; got != want {
 		t.Errorf("%d concurrent fetches made %d requests, want %d (one fetch)", callers, got, want)
+	}
+}
+
+// goroutinesIn counts the goroutines blocked in state (a wait reason as a
+// goroutine dump shows it, e.g. "select" or "sync.RWMutex.Lock") with
+// frame (e.g. "git.(*Fetcher).Fetch(") on their stack: how a test sees
+// that a call has reached the point where it waits.
+func goroutinesIn(state, frame string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		header, stack, _ := strings.Cut(g, "\n")
+		if (strings.Contains(header, "["+state+"]") || strings.Contains(header, "["+state+",")) && strings.Contains(stack, frame) {
+			count++
+		}
+	}
+	return count
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -493,12 +527,11 @@ func TestFetchRejectsCredentialsInURL(t *testing.T) {
 
 func TestFetchRefusesForeignDir(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "precious.txt"), []byte("keep me"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := fetchErr(t, &Fetcher{}, dir, Options{URL: srv.repoURL()})
+	err := fetchErr(t, &Fetcher{}, dir, Options{URL: repo.URL})
 	if !errors.Is(err, ErrInvalid) {
 		t.Errorf("error %q does not match ErrInvalid", err)
 	}
@@ -509,9 +542,8 @@ func TestFetchRefusesForeignDir(t *testing.T) {
 
 func TestFetchRepairsCheckoutAfterRestart(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	dir := t.TempDir()
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}}
 	fetch(t, &Fetcher{}, dir, opts)
 
 	// Someone (or an interrupted checkout) changed the working tree.
@@ -524,7 +556,7 @@ func TestFetchRepairsCheckoutAfterRestart(t *testing.T) {
 
 	// A new Fetcher (a restarted controller) puts it back.
 	res := fetch(t, &Fetcher{}, dir, opts)
-	if got, want := res.Revision, repo.head(t); got != want {
+	if got, want := res.Revision, repo.Head(); got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
 	}
 	if got, want := readFile(t, dir, "apps/a/cm.yaml"), "kind: ConfigMap\nmetadata:\n  name: a\n"; got != want {
@@ -537,15 +569,15 @@ func TestFetchRepairsCheckoutAfterRestart(t *testing.T) {
 
 func TestHoldBlocksFetch(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	dir := t.TempDir()
 	f := &Fetcher{}
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
 	fetch(t, f, dir, opts)
-	next := repo.commit(t, "while held", map[string]string{"README.md": "held\n"})
+	next := repo.Commit("while held", map[string]string{"README.md": "held\n"})
 
 	release := f.Hold(dir)
-	done := make(chan *Result)
+	defer release()
+	done := make(chan *Result, 1)
 	go func() {
 		res, err := f.Fetch(context.Background(), dir, opts)
 		if err != nil {
@@ -553,11 +585,15 @@ func TestHoldBlocksFetch(t *testing.T) {
 		}
 		done <- res
 	}()
-	select {
-	case <-done:
-		t.Fatal("Fetch changed the checkout while it was held")
-	case <-time.After(500 * time.Millisecond):
-	}
+	// The fetch reaches the directory's lock and waits there.
+	waitFor(t, "the fetch to wait for the hold", func() bool {
+		select {
+		case <-done:
+			t.Fatal("Fetch finished while the checkout was held")
+		default:
+		}
+		return goroutinesIn("sync.RWMutex.Lock", "git.(*Fetcher).fetchDir(") > 0
+	})
 	if got, want := readFile(t, dir, "README.md"), "# platform\n"; got != want {
 		t.Errorf("README.md while held = %q, want %q", got, want)
 	}
@@ -573,18 +609,17 @@ func TestHoldBlocksFetch(t *testing.T) {
 // the result; a failed fetch forgets them.
 func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	dir := t.TempDir()
 	f := &Fetcher{}
 	if co := f.CheckedOut(dir); co.Revision != "" {
 		t.Errorf("CheckedOut before any fetch = %q, want empty", co.Revision)
 	}
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
 	first := fetch(t, f, dir, opts)
 	if co := f.CheckedOut(dir); co.Revision != first.Revision || co.Previous != "" || co.ChangedFiles != nil {
 		t.Errorf("CheckedOut after the first fetch = %+v, want %s with no previous commit and unknown changes", co, first.Revision)
 	}
-	next := repo.commit(t, "second commit", map[string]string{"README.md": "two\n"})
+	next := repo.Commit("second commit", map[string]string{"README.md": "two\n"})
 	fetch(t, f, dir, opts)
 	release := f.Hold(dir)
 	co := f.CheckedOut(dir)
@@ -595,7 +630,7 @@ func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
 	if !slices.Equal(co.ChangedFiles, []string{"README.md"}) {
 		t.Errorf("CheckedOut changed files = %q, want [README.md]", co.ChangedFiles)
 	}
-	if err := fetchErr(t, f, dir, Options{URL: srv.repoURL(), Ref: Ref{Branch: "nope"}, Timeout: 30 * time.Second}); err == nil {
+	if err := fetchErr(t, f, dir, Options{URL: repo.URL, Ref: Ref{Branch: "nope"}, Timeout: 30 * time.Second}); err == nil {
 		t.Fatal("fetch of a missing branch succeeded")
 	}
 	if co := f.CheckedOut(dir); co.Revision != "" || co.ChangedFiles != nil {
@@ -608,14 +643,13 @@ func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
 // reports what changed since the commit its caller last got, not "nothing".
 func TestChangesCountedFromTheLastGoodFetch(t *testing.T) {
 	repo := newTestRepo(t)
-	srv := newGitServer(t, repo.root, "", "")
 	dir := t.TempDir()
 	f := &Fetcher{}
-	opts := Options{URL: srv.repoURL(), Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
 	first := fetch(t, f, dir, opts)
-	next := repo.commit(t, "change a", map[string]string{"apps/a/cm.yaml": "kind: ConfigMap\nmetadata:\n  name: a2\n"})
+	next := repo.Commit("change a", map[string]string{"apps/a/cm.yaml": "kind: ConfigMap\nmetadata:\n  name: a2\n"})
 	// What a fetch that failed after `git checkout` leaves behind.
-	runGit(t, dir, "fetch", "--quiet", "--depth=1", srv.repoURL(), "main")
+	runGit(t, dir, "fetch", "--quiet", "--depth=1", repo.URL, "main")
 	runGit(t, dir, "checkout", "--quiet", "--detach", "FETCH_HEAD")
 
 	res := fetch(t, f, dir, opts)

@@ -183,17 +183,17 @@ func TestFetchSSH(t *testing.T) {
 
 	repo := newTestRepo(t)
 	key, pub := newClientKey(t)
-	srv := newSSHServer(t, repo.root, pub)
-	url := fmt.Sprintf("ssh://git@%s%s", srv.addr, repo.dir)
+	srv := newSSHServer(t, filepath.Dir(repo.BareDir), pub)
+	url := fmt.Sprintf("ssh://git@%s%s", srv.addr, repo.BareDir)
 	f := &Fetcher{}
 	auth := &Auth{SSHPrivateKey: key, SSHKnownHosts: knownHostsLine(srv.addr, srv.hostKey)}
 
 	dir := t.TempDir()
 	res := fetch(t, f, dir, Options{URL: url, Ref: Ref{Branch: "main"}, Auth: auth})
-	if got, want := res.Revision, repo.head(t); got != want {
+	if got, want := res.Revision, repo.Head(); got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
 	}
-	next := repo.commit(t, "over ssh", map[string]string{"apps/b/cm.yaml": "b2\n"})
+	next := repo.Commit("over ssh", map[string]string{"apps/b/cm.yaml": "b2\n"})
 	res = fetch(t, f, dir, Options{URL: url, Ref: Ref{Branch: "main"}, Auth: auth})
 	if got, want := res.Revision, next; got != want {
 		t.Fatalf("Revision = %s, want %s", got, want)
