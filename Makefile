@@ -55,6 +55,7 @@ generate:
 	rm -f config/crd/*.yaml
 	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=config/crd
 	$(GO) run ./internal/install/gen
+	$(GO) run ./internal/install/gen -stdout -cluster-admin > examples/kustomize-selfmanaged/apps/tend/base/install.yaml
 
 ## check-generated: fail when the deepcopy functions or the CRDs differ from
 ## what controller-gen makes of api/ (generated into a temporary directory,

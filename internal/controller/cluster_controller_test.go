@@ -128,7 +128,7 @@ func TestClusterRemoteTarget(t *testing.T) {
 		e.create(t, newApp("lost", "repo", "late", "late-apps", toCluster("ghost")))
 		a := e.waitApp(t, "lost", "Stalled naming the Cluster", 30*time.Second, func(a *tendv1.App) bool {
 			c := condition(a, tendv1.ConditionStalled)
-			return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, `"ghost" not found`)
+			return c != nil && c.Status == metav1.ConditionTrue && strings.Contains(c.Message, "Cluster "+e.Namespace+"/ghost does not exist")
 		})
 		if c := condition(a, tendv1.ConditionReady); c == nil || c.Status != metav1.ConditionFalse {
 			t.Errorf("Ready = %+v", c)
