@@ -8,22 +8,24 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 )
 
 // Annotations tend reads and writes on the objects it applies.
 const (
 	// AnnotationOwner records the App ("namespace/name") that applied an object.
-	AnnotationOwner = "tend.dev/owner"
+	AnnotationOwner = tendv1.AnnotationOwner
 	// AnnotationWave orders objects into waves (an integer, default 0).
-	AnnotationWave = "tend.dev/wave"
+	AnnotationWave = tendv1.AnnotationWave
 	// AnnotationHook makes an object a hook: pre-sync, post-sync or sync-fail.
-	AnnotationHook = "tend.dev/hook"
+	AnnotationHook = tendv1.AnnotationHook
 	// AnnotationHookDeletePolicy is a comma list of before-create, on-success, on-failure.
-	AnnotationHookDeletePolicy = "tend.dev/hook-delete-policy"
+	AnnotationHookDeletePolicy = tendv1.AnnotationHookDeletePolicy
 	// AnnotationPrune set to "disabled" keeps an object when it leaves git.
-	AnnotationPrune = "tend.dev/prune"
+	AnnotationPrune = tendv1.AnnotationPrune
 	// AnnotationForceConflicts set to "true" takes over fields other managers own.
-	AnnotationForceConflicts = "tend.dev/force-conflicts"
+	AnnotationForceConflicts = tendv1.AnnotationForceConflicts
 
 	argoWave       = "argocd.argoproj.io/sync-wave"
 	argoHook       = "argocd.argoproj.io/hook"

@@ -57,11 +57,11 @@ const (
 
 // Finalizer makes tend prune an App's objects when the App is deleted
 // (only Apps with spec.sync.prune carry it).
-const Finalizer = "tend.dev/prune-on-delete"
+const Finalizer = tendv1.Finalizer
 
 // AnnotationSyncOptions, with tend.dev/requested-at, passes options of a
 // requested sync: a comma list of prune, force.
-const AnnotationSyncOptions = "tend.dev/sync-options"
+const AnnotationSyncOptions = tendv1.AnnotationSyncOptions
 
 const historyLimit = 20
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 )
 
 // IgnoredFieldsAnnotation lists, as a JSON array of RFC 6901 pointers, the
@@ -14,7 +16,7 @@ import (
 // tend's field set, so another writer changing one of them (and so taking
 // it from tend) is not drift. It lives on the object so that every process
 // (a restarted controller, `tend diff`) computes the same fingerprint.
-const IgnoredFieldsAnnotation = "tend.dev/ignored-fields"
+const IgnoredFieldsAnnotation = tendv1.AnnotationIgnoredFields
 
 // ignoredPointers returns the pointers obj's IgnoredFieldsAnnotation lists,
 // split into unescaped tokens; nil when there are none or the annotation is

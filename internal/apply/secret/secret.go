@@ -27,35 +27,37 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 )
 
 // Annotations and labels of generated and replicated Secrets.
 const (
 	// AnnotationGenerate lists the keys tend generates: a comma list of
 	// key or key=length, e.g. "password, api-key=48".
-	AnnotationGenerate = "tend.dev/generate"
+	AnnotationGenerate = tendv1.AnnotationGenerate
 	// AnnotationGenerateFormat is alnum (default), hex or base64.
-	AnnotationGenerateFormat = "tend.dev/generate-format"
+	AnnotationGenerateFormat = tendv1.AnnotationGenerateFormat
 	// AnnotationRotateRequestedAt, set to a new value (`tend secret
 	// rotate` sets the time), asks for new values at the next sync.
-	AnnotationRotateRequestedAt = "tend.dev/rotate-requested-at"
+	AnnotationRotateRequestedAt = tendv1.AnnotationRotateRequestedAt
 	// AnnotationRotateKeys limits a rotation to some keys (a comma list);
 	// absent or empty, every generated key is rotated.
-	AnnotationRotateKeys = "tend.dev/rotate-keys"
+	AnnotationRotateKeys = tendv1.AnnotationRotateKeys
 	// AnnotationRotatedAt is the last rotation request tend handled. tend
 	// writes it; a request equal to it is not pending.
-	AnnotationRotatedAt = "tend.dev/rotated-at"
+	AnnotationRotatedAt = tendv1.AnnotationRotatedAt
 
 	// AnnotationReplicateTo is a label selector of the namespaces a Secret
 	// is copied into.
-	AnnotationReplicateTo = "tend.dev/replicate-to"
+	AnnotationReplicateTo = tendv1.AnnotationReplicateTo
 	// AnnotationReplicaOf, on a copy, names its source: "namespace/name".
-	AnnotationReplicaOf = "tend.dev/replica-of"
+	AnnotationReplicaOf = tendv1.AnnotationReplicaOf
 	// LabelReplicate marks the Secrets replication watches: the engine
 	// sets it to ReplicateSource on a Secret with AnnotationReplicateTo,
 	// and copies carry ReplicateCopy. tend watches only Secrets with this
 	// label, never every Secret of the cluster.
-	LabelReplicate  = "tend.dev/replicate"
+	LabelReplicate  = tendv1.LabelReplicate
 	ReplicateSource = "source"
 	ReplicateCopy   = "copy"
 )

@@ -1,0 +1,61 @@
+package v1alpha1
+
+// Annotations, labels and the finalizer tend reads and writes, on its own
+// resources and on the objects it applies. The packages that act on them
+// (internal/apply, internal/apply/secret, internal/controller,
+// internal/livestate) refer to these names; users and other tools can
+// import them from here.
+const (
+	// AnnotationRequestedAt, set to any new value on a Source or App, asks
+	// tend to reconcile it now (push webhooks and `tend sync` set it).
+	AnnotationRequestedAt = "tend.dev/requested-at"
+	// AnnotationSyncOptions, with AnnotationRequestedAt, passes options of
+	// a requested sync: a comma list of prune, force.
+	AnnotationSyncOptions = "tend.dev/sync-options"
+	// Finalizer makes tend prune an App's objects when the App is deleted
+	// (only Apps with spec.sync.prune carry it).
+	Finalizer = "tend.dev/prune-on-delete"
+	// LabelAppSet names, on an App, the AppSet that generated it.
+	LabelAppSet = "tend.dev/appset"
+
+	// AnnotationOwner records the App ("namespace/name") that applied an
+	// object.
+	AnnotationOwner = "tend.dev/owner"
+	// AnnotationWave orders objects into waves (an integer, default 0).
+	AnnotationWave = "tend.dev/wave"
+	// AnnotationHook makes an object a hook: pre-sync, post-sync or
+	// sync-fail.
+	AnnotationHook = "tend.dev/hook"
+	// AnnotationHookDeletePolicy is a comma list of before-create,
+	// on-success, on-failure.
+	AnnotationHookDeletePolicy = "tend.dev/hook-delete-policy"
+	// AnnotationPrune set to "disabled" keeps an object when it leaves git.
+	AnnotationPrune = "tend.dev/prune"
+	// AnnotationForceConflicts set to "true" takes over fields other
+	// managers own.
+	AnnotationForceConflicts = "tend.dev/force-conflicts"
+	// AnnotationIgnoredFields lists, as a JSON array of JSON pointers, the
+	// fields of an applied object its App's ignoreDifferences leave to
+	// others; drift detection leaves them out.
+	AnnotationIgnoredFields = "tend.dev/ignored-fields"
+
+	// AnnotationGenerate lists the keys of a Secret tend generates: a comma
+	// list of key or key=length, e.g. "password, api-key=48".
+	AnnotationGenerate = "tend.dev/generate"
+	// AnnotationGenerateFormat is alnum (default), hex or base64.
+	AnnotationGenerateFormat = "tend.dev/generate-format"
+	// AnnotationRotateRequestedAt, set to a new value (`tend secret rotate`
+	// sets the time), asks for new values at the next sync.
+	AnnotationRotateRequestedAt = "tend.dev/rotate-requested-at"
+	// AnnotationRotateKeys limits a rotation to some keys (a comma list).
+	AnnotationRotateKeys = "tend.dev/rotate-keys"
+	// AnnotationRotatedAt is the last rotation request tend handled.
+	AnnotationRotatedAt = "tend.dev/rotated-at"
+	// AnnotationReplicateTo is a label selector of the namespaces a Secret
+	// is copied into.
+	AnnotationReplicateTo = "tend.dev/replicate-to"
+	// AnnotationReplicaOf, on a copy, names its source: "namespace/name".
+	AnnotationReplicaOf = "tend.dev/replica-of"
+	// LabelReplicate marks the Secrets replication watches.
+	LabelReplicate = "tend.dev/replicate"
+)
