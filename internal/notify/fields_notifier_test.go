@@ -1,0 +1,184 @@
+package notify
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+// Behaviour tests of Notifier spec and status fields (see
+// api/v1alpha1/testdata/field-tests.yaml).
+
+// appsOf lists "App/revision" of what r was sent, in order.
+func appsOf(r *recorder) string {
+	var out []string
+	for _, m := range r.sent() {
+		out = append(out, m.Event.AppName+"/"+m.Event.Revision)
+	}
+	return strings.Join(out, ",")
+}
+
+// received reports whether r was sent the event of app at rev.
+func received(r *recorder, app, rev string) bool {
+	for _, m := range r.sent() {
+		if m.Event.AppName == app && m.Event.Revision == rev {
+			return true
+		}
+	}
+	return false
+}
+
+// waitNotifiers waits until the API server lists n Notifiers in the test's
+// namespace.
+func (e *dispatchEnv) waitNotifiers(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, "Notifiers listed", 5*time.Second, func() bool {
+		var l tendv1.NotifierList
+		return e.c.List(context.Background(), &l, client.InNamespace(e.Namespace)) == nil && len(l.Items) == n
+	})
+}
+
+// labelled is an event of app with the label team=team.
+func (e *dispatchEnv) labelled(app, team, rev string) Event {
+	ev := e.event(SyncSucceeded, app, rev)
+	ev.Labels = map[string]string{"team": team}
+	return ev
+}
+
+// TestNotifierAppSelectorMatchExpressions: a Notifier's appSelector
+// selects Apps by its matchExpressions, each with its key, operator and
+// values.
+func TestNotifierAppSelectorMatchExpressions(t *testing.T) {
+	in, notIn, exists := &recorder{}, &recorder{}, &recorder{}
+	e := startDispatcher(t, Options{}, map[string]Provider{"https://hook.test/in": in, "https://hook.test/notin": notIn, "https://hook.test/exists": exists})
+	selector := func(key string, op metav1.LabelSelectorOperator, values ...string) func(*tendv1.NotifierSpec) {
+		return func(s *tendv1.NotifierSpec) {
+			s.AppSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: key, Operator: op, Values: values}}}
+		}
+	}
+	e.notifier(t, "in", "https://hook.test/in", selector("team", metav1.LabelSelectorOpIn, "web", "ops"))
+	e.notifier(t, "notin", "https://hook.test/notin", selector("team", metav1.LabelSelectorOpNotIn, "web"))
+	e.notifier(t, "exists", "https://hook.test/exists", selector("tier", metav1.LabelSelectorOpExists))
+	e.waitNotifiers(t, 3)
+
+	e.d.Publish(e.labelled("web", "web", "r1"))
+	e.d.Publish(e.labelled("db", "data", "r1"))
+	tiered := e.labelled("cache", "data", "r1")
+	tiered.Labels["tier"] = "backend"
+	e.d.Publish(tiered)
+	// Selected by all three: once it has arrived everywhere, everything
+	// published before it has been delivered or dropped.
+	last := e.labelled("ops", "ops", "last")
+	last.Labels["tier"] = "frontend"
+	e.d.Publish(last)
+	waitFor(t, "the last event at every Notifier", 10*time.Second, func() bool {
+		return received(in, "ops", "last") && received(notIn, "ops", "last") && received(exists, "ops", "last")
+	})
+	for _, tc := range []struct {
+		name string
+		r    *recorder
+		want string
+	}{
+		{"team In (web, ops)", in, "web/r1,ops/last"},
+		{"team NotIn (web)", notIn, "db/r1,cache/r1,ops/last"},
+		{"tier Exists", exists, "cache/r1,ops/last"},
+	} {
+		if got := appsOf(tc.r); got != tc.want {
+			t.Errorf("%s: sent %s, want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestNotifierDedupeWindow: a Notifier's dedupeWindow decides how long the
+// same event is not sent again; without it the dispatcher's default
+// applies (here a nanosecond, so every repeat is sent).
+func TestNotifierDedupeWindow(t *testing.T) {
+	long, dflt := &recorder{}, &recorder{}
+	e := startDispatcher(t, Options{DefaultDedupeWindow: time.Nanosecond}, map[string]Provider{"https://hook.test/long": long, "https://hook.test/default": dflt})
+	e.notifier(t, "long", "https://hook.test/long", func(s *tendv1.NotifierSpec) { s.DedupeWindow = metav1.Duration{Duration: time.Hour} })
+	e.notifier(t, "default", "https://hook.test/default", nil)
+	e.waitNotifiers(t, 2)
+
+	failed := e.event(SyncFailed, "web", "r1")
+	failed.Error = "apply: boom"
+	e.d.Publish(failed)
+	waitFor(t, "the first failure at both", 10*time.Second, func() bool { return received(long, "web", "r1") && received(dflt, "web", "r1") })
+	e.d.Publish(failed) // the same again
+	e.d.Publish(e.event(SyncSucceeded, "web", "r2"))
+	waitFor(t, "the last event at both", 10*time.Second, func() bool { return received(long, "web", "r2") && received(dflt, "web", "r2") })
+	if got, want := appsOf(long), "web/r1,web/r2"; got != want {
+		t.Errorf("with dedupeWindow 1h: sent %s, want %s (the repeat deduplicated)", got, want)
+	}
+	if got, want := appsOf(dflt), "web/r1,web/r1,web/r2"; got != want {
+		t.Errorf("with the default window: sent %s, want %s", got, want)
+	}
+}
+
+// TestNotifierSuspend: a suspended Notifier is sent nothing; once resumed,
+// it is sent what is published after, and nothing held from before.
+func TestNotifierSuspend(t *testing.T) {
+	on, off := &recorder{}, &recorder{}
+	e := startDispatcher(t, Options{}, map[string]Provider{"https://hook.test/on": on, "https://hook.test/off": off})
+	e.notifier(t, "on", "https://hook.test/on", nil)
+	e.notifier(t, "off", "https://hook.test/off", func(s *tendv1.NotifierSpec) { s.Suspend = true })
+	e.waitNotifiers(t, 2)
+
+	e.d.Publish(e.event(SyncSucceeded, "web", "r1"))
+	e.d.Publish(e.event(SyncSucceeded, "web", "r2"))
+	waitFor(t, "r2 at the Notifier that is not suspended", 10*time.Second, func() bool { return received(on, "web", "r2") })
+
+	var n tendv1.Notifier
+	if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: "off"}, &n); err != nil {
+		t.Fatal(err)
+	}
+	orig := n.DeepCopy()
+	n.Spec.Suspend = false
+	if err := e.c.Patch(context.Background(), &n, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	e.d.Publish(e.event(SyncSucceeded, "web", "r3"))
+	// Each Notifier's messages are sent in order: r1 and r2, had they been
+	// queued for it, would arrive before r3.
+	waitFor(t, "r3 at the resumed Notifier", 10*time.Second, func() bool { return received(off, "web", "r3") })
+	if got, want := appsOf(off), "web/r3"; got != want {
+		t.Errorf("the Notifier suspended during r1 and r2 was sent %s, want %s", got, want)
+	}
+}
+
+// TestNotifierLastFailureAt: status.lastFailureAt tells when a delivery
+// last failed.
+func TestNotifierLastFailureAt(t *testing.T) {
+	p := &recorder{fail: []error{&HTTPError{Status: 404, Body: "Unknown Webhook"}, &HTTPError{Status: 404, Body: "Unknown Webhook"}}}
+	e := startDispatcher(t, Options{Attempts: 1}, map[string]Provider{"https://hook.test/f": p})
+	e.notifier(t, "f", "https://hook.test/f", nil)
+	e.waitNotifiers(t, 1)
+	get := func(failed int64) tendv1.Notifier {
+		t.Helper()
+		var n tendv1.Notifier
+		waitFor(t, "a failed delivery in status", 10*time.Second, func() bool {
+			_ = e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: "f"}, &n)
+			return n.Status.Failed == failed
+		})
+		return n
+	}
+	before := metav1.NewTime(time.Now().Truncate(time.Second))
+	e.d.Publish(e.event(SyncFailed, "web", "r1"))
+	n := get(1)
+	if n.Status.LastFailureAt == nil || n.Status.LastFailureAt.Before(&before) {
+		t.Fatalf("lastFailureAt = %v after a failure at or after %s", n.Status.LastFailureAt, before)
+	}
+	first := *n.Status.LastFailureAt
+
+	e.d.Publish(e.event(SyncSucceeded, "web", "r2")) // the provider answers 404 again
+	n = get(2)
+	if n.Status.LastFailureAt == nil || n.Status.LastFailureAt.Before(&first) {
+		t.Errorf("lastFailureAt = %v after a second failure, was %s", n.Status.LastFailureAt, first)
+	}
+}
