@@ -50,7 +50,8 @@ lint: check-generated
 	cd bench/gitmeasure && $(GO) run $(STATICCHECK) ./...
 
 ## generate: after changing api/: deepcopy functions and CRDs (controller-gen),
-## then the install manifests in config/install, which embed the CRDs.
+## then the install manifests that embed the CRDs (config/install and the
+## kustomize-selfmanaged example's).
 generate:
 	rm -f config/crd/*.yaml
 	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=config/crd
