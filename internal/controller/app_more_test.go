@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +51,11 @@ func TestManualSyncWaitsForRequest(t *testing.T) {
 }
 
 func TestSlowAppDoesNotBlockOthers(t *testing.T) {
-	e := startControllerWith(t, func(o *Options) { o.AppWorkers = 1 })
+	// One worker and one sync turn: the fast App syncs only if the slow
+	// App's sync holds neither while it waits for health, and only once
+	// that sync has given its turn up, that is, after it applied what it
+	// applies before waiting.
+	e := startControllerWith(t, func(o *Options) { o.AppWorkers, o.MaxConcurrentSyncs = 1, 1 })
 	ctx := context.Background()
 	repo := newCtlRepo(t)
 	repo.commit("apps", map[string]string{
@@ -75,6 +80,9 @@ func TestSlowAppDoesNotBlockOthers(t *testing.T) {
 	})
 	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "slow-later", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("slow App's wave 1 applied although wave 0 is not healthy: %v", err)
+	}
+	if c := condition(e.app(t, "slow"), tendv1.ConditionReconciling); c == nil || c.Status != metav1.ConditionTrue {
+		t.Errorf("the slow App's sync ended (Reconciling %v); it should still wait for wave 0", c)
 	}
 }
 
@@ -159,7 +167,7 @@ func TestRestartKeepsDriftReportedWithoutSelfHeal(t *testing.T) {
 	}
 	e := &ctlEnv{Env: env, c: c}
 	repo := newCtlRepo(t)
-	repo.commit("cm", map[string]string{"app/cm.yaml": configMapYAML("cfg", "from-git")})
+	repo.commit("cms", map[string]string{"app/cm.yaml": configMapYAML("cfg", "from-git"), "app/other.yaml": configMapYAML("other", "from-git")})
 	stop := start()
 	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", env.Namespace, func(a *tendv1.App) {
 		a.Spec.Sync.SelfHeal = false
@@ -168,18 +176,45 @@ func TestRestartKeepsDriftReportedWithoutSelfHeal(t *testing.T) {
 	e.waitApp(t, "app", "synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy" })
 	stop()
 
-	patch := []byte(`{"data":{"value":"edited by hand"}}`)
-	if _, err := env.Clientset.CoreV1().ConfigMaps(env.Namespace).Patch(ctx, "cfg", "application/merge-patch+json", patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
-		t.Fatal(err)
+	edit := func(name string) {
+		t.Helper()
+		patch := []byte(`{"data":{"value":"edited by hand"}}`)
+		if _, err := env.Clientset.CoreV1().ConfigMaps(env.Namespace).Patch(ctx, name, "application/merge-patch+json", patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// drifted: the App reports exactly these ConfigMaps out of sync, left
+	// alone for want of selfHeal, and is not syncing.
+	drifted := func(names ...string) func(*tendv1.App) bool {
+		return func(a *tendv1.App) bool {
+			if c := condition(a, tendv1.ConditionReconciling); c != nil && c.Status == metav1.ConditionTrue {
+				return false
+			}
+			if a.Status.Sync != tendv1.SyncOutOfSync || !strings.Contains(readyMessage(a), "selfHeal") || len(a.Status.OutOfSync) != len(names) {
+				return false
+			}
+			for _, r := range a.Status.OutOfSync {
+				if r.Kind != "ConfigMap" || !slices.Contains(names, r.Name) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	edit("cfg")
 	stop = start()
 	defer stop()
-	e.waitApp(t, "app", "drift reported after restart", 60*time.Second, func(a *tendv1.App) bool {
-		return a.Status.Sync == tendv1.SyncOutOfSync && strings.Contains(readyMessage(a), "selfHeal")
-	})
-	time.Sleep(2 * time.Second)
-	cm, err := env.Clientset.CoreV1().ConfigMaps(env.Namespace).Get(ctx, "cfg", metav1.GetOptions{})
-	if err != nil || cm.Data["value"] != "edited by hand" {
-		t.Fatalf("hand edit undone without selfHeal after a restart: %v %v", cm.Data, err)
+	e.waitApp(t, "app", "drift of cfg reported after restart", 60*time.Second, drifted("cfg"))
+	// A second hand edit, after the restart: once it is reported too, the
+	// controller has reconciled the App again since it reported cfg, with
+	// no sync running (a sync it had started would have ended first: an
+	// App's reconciles wait for its sync).
+	edit("other")
+	e.waitApp(t, "app", "drift of cfg and other reported", 60*time.Second, drifted("cfg", "other"))
+	for _, name := range []string{"cfg", "other"} {
+		cm, err := env.Clientset.CoreV1().ConfigMaps(env.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil || cm.Data["value"] != "edited by hand" {
+			t.Fatalf("hand edit of %s undone without selfHeal after a restart: %v %v", name, cm.Data, err)
+		}
 	}
 }

@@ -28,10 +28,12 @@ import (
 )
 
 // TestLeaderFailover runs two `tend controller` processes with leader
-// election, SIGKILLs the leader and checks that the other takes over within
-// 15 s and applies new revisions, without applying any object twice for
-// one revision. Each process talks to the apiserver through its own
-// recording proxy, so the test knows exactly which process wrote what.
+// election, SIGKILLs the leader and checks that the other takes over and
+// applies new revisions, without applying any object twice for one
+// revision. Each process talks to the apiserver through its own recording
+// proxy, so the test knows exactly which process wrote what. How long the
+// takeover takes (the lease's duration, 15 s) is not the test's to claim:
+// it waits as long as it must.
 func TestLeaderFailover(t *testing.T) {
 	env := testenv.New(t)
 	testenv.InstallCRDs(t, env.Config)
@@ -89,37 +91,27 @@ func TestLeaderFailover(t *testing.T) {
 	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	killed := time.Now()
 	var newHolder string
-	for {
+	eventually(t, "the lease to move to the standby after the leader was killed", 2*time.Minute, func() bool {
 		newHolder = leaseHolder(t, c, ns)
-		if newHolder != "" && newHolder != holder {
-			break
-		}
-		if time.Since(killed) > 30*time.Second {
-			t.Fatalf("lease still held by %q 30s after the leader was killed\nprocess %s stderr:\n%s", holder, follower.name, follower.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	took := time.Since(killed)
-	t.Logf("failover: lease moved from %s to %s %s after SIGKILL", holder, newHolder, took.Round(10*time.Millisecond))
-	if took >= 15*time.Second {
-		t.Errorf("failover took %s, want < 15s", took)
-	}
-	eventually(t, "process "+follower.name+" to log that it leads", 5*time.Second, follower.leads)
+		return newHolder != "" && newHolder != holder
+	})
+	t.Logf("failover: lease moved from %s to %s", holder, newHolder)
+	eventually(t, "process "+follower.name+" to log that it leads", time.Minute, follower.leads)
 
 	// The new leader reconciles the App from scratch (its own checkout, an
-	// empty render cache) and must find nothing to apply at rev1.
+	// empty render cache) and must find nothing to apply at rev1. Its first
+	// reconcile renders rev1 and then reads the inventory; only after that
+	// does rev2 exist.
 	inventoryPath := "/api/v1/namespaces/" + ns + "/secrets/tend-inventory-web"
-	eventually(t, "the new leader to read the App's inventory", 30*time.Second, func() bool {
+	eventually(t, "the new leader to read the App's inventory", time.Minute, func() bool {
 		return follower.proxy.saw(http.MethodGet, inventoryPath)
 	})
-	time.Sleep(3 * time.Second) // a reconcile that would apply does so well within this
-	if w := follower.proxy.writes().to(deployPath, configPath); len(w) > 0 {
-		t.Errorf("the new leader re-applied objects of %s, which were in place:\n%s", rev1, w)
-	}
 
-	// A new commit changes the ConfigMap only.
+	// A new commit changes the ConfigMap only. An App's syncs run one after
+	// another, so once rev2 is synced, whatever the new leader did at rev1
+	// is in its proxy's record: the checks below see a re-apply of rev1
+	// (the Deployment written, the ConfigMap applied twice).
 	rev2 := repo.commit("web v2", map[string]string{"app/config.yaml": configMapYAML("web-config", "v2")})
 	e.waitApp(t, "web", "Synced at "+rev2+" by the new leader", 60*time.Second, func(a *tendv1.App) bool {
 		return a.Status.Sync == tendv1.SyncSynced && a.Status.Revision == rev2
@@ -129,10 +121,10 @@ func TestLeaderFailover(t *testing.T) {
 		t.Fatalf("web-config = %v (%v), want v2", cm.Data, err)
 	}
 	if got := follower.proxy.writes().to(configPath).applied(); got != 1 {
-		t.Errorf("the new leader applied the ConfigMap %d times for %s, want once:\n%s", got, rev2, follower.proxy.writes())
+		t.Errorf("the new leader applied the ConfigMap %d times, want once (for %s; not again for %s, in place when it took over):\n%s", got, rev2, rev1, follower.proxy.writes())
 	}
 	if w := follower.proxy.writes().to(deployPath); len(w) > 0 {
-		t.Errorf("the new leader wrote the Deployment, unchanged in git:\n%s", w)
+		t.Errorf("the new leader wrote the Deployment, in place since %s and unchanged in git:\n%s", rev1, w)
 	}
 	// The same seen from the object (kube-controller-manager writes its
 	// status, so resourceVersion moves; generation and tend's apply entry

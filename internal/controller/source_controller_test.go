@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 )
@@ -76,14 +77,41 @@ func TestFailedSyncRetriesWithBackoffUpToTheLimit(t *testing.T) {
 	if !strings.Contains(failed[0].Message, "99999") || !strings.Contains(readyMessage(a), "99999") {
 		t.Errorf("the server's message is not reported: %q / %q", failed[0].Message, readyMessage(a))
 	}
-	// History is newest first; the gaps grow (0.5 s, then 1 s).
-	gap1 := failed[1].StartedAt.Sub(failed[2].StartedAt.Time)
-	gap2 := failed[0].StartedAt.Sub(failed[1].StartedAt.Time)
-	if gap2 < gap1 {
-		t.Errorf("backoff did not grow: %s then %s", gap1, gap2)
+	// The limit holds until a new revision or `tend sync`; a change of the
+	// App's spec makes it reconcile, and its status (observedGeneration)
+	// shows when it did. A sync it started would have been recorded in the
+	// history before that status (an App's status waits for its sync).
+	entries := len(a.Status.History)
+	changed := e.app(t, "app")
+	orig := changed.DeepCopy()
+	changed.Spec.Sync.Interval = metav1.Duration{Duration: time.Hour}
+	if err := e.c.Patch(context.Background(), changed, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
 	}
-	time.Sleep(3 * time.Second)
-	if n := len(e.app(t, "app").Status.History); n != len(a.Status.History) {
-		t.Errorf("still retrying after the limit: %d history entries, was %d", n, len(a.Status.History))
+	gen := changed.Generation
+	after := e.waitApp(t, "app", "the changed spec reconciled", 60*time.Second, func(a *tendv1.App) bool {
+		c := condition(a, tendv1.ConditionReady)
+		return a.Status.ObservedGeneration == gen && c != nil && c.ObservedGeneration == gen
+	})
+	if c := condition(after, tendv1.ConditionReady); c.Reason != ReasonRetryLimit || len(after.Status.History) != entries {
+		t.Errorf("retried after the limit: Ready %s (%s), %d history entries, was %d", c.Reason, c.Message, len(after.Status.History), entries)
+	}
+}
+
+// TestRetryBackoffGrows: the delay before each retry of a failed sync
+// doubles from spec.sync.retry.backoff up to maxBackoff.
+func TestRetryBackoffGrows(t *testing.T) {
+	app := newApp("app", "repo", "app", "ns", func(a *tendv1.App) {
+		a.Spec.Sync.Retry = &tendv1.RetryPolicy{Limit: 10, Backoff: metav1.Duration{Duration: 500 * time.Millisecond}, MaxBackoff: metav1.Duration{Duration: 5 * time.Second}}
+	})
+	var got []string
+	for n := 1; n <= 6; n++ {
+		got = append(got, backoff(app, n).String())
+	}
+	if got, want := strings.Join(got, " "), "500ms 1s 2s 4s 5s 5s"; got != want {
+		t.Errorf("backoffs = %s, want %s", got, want)
+	}
+	if got, want := backoff(newApp("app", "repo", "app", "ns"), 1), 5*time.Second; got != want {
+		t.Errorf("default first backoff = %s, want %s", got, want)
 	}
 }
