@@ -111,7 +111,7 @@ Exits 0 when nothing would change and 1 when something would.`,
 				}
 				rules, err := appspec.Compile(a)
 				if err != nil {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("App %s/%s: %w", a.Namespace, a.Name, err)}
+					return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", a.Namespace, a.Name, err)}
 				}
 				req = appspec.Request(a, rules)
 				req.Objects, req.Revision = ar.objects, ar.revision

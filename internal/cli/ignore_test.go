@@ -61,7 +61,7 @@ func tendOwns(fields []metav1.ManagedFieldsEntry, path ...string) bool {
 		if f.Manager != "tend" || f.Operation != metav1.ManagedFieldsOperationApply || f.Subresource != "" || f.FieldsV1 == nil {
 			continue
 		}
-		raw := string(f.FieldsV1.Raw)
+		raw := f.FieldsV1.GetRawString()
 		idx := 0
 		for _, p := range path {
 			i := strings.Index(raw[idx:], `"`+p+`"`)

@@ -153,7 +153,7 @@ func (m *Main) syncAppLocal(ctx context.Context, k *kube, app *tendv1.App, o syn
 	}
 	rules, err := appspec.Compile(app)
 	if err != nil {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("App %s/%s: %w", app.Namespace, app.Name, err)}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
 	}
 	return m.withConn(ctx, k, func(conn *controller.Conn) error {
 		req := appspec.Request(app, rules)

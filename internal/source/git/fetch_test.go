@@ -435,10 +435,13 @@ func TestFetchTimeout(t *testing.T) {
 // while a fetch of it runs get that fetch's result; the server sees one
 // fetch.
 func TestFetchConcurrentSharesOneFetch(t *testing.T) {
-	// While gate is locked the server holds every request, so the first
+	// While gate is closed the server holds every request, so the first
 	// fetch stays in flight until every caller has asked.
-	var gate sync.Mutex
-	repo := newTestRepo(t, testenv.GitRequestHook(func(*http.Request) { gate.Lock(); gate.Unlock() }))
+	var gate sync.RWMutex
+	repo := newTestRepo(t, testenv.GitRequestHook(func(*http.Request) {
+		gate.RLock()
+		defer gate.RUnlock()
+	}))
 	f := &Fetcher{}
 	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
 
