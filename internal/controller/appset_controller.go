@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
 // Defaults of AppSetReconciler.
@@ -141,8 +140,9 @@ func (r *AppSetReconciler) resync() time.Duration {
 
 // Reconcile generates the Apps of one AppSet and reports them in its
 // status. Problems in the spec (a bad template, two parameter sets naming
-// the same App) set Stalled and change no App; a Source without artifact
-// is waited for; API errors are returned and retried with backoff.
+// the same App, a generated App the apiserver rejects, a name taken by
+// another App) set Stalled, with one event; a Source without artifact is
+// waited for; API errors are returned and retried with backoff.
 func (r *AppSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	set := &v1alpha1.AppSet{}
 	if err := r.Client.Get(ctx, req.NamespacedName, set); err != nil {
@@ -156,22 +156,7 @@ func (r *AppSetReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	}
 	before := set.DeepCopy()
 	res, err := r.reconcile(ctx, set)
-	if equality.Semantic.DeepEqual(before.Status, set.Status) {
-		return res, err
-	}
-	if perr := r.Client.Status().Patch(ctx, set, client.MergeFrom(before)); perr != nil {
-		if apierrors.IsNotFound(perr) {
-			return ctrl.Result{}, nil
-		}
-		err = errors.Join(err, fmt.Errorf("patch status of AppSet %s: %w", req.NamespacedName, perr))
-	}
-	if r.Recorder != nil {
-		if st := meta.FindStatusCondition(set.Status.Conditions, v1alpha1.ConditionStalled); st != nil &&
-			!meta.IsStatusConditionTrue(before.Status.Conditions, v1alpha1.ConditionStalled) {
-			r.Recorder.Eventf(set, nil, corev1.EventTypeWarning, st.Reason, "Generate", "%s", st.Message)
-		}
-	}
-	return res, err
+	return finish(ctx, objstatus.Writer{Client: r.Client, Recorder: r.Recorder, Action: "Generate"}, set, before, res, err)
 }
 
 // reconcile does the work of Reconcile and sets set.Status.
@@ -195,12 +180,11 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 		return ctrl.Result{RequeueAfter: appSetArtifactWait}, nil
 	case errors.As(err, &stalled):
 		log.Info("AppSet stalled", "reason", stalled.reason, "message", stalled.message)
-		appSetCondition(set, v1alpha1.ConditionStalled, metav1.ConditionTrue, stalled.reason, stalled.message)
-		appSetCondition(set, v1alpha1.ConditionReady, metav1.ConditionFalse, stalled.reason, stalled.message)
+		stall(&set.Status.Conditions, set.Generation, stalled.reason, stalled.message)
 		// A directories generator may be unstalled by a new revision.
 		return again, nil
 	case err != nil:
-		appSetCondition(set, v1alpha1.ConditionReady, metav1.ConditionFalse, AppSetReasonFailed, err.Error())
+		setNotReady(&set.Status.Conditions, set.Generation, AppSetReasonFailed, err.Error())
 		return ctrl.Result{}, err
 	}
 	meta.RemoveStatusCondition(&set.Status.Conditions, v1alpha1.ConditionStalled)
@@ -208,7 +192,7 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 	var apps v1alpha1.AppList
 	if err := r.Client.List(ctx, &apps, client.InNamespace(set.Namespace)); err != nil {
 		err = fmt.Errorf("list Apps in namespace %s: %w", set.Namespace, err)
-		appSetCondition(set, v1alpha1.ConditionReady, metav1.ConditionFalse, AppSetReasonFailed, err.Error())
+		setNotReady(&set.Status.Conditions, set.Generation, AppSetReasonFailed, err.Error())
 		return ctrl.Result{}, err
 	}
 	live := make(map[string]*v1alpha1.App, len(apps.Items))
@@ -279,13 +263,29 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 	sort.Strings(orphaned)
 	set.Status.Apps, set.Status.Orphaned = generated, orphaned
 
-	if err := errors.Join(errs...); err != nil {
-		appSetCondition(set, v1alpha1.ConditionReady, metav1.ConditionFalse, AppSetReasonFailed, err.Error())
+	var failed, rejected []error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+			rejected = append(rejected, err)
+		default:
+			failed = append(failed, err)
+		}
+	}
+	if err := errors.Join(failed...); err != nil {
+		setNotReady(&set.Status.Conditions, set.Generation, AppSetReasonFailed, err.Error())
 		return ctrl.Result{}, err
+	}
+	if len(rejected) > 0 {
+		// The template makes an App the App CRD refuses: only a change
+		// of the template (or of the directories) helps.
+		stall(&set.Status.Conditions, set.Generation, AppSetReasonInvalidTemplate, errors.Join(rejected...).Error()+"; fix spec.template")
+		return again, nil
 	}
 	if len(conflicts) > 0 {
 		// The other App is not watched: look again later.
-		appSetCondition(set, v1alpha1.ConditionReady, metav1.ConditionFalse, AppSetReasonAppConflict, strings.Join(conflicts, "; "))
+		stall(&set.Status.Conditions, set.Generation, AppSetReasonAppConflict, strings.Join(conflicts, "; "))
 		if again.RequeueAfter == 0 {
 			again.RequeueAfter = r.resync()
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
 // Reasons of Cluster conditions and events (besides ReasonInvalidSpec,
@@ -44,9 +44,6 @@ const (
 const (
 	// clusterCheckInterval is how often a connected Cluster is checked.
 	clusterCheckInterval = 5 * time.Minute
-	// clusterRetryInterval is how often a Cluster that is not connected is
-	// checked again (a fixed Secret is picked up at once through its watch).
-	clusterRetryInterval = 30 * time.Second
 	// clusterCheckTimeout bounds one version request.
 	clusterCheckTimeout = 10 * time.Second
 )
@@ -89,7 +86,8 @@ func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(secretMeta, handler.EnqueueRequestsFromMapFunc(r.clustersOfSecret), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		// An unreachable cluster holds a worker for up to clusterCheckTimeout.
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		// Unreachable clusters are retried from 1 s, doubling.
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4, RateLimiter: remoteRetryLimiter()}).
 		Complete(r)
 }
 
@@ -129,48 +127,54 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		}
 		return ctrl.Result{}, err
 	}
-	old := cl.DeepCopy()
-	version, err := r.check(ctx, &cl)
-	var nr *notReady
-	if err != nil && !errors.As(err, &nr) {
-		return ctrl.Result{}, err // could not read the Secret: retried with backoff
+	before := cl.DeepCopy()
+	res, err := r.reconcile(ctx, &cl)
+	wrote, werr := objstatus.Writer{Client: r.Client, Recorder: r.Recorder, Action: "Check"}.Write(ctx, &cl, before)
+	if werr != nil {
+		return ctrl.Result{}, errors.Join(err, werr)
 	}
+	if wrote {
+		r.announce(ctx, before, &cl)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return res, nil
+}
 
+// reconcile checks cl's connection and sets its status. Errors are
+// transient (see status.go): the Cluster is checked again with backoff.
+func (r *ClusterReconciler) reconcile(ctx context.Context, cl *tendv1.Cluster) (ctrl.Result, error) {
+	version, err := r.check(ctx, cl)
 	st := &cl.Status
 	st.ObservedGeneration = cl.Generation
-	res := ctrl.Result{RequeueAfter: clusterCheckInterval}
+	var nr *notReady
 	switch {
-	case nr == nil:
+	case err == nil:
 		st.KubeVersion = version
 		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
 		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ClusterReasonConnected, "connected, Kubernetes "+version)
+		return ctrl.Result{RequeueAfter: clusterCheckInterval}, nil
+	case !errors.As(err, &nr):
+		// Reading the Cluster's Secret failed.
+		setNotReady(&st.Conditions, cl.Generation, ReasonReconcileFailed, err.Error())
+		return ctrl.Result{}, err
 	case nr.reason == ReasonSuspended:
-		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
-		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionFalse, nr.reason, nr.msg)
-		res = ctrl.Result{}
+		setNotReady(&st.Conditions, cl.Generation, nr.reason, nr.msg)
+		return ctrl.Result{}, nil
 	case nr.stalled:
+		// A change of the Cluster or its Secret (both watched) is what
+		// helps; the interval's check catches a fix elsewhere (RBAC, the
+		// server's certificate).
 		st.KubeVersion = ""
-		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, nr.reason, nr.msg)
-		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionFalse, nr.reason, nr.msg)
-		res = ctrl.Result{} // waits for a change of the spec
+		stall(&st.Conditions, cl.Generation, nr.reason, nr.msg)
+		return ctrl.Result{RequeueAfter: clusterCheckInterval}, nil
 	default:
-		// An unreachable cluster keeps the version it last answered with;
-		// a kubeconfig that cannot be used may point anywhere.
-		if nr.reason != ClusterReasonUnreachable {
-			st.KubeVersion = ""
-		}
-		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
-		setCondition(&st.Conditions, cl.Generation, tendv1.ConditionReady, metav1.ConditionFalse, nr.reason, nr.msg)
-		res = ctrl.Result{RequeueAfter: clusterRetryInterval}
+		// Unreachable: retried with backoff. It keeps the version it
+		// last answered with.
+		setNotReady(&st.Conditions, cl.Generation, nr.reason, nr.msg)
+		return ctrl.Result{}, err
 	}
-	if equality.Semantic.DeepEqual(&old.Status, st) {
-		return res, nil
-	}
-	if err := r.Client.Status().Patch(ctx, &cl, client.MergeFrom(old)); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	r.announce(ctx, old, &cl)
-	return res, nil
 }
 
 // announce records an event and a log line when the connection's state
@@ -190,7 +194,9 @@ func (r *ClusterReconciler) announce(ctx context.Context, old, cl *tendv1.Cluste
 	if now.Status == metav1.ConditionTrue {
 		typ = corev1.EventTypeNormal
 	}
-	if r.Recorder != nil {
+	// A Stalled Cluster's event was recorded with its status (one per
+	// problem, objstatus.Writer).
+	if r.Recorder != nil && !meta.IsStatusConditionTrue(cl.Status.Conditions, tendv1.ConditionStalled) {
 		r.Recorder.Eventf(cl, nil, typ, now.Reason, "Check", "%s", now.Message)
 	}
 	r.log().Info("cluster connection changed", "cluster", key, "ready", now.Status, "reason", now.Reason, "kubeVersion", cl.Status.KubeVersion)
@@ -215,18 +221,19 @@ func (r *ClusterReconciler) enqueueApps(ctx context.Context, cluster types.Names
 	}
 }
 
-// notReady is a check result the user has to act on: it becomes Ready
-// False (and Stalled True when stalled) rather than a retried error.
+// notReady is a check result saying why the Cluster is not Ready: a
+// permanent problem the user has to act on (stalled), or a transient one
+// retried with backoff (the server did not answer).
 type notReady struct {
 	reason  string
 	msg     string
-	stalled bool // only a change of the spec helps
+	stalled bool // only a change of the Cluster or its Secret helps
 }
 
 func (e *notReady) Error() string { return e.msg }
 
 // check connects to the Cluster and returns its Kubernetes version. Errors
-// are *notReady, except failures to read the Secret.
+// are *notReady, except failures to read the Secret (transient).
 func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (string, error) {
 	if cl.Spec.Suspend {
 		return "", &notReady{reason: ReasonSuspended, msg: "suspended (spec.suspend): Apps deploying to this cluster are not synced and the connection is not checked"}
@@ -249,9 +256,9 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: ref.Name}, &sec); err != nil {
 		switch {
 		case apierrors.IsNotFound(err):
-			return "", &notReady{reason: ClusterReasonSecretNotFound, msg: fmt.Sprintf("Secret %s (spec.kubeconfigSecretRef.name) not found; create it with the cluster's kubeconfig, flattened, under the key %q", secName, dataKey)}
+			return "", &notReady{reason: ClusterReasonSecretNotFound, stalled: true, msg: fmt.Sprintf("Secret %s (spec.kubeconfigSecretRef.name) not found; create it with the cluster's kubeconfig, flattened, under the key %q", secName, dataKey)}
 		case apierrors.IsForbidden(err):
-			return "", &notReady{reason: ReasonSecretInvalid, msg: fmt.Sprintf("tend may not read Secret %s; allow its ServiceAccount to get Secrets in namespace %s", secName, cl.Namespace)}
+			return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("tend may not read Secret %s; allow its ServiceAccount to get Secrets in namespace %s", secName, cl.Namespace)}
 		}
 		return "", fmt.Errorf("read kubeconfig Secret %s: %w", secName, err)
 	}
@@ -266,18 +273,17 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 		if len(keys) > 0 {
 			has = "keys " + strings.Join(keys, ", ")
 		}
-		return "", &notReady{reason: ReasonSecretInvalid, msg: fmt.Sprintf("Secret %s has no key %q (it has %s); put the kubeconfig there or set spec.kubeconfigSecretRef.key", secName, dataKey, has)}
+		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("Secret %s has no key %q (it has %s); put the kubeconfig there or set spec.kubeconfigSecretRef.key", secName, dataKey, has)}
 	}
 	if _, err := ParseKubeconfig(raw); err != nil {
-		return "", &notReady{reason: ReasonSecretInvalid, msg: fmt.Sprintf("Secret %s key %q: %v", secName, dataKey, err)}
+		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("Secret %s key %q: %v", secName, dataKey, err)}
 	}
 	conn, err := r.Clusters.Get(ctx, cl.Namespace, &tendv1.LocalObjectReference{Name: cl.Name})
 	if err != nil {
-		var status apierrors.APIStatus
-		if errors.As(err, &status) {
-			return "", err // reading the Cluster or its Secret failed
+		if IsInputError(err) {
+			return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: err.Error()}
 		}
-		return "", &notReady{reason: ReasonSecretInvalid, msg: err.Error()}
+		return "", err // reading the Cluster or its Secret failed
 	}
 	return probeVersion(conn.Config, secName, dataKey)
 }

@@ -78,7 +78,9 @@ func ParseKubeconfig(raw []byte) (*rest.Config, error) {
 
 // probeVersion asks the API server cfg points at for its version, within
 // clusterCheckTimeout. Failures are *notReady saying what to do; secret and
-// key name where the credentials are.
+// key name where the credentials are. Rejected credentials, a certificate
+// that does not verify and a server that is no API server are stalled (the
+// kubeconfig must change); no answer, or a 5xx or 429, is transient.
 func probeVersion(cfg *rest.Config, secret, key string) (string, error) {
 	c := rest.CopyConfig(cfg)
 	c.Timeout = clusterCheckTimeout
@@ -90,9 +92,13 @@ func probeVersion(cfg *rest.Config, secret, key string) (string, error) {
 	var status apierrors.APIStatus
 	switch {
 	case apierrors.IsUnauthorized(err):
-		return "", &notReady{reason: ClusterReasonUnauthorized, msg: fmt.Sprintf("%s rejected the credentials in Secret %s key %q (401 Unauthorized); renew the token or client certificate there", host, secret, key)}
+		return "", &notReady{reason: ClusterReasonUnauthorized, stalled: true, msg: fmt.Sprintf("%s rejected the credentials in Secret %s key %q (401 Unauthorized); renew the token or client certificate there", host, secret, key)}
 	case errors.As(err, &status):
-		return "", &notReady{reason: ClusterReasonUnreachable, msg: fmt.Sprintf("%s answered GET /version with HTTP %d (%v); is the server in the kubeconfig a Kubernetes API server?", host, status.Status().Code, err)}
+		code := status.Status().Code
+		if code >= 500 || code == 429 {
+			return "", &notReady{reason: ClusterReasonUnreachable, msg: fmt.Sprintf("%s answered GET /version with HTTP %d (%v)", host, code, err)}
+		}
+		return "", &notReady{reason: ClusterReasonUnreachable, stalled: true, msg: fmt.Sprintf("%s answered GET /version with HTTP %d (%v); is the server in the kubeconfig a Kubernetes API server?", host, code, err)}
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -109,6 +115,7 @@ func probeVersion(cfg *rest.Config, secret, key string) (string, error) {
 	)
 	if errors.As(err, &unknownCA) || errors.As(err, &badHost) || errors.As(err, &verify) {
 		msg += fmt.Sprintf("; the certificate-authority-data in Secret %s key %q must be the CA of the server's certificate, and the server's name must be in that certificate", secret, key)
+		return "", &notReady{reason: ClusterReasonUnreachable, stalled: true, msg: msg}
 	}
 	return "", &notReady{reason: ClusterReasonUnreachable, msg: msg}
 }

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
@@ -80,7 +81,9 @@ func (r *SourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("source").
 		For(&tendv1.Source{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
+		// A failing fetch is retried from 1 s, not 5 ms: it runs git
+		// against someone's server.
+		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: remoteRetryLimiter()}).
 		Complete(r)
 }
 
@@ -104,28 +107,28 @@ func (r *SourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 		return ctrl.Result{}, err
 	}
-	old := src.Status.DeepCopy()
-	defer func() {
-		if !equality.Semantic.DeepEqual(old, &src.Status) {
-			if err := r.Client.Status().Update(ctx, &src); err != nil && !apierrors.IsConflict(err) {
-				r.log().Error("update Source status", "source", req.NamespacedName, "error", err)
-			}
-		}
-	}()
+	before := src.DeepCopy()
+	res, err := r.reconcile(ctx, &src)
 	src.Status.ObservedGeneration = src.Generation
+	return finish(ctx, objstatus.Writer{Client: r.Client, Recorder: r.Recorder, Action: "Fetch"}, &src, before, res, err)
+}
+
+// reconcile fetches src and sets its status. Errors are transient (see
+// status.go); permanent problems stall src.
+func (r *SourceReconciler) reconcile(ctx context.Context, src *tendv1.Source) (ctrl.Result, error) {
 	interval := src.Spec.Interval.Duration
 	if interval <= 0 {
 		interval = time.Minute
 	}
 	if src.Spec.Suspend {
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSuspended, "fetching is suspended; the last artifact stays available")
+		setNotReady(&src.Status.Conditions, src.Generation, ReasonSuspended, "fetching is suspended; the last artifact stays available")
 		return ctrl.Result{}, nil
 	}
 	switch {
 	case src.Spec.Git != nil:
-		return r.reconcileGit(ctx, &src, interval)
+		return r.reconcileGit(ctx, src, interval)
 	case src.Spec.OCI != nil:
-		return r.reconcileOCI(ctx, &src, interval)
+		return r.reconcileOCI(ctx, src, interval)
 	case src.Spec.Helm != nil:
 		// Chart sources are read when Apps render: charts are fetched
 		// (and cached) by name and version then.
@@ -133,8 +136,7 @@ func (r *SourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
 		return ctrl.Result{}, nil
 	default:
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonInvalidSpec, "set one of spec.git, spec.helm or spec.oci")
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonInvalidSpec, "set one of spec.git, spec.helm or spec.oci")
+		stall(&src.Status.Conditions, src.Generation, ReasonInvalidSpec, "set one of spec.git, spec.helm or spec.oci")
 		return ctrl.Result{}, nil
 	}
 }
@@ -144,10 +146,14 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 	g := src.Spec.Git
 	auth, err := r.gitAuth(ctx, src)
 	if err != nil {
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonSecretInvalid, err.Error())
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonSecretInvalid, err.Error())
-		r.event(src, corev1.EventTypeWarning, ReasonSecretInvalid, err.Error())
-		return ctrl.Result{RequeueAfter: interval}, nil
+		if IsInputError(err) {
+			// The Source is not watched for its Secret: it is read
+			// again at the interval, or when the Source changes.
+			stall(&src.Status.Conditions, src.Generation, ReasonSecretInvalid, err.Error())
+			return ctrl.Result{RequeueAfter: interval}, nil
+		}
+		setNotReady(&src.Status.Conditions, src.Generation, ReasonReconcileFailed, err.Error())
+		return ctrl.Result{}, err
 	}
 	ref := git.Ref{Branch: g.Ref.Branch, Tag: g.Ref.Tag, SemVer: g.Ref.SemVer, Commit: g.Ref.Commit}
 	if ref == (git.Ref{}) {
@@ -163,12 +169,24 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 		if src.Status.Artifact != nil {
 			msg += "; still serving revision " + src.Status.Artifact.Revision
 		}
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, msg)
-		if errors.Is(err, git.ErrInvalid) {
-			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonInvalidSpec, err.Error())
+		if fetchNeedsChange(err) {
+			// Wrong credentials, URL or ref: retrying does not help
+			// until the Source or its Secret changes.
+			reason := ReasonFetchFailed
+			if errors.Is(err, git.ErrInvalid) {
+				reason = ReasonInvalidSpec
+			}
+			stall(&src.Status.Conditions, src.Generation, reason, err.Error())
+			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, msg)
+			return ctrl.Result{RequeueAfter: interval}, nil
 		}
-		r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
-		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
+		// Unreachable, timed out: retried with backoff. One event per
+		// failure, not one per retry.
+		if was := meta.FindStatusCondition(src.Status.Conditions, tendv1.ConditionReady); was == nil || was.Reason != ReasonFetchFailed || was.Message != msg {
+			r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
+		}
+		setNotReady(&src.Status.Conditions, src.Generation, ReasonFetchFailed, msg)
+		return ctrl.Result{}, err
 	}
 	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
 	_, had := r.Artifacts.Get(key)
@@ -188,9 +206,9 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 // protocol spec.oci.insecure names (HTTPS without it, plain HTTP with it);
 // charts themselves are fetched, and cached, when Apps render. A registry
 // that speaks the other protocol is a mistake in the Source (or the
-// registry) that retrying does not fix: the Source is Stalled and checked
-// again only after its interval or when its spec changes. An unreachable
-// registry is checked again within 30 s.
+// registry) that retrying does not fix, and so are rejected credentials:
+// the Source is Stalled and checked again only after its interval or when
+// its spec changes. An unreachable registry is retried with backoff.
 func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source, interval time.Duration) (ctrl.Result, error) {
 	o := src.Spec.OCI
 	if t := src.Spec.Timeout.Duration; t > 0 {
@@ -200,14 +218,20 @@ func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source,
 	}
 	err := r.charts().CheckOCI(ctx, chart.OCIURL(o.URL, o.Insecure))
 	if err != nil {
-		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, err.Error())
-		r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
-		if errors.Is(err, chart.ErrScheme) {
-			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionStalled, metav1.ConditionTrue, ReasonInvalidSpec, err.Error())
+		if errors.Is(err, chart.ErrScheme) || errors.Is(err, chart.ErrUnauthorized) || !strings.HasPrefix(o.URL, "oci://") {
+			reason := ReasonInvalidSpec
+			if errors.Is(err, chart.ErrUnauthorized) {
+				reason = ReasonFetchFailed
+			}
+			stall(&src.Status.Conditions, src.Generation, reason, err.Error())
+			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, err.Error())
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
-		meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
-		return ctrl.Result{RequeueAfter: min(interval, 30*time.Second)}, nil
+		if was := meta.FindStatusCondition(src.Status.Conditions, tendv1.ConditionReady); was == nil || was.Reason != ReasonFetchFailed || was.Message != err.Error() {
+			r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
+		}
+		setNotReady(&src.Status.Conditions, src.Generation, ReasonFetchFailed, err.Error())
+		return ctrl.Result{}, err
 	}
 	msg := "the registry answers over HTTPS; charts are fetched when Apps render"
 	if o.Insecure {
@@ -235,7 +259,8 @@ func (r *SourceReconciler) gitAuth(ctx context.Context, src *tendv1.Source) (*gi
 
 // GitAuth reads a git Source's credentials Secret ("username" and
 // "password" or "token" for HTTPS; "identity" and "known_hosts" for SSH),
-// saying which key is missing.
+// saying which key is missing. A missing Secret or key satisfies
+// IsInputError; other errors are failures to read it.
 func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Auth, error) {
 	ref := src.Spec.Git.SecretRef
 	if ref == nil {
@@ -243,7 +268,10 @@ func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Aut
 	}
 	var sec corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}, &sec); err != nil {
-		return nil, fmt.Errorf("credentials Secret %s/%s: %w", src.Namespace, ref.Name, err)
+		if apierrors.IsNotFound(err) {
+			return nil, inputErrorf("credentials Secret %s/%s (spec.git.secretRef) not found; create it, with \"username\" and \"password\" or \"token\" for HTTPS, \"identity\" and \"known_hosts\" for SSH", src.Namespace, ref.Name)
+		}
+		return nil, fmt.Errorf("read credentials Secret %s/%s: %w", src.Namespace, ref.Name, err)
 	}
 	a := &git.Auth{
 		Username:      string(sec.Data["username"]),
@@ -257,13 +285,24 @@ func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Aut
 	isSSH := !hasPrefix(src.Spec.Git.URL, "http://") && !hasPrefix(src.Spec.Git.URL, "https://")
 	switch {
 	case isSSH && len(a.SSHPrivateKey) == 0:
-		return nil, fmt.Errorf("credentials Secret %s/%s has no key \"identity\" (the SSH private key) for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
+		return nil, inputErrorf("credentials Secret %s/%s has no key \"identity\" (the SSH private key) for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
 	case isSSH && len(a.SSHKnownHosts) == 0:
-		return nil, fmt.Errorf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host", src.Namespace, ref.Name)
+		return nil, inputErrorf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host", src.Namespace, ref.Name)
 	case !isSSH && a.Password == "":
-		return nil, fmt.Errorf("credentials Secret %s/%s has neither \"password\" nor \"token\" for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
+		return nil, inputErrorf("credentials Secret %s/%s has neither \"password\" nor \"token\" for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
 	}
 	return a, nil
+}
+
+// fetchNeedsChange reports whether a fetch failed for a reason only a
+// change of the Source or its Secret fixes (the git package's kinds).
+func fetchNeedsChange(err error) bool {
+	for _, kind := range []error{git.ErrAuth, git.ErrHostKey, git.ErrRefNotFound, git.ErrRepoNotFound, git.ErrInvalid} {
+		if errors.Is(err, kind) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
@@ -272,13 +311,6 @@ func (r *SourceReconciler) event(obj runtime.Object, typ, reason, note string) {
 	if r.Recorder != nil {
 		r.Recorder.Eventf(obj, nil, typ, reason, reason, "%s", note)
 	}
-}
-
-func (r *SourceReconciler) log() *slog.Logger {
-	if r.Log == nil {
-		return slog.Default()
-	}
-	return r.Log
 }
 
 // setCondition sets a condition, keeping its transition time when the

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,10 +16,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
 // Secret keys a Notifier's credentials Secret may hold.
@@ -30,14 +33,15 @@ const (
 
 // ResolveConfig reads the Notifier's Secret and returns its provider
 // configuration. Errors name the Notifier, Secret and key; they never
-// contain credential values.
+// contain credential values. A missing Secret is a *ConfigError; other
+// errors are failures to read it.
 func ResolveConfig(ctx context.Context, c client.Reader, n *tendv1.Notifier) (Config, error) {
 	cfg := Config{Type: n.Spec.Provider, Address: n.Spec.Address, Channel: n.Spec.Channel, Username: n.Spec.Username}
 	if ref := n.Spec.SecretRef; ref != nil {
 		var s corev1.Secret
 		if err := c.Get(ctx, types.NamespacedName{Namespace: n.Namespace, Name: ref.Name}, &s); err != nil {
 			if apierrors.IsNotFound(err) {
-				return cfg, fmt.Errorf("notifier %s/%s: Secret %q (spec.secretRef) not found; create it with the keys %q, %q or %q", n.Namespace, n.Name, ref.Name, KeyAddress, KeyToken, KeyHMAC)
+				return cfg, &ConfigError{fmt.Sprintf("notifier %s/%s: Secret %q (spec.secretRef) not found; create it with the keys %q, %q or %q", n.Namespace, n.Name, ref.Name, KeyAddress, KeyToken, KeyHMAC)}
 			}
 			return cfg, fmt.Errorf("notifier %s/%s: reading Secret %q: %w", n.Namespace, n.Name, ref.Name, err)
 		}
@@ -49,6 +53,12 @@ func ResolveConfig(ctx context.Context, c client.Reader, n *tendv1.Notifier) (Co
 	}
 	return cfg, nil
 }
+
+// ConfigError is a problem with a Notifier's spec or Secret that only a
+// change of them fixes.
+type ConfigError struct{ msg string }
+
+func (e *ConfigError) Error() string { return e.msg }
 
 func metav1LabelSelector(n *tendv1.Notifier) (labels.Selector, error) {
 	return metav1.LabelSelectorAsSelector(n.Spec.AppSelector)
@@ -65,7 +75,9 @@ func setReady(st *tendv1.NotifierStatus, gen int64, ok bool, reason, msg string)
 }
 
 // updateStatus changes a Notifier's status on its freshest copy, retrying
-// on conflicts (deliveries and the reconciler both write it).
+// on conflicts. Deliveries write status with it: their change (a counter
+// incremented) is made again on the copy that won. The reconciler writes
+// with objstatus.Writer, which re-applies what it computed.
 func updateStatus(ctx context.Context, c client.Client, key types.NamespacedName, retries int, change func(st *tendv1.NotifierStatus, gen int64)) error {
 	var err error
 	for i := 0; i < retries; i++ {
@@ -83,22 +95,62 @@ func updateStatus(ctx context.Context, c client.Client, key types.NamespacedName
 	return err
 }
 
-// Reconciler checks Notifiers' configuration and reports it in status
-// (Ready False with the reason when a Notifier cannot send).
+// Reconciler checks Notifiers' configuration and reports it in status.
+// A Notifier that cannot send because of its spec or Secret (a missing
+// Secret, a bad selector, a provider without its address) is Stalled, with
+// one event, and checked again when it or its Secret changes; a Secret
+// that cannot be read (the apiserver failed) is retried with backoff.
 type Reconciler struct {
 	Client client.Client
-	Log    *slog.Logger
+	// Recorder records the event of a Notifier becoming Stalled (default:
+	// the manager's).
+	Recorder objstatus.EventRecorder
+	Log      *slog.Logger
 	// Namespaces, when set, are the only namespaces it acts in.
 	Namespaces []string
 }
 
-// SetupWithManager registers the reconciler. A Notifier whose Secret is
-// missing is checked again every minute.
+// Reasons of the Notifier reconciler's conditions.
+const (
+	ReasonInvalidConfig   = "InvalidConfig"
+	ReasonConfigured      = "Configured"
+	ReasonSuspended       = "Suspended"
+	ReasonReconcileFailed = "ReconcileFailed"
+)
+
+// SetupWithManager registers the reconciler. Secrets are watched by their
+// metadata only, so a Notifier whose Secret was missing is checked again
+// when it is created.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Recorder == nil {
+		r.Recorder = mgr.GetEventRecorder("tend")
+	}
+	secretMeta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("notifier").
 		For(&tendv1.Notifier{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(secretMeta, handler.EnqueueRequestsFromMapFunc(r.notifiersOfSecret), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
 		Complete(r)
+}
+
+// notifiersOfSecret maps a Secret to the Notifiers whose credentials it
+// holds.
+func (r *Reconciler) notifiersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	if !r.manages(o.GetNamespace()) {
+		return nil
+	}
+	var list tendv1.NotifierList
+	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, n := range list.Items {
+		if ref := n.Spec.SecretRef; ref != nil && ref.Name == o.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: n.Namespace, Name: n.Name}})
+		}
+	}
+	return out
 }
 
 // Reconcile validates one Notifier.
@@ -110,42 +162,54 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.Client.Get(ctx, req.NamespacedName, &n); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
-	problem := r.check(ctx, &n)
-	err := updateStatus(ctx, r.Client, req.NamespacedName, 5, func(st *tendv1.NotifierStatus, gen int64) {
-		st.ObservedGeneration = gen
-		switch {
-		case problem != nil:
-			setReady(st, gen, false, "InvalidConfig", problem.Error())
-		case n.Spec.Suspend:
-			setReady(st, gen, false, "Suspended", "sending is suspended (spec.suspend)")
-		default:
-			c := meta.FindStatusCondition(st.Conditions, tendv1.ConditionReady)
-			if c == nil || c.Reason == "InvalidConfig" || c.Reason == "Suspended" {
-				setReady(st, gen, true, "Configured", "ready to send; no message delivered yet")
-			}
+	before := n.DeepCopy()
+	problem, err := r.check(ctx, &n)
+	st, gen := &n.Status, n.Generation
+	st.ObservedGeneration = gen
+	switch {
+	case err != nil:
+		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
+		setReady(st, gen, false, ReasonReconcileFailed, err.Error())
+	case problem != nil:
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: tendv1.ConditionStalled, Status: metav1.ConditionTrue, ObservedGeneration: gen, Reason: ReasonInvalidConfig, Message: problem.Error()})
+		setReady(st, gen, false, ReasonInvalidConfig, problem.Error())
+	case n.Spec.Suspend:
+		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
+		setReady(st, gen, false, ReasonSuspended, "sending is suspended (spec.suspend)")
+	default:
+		meta.RemoveStatusCondition(&st.Conditions, tendv1.ConditionStalled)
+		// Deliveries set Ready from what they saw; only a state this
+		// reconciler set is replaced.
+		c := meta.FindStatusCondition(st.Conditions, tendv1.ConditionReady)
+		if c == nil || c.Reason == ReasonInvalidConfig || c.Reason == ReasonSuspended || c.Reason == ReasonReconcileFailed {
+			setReady(st, gen, true, ReasonConfigured, "ready to send; no message delivered yet")
 		}
-	})
-	if problem != nil {
-		// A missing Secret may appear: look again later.
-		return reconcile.Result{RequeueAfter: time.Minute}, err
 	}
-	return reconcile.Result{}, err
+	_, werr := objstatus.Writer{Client: r.Client, Recorder: r.Recorder, Action: "Check"}.Write(ctx, &n, before)
+	return reconcile.Result{}, errors.Join(err, werr)
 }
 
-func (r *Reconciler) check(ctx context.Context, n *tendv1.Notifier) error {
+// check returns the problem with the Notifier's configuration (a
+// *ConfigError or another error only a change fixes), or err when its
+// Secret could not be read.
+func (r *Reconciler) check(ctx context.Context, n *tendv1.Notifier) (problem, err error) {
 	if n.Spec.AppSelector != nil {
 		if _, err := metav1LabelSelector(n); err != nil {
-			return fmt.Errorf("spec.appSelector: %w", err)
+			return fmt.Errorf("spec.appSelector: %w", err), nil
 		}
 	}
 	cfg, err := ResolveConfig(ctx, r.Client, n)
 	if err != nil {
-		return err
+		var ce *ConfigError
+		if errors.As(err, &ce) {
+			return err, nil
+		}
+		return nil, err
 	}
 	if _, err := New(cfg); err != nil {
-		return err
+		return err, nil
 	}
-	return nil
+	return nil, nil
 }
 
 func (r *Reconciler) manages(ns string) bool {
