@@ -25,7 +25,7 @@ import (
 // AppSetLabel is set on every App an AppSet generates; its value is the
 // AppSet's name. Together with the controller owner reference it tells
 // which Apps an AppSet manages.
-const AppSetLabel = "tend.dev/appset"
+const AppSetLabel = v1alpha1.LabelAppSet
 
 // Reasons of AppSet conditions.
 const (

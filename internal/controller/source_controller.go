@@ -89,7 +89,7 @@ func (r *SourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 
 // AnnotationRequestedAt, set to any new value on a Source or App, asks tend
 // to reconcile it now (push webhooks and `tend sync` set it).
-const AnnotationRequestedAt = "tend.dev/requested-at"
+const AnnotationRequestedAt = tendv1.AnnotationRequestedAt
 
 // CheckoutDir is where a Source's checkout lives.
 func (r *SourceReconciler) CheckoutDir(src types.NamespacedName) string {
