@@ -117,6 +117,26 @@ func writesByResource(m map[string]float64) map[string]float64 {
 	return out
 }
 
+// steadyRequests splits "VERB resource" counters into what a steady
+// state must not send (every request but watches and lease renewals),
+// watches (each WATCH is a watch stream opened or re-opened: the apiserver
+// ends watches after 5 to 10 minutes) and leader election's Lease requests.
+func steadyRequests(m map[string]float64) (requests map[string]float64, watches, leases float64) {
+	requests = map[string]float64{}
+	for k, v := range m {
+		verb, resource, _ := strings.Cut(k, " ")
+		switch {
+		case verb == "WATCH":
+			watches += v
+		case resource == "leases.coordination.k8s.io":
+			leases += v
+		default:
+			requests[k] += v
+		}
+	}
+	return requests, watches, leases
+}
+
 // requestKey names a request the way apiserver_request_total does: GET of
 // a collection is LIST, ?watch=true is WATCH, POST is CREATE, PUT UPDATE,
 // a server-side apply PATCH is APPLY; dry runs get a _DRYRUN suffix.

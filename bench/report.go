@@ -33,9 +33,9 @@ func targets(r *scaleResult) []target {
 			Measured: measured, Met: yesNo(c.Ready >= r.Apps && c.Ratio <= targetColdRatio)})
 	}
 	if st := r.Steady; st != nil {
-		out = append(out, target{Name: "steady state", Target: "0 writes and 0 dry-runs per minute (tend's requests)",
-			Measured: fmt.Sprintf("%.1f writes/min, %.1f dry-runs/min", st.TendWritesPerMinute, st.TendDryRunsPerMinute),
-			Met:      yesNo(st.TendWritesPerMinute == 0 && st.TendDryRunsPerMinute == 0)})
+		out = append(out, target{Name: "steady state", Target: "0 requests per minute (tend's, every verb; watches and lease renewals apart)",
+			Measured: fmt.Sprintf("%s requests/min (%s writes, %s dry-runs) over %s App reconciles", num(st.RequestsPerMinute), num(st.TendWritesPerMinute), num(st.TendDryRunsPerMinute), reconciles(st.AppReconciles)),
+			Met:      yesNo(st.RequestsPerMinute == 0)})
 	}
 	if in := r.Incremental; in != nil {
 		rendered, met := "unknown (the controller exports no tend_renders_total)", "n/a"
@@ -58,6 +58,13 @@ func targets(r *scaleResult) []target {
 	}
 	out = append(out, target{Name: "controller peak RSS", Target: "under 150 MiB at 1,000 Apps x 10 objects", Measured: mib(r.PeakRSS), Met: met})
 	return out
+}
+
+func reconciles(n float64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return num(n)
 }
 
 func secs(s float64) string {
@@ -136,10 +143,9 @@ func scaleTable(r *scaleResult) string {
 		}
 	}
 	if st := r.Steady; st != nil {
-		fmt.Fprintf(&b, "| steady state (%s, nothing changes): tend's requests | %s |\n", secs(st.Seconds), verbs(st.TendPerMinute, " per minute"))
-		if len(st.TendWrites) > 0 {
-			fmt.Fprintf(&b, "| ... tend's writes and dry runs | %s |\n", verbs(st.TendWrites, " per minute"))
-		}
+		fmt.Fprintf(&b, "| steady state (%s, nothing changes, %s App reconciles): tend's requests, watches and lease renewals apart | %s |\n",
+			secs(st.Seconds), reconciles(st.AppReconciles), verbs(st.Requests, " per minute"))
+		fmt.Fprintf(&b, "| ... watches (opened or re-opened) / lease requests | %s / %s per minute |\n", num(st.WatchesPerMinute), num(st.LeaseRequestsPerMinute))
 		fmt.Fprintf(&b, "| steady state: the apiserver's apiserver_request_total, every client | %s; dry-runs %s per minute |\n", verbs(st.APIServerPerMinute, " per minute"), num(st.APIServerDryRunsPerMinute))
 		fmt.Fprintf(&b, "| steady state: controller CPU | %.2f s per minute |\n", st.CPUSecondsPerMinute)
 	}

@@ -13,10 +13,12 @@ func TestTargetsReportMisses(t *testing.T) {
 		Baseline:    &baselineResult{Objects: 10000, Workers: 32, Seconds: 40, ApplySeconds: 38},
 		Cold:        &coldResult{Seconds: 720, Ready: 310},
 		Incremental: &incrResult{Runs: 3, AppliedSeconds: -1, ReRendered: -1},
-		Push:        &pushResult{Commits: 20, P50: 0.5, P95: -1, Max: -1, Applied: 19},
-		PeakRSS:     160 << 20,
-		Phases:      map[string]*phaseStats{"cold sync": {Seconds: 720}},
-		PhaseOrder:  []string{"cold sync"},
+		// Reads are requests too: only watches and leases are apart.
+		Steady:     &steadyResult{Seconds: 120, RequestsPerMinute: 3, Requests: map[string]float64{"GET secrets": 3}, WatchesPerMinute: 1, AppReconciles: 1000},
+		Push:       &pushResult{Commits: 20, P50: 0.5, P95: -1, Max: -1, Applied: 19},
+		PeakRSS:    160 << 20,
+		Phases:     map[string]*phaseStats{"cold sync": {Seconds: 720}},
+		PhaseOrder: []string{"cold sync"},
 	}
 	r.Targets = targets(r)
 	met := map[string]string{}
@@ -25,6 +27,7 @@ func TestTargetsReportMisses(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"cold sync":                        "**no**",
+		"steady state":                     "**no**",
 		"one-App commit: Apps re-rendered": "n/a",
 		"one-App commit: applied":          "**no**",
 		"push to applied (webhook)":        "yes",
@@ -35,9 +38,25 @@ func TestTargetsReportMisses(t *testing.T) {
 		}
 	}
 	table := scaleTable(r)
-	for _, want := range []string{"310 of 1000 Apps after 720.0 s", "not applied within the timeout", "unknown (no tend_renders_total)"} {
+	for _, want := range []string{"310 of 1000 Apps after 720.0 s", "not applied within the timeout", "unknown (no tend_renders_total)", "GET secrets 3 per minute"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
+	}
+}
+
+// TestSteadyRequestsSetWatchesAndLeasesApart: every verb counts against the
+// steady state but watches and leader election's Lease requests.
+func TestSteadyRequestsSetWatchesAndLeasesApart(t *testing.T) {
+	reqs, watches, leases := steadyRequests(map[string]float64{
+		"GET secrets": 2, "LIST configmaps": 1, "GET discovery": 1, "UPDATE apps.tend.dev/status": 1,
+		"WATCH secrets": 4, "WATCH apps.tend.dev": 1,
+		"GET leases.coordination.k8s.io": 3, "UPDATE leases.coordination.k8s.io": 3,
+	})
+	if watches != 5 || leases != 6 {
+		t.Errorf("watches, leases = %v, %v; want 5, 6", watches, leases)
+	}
+	if len(reqs) != 4 || reqs["GET secrets"] != 2 || reqs["GET discovery"] != 1 {
+		t.Errorf("requests = %v, want the GETs, the LIST and the UPDATE", reqs)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -26,6 +27,11 @@ type scaleConfig struct {
 	Apps, Objects int
 	// Steady is how long the steady-state phase watches an idle controller.
 	Steady time.Duration
+	// AppInterval is every App's spec.sync.interval (0: tend's default,
+	// 10m). Each periodic reconcile reads the Apps' decryption Secret: the
+	// steady state covers that read only if AppInterval is shorter than
+	// Steady.
+	AppInterval time.Duration
 	// Runs is how many one-App commits the incremental phase makes.
 	Runs int
 	// PushCommits is how many webhook-triggered commits the push phase makes.
@@ -94,6 +100,20 @@ type coldResult struct {
 
 type steadyResult struct {
 	Seconds float64 `json:"seconds"`
+	// RequestsPerMinute counts every request the controller sent, of any
+	// verb, but watches and lease renewals (target: 0); Requests has them
+	// by verb and resource, per minute.
+	RequestsPerMinute float64            `json:"requestsPerMinute"`
+	Requests          map[string]float64 `json:"requestsByResourcePerMinute"`
+	// WatchesPerMinute counts watch requests (streams opened or re-opened)
+	// and LeaseRequestsPerMinute leader election's Lease reads and
+	// renewals, apart from the requests.
+	WatchesPerMinute       float64 `json:"watchesPerMinute"`
+	LeaseRequestsPerMinute float64 `json:"leaseRequestsPerMinute"`
+	// AppReconciles counts the App reconciles in the phase
+	// (controller_runtime_reconcile_total): periodic ones read what the
+	// Apps reference (their decryption Secret); -1 when not exported.
+	AppReconciles float64 `json:"appReconciles"`
 	// Per minute, every request the controller sent (counted by the
 	// proxy in front of the apiserver), by verb; writes and dry runs also
 	// by resource.
@@ -169,6 +189,10 @@ type target struct {
 	Measured string `json:"measured"`
 	Met      string `json:"met"` // yes, no, n/a
 }
+
+// keysSecretName is the Secret every App names in spec.decryption: an age
+// identity (the monorepo has nothing encrypted), read at each reconcile.
+const keysSecretName = "bench-keys"
 
 // scaleRun is one N: its repository, namespaces and controller.
 type scaleRun struct {
@@ -247,6 +271,16 @@ func benchScale(ctx context.Context, c *cluster, cfg scaleConfig) (_ *scaleResul
 	if _, err := c.Clientset.CoreV1().Secrets(s.ns).Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: webhookSecretName},
 		StringData: map[string]string{"generic": s.secret},
+	}, metav1.CreateOptions{}); err != nil {
+		return nil, err
+	}
+	ageKey, err := age.GenerateX25519Identity()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Clientset.CoreV1().Secrets(s.ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: keysSecretName},
+		StringData: map[string]string{"bench.agekey": ageKey.String()},
 	}, metav1.CreateOptions{}); err != nil {
 		return nil, err
 	}
@@ -351,7 +385,10 @@ func (s *scaleRun) cold(ctx context.Context) error {
 					SourceRef:   tendv1.NamespacedObjectReference{Name: "monorepo"},
 					Path:        "{{path}}",
 					Destination: tendv1.Destination{Namespace: s.ns},
-					Sync:        tendv1.SyncPolicy{Prune: true},
+					Sync:        tendv1.SyncPolicy{Prune: true, Interval: metav1.Duration{Duration: s.cfg.AppInterval}},
+					// Something every App references, read at each
+					// reconcile (the steady state must not ask for it).
+					Decryption: &tendv1.Decryption{SecretRef: tendv1.LocalObjectReference{Name: keysSecretName}},
 				},
 			},
 		},
@@ -481,13 +518,23 @@ func (s *scaleRun) steady(ctx context.Context) error {
 	res.TendWritesPerMinute = countWrites(res.TendPerMinute)
 	res.TendDryRunsPerMinute = countDryRuns(res.TendPerMinute)
 	res.TendWrites = perMinute(writesByResource(d), min)
+	reqs, watches, leases := steadyRequests(d)
+	res.Requests, res.WatchesPerMinute, res.LeaseRequestsPerMinute = perMinute(reqs, min), watches/min, leases/min
+	for _, v := range reqs {
+		res.RequestsPerMinute += v / min
+	}
+	res.AppReconciles = -1
+	if cAfter.has("controller_runtime_reconcile_total") {
+		app := func(l map[string]string) bool { return l["controller"] == "app" }
+		res.AppReconciles = cAfter.sum("controller_runtime_reconcile_total", app) - cBefore.sum("controller_runtime_reconcile_total", app)
+	}
 	res.TendCounterPerMinute = perMinute(requestDelta(cBefore.by("tend_api_requests_total", "verb", nil), cAfter.by("tend_api_requests_total", "verb", nil)), min)
 	res.APIServerPerMinute = perMinute(requestDelta(aBefore.by("apiserver_request_total", "verb", nil), aAfter.by("apiserver_request_total", "verb", nil)), min)
 	dry := func(l map[string]string) bool { return l["dry_run"] != "" }
 	res.APIServerDryRunsPerMinute = (aAfter.sum("apiserver_request_total", dry) - aBefore.sum("apiserver_request_total", dry)) / min
 	s.res.Steady = res
-	logf("steady state: tend %.1f writes/min, %.1f dry-runs/min; apiserver (all clients) %.1f dry-runs/min; controller CPU %.2fs/min",
-		res.TendWritesPerMinute, res.TendDryRunsPerMinute, res.APIServerDryRunsPerMinute, res.CPUSecondsPerMinute)
+	logf("steady state: tend %.1f requests/min (%.1f writes, %.1f dry-runs; %.1f watches, %.1f lease requests apart) over %.0f App reconciles; apiserver (all clients) %.1f dry-runs/min; controller CPU %.2fs/min",
+		res.RequestsPerMinute, res.TendWritesPerMinute, res.TendDryRunsPerMinute, res.WatchesPerMinute, res.LeaseRequestsPerMinute, res.AppReconciles, res.APIServerDryRunsPerMinute, res.CPUSecondsPerMinute)
 	return nil
 }
 

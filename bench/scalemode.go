@@ -17,8 +17,8 @@ import (
 // scaleFlags are the flags of -mode scale.
 type scaleFlags struct {
 	objects, pushCommits, baselineWorkers int
-	steady, coldTimeout, pushTimeout      time.Duration
-	settleTimeout, sample                 time.Duration
+	steady, appInterval, coldTimeout      time.Duration
+	pushTimeout, settleTimeout, sample    time.Duration
 	scale, kubeconfig, out, tendBin, args string
 	note                                  string
 }
@@ -26,6 +26,7 @@ type scaleFlags struct {
 func (f *scaleFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.objects, "objects", 10, "scale: objects per App (ConfigMaps, a Deployment, a Service and a Secret; at least 4)")
 	fs.DurationVar(&f.steady, "steady", 2*time.Minute, "scale: how long to watch the idle controller")
+	fs.DurationVar(&f.appInterval, "app-interval", 2*time.Minute, "scale: every App's spec.sync.interval (periodic reconciles in the steady state read the Apps' decryption Secret)")
 	fs.IntVar(&f.pushCommits, "push-commits", 20, "scale: webhook-triggered commits for push-to-applied latency (0 skips)")
 	fs.StringVar(&f.scale, "scale", "", "scale: comma-separated App counts (e.g. 100,500,1000,2000): run baseline, cold sync and a one-App commit for each, instead of every phase for -apps")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "scale: admin kubeconfig of the cluster to use (default: start or reuse a local control plane in "+benchClusterDir()+")")
@@ -60,7 +61,7 @@ func scalePoints(s string) ([]int, error) {
 // control plane and building tend when needed.
 func scaleConfigFor(ctx context.Context, f scaleFlags, apps, runs int, work string, logf func(string, ...any)) (scaleConfig, error) {
 	cfg := scaleConfig{
-		Apps: apps, Objects: f.objects, Steady: f.steady, Runs: runs, PushCommits: f.pushCommits,
+		Apps: apps, Objects: f.objects, Steady: f.steady, AppInterval: f.appInterval, Runs: runs, PushCommits: f.pushCommits,
 		BaselineWorkers: f.baselineWorkers, ColdTimeout: f.coldTimeout, PushTimeout: f.pushTimeout,
 		SettleTimeout: f.settleTimeout, Sample: f.sample, TendBin: f.tendBin, Kubeconfig: f.kubeconfig,
 		Out: f.out, Work: work, ControllerArgs: strings.Fields(f.args), Logf: logf, Note: f.note,

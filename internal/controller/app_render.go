@@ -35,9 +35,14 @@ func IsInputError(err error) bool {
 	return errors.As(err, &ie)
 }
 
-// renderOptions builds the render options of an App.
+// renderOptions builds the render options of an App. The Secrets and
+// ConfigMaps it references are read from their watches (refs.go), so a
+// periodic reconcile sends no request for them, and a change to one
+// reconciles the App.
 func (r *AppReconciler) renderOptions(ctx context.Context, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
-	return RenderOptions(ctx, r.Client, app, src)
+	rd := readerFor(r.Client, appOwner(app))
+	defer rd.done()
+	return RenderOptions(ctx, rd, app, src)
 }
 
 // RenderOptions builds the render options of an App from its spec and what

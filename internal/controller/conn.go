@@ -23,6 +23,7 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/livestate"
+	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
 )
 
@@ -179,8 +180,14 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 		return nil, inputErrorf("cluster %s is suspended (its spec.suspend)", key)
 	}
 	secKey := cl.Spec.KubeconfigSecretRef
+	// The kubeconfig Secret is read from its watch (refs.go): an App's
+	// reconcile sends no request for it, and a new kubeconfig reconciles
+	// the Cluster's Apps.
+	rd := readerFor(cs.Client, refwatch.Owner{Kind: ownerCluster, Namespace: ns, Name: ref.Name})
 	var sec corev1.Secret
-	if err := cs.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: secKey.Name}, &sec); err != nil {
+	err := rd.Get(ctx, types.NamespacedName{Namespace: ns, Name: secKey.Name}, &sec)
+	rd.done()
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, inputErrorf("cluster %s: the kubeconfig Secret %s does not exist; create it or fix the Cluster's kubeconfigSecretRef", key, secKey.Name)
 		}

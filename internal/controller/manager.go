@@ -32,6 +32,7 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
+	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -98,6 +99,10 @@ type Controller struct {
 	AppSets   *AppSetReconciler
 	// Notifications delivers App events to Notifiers.
 	Notifications *notify.Dispatcher
+	// Refs watches the Secrets and ConfigMaps Apps and Clusters reference
+	// (values, decryption keys, chart credentials, kubeconfigs), one watch
+	// per object, from the first read until nothing references it.
+	Refs *refwatch.Watcher
 }
 
 // Scheme has the Kubernetes built-in types and tend's.
@@ -169,9 +174,10 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Cache:  cacheOpts,
 		// Tests and failover drills run several controllers in one process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
-		// Secrets and ConfigMaps are read when needed, never cached: a
-		// cluster-wide informer on them would cost more memory than all
-		// of tend.
+		// Secrets and ConfigMaps are never cached cluster-wide: an
+		// informer on all of them would cost more memory than all of
+		// tend. Those Apps and Clusters reference are watched one by one
+		// (refwatch, see Controller.Refs).
 		Client:                        client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}, &corev1.ConfigMap{}}}},
 		Metrics:                       metricsserver.Options{BindAddress: opts.MetricsAddr},
 		HealthProbeBindAddress:        opts.ProbeAddr,
@@ -231,9 +237,21 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	clusters := &Clusters{Local: local, Client: mgr.GetClient(), Opts: connOpts}
+	refs, err := refwatch.New(refwatch.Options{Config: mgrConfig, OnChange: apps.referenceChanged, Log: opts.Log.With("controller", "refs")})
+	if err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(refs); err != nil {
+		return nil, err
+	}
+	if err := forgetDeleted(ctx, mgr, refs); err != nil {
+		return nil, err
+	}
+	withRefs := &refClient{Client: mgr.GetClient(), refs: refs}
+	apps.Client = withRefs
+	clusters := &Clusters{Local: local, Client: withRefs, Opts: connOpts}
 	apps.Clusters = clusters
-	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps}
+	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs}
 	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
 	c.Sources = &SourceReconciler{
 		Client: mgr.GetClient(), Fetcher: fetcher, Artifacts: arts, DataDir: opts.DataDir,

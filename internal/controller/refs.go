@@ -1,0 +1,133 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/refwatch"
+)
+
+// What references Secrets and ConfigMaps (refwatch owners): an App reads its
+// values, decryption keys and chart repository credentials; a Cluster's
+// connection reads its kubeconfig.
+const (
+	ownerApp     = "App"
+	ownerCluster = "Cluster"
+)
+
+func appOwner(app *tendv1.App) refwatch.Owner {
+	return refwatch.Owner{Kind: ownerApp, Namespace: app.Namespace, Name: app.Name}
+}
+
+// refClient is the manager's client with the watches of referenced Secrets
+// and ConfigMaps beside it. New gives it to the App reconciler and to
+// Clusters; its own Get and List are the manager's client's, unchanged:
+// only a refReader made from it (readerFor) serves reads from watches.
+type refClient struct {
+	client.Client
+	refs *refwatch.Watcher
+}
+
+// refReader reads what one owner references: Secret and ConfigMap Gets
+// from watches when its client is a refClient, everything else (and
+// everything, for any other client) from the client. done records what the
+// owner read, so that watches of objects it no longer references stop.
+type refReader struct {
+	next  client.Reader
+	refs  *refwatch.Watcher // nil: read from next
+	owner refwatch.Owner
+	read  []refwatch.Ref
+}
+
+var _ client.Reader = (*refReader)(nil)
+
+func readerFor(c client.Reader, owner refwatch.Owner) *refReader {
+	rd := &refReader{next: c, owner: owner}
+	if rc, ok := c.(*refClient); ok {
+		rd.refs = rc.refs
+	}
+	return rd
+}
+
+// Get reads a Secret or ConfigMap from its watch (started at the first
+// read), anything else from the client.
+func (r *refReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if r.refs != nil {
+		var kind refwatch.Kind
+		switch obj.(type) {
+		case *corev1.Secret:
+			kind = refwatch.Secret
+		case *corev1.ConfigMap:
+			kind = refwatch.ConfigMap
+		}
+		if kind != "" {
+			r.read = append(r.read, refwatch.Ref{Kind: kind, Namespace: key.Namespace, Name: key.Name})
+			return r.refs.Get(ctx, r.owner, key, obj)
+		}
+	}
+	return r.next.Get(ctx, key, obj, opts...)
+}
+
+// List lists from the client.
+func (r *refReader) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	return r.next.List(ctx, list, opts...)
+}
+
+// done says the owner now references exactly what was read through r.
+func (r *refReader) done() {
+	if r.refs != nil {
+		r.refs.Keep(r.owner, r.read)
+	}
+}
+
+// referenceChanged reconciles the Apps that read a Secret or ConfigMap that
+// changed (was created, updated or deleted): a new values Secret or
+// decryption key re-renders them, a new kubeconfig reconnects them.
+func (r *AppReconciler) referenceChanged(_ refwatch.Ref, owners []refwatch.Owner) {
+	for _, o := range owners {
+		switch o.Kind {
+		case ownerApp:
+			r.enqueue(types.NamespacedName{Namespace: o.Namespace, Name: o.Name})
+		case ownerCluster:
+			var apps tendv1.AppList
+			if err := r.Client.List(context.Background(), &apps, client.InNamespace(o.Namespace)); err != nil {
+				continue // the Apps' own interval still applies
+			}
+			for _, a := range apps.Items {
+				if ref := a.Spec.Destination.ClusterRef; ref != nil && ref.Name == o.Name {
+					r.enqueue(types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+				}
+			}
+		}
+	}
+}
+
+// forgetDeleted lets go of the references of deleted Apps and Clusters.
+func forgetDeleted(ctx context.Context, mgr manager.Manager, refs *refwatch.Watcher) error {
+	for kind, obj := range map[string]client.Object{ownerApp: &tendv1.App{}, ownerCluster: &tendv1.Cluster{}} {
+		inf, err := mgr.GetCache().GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("watch %ss for their references: %w", kind, err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			DeleteFunc: func(o any) {
+				if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+					o = d.Obj
+				}
+				if m, ok := o.(client.Object); ok {
+					refs.Forget(refwatch.Owner{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
+				}
+			},
+		}); err != nil {
+			return fmt.Errorf("watch %ss for their references: %w", kind, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+package controller
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+// TestSteadyStateReadsReferencesFromWatches: an App rendering a chart with
+// values from a ConfigMap and a Secret, reconciled every 2 s, reads them
+// from watches: after its first sync no GET or LIST of Secrets or
+// ConfigMaps reaches the apiserver however often it is reconciled. A new
+// value in the Secret re-renders and applies the App at once (its interval
+// is an hour by then), and deleting the App stops the watches.
+func TestSteadyStateReadsReferencesFromWatches(t *testing.T) {
+	var proxy *apiProxy
+	e := startControllerWith(t, func(o *Options) {
+		proxy = newAPIProxy(t, o.Config)
+		o.Config = &rest.Config{Host: proxy.srv.URL}
+	})
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("chart", map[string]string{
+		"chart/Chart.yaml": "apiVersion: v2\nname: greet\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: greeting\n" +
+			"data:\n  greeting: {{ .Values.greeting | quote }}\n  color: {{ .Values.color | quote }}\n",
+	})
+	src := gitSource("repo", repo.URL)
+	src.Spec.Interval = metav1.Duration{Duration: 10 * time.Minute}
+	e.create(t,
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "defaults"}, Data: map[string]string{"values.yaml": "color: blue\n"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "values"}, StringData: map[string]string{"values.yaml": "greeting: hello\n"}},
+		src,
+		newApp("greet", "repo", "chart", e.Namespace, func(a *tendv1.App) {
+			a.Spec.Helm = &tendv1.HelmSpec{ValuesFrom: []tendv1.ValuesReference{
+				{Kind: "ConfigMap", Name: "defaults"}, {Kind: "Secret", Name: "values"},
+			}}
+			a.Spec.Sync.Interval = metav1.Duration{Duration: 2 * time.Second}
+		}),
+	)
+	greeting := func() (string, string) {
+		cm, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "greeting", metav1.GetOptions{})
+		if err != nil {
+			return "", ""
+		}
+		return cm.Data["greeting"], cm.Data["color"]
+	}
+	e.waitApp(t, "greet", "Synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced })
+	eventually(t, "the values applied", 30*time.Second, func() bool { g, c := greeting(); return g == "hello" && c == "blue" })
+
+	// Periodic reconciles: each reads both objects again, from memory.
+	proxy.mu.Lock()
+	mark := len(proxy.reqs)
+	proxy.mu.Unlock()
+	before, hits := e.ctrl.Refs.Stats(), e.ctrl.Apps.Cache.Stats().Hits
+	// Each periodic reconcile finds its render in the cache.
+	eventually(t, "five periodic reconciles", 60*time.Second, func() bool {
+		return e.ctrl.Apps.Cache.Stats().Hits >= hits+5
+	})
+	proxy.mu.Lock()
+	after := append(apiRequests(nil), proxy.reqs[mark:]...)
+	proxy.mu.Unlock()
+	var reads apiRequests
+	for _, r := range after {
+		// A watch, opened before the mark, lasts at least 5 minutes: any
+		// GET of these collections now is a read, a list or a watch
+		// started anew. (Other namespaces are other tests' business.)
+		for _, p := range []string{"/api/v1/namespaces/" + e.Namespace + "/secrets", "/api/v1/namespaces/" + e.Namespace + "/configmaps"} {
+			if r.method == http.MethodGet && (r.path == p || strings.HasPrefix(r.path, p+"/")) {
+				reads = append(reads, r)
+			}
+		}
+	}
+	if len(reads) > 0 {
+		t.Errorf("periodic reconciles read Secrets or ConfigMaps from the apiserver:\n%s", reads)
+	}
+	t.Logf("requests during %d periodic reconciles:\n%s", e.ctrl.Apps.Cache.Stats().Hits-hits, after)
+	if st := e.ctrl.Refs.Stats(); st.Reads < before.Reads+10 || st.Watches != 2 || st.Started != 2 {
+		t.Errorf("refs = %+v, want 2 watches, started once each, and 10 reads more than %d", st, before.Reads)
+	}
+
+	// With an hour's interval only the watch can tell the App that the
+	// Secret changed.
+	app := e.app(t, "greet")
+	orig := app.DeepCopy()
+	app.Spec.Sync.Interval = metav1.Duration{Duration: time.Hour}
+	if err := e.c.Patch(ctx, app, client.MergeFrom(orig)); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApp(t, "greet", "the new interval observed", 30*time.Second, func(a *tendv1.App) bool {
+		return a.Status.ObservedGeneration == a.Generation
+	})
+	var sec corev1.Secret
+	if err := e.c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: "values"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["values.yaml"] = []byte("greeting: bonjour\n")
+	if err := e.c.Update(ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Secret's new value applied", 30*time.Second, func() bool { g, c := greeting(); return g == "bonjour" && c == "blue" })
+
+	if err := e.c.Delete(ctx, e.app(t, "greet")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the watches stopped once the App was deleted", 30*time.Second, func() bool {
+		return e.ctrl.Refs.Stats().Watches == 0
+	})
+}
