@@ -734,8 +734,6 @@ func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src
 	return res.Revision, res.Dir, nil
 }
 
-func healthTimeout(app *tendv1.App) time.Duration { return appspec.HealthTimeout(app) }
-
 // desiredObjects decodes what result rendered, with the Namespace ns when
 // it is not "" (see createdNamespace).
 func desiredObjects(result *render.Result, ns string) []*unstructured.Unstructured {
@@ -749,8 +747,8 @@ func desiredObjects(result *render.Result, ns string) []*unstructured.Unstructur
 // lastSyncFailed reports whether the newest sync in app's history was of
 // rev and failed (read from status, so it holds across restarts).
 func lastSyncFailed(app *tendv1.App, rev string) bool {
-	h := app.Status.History
-	return len(h) > 0 && h[0].Revision == rev && h[0].Result == "Failed"
+	n, _ := failuresOf(app, rev)
+	return n > 0
 }
 
 // createdNamespace is the destination Namespace app creates, or "".

@@ -19,6 +19,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
@@ -281,7 +282,7 @@ func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *Conn) {
 		h := app.Status.History[0]
 		since = h.StartedAt.Add(h.Duration.Duration)
 	}
-	state, objs := conn.Engine.Assess(st.health(), st.inv, since, healthTimeout(app))
+	state, objs := conn.Engine.Assess(st.health(), st.inv, since, appspec.HealthTimeout(app))
 	if len(st.inv.Entries) == 0 {
 		state = health.Healthy
 	}
@@ -356,7 +357,7 @@ func (r *AppReconciler) settle(app *tendv1.App, st *appState, interval time.Dura
 	if app.Status.Health == string(health.Progressing) {
 		// Come back when the health timeout turns Progressing into Degraded.
 		after = min(interval, 15*time.Second)
-		if d := time.Until(st.healthSince.Add(healthTimeout(app))); d > 0 && d < after {
+		if d := time.Until(st.healthSince.Add(appspec.HealthTimeout(app))); d > 0 && d < after {
 			after = d + 100*time.Millisecond
 		}
 	}

@@ -41,13 +41,7 @@ func (r *ctlRepo) commit(msg string, files map[string]string) string {
 
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, timeout, cond)
 }
 
 // ctlEnv is a running controller restricted to one test namespace.

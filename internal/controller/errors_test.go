@@ -314,18 +314,17 @@ func update(t *testing.T, e *ctlEnv, name string, obj client.Object, edit func(c
 // waitObj reads object name into obj until cond holds.
 func waitObj(t *testing.T, e *ctlEnv, name string, obj client.Object, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, obj)
-		if err == nil && cond() {
-			return
-		}
-		if time.Now().After(deadline) {
+	var err error
+	defer func() {
+		if t.Failed() {
 			b, _ := json.Marshal(obj)
-			t.Fatalf("timed out waiting for %s: %s (error %v)\n%s", name, what, err, b)
+			t.Logf("%s as last read (error %v):\n%s", name, err, b)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	}()
+	eventually(t, name+": "+what, 60*time.Second, func() bool {
+		err = e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, obj)
+		return err == nil && cond()
+	})
 }
 
 func conditionsOf(obj client.Object) *[]metav1.Condition {
@@ -478,18 +477,4 @@ func (p *flakyAPI) recover() {
 
 func (p *flakyAPI) config() *rest.Config { return &rest.Config{Host: p.srv.URL} }
 
-func (p *flakyAPI) kubeconfig() string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: proxy
-  cluster: {server: %q}
-users:
-- name: proxy
-  user: {}
-contexts:
-- name: proxy
-  context: {cluster: proxy, user: proxy}
-current-context: proxy
-`, p.srv.URL)
-}
+func (p *flakyAPI) kubeconfig() string { return proxyKubeconfig(p.srv.URL) }

@@ -350,7 +350,11 @@ func newAPIProxy(t *testing.T, cfg *rest.Config) *apiProxy {
 	return p
 }
 
-func (p *apiProxy) kubeconfig() string {
+func (p *apiProxy) kubeconfig() string { return proxyKubeconfig(p.srv.URL) }
+
+// proxyKubeconfig is a kubeconfig for a test proxy in front of the
+// apiserver at url (the proxy holds the credentials).
+func proxyKubeconfig(url string) string {
 	return fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
@@ -363,7 +367,7 @@ contexts:
 - name: proxy
   context: {cluster: proxy, user: proxy}
 current-context: proxy
-`, p.srv.URL)
+`, url)
 }
 
 func (p *apiProxy) saw(method, path string) bool {

@@ -110,15 +110,15 @@ func TestOCIChartAppPlainHTTPNeedsInsecure(t *testing.T) {
 func waitSource(t *testing.T, e *ctlEnv, name, what string, cond func(*tendv1.Source) bool) *tendv1.Source {
 	t.Helper()
 	var src tendv1.Source
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, &src)
-		if err == nil && cond(&src) {
-			return &src
+	var err error
+	defer func() {
+		if t.Failed() {
+			t.Logf("Source %s as last read (get error %v): conditions %+v", name, err, src.Status.Conditions)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Source %s: timed out waiting for %s (get error %v; conditions %+v)", name, what, err, src.Status.Conditions)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	}()
+	eventually(t, "Source "+name+": "+what, 60*time.Second, func() bool {
+		err = e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: name}, &src)
+		return err == nil && cond(&src)
+	})
+	return &src
 }

@@ -508,13 +508,7 @@ func goroutinesIn(state, frame string) int {
 // waitFor polls cond until it holds, failing the test after 30 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, what, 30*time.Second, cond)
 }
 
 func TestFetchRejectsCredentialsInURL(t *testing.T) {
