@@ -20,7 +20,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -390,9 +392,9 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	if err != nil {
 		return nil, err
 	}
-	opts, err := controller.RenderOptions(ctx, k.c, app, src)
+	opts, err := appspec.RenderOptions(ctx, k.c, app, src)
 	if err != nil {
-		if controller.IsInputError(err) {
+		if objstatus.IsPermanent(err) {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
 		}
 		return nil, k.wrap(err)

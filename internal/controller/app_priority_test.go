@@ -3,6 +3,7 @@ package controller
 import (
 	"testing"
 
+	"github.com/tend-gitops/tend/internal/artifact"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -11,10 +12,10 @@ func TestUnaffectedAppsWaitAfterANewRevision(t *testing.T) {
 	web := types.NamespacedName{Namespace: "ns", Name: "web"}
 	db := types.NamespacedName{Namespace: "ns", Name: "db"}
 	fresh := types.NamespacedName{Namespace: "ns", Name: "fresh"}
-	r := &AppReconciler{Artifacts: NewArtifacts(), state: map[types.NamespacedName]*appState{}}
-	r.Artifacts.Set(src, Artifact{Revision: "r1"}, nil)
-	r.Artifacts.Set(src, Artifact{Revision: "r2"}, []string{"apps/web/deploy.yaml"})
-	r.Artifacts.Set(src, Artifact{Revision: "r3"}, []string{"apps/db/values.yaml"})
+	r := &AppReconciler{Artifacts: artifact.NewStore(t.TempDir(), nil), state: map[types.NamespacedName]*appState{}}
+	r.Artifacts.Set(src, artifact.Artifact{Revision: "r1"}, nil)
+	r.Artifacts.Set(src, artifact.Artifact{Revision: "r2"}, []string{"apps/web/deploy.yaml"})
+	r.Artifacts.Set(src, artifact.Artifact{Revision: "r3"}, []string{"apps/db/values.yaml"})
 	r.stateFor(web).rendered.Store(&rendered{rev: "r1", files: []string{"apps/web/deploy.yaml", "apps/web/svc.yaml"}})
 	r.stateFor(db).rendered.Store(&rendered{rev: "r2", files: []string{"apps/db/cluster.yaml"}})
 	r.stateFor(fresh) // never rendered

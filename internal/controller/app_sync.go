@@ -249,24 +249,6 @@ func failuresOf(app *tendv1.App, rev string) (n int, lastEnd time.Time) {
 	return n, lastEnd
 }
 
-// retryWait holds back a sync of a revision that failed until its backoff
-// passed or the retry limit is reached.
-func (r *AppReconciler) retryWait(app *tendv1.App, st *appState, rev string, manual bool) (ctrl.Result, bool) {
-	failures, lastEnd := failuresOf(app, rev)
-	if manual || failures == 0 {
-		return ctrl.Result{}, false
-	}
-	if rp := app.Spec.Sync.Retry; rp != nil && rp.Limit > 0 && int32(failures) > rp.Limit {
-		setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRetryLimit,
-			fmt.Sprintf("sync of %s failed %d times; not retrying until a new revision or `tend sync`: %s", shortRev(rev), failures, lastError(app)))
-		return ctrl.Result{}, true
-	}
-	if wait := time.Until(lastEnd.Add(backoff(app, failures))); wait > 0 {
-		return ctrl.Result{RequeueAfter: wait}, true
-	}
-	return ctrl.Result{}, false
-}
-
 func lastError(app *tendv1.App) string {
 	if len(app.Status.History) > 0 {
 		return app.Status.History[0].Message
@@ -305,33 +287,6 @@ func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *Conn) {
 	}
 	st.lastHealth = objs
 	st.healthSince = since
-	if state == health.Degraded && app.Spec.Sync.AutoRollback {
-		r.maybeRollback(app, st)
-	}
-}
-
-// maybeRollback re-applies the previous healthy revision when the revision
-// synced last degraded before it was ever healthy.
-func (r *AppReconciler) maybeRollback(app *tendv1.App, st *appState) {
-	if st.job != nil || len(app.Status.History) < 2 || app.Spec.TargetRevision != "" {
-		return
-	}
-	last := app.Status.History[0]
-	if last.Result != "Succeeded" || last.Healthy || last.Revision != app.Status.Revision || app.Status.RolledBackRevision == last.Revision {
-		return
-	}
-	var target *tendv1.SyncRecord
-	for i := 1; i < len(app.Status.History); i++ {
-		h := app.Status.History[i]
-		if h.Healthy && h.Revision != last.Revision {
-			target = &h
-			break
-		}
-	}
-	if target == nil {
-		return
-	}
-	st.rollbackTo, st.rollbackFrom = target.Revision, last.Revision
 }
 
 // settle finishes a reconcile with nothing to sync.

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
@@ -57,7 +58,7 @@ type AppSetReconciler struct {
 	// them.
 	Client client.Client
 	// Artifacts holds the checkouts of Sources.
-	Artifacts *Artifacts
+	Artifacts *artifact.Store
 	// Recorder, if set, records an event when an AppSet becomes Stalled.
 	Recorder EventRecorder
 	// Log defaults to slog.Default().

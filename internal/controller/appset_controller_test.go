@@ -33,6 +33,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
@@ -93,7 +94,7 @@ type appSetFixture struct {
 	env    *testenv.Env
 	cl     client.Client
 	writes *appSetWrites
-	arts   *Artifacts
+	arts   *artifact.Store
 	r      *AppSetReconciler
 	src    types.NamespacedName
 	dir    string
@@ -112,7 +113,7 @@ func newAppSetFixture(t *testing.T) *appSetFixture {
 		t.Fatal(err)
 	}
 	f := &appSetFixture{
-		env: env, cl: cl, writes: writes, arts: NewArtifacts(),
+		env: env, cl: cl, writes: writes, arts: artifact.NewStore(t.TempDir(), nil),
 		src: types.NamespacedName{Namespace: env.Namespace, Name: "repo"},
 		dir: t.TempDir(),
 	}
@@ -146,7 +147,7 @@ func (f *appSetFixture) tree(t *testing.T, paths ...string) {
 func (f *appSetFixture) publish(t *testing.T) {
 	t.Helper()
 	f.rev++
-	f.arts.Set(f.src, Artifact{Dir: f.dir, Revision: fmt.Sprintf("rev%d", f.rev)}, nil)
+	f.arts.Set(f.src, artifact.Artifact{Dir: f.dir, Revision: fmt.Sprintf("rev%d", f.rev)}, nil)
 }
 
 func (f *appSetFixture) ctx(t *testing.T) context.Context {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/artifact"
 )
 
 // AppSetLabel is set on every App an AppSet generates; its value is the
@@ -94,7 +95,7 @@ func (e *appSetWaiting) Error() string { return e.message }
 
 // appSetGenerator reads Source checkouts for directories generators.
 type appSetGenerator struct {
-	artifacts *Artifacts
+	artifacts *artifact.Store
 }
 
 // params returns the parameter sets of every generator of set, in
@@ -151,11 +152,13 @@ func (g appSetGenerator) directories(namespace string, i int, d *v1alpha1.Direct
 	if err != nil {
 		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators[%d].directories.exclude: %v", i, err)
 	}
-	var art Artifact
-	ok := false
+	var art artifact.Artifact
+	release, ok := func() {}, false
 	if g.artifacts != nil {
-		art, ok = g.artifacts.Get(src)
+		// Held while the directories are listed: they are the artifact's.
+		art, release, ok = g.artifacts.Open(src)
 	}
+	defer release()
 	if !ok {
 		return nil, &appSetWaiting{reason: AppSetReasonArtifactNotReady,
 			message: fmt.Sprintf("Source %s has no artifact yet; waiting for it to be fetched", src)}
@@ -163,10 +166,6 @@ func (g appSetGenerator) directories(namespace string, i int, d *v1alpha1.Direct
 	if art.Dir == "" {
 		return nil, appSetStalledf(AppSetReasonInvalidGenerator,
 			"spec.generators[%d].directories: Source %s has no checkout (is it a git Source?); the directories generator needs a git Source", i, src)
-	}
-	if g.artifacts.Hold != nil {
-		release := g.artifacts.Hold(art.Dir)
-		defer release()
 	}
 	dirs, err := appSetMatchDirs(art.Dir, include, exclude)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/artifact"
 )
 
 // appSetTree creates directories (ending in /) and files under a temp dir.
@@ -86,7 +87,7 @@ func TestAppSetMatchDirs(t *testing.T) {
 }
 
 func TestAppSetDirectoriesArtifact(t *testing.T) {
-	arts := NewArtifacts()
+	arts := artifact.NewStore(t.TempDir(), nil)
 	set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "set"}, Spec: v1alpha1.AppSetSpec{
 		Generators: []v1alpha1.Generator{{Directories: &v1alpha1.DirectoriesGenerator{
 			SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Include: []string{"apps/*"},
@@ -99,23 +100,18 @@ func TestAppSetDirectoriesArtifact(t *testing.T) {
 		t.Fatalf("no artifact: got %v, want a wait naming Source ns/repo", err)
 	}
 
-	arts.Set(types.NamespacedName{Namespace: "ns", Name: "repo"}, Artifact{Revision: "idx"}, nil)
+	arts.Set(types.NamespacedName{Namespace: "ns", Name: "repo"}, artifact.Artifact{Revision: "idx"}, nil)
 	_, err = g.params(set)
 	var stalled *appSetStalled
 	if !errors.As(err, &stalled) || !strings.Contains(stalled.message, "git Source") {
 		t.Fatalf("chart Source: got %v, want stalled naming a git Source", err)
 	}
 
-	held := ""
-	arts.Hold = func(dir string) func() { held = dir; return func() { held += " released" } }
 	root := appSetTree(t, "apps/web/")
-	arts.Set(types.NamespacedName{Namespace: "ns", Name: "repo"}, Artifact{Dir: root, Revision: "r1"}, nil)
+	arts.Set(types.NamespacedName{Namespace: "ns", Name: "repo"}, artifact.Artifact{Dir: root, Revision: "r1"}, nil)
 	ps, err := g.params(set)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if got, want := held, root+" released"; got != want {
-		t.Errorf("checkout held: %q, want %q", got, want)
 	}
 	want := map[string]string{"path": "apps/web", "path.basename": "web", "name": "web"}
 	if len(ps) != 1 || !reflect.DeepEqual(ps[0].values, want) {
@@ -136,7 +132,7 @@ func TestAppSetGeneratorErrors(t *testing.T) {
 		{"bad glob", []v1alpha1.Generator{{Directories: &v1alpha1.DirectoriesGenerator{Include: []string{"apps/["}}}}, `glob "apps/["`},
 	} {
 		set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}, Spec: v1alpha1.AppSetSpec{Generators: tc.gens}}
-		_, err := appSetGenerator{artifacts: NewArtifacts()}.params(set)
+		_, err := appSetGenerator{artifacts: artifact.NewStore(t.TempDir(), nil)}.params(set)
 		var stalled *appSetStalled
 		if !errors.As(err, &stalled) || stalled.reason != AppSetReasonInvalidGenerator || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: got %v, want InvalidGenerator containing %q", tc.name, err, tc.want)

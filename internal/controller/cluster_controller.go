@@ -280,7 +280,7 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 	}
 	conn, err := r.Clusters.Get(ctx, cl.Namespace, &tendv1.LocalObjectReference{Name: cl.Name})
 	if err != nil {
-		if IsInputError(err) {
+		if objstatus.IsPermanent(err) {
 			return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: err.Error()}
 		}
 		return "", err // reading the Cluster or its Secret failed

@@ -23,6 +23,7 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/livestate"
+	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
 )
@@ -172,12 +173,12 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 	var cl tendv1.Cluster
 	if err := cs.Client.Get(ctx, key, &cl); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, inputErrorf("the Cluster %s does not exist; create it or fix spec.destination.clusterRef", key)
+			return nil, objstatus.Permanentf("the Cluster %s does not exist; create it or fix spec.destination.clusterRef", key)
 		}
 		return nil, fmt.Errorf("cluster %s: %w", key, err)
 	}
 	if cl.Spec.Suspend {
-		return nil, inputErrorf("cluster %s is suspended (its spec.suspend)", key)
+		return nil, objstatus.Permanentf("cluster %s is suspended (its spec.suspend)", key)
 	}
 	secKey := cl.Spec.KubeconfigSecretRef
 	// The kubeconfig Secret is read from its watch (refs.go): an App's
@@ -189,7 +190,7 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 	rd.done()
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, inputErrorf("cluster %s: the kubeconfig Secret %s does not exist; create it or fix the Cluster's kubeconfigSecretRef", key, secKey.Name)
+			return nil, objstatus.Permanentf("cluster %s: the kubeconfig Secret %s does not exist; create it or fix the Cluster's kubeconfigSecretRef", key, secKey.Name)
 		}
 		return nil, fmt.Errorf("cluster %s: kubeconfig Secret %s: %w", key, secKey.Name, err)
 	}
@@ -204,11 +205,11 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 	}
 	raw, ok := sec.Data[dataKey]
 	if !ok {
-		return nil, inputErrorf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
+		return nil, objstatus.Permanentf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
 	}
 	cfg, err := ParseKubeconfig(raw)
 	if err != nil {
-		return nil, inputErrorf("cluster %s: Secret %s key %q is not a usable kubeconfig: %v", key, secKey.Name, dataKey, err)
+		return nil, objstatus.Permanentf("cluster %s: Secret %s key %q is not a usable kubeconfig: %v", key, secKey.Name, dataKey, err)
 	}
 	c, err := NewConn(key.String(), cfg, cs.Opts)
 	if err != nil {

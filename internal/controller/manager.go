@@ -30,6 +30,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
@@ -92,7 +93,7 @@ type Options struct {
 // Controller is a running tend controller.
 type Controller struct {
 	Manager   manager.Manager
-	Artifacts *Artifacts
+	Artifacts *artifact.Store
 	Clusters  *Clusters
 	Apps      *AppReconciler
 	Sources   *SourceReconciler
@@ -207,9 +208,8 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	arts := NewArtifacts()
 	fetcher := &git.Fetcher{}
-	arts.Hold = fetcher.Hold
+	arts := artifact.NewStore(filepath.Join(opts.DataDir, "sources"), fetcher)
 	metrics := registerMetrics()
 	apps := &AppReconciler{
 		Client: mgr.GetClient(), Artifacts: arts, Fetcher: fetcher,
@@ -254,7 +254,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs}
 	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
 	c.Sources = &SourceReconciler{
-		Client: mgr.GetClient(), Fetcher: fetcher, Artifacts: arts, DataDir: opts.DataDir,
+		Client: mgr.GetClient(), Artifacts: arts,
 		Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "source"),
 		Workers: opts.SourceWorkers, metrics: metrics,
 		OnNewRevision: c.AppSets.SourceChanged,

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -46,20 +45,18 @@ const (
 	ReasonArtifactNotReady = "ArtifactNotReady"
 )
 
-// SourceReconciler fetches Sources on their interval (or when asked) into
-// one checkout per Source under DataDir and publishes the current revision
-// in Artifacts. A failed fetch keeps the last good artifact. Chart
+// SourceReconciler fetches Sources on their interval (or when asked)
+// through the artifact Store, which keeps one checkout per Source and is
+// the one owner of each Source's current revision; the Source's status
+// reports it to users. A failed fetch keeps the last good artifact. Chart
 // Sources have no artifact (Apps fetch their charts); an OCI Source's
 // registry is checked to speak the protocol spec.oci.insecure names.
 type SourceReconciler struct {
 	Client    client.Client
-	Fetcher   *git.Fetcher
-	Artifacts *Artifacts
+	Artifacts *artifact.Store
 	// Charts checks OCI registries; nil means a Fetcher of the
 	// reconciler's own with default options.
-	Charts *chart.Fetcher
-	// DataDir holds the checkouts: DataDir/sources/<namespace>/<name>.
-	DataDir  string
+	Charts   *chart.Fetcher
 	Recorder EventRecorder
 	Log      *slog.Logger
 	// OnNewRevision is called after a Source's revision changed.
@@ -91,18 +88,14 @@ func (r *SourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // to reconcile it now (push webhooks and `tend sync` set it).
 const AnnotationRequestedAt = tendv1.AnnotationRequestedAt
 
-// CheckoutDir is where a Source's checkout lives.
-func (r *SourceReconciler) CheckoutDir(src types.NamespacedName) string {
-	return filepath.Join(r.DataDir, "sources", src.Namespace, src.Name)
-}
-
 // Reconcile fetches one Source.
 func (r *SourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var src tendv1.Source
 	if err := r.Client.Get(ctx, req.NamespacedName, &src); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Artifacts.Delete(req.NamespacedName)
-			_ = os.RemoveAll(r.CheckoutDir(req.NamespacedName))
+			if err := r.Artifacts.Remove(req.NamespacedName); err != nil {
+				return ctrl.Result{}, fmt.Errorf("remove the checkout of deleted Source %s: %w", req.NamespacedName, err)
+			}
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -146,7 +139,7 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 	g := src.Spec.Git
 	auth, err := r.gitAuth(ctx, src)
 	if err != nil {
-		if IsInputError(err) {
+		if objstatus.IsPermanent(err) {
 			// The Source is not watched for its Secret: it is read
 			// again at the interval, or when the Source changes.
 			stall(&src.Status.Conditions, src.Generation, ReasonSecretInvalid, err.Error())
@@ -160,7 +153,7 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 		ref.Branch = "main"
 	}
 	start := time.Now()
-	res, err := r.Fetcher.Fetch(ctx, r.CheckoutDir(key), git.Options{URL: g.URL, Ref: ref, Auth: auth, Timeout: src.Spec.Timeout.Duration})
+	art, res, first, err := r.Artifacts.Fetch(ctx, key, git.Options{URL: g.URL, Ref: ref, Auth: auth, Timeout: src.Spec.Timeout.Duration})
 	if r.metrics != nil {
 		r.metrics.fetch.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds())
 	}
@@ -189,14 +182,12 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source,
 		return ctrl.Result{}, err
 	}
 	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
-	_, had := r.Artifacts.Get(key)
-	r.Artifacts.Set(key, Artifact{Dir: res.Dir, Revision: res.Revision, Subject: res.CommitSubject, FetchedAt: time.Now()}, res.ChangedFiles)
-	if src.Status.Artifact == nil || src.Status.Artifact.Revision != res.Revision {
-		src.Status.Artifact = &tendv1.Artifact{Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: metav1.Now()}
-		r.event(src, corev1.EventTypeNormal, ReasonNewRevision, fmt.Sprintf("fetched %s: %s", shortRev(res.Revision), res.CommitSubject))
+	if src.Status.Artifact == nil || src.Status.Artifact.Revision != art.Revision {
+		src.Status.Artifact = &tendv1.Artifact{Revision: art.Revision, Ref: art.Ref, Subject: art.Subject, FetchedAt: metav1.NewTime(art.FetchedAt)}
+		r.event(src, corev1.EventTypeNormal, ReasonNewRevision, fmt.Sprintf("fetched %s: %s", shortRev(art.Revision), art.Subject))
 	}
-	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, "revision "+shortRev(res.Revision))
-	if r.OnNewRevision != nil && (!had || len(res.ChangedFiles) > 0 || res.ChangedFiles == nil) {
+	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, "revision "+shortRev(art.Revision))
+	if r.OnNewRevision != nil && (first || len(res.ChangedFiles) > 0 || res.ChangedFiles == nil) {
 		r.OnNewRevision(key)
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
@@ -260,7 +251,7 @@ func (r *SourceReconciler) gitAuth(ctx context.Context, src *tendv1.Source) (*gi
 // GitAuth reads a git Source's credentials Secret ("username" and
 // "password" or "token" for HTTPS; "identity" and "known_hosts" for SSH),
 // saying which key is missing. A missing Secret or key satisfies
-// IsInputError; other errors are failures to read it.
+// objstatus.IsPermanent; other errors are failures to read it.
 func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Auth, error) {
 	ref := src.Spec.Git.SecretRef
 	if ref == nil {
@@ -269,7 +260,7 @@ func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Aut
 	var sec corev1.Secret
 	if err := c.Get(ctx, types.NamespacedName{Namespace: src.Namespace, Name: ref.Name}, &sec); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, inputErrorf("credentials Secret %s/%s (spec.git.secretRef) not found; create it, with \"username\" and \"password\" or \"token\" for HTTPS, \"identity\" and \"known_hosts\" for SSH", src.Namespace, ref.Name)
+			return nil, objstatus.Permanentf("credentials Secret %s/%s (spec.git.secretRef) not found; create it, with \"username\" and \"password\" or \"token\" for HTTPS, \"identity\" and \"known_hosts\" for SSH", src.Namespace, ref.Name)
 		}
 		return nil, fmt.Errorf("read credentials Secret %s/%s: %w", src.Namespace, ref.Name, err)
 	}
@@ -285,11 +276,11 @@ func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Aut
 	isSSH := !hasPrefix(src.Spec.Git.URL, "http://") && !hasPrefix(src.Spec.Git.URL, "https://")
 	switch {
 	case isSSH && len(a.SSHPrivateKey) == 0:
-		return nil, inputErrorf("credentials Secret %s/%s has no key \"identity\" (the SSH private key) for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
+		return nil, objstatus.Permanentf("credentials Secret %s/%s has no key \"identity\" (the SSH private key) for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
 	case isSSH && len(a.SSHKnownHosts) == 0:
-		return nil, inputErrorf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host", src.Namespace, ref.Name)
+		return nil, objstatus.Permanentf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host", src.Namespace, ref.Name)
 	case !isSSH && a.Password == "":
-		return nil, inputErrorf("credentials Secret %s/%s has neither \"password\" nor \"token\" for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
+		return nil, objstatus.Permanentf("credentials Secret %s/%s has neither \"password\" nor \"token\" for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
 	}
 	return a, nil
 }

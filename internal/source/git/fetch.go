@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -105,17 +104,6 @@ type Result struct {
 	Previous string
 }
 
-// Checkout is what the last successful fetch into a directory checked out.
-type Checkout struct {
-	// Revision and Subject name the commit on disk ("" when unknown, e.g.
-	// after a failed fetch).
-	Revision, Subject string
-	// Previous is the commit the directory held before that fetch, and
-	// ChangedFiles the paths that differ from it (nil when unknown).
-	Previous     string
-	ChangedFiles []string
-}
-
 // Fetcher fetches git repositories into checkout directories it owns, one
 // per Source, updating each in place. The zero Fetcher is ready to use and
 // runs "git" from PATH. A Fetcher must be the only writer of its
@@ -123,6 +111,11 @@ type Checkout struct {
 type Fetcher struct {
 	// Git is the git binary to run. Empty means "git" from PATH.
 	Git string
+	// OnCheckout, when set, is told about every successful fetch while
+	// the fetch still holds the directory (dir is absolute), so that what
+	// it records is in place before anyone holding the directory (Hold)
+	// reads the new files.
+	OnCheckout func(dir string, res *Result)
 
 	mu    sync.Mutex
 	dirs  map[string]*dirState
@@ -133,9 +126,6 @@ type Fetcher struct {
 type dirState struct {
 	// mu is held for writing by a fetch and for reading by Hold.
 	mu sync.RWMutex
-	// last is what the last successful fetch checked out (zero after a
-	// failed fetch).
-	last Checkout
 	// good is the commit the last successful fetch checked out, kept
 	// after a failed one: a fetch that failed after its checkout leaves
 	// HEAD at a commit no caller was told about, so changes are counted
@@ -230,24 +220,6 @@ func (f *Fetcher) Hold(dir string) (release func()) {
 	return sync.OnceFunc(st.mu.RUnlock)
 }
 
-// CheckedOut describes what the last successful fetch checked out into dir
-// (the zero Checkout when unknown, e.g. after a failed fetch). Call it
-// while holding dir (Hold): a fetch that has just finished may not have
-// reached its caller yet, so this is what names the files on disk and
-// what changed since the commit before.
-func (f *Fetcher) CheckedOut(dir string) Checkout {
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		abs = filepath.Clean(dir)
-	}
-	f.mu.Lock()
-	st := f.dirLocked(abs)
-	f.mu.Unlock()
-	co := st.last
-	co.ChangedFiles = slices.Clone(co.ChangedFiles)
-	return co
-}
-
 func (f *Fetcher) dirLocked(abs string) *dirState {
 	if f.dirs == nil {
 		f.dirs = map[string]*dirState{}
@@ -299,11 +271,12 @@ func (f *Fetcher) fetchDir(ctx context.Context, st *dirState, dir string, opts O
 
 	res, err := s.fetch(ctx, st, dir)
 	if err != nil {
-		st.last = Checkout{}
 		return nil, s.explain(ctx, err)
 	}
-	st.last = Checkout{Revision: res.Revision, Subject: res.CommitSubject, Previous: res.Previous, ChangedFiles: res.ChangedFiles}
 	st.good = res.Revision
+	if f.OnCheckout != nil {
+		f.OnCheckout(dir, res)
+	}
 	return res, nil
 }
 

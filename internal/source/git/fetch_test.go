@@ -600,41 +600,6 @@ func TestHoldBlocksFetch(t *testing.T) {
 	}
 }
 
-// TestCheckedOutNamesTheFilesOnDisk: once a fetch has finished, the
-// commit on disk and what changed since the one before are known to
-// whoever holds the directory, even before the fetch's caller has recorded
-// the result; a failed fetch forgets them.
-func TestCheckedOutNamesTheFilesOnDisk(t *testing.T) {
-	repo := newTestRepo(t)
-	dir := t.TempDir()
-	f := &Fetcher{}
-	if co := f.CheckedOut(dir); co.Revision != "" {
-		t.Errorf("CheckedOut before any fetch = %q, want empty", co.Revision)
-	}
-	opts := Options{URL: repo.URL, Ref: Ref{Branch: "main"}, Timeout: 30 * time.Second}
-	first := fetch(t, f, dir, opts)
-	if co := f.CheckedOut(dir); co.Revision != first.Revision || co.Previous != "" || co.ChangedFiles != nil {
-		t.Errorf("CheckedOut after the first fetch = %+v, want %s with no previous commit and unknown changes", co, first.Revision)
-	}
-	next := repo.Commit("second commit", map[string]string{"README.md": "two\n"})
-	fetch(t, f, dir, opts)
-	release := f.Hold(dir)
-	co := f.CheckedOut(dir)
-	release()
-	if co.Revision != next || co.Subject != "second commit" || co.Previous != first.Revision {
-		t.Errorf("CheckedOut = %s %q from %s, want %s %q from %s", co.Revision, co.Subject, co.Previous, next, "second commit", first.Revision)
-	}
-	if !slices.Equal(co.ChangedFiles, []string{"README.md"}) {
-		t.Errorf("CheckedOut changed files = %q, want [README.md]", co.ChangedFiles)
-	}
-	if err := fetchErr(t, f, dir, Options{URL: repo.URL, Ref: Ref{Branch: "nope"}, Timeout: 30 * time.Second}); err == nil {
-		t.Fatal("fetch of a missing branch succeeded")
-	}
-	if co := f.CheckedOut(dir); co.Revision != "" || co.ChangedFiles != nil {
-		t.Errorf("CheckedOut after a failed fetch = %+v, want empty", co)
-	}
-}
-
 // TestChangesCountedFromTheLastGoodFetch: a fetch that failed after its
 // checkout leaves HEAD at a commit nobody was told about; the next fetch
 // reports what changed since the commit its caller last got, not "nothing".

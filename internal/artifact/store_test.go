@@ -1,0 +1,112 @@
+package artifact
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/tend-gitops/tend/internal/source/git"
+	"github.com/tend-gitops/tend/internal/testenv"
+)
+
+func TestChangedBetween(t *testing.T) {
+	s := NewStore(t.TempDir(), nil)
+	src := types.NamespacedName{Namespace: "ns", Name: "repo"}
+	s.Set(src, Artifact{Revision: "a"}, nil)
+	s.Set(src, Artifact{Revision: "b"}, []string{"apps/x/f.yaml"})
+	s.Set(src, Artifact{Revision: "c"}, []string{"apps/y/g.yaml", "apps/x/f.yaml"})
+	s.Set(src, Artifact{Revision: "c2"}, []string{})
+	for _, tc := range []struct {
+		from, to string
+		want     []string
+	}{
+		{"a", "b", []string{"apps/x/f.yaml"}},
+		{"a", "c", []string{"apps/x/f.yaml", "apps/y/g.yaml"}},
+		{"b", "c", []string{"apps/x/f.yaml", "apps/y/g.yaml"}},
+		{"c", "c", []string{}},
+		{"c", "c2", []string{}}, // a new commit that changed no file
+		{"zzz", "c", nil},
+	} {
+		if got := s.ChangedBetween(src, tc.from, tc.to); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ChangedBetween(%s, %s) = %#v, want %#v", tc.from, tc.to, got, tc.want)
+		}
+	}
+	s.Set(src, Artifact{Revision: "d"}, nil) // a fetch whose changes are unknown
+	if got := s.ChangedBetween(src, "c2", "d"); got != nil {
+		t.Errorf("unknown step: got %v, want nil", got)
+	}
+	if got := s.ChangedBetween(src, "a", "d"); got != nil {
+		t.Errorf("through an unknown step: got %v, want nil", got)
+	}
+}
+
+// TestOpenNamesTheFilesOnDisk: the Store learns of a fetch from the fetcher
+// while the fetch still holds the checkout, so whoever opens the artifact
+// reads the revision whose files are on disk, even when the fetch's own
+// caller has not returned yet (here: a fetch made behind the Store's back,
+// straight through the Fetcher).
+func TestOpenNamesTheFilesOnDisk(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"app/cm.yaml": "one\n"})
+	f := &git.Fetcher{}
+	s := NewStore(t.TempDir(), f)
+	src := types.NamespacedName{Namespace: "ns", Name: "repo"}
+	if _, _, ok := s.Open(src); ok {
+		t.Fatal("Open before any fetch found an artifact")
+	}
+	opts := git.Options{URL: repo.URL, Ref: git.Ref{Branch: "main"}, Timeout: 30 * time.Second}
+	ctx := context.Background()
+	art, res, first, err := s.Fetch(ctx, src, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first || art.Revision != repo.Head() || art.Subject != "initial commit" || art.Ref != "refs/heads/main" || res.Revision != art.Revision {
+		t.Fatalf("first Fetch = %+v (first %v), want %s, initial commit, refs/heads/main, first", art, first, repo.Head())
+	}
+
+	next := repo.Commit("second", map[string]string{"app/cm.yaml": "two\n", "other/x.yaml": "x\n"})
+	if _, err := f.Fetch(ctx, s.Dir(src), opts); err != nil {
+		t.Fatal(err)
+	}
+	got, release, ok := s.Open(src)
+	if !ok {
+		t.Fatal("Open after a fetch found no artifact")
+	}
+	data, err := os.ReadFile(filepath.Join(got.Dir, "app", "cm.yaml"))
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Revision != next || got.Subject != "second" || string(data) != "two\n" {
+		t.Errorf("Open = %s %q with app/cm.yaml %q, want %s %q with %q", got.Revision, got.Subject, data, next, "second", "two\n")
+	}
+	if ch := s.ChangedBetween(src, art.Revision, next); !reflect.DeepEqual(ch, []string{"app/cm.yaml", "other/x.yaml"}) {
+		t.Errorf("ChangedBetween = %q, want [app/cm.yaml other/x.yaml]", ch)
+	}
+
+	// The next Fetch through the Store is not a first one, and a failed
+	// fetch leaves the artifact as it was.
+	if _, _, first, err := s.Fetch(ctx, src, opts); err != nil || first {
+		t.Errorf("second Fetch: first %v, err %v; want false, nil", first, err)
+	}
+	if _, _, _, err := s.Fetch(ctx, src, git.Options{URL: repo.URL, Ref: git.Ref{Branch: "nope"}, Timeout: 30 * time.Second}); err == nil {
+		t.Fatal("fetch of a missing branch succeeded")
+	}
+	if cur, _ := s.Current(src); cur.Revision != next {
+		t.Errorf("after a failed fetch the artifact is %s, want %s", cur.Revision, next)
+	}
+
+	if err := s.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Current(src); ok {
+		t.Error("Remove kept the artifact")
+	}
+	if _, err := os.Stat(s.Dir(src)); !os.IsNotExist(err) {
+		t.Errorf("Remove kept the checkout: %v", err)
+	}
+}

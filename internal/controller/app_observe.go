@@ -1,0 +1,250 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/objstatus"
+	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/source/git"
+)
+
+// observed is what a reconcile found: the App's Source, the connection to
+// its cluster, what it renders to and how the cluster differs from that.
+type observed struct {
+	interval time.Duration
+	windows  []window
+	src      tendv1.Source
+	srcKey   types.NamespacedName
+	conn     *Conn
+	opts     render.Options
+	// rev is the revision rendered ("chart" for chart Sources), result
+	// its render.
+	rev    string
+	result *render.Result
+	// req applies result (without the options of a requested sync).
+	req apply.Request
+	// toApply and toPrune differ from git; drift is what another writer
+	// changed since tend applied it.
+	toApply, toPrune, drift []apply.ObjectRef
+}
+
+// haltKind is why a reconcile ends before deciding anything.
+type haltKind int
+
+const (
+	// haltStalled: a problem only a change of the App (or what it names)
+	// fixes.
+	haltStalled haltKind = iota
+	// haltWaiting: something the App needs is not ready yet.
+	haltWaiting
+	// haltRenderFailed: the revision does not render; the last good one
+	// stays applied.
+	haltRenderFailed
+)
+
+// halt ends a reconcile after observe: the App is stalled, waits, or its
+// newest revision does not render.
+type halt struct {
+	kind   haltKind
+	reason string
+	err    error
+	after  time.Duration // haltWaiting
+	rev    string        // haltRenderFailed
+}
+
+func stalledBy(reason string, err error) *halt {
+	return &halt{kind: haltStalled, reason: reason, err: err}
+}
+
+// observe reads what the App's reconcile decides on. A transient failure
+// (the apiserver, a cluster or a Secret read did not answer) is returned as
+// the error; a problem the user must fix, or something to wait for, as a
+// halt.
+func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appState) (*observed, *halt, error) {
+	obs := &observed{interval: app.Spec.Sync.Interval.Duration}
+	if obs.interval <= 0 {
+		obs.interval = 10 * time.Minute
+	}
+	var err error
+	if obs.windows, err = parseWindows(app.Spec.Sync.Windows); err != nil {
+		return nil, stalledBy(ReasonInvalidSpec, err), nil
+	}
+	obs.srcKey = types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.SourceRef.Name}
+	if app.Spec.SourceRef.Namespace != "" {
+		obs.srcKey.Namespace = app.Spec.SourceRef.Namespace
+	}
+	if err := r.Client.Get(ctx, obs.srcKey, &obs.src); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, stalledBy(ReasonSourceNotFound, fmt.Errorf("the Source %s not found; create it or fix spec.sourceRef", obs.srcKey)), nil
+		}
+		return nil, nil, err
+	}
+	st.rememberSource(&obs.src)
+	if msg, cyc, err := r.checkDependencies(ctx, app); err != nil {
+		return nil, nil, err
+	} else if cyc {
+		return nil, stalledBy(ReasonDependencyCycle, errors.New(msg)), nil
+	} else if msg != "" {
+		return nil, &halt{kind: haltWaiting, reason: ReasonDependencyNotReady, err: errors.New(msg), after: 30 * time.Second}, nil
+	}
+	if obs.conn, err = r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef); err != nil {
+		if objstatus.IsPermanent(err) {
+			return nil, stalledBy(ReasonInvalidSpec, fmt.Errorf("spec.destination.clusterRef: %w", err)), nil
+		}
+		return nil, nil, err // the apiserver or the cluster did not answer: back off
+	}
+	if obs.opts, err = r.renderOptions(ctx, app, &obs.src); err != nil {
+		if objstatus.IsPermanent(err) {
+			return nil, stalledBy(ReasonInvalidSpec, err), nil
+		}
+		return nil, nil, err
+	}
+	rules, err := st.compiled(app)
+	if err != nil {
+		return nil, stalledBy(ReasonInvalidSpec, err), nil
+	}
+
+	// What to render: the Source's artifact, or a pinned revision.
+	if obs.rev, obs.result, err = r.renderApp(ctx, app, &obs.src, obs.srcKey, obs.conn, obs.opts, st); err != nil {
+		if errors.Is(err, errNoArtifact) {
+			return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: fmt.Errorf("waiting for Source %s to fetch its first revision", obs.srcKey), after: 5 * time.Second}, nil
+		}
+		return nil, &halt{kind: haltRenderFailed, reason: ReasonRenderFailed, err: err, rev: obs.rev}, nil
+	}
+	if st.inv == nil {
+		inv, err := obs.conn.Engine.Inventory.Load(ctx, apply.AppRef{Namespace: app.Namespace, Name: app.Name})
+		if err != nil {
+			return nil, nil, err
+		}
+		st.inv = inv
+	}
+	ns, result := createdNamespace(app), obs.result
+	obs.req = appspec.Request(app, rules)
+	obs.req.Revision = obs.rev
+	obs.req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
+	obs.req.Inventory = st.inv
+	// Make sure the live cache watches every kind involved (no-op after the
+	// first reconcile), then read drift and health from it.
+	if obs.toApply, obs.toPrune, err = obs.conn.Engine.PreviewFrom(ctx, obs.req, st.inv); err != nil {
+		var (
+			oe *apply.OwnershipError
+			se *apply.SyncError
+		)
+		switch {
+		case errors.As(err, &oe):
+			// Another App declares the same object: only a change to
+			// one of them helps (a new revision or spec reconciles).
+			return nil, stalledBy(ReasonOwnershipConflict, err), nil
+		case errors.As(err, &se):
+			// What git declares cannot be applied (a Secret tend must
+			// not touch, a bad hook or wave annotation).
+			return nil, stalledBy(ReasonInvalidObjects, err), nil
+		}
+		return nil, nil, err // the cluster did not answer: back off
+	}
+	obs.drift = obs.conn.Engine.Drift(st.inv)
+	return obs, nil, nil
+}
+
+var errNoArtifact = errors.New("no artifact yet")
+
+// renderApp renders the App from its Source's current artifact, or from its
+// pinned revision.
+func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *Conn, opts render.Options, st *appState) (string, *render.Result, error) {
+	rnd := &render.Renderer{Charts: r.Charts, Scope: conn.Scope}
+	if hc, err := conn.HelmCluster(); err == nil {
+		rnd.Cluster = hc
+	}
+	if src.Spec.Git == nil {
+		// Chart sources: the version a range selects today is part of the
+		// cache key, so a new chart version in the range is rendered (the
+		// chart fetcher keeps the index and archive, so the render that
+		// follows does not fetch again).
+		key := "chart:" + chartURL(src)
+		if ref := chartRefOf(opts); ref != nil && r.Charts != nil {
+			var auth *url.Userinfo
+			if ref.Username != "" || ref.Password != "" {
+				auth = url.UserPassword(ref.Username, ref.Password)
+			}
+			_, version, err := r.Charts.FetchChart(ctx, ref.RepoURL, ref.Name, ref.Version, auth)
+			if err != nil {
+				return "chart", nil, fmt.Errorf("helm chart %q from %s: %w", ref.Name, chartURL(src), err)
+			}
+			key += "@" + ref.Name + "@" + version
+		}
+		res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), key, opts)
+		return "chart", res, err
+	}
+	// The Store names the revision on disk; holding the artifact keeps
+	// fetches out of its checkout while it renders.
+	art, release, ok := r.Artifacts.Open(srcKey)
+	if !ok {
+		return "", nil, errNoArtifact
+	}
+	defer release()
+	rev, dir := art.Revision, art.Dir
+	if pin := app.Spec.TargetRevision; pin != "" {
+		release()
+		var err error
+		if rev, dir, err = r.pinnedCheckout(ctx, app, src, pin); err != nil {
+			return pin, nil, err
+		}
+	}
+	if rev == art.Revision {
+		// Events about this revision name its commit (the Source's
+		// status names it too, but can still name the previous one).
+		st.subjectRev, st.subject = art.Revision, art.Subject
+	}
+	var changed []string
+	if st.result != nil {
+		changed = r.Artifacts.ChangedBetween(srcKey, st.resultRev, rev)
+	}
+	start := time.Now()
+	res, err := r.Cache.RenderChange(ctx, rnd, dir, rev, opts, st.result, changed)
+	if r.metrics != nil {
+		r.metrics.render.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		return rev, nil, err
+	}
+	st.result, st.resultRev = res, rev
+	st.rendered.Store(&rendered{rev: rev, files: res.Files})
+	return rev, res, nil
+}
+
+// chartRefOf is the chart an App renders from a chart Source, if any.
+func chartRefOf(opts render.Options) *render.ChartRef {
+	if opts.Helm == nil {
+		return nil
+	}
+	return opts.Helm.Chart
+}
+
+func (r *AppReconciler) emptyDir() string {
+	return r.DataDir + "/empty"
+}
+
+// pinnedCheckout fetches a revision into the App's own checkout.
+func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src *tendv1.Source, rev string) (string, string, error) {
+	auth, err := gitAuth(ctx, r.Client, src)
+	if err != nil {
+		return rev, "", err
+	}
+	dir := fmt.Sprintf("%s/pins/%s/%s", r.DataDir, app.Namespace, app.Name)
+	res, err := r.Fetcher.Fetch(ctx, dir, git.Options{URL: src.Spec.Git.URL, Ref: git.Ref{Commit: rev}, Auth: auth, Timeout: src.Spec.Timeout.Duration})
+	if err != nil {
+		return rev, "", fmt.Errorf("fetch pinned revision %s (spec.targetRevision): %w", rev, err)
+	}
+	return res.Revision, res.Dir, nil
+}
