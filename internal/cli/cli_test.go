@@ -20,14 +20,14 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// cluster is a test's namespace on the local control plane, with tend's
+// testCluster is a test's namespace on the local control plane, with tend's
 // CRDs installed.
-type cluster struct {
+type testCluster struct {
 	*testenv.Env
 	c client.Client // knows tend's types
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T) *testCluster {
 	t.Helper()
 	env := testenv.New(t)
 	testenv.InstallCRDs(t, env.Config)
@@ -35,12 +35,12 @@ func newCluster(t *testing.T) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &cluster{Env: env, c: c}
+	return &testCluster{Env: env, c: c}
 }
 
 // tend runs the CLI against the test cluster, in its namespace unless
 // args name one.
-func (cl *cluster) tend(t *testing.T, args ...string) (code int, stdout, stderr string) {
+func (cl *testCluster) tend(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	full := append([]string{}, args...)
 	full = append(full, "--kubeconfig", cl.Kubeconfig)

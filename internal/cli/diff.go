@@ -11,7 +11,7 @@ import (
 
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
-	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/diff"
 )
 
@@ -119,7 +119,7 @@ Exits 0 when nothing would change and 1 when something would.`,
 					req.Prune = prune
 				}
 			}
-			return m.withConn(ctx, k, func(conn *controller.Conn) error {
+			return m.withConn(ctx, k, func(conn *cluster.Conn) error {
 				d, err := conn.Engine.Diff(ctx, req)
 				if err != nil {
 					var se *apply.SyncError

@@ -21,7 +21,7 @@ data: {value: from-git, tuned: from-git}
 `
 
 // createSyncApp creates an App of Source "repo" for path, with mutate applied.
-func (cl *cluster) createSyncApp(t *testing.T, name, path string, mutate func(*tendv1.App)) {
+func (cl *testCluster) createSyncApp(t *testing.T, name, path string, mutate func(*tendv1.App)) {
 	t.Helper()
 	app := &tendv1.App{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.Namespace},
@@ -40,7 +40,7 @@ func (cl *cluster) createSyncApp(t *testing.T, name, path string, mutate func(*t
 	}
 }
 
-func (cl *cluster) waitApp(t *testing.T, name, what string, cond func(*tendv1.App) bool) *tendv1.App {
+func (cl *testCluster) waitApp(t *testing.T, name, what string, cond func(*tendv1.App) bool) *tendv1.App {
 	t.Helper()
 	var app tendv1.App
 	eventually(t, "App "+name+" "+what, 2*time.Minute, func() bool {

@@ -21,7 +21,7 @@ metadata:
 stringData: {user: admin}
 `
 
-func (cl *cluster) secretValues(t *testing.T, name string) map[string]string {
+func (cl *testCluster) secretValues(t *testing.T, name string) map[string]string {
 	t.Helper()
 	s, err := cl.Clientset.CoreV1().Secrets(cl.Namespace).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {

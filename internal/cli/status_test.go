@@ -23,7 +23,7 @@ const (
 )
 
 // createApp creates an App and sets its status as a controller would.
-func (cl *cluster) createApp(t *testing.T, name string, status tendv1.AppStatus) *tendv1.App {
+func (cl *testCluster) createApp(t *testing.T, name string, status tendv1.AppStatus) *tendv1.App {
 	t.Helper()
 	ctx := context.Background()
 	a := &tendv1.App{
@@ -40,7 +40,7 @@ func (cl *cluster) createApp(t *testing.T, name string, status tendv1.AppStatus)
 	return a
 }
 
-func (cl *cluster) createSource(t *testing.T, name, url string, artifact *tendv1.Artifact) *tendv1.Source {
+func (cl *testCluster) createSource(t *testing.T, name, url string, artifact *tendv1.Artifact) *tendv1.Source {
 	t.Helper()
 	ctx := context.Background()
 	s := &tendv1.Source{

@@ -17,6 +17,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/health"
 )
@@ -130,7 +131,7 @@ Exits 1 when the sync fails or the App is not Healthy after it.`,
 // syncPath renders the directory and syncs it as App o.app in k.ns.
 func (m *Main) syncPath(ctx context.Context, k *kube, rf *renderFlags, path string, o syncOptions) error {
 	ref := apply.AppRef{Namespace: k.ns, Name: o.app}
-	return m.withConn(ctx, k, func(conn *controller.Conn) error {
+	return m.withConn(ctx, k, func(conn *cluster.Conn) error {
 		r := clusterRenderer(k)
 		r.Scope = conn.Scope
 		res, rev, err := rf.renderPath(ctx, r, path, k.ns, o.app)
@@ -155,7 +156,7 @@ func (m *Main) syncAppLocal(ctx context.Context, k *kube, app *tendv1.App, o syn
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
 	}
-	return m.withConn(ctx, k, func(conn *controller.Conn) error {
+	return m.withConn(ctx, k, func(conn *cluster.Conn) error {
 		req := appspec.Request(app, rules)
 		req.Revision, req.Objects = ar.revision, ar.objects
 		req.Prune = req.Prune || o.prune
@@ -165,12 +166,12 @@ func (m *Main) syncAppLocal(ctx context.Context, k *kube, app *tendv1.App, o syn
 }
 
 // withConn runs fn with a connection (engine and watch cache) to k's cluster.
-func (m *Main) withConn(ctx context.Context, k *kube, fn func(*controller.Conn) error) error {
+func (m *Main) withConn(ctx context.Context, k *kube, fn func(*cluster.Conn) error) error {
 	checker, err := health.NewChecker(nil)
 	if err != nil {
 		return err
 	}
-	conn, err := controller.NewConn("", k.cfg, controller.ConnOptions{Inventory: &apply.SecretStore{Client: k.cs}, Health: checker})
+	conn, err := cluster.NewConn("", k.cfg, cluster.ConnOptions{Inventory: &apply.SecretStore{Client: k.cs}, Health: checker})
 	if err != nil {
 		return reachError(k.cfg.Host, err)
 	}
@@ -189,7 +190,7 @@ func (m *Main) warnControllerApp(ctx context.Context, k *kube, ref apply.AppRef)
 
 // runEngine runs one sync, printing each object's action as it happens,
 // then a summary, and checks the App's health.
-func (m *Main) runEngine(ctx context.Context, conn *controller.Conn, req apply.Request, o syncOptions) error {
+func (m *Main) runEngine(ctx context.Context, conn *cluster.Conn, req apply.Request, o syncOptions) error {
 	p := m.painter()
 	req.WaitHealthy = true
 	req.HealthTimeout = o.timeout

@@ -160,7 +160,7 @@ func progressLine(action, object string) string {
 
 // startController runs a tend controller for the test's namespace until
 // the test ends; Apps are deleted first, while it runs (finalizers).
-func (cl *cluster) startController(t *testing.T) {
+func (cl *testCluster) startController(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ctl, err := controller.New(ctx, controller.Options{
@@ -192,7 +192,7 @@ func (cl *cluster) startController(t *testing.T) {
 	})
 }
 
-func (cl *cluster) waitSource(t *testing.T, name, rev string) {
+func (cl *testCluster) waitSource(t *testing.T, name, rev string) {
 	t.Helper()
 	eventually(t, "Source "+name+" at "+rev, time.Minute, func() bool {
 		var s tendv1.Source

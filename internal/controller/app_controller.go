@@ -29,6 +29,7 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/artifact"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/render"
@@ -68,7 +69,7 @@ const historyLimit = 20
 type AppReconciler struct {
 	Client    client.Client
 	Artifacts *artifact.Store
-	Clusters  *Clusters
+	Clusters  *cluster.Clusters
 	Charts    render.ChartFetcher
 	Cache     *render.Cache
 	Fetcher   *git.Fetcher

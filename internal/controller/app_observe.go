@@ -14,6 +14,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -26,7 +27,7 @@ type observed struct {
 	windows  []window
 	src      tendv1.Source
 	srcKey   types.NamespacedName
-	conn     *Conn
+	conn     *cluster.Conn
 	opts     render.Options
 	// rev is the revision rendered ("chart" for chart Sources), result
 	// its render.
@@ -161,7 +162,7 @@ var errNoArtifact = errors.New("no artifact yet")
 
 // renderApp renders the App from its Source's current artifact, or from its
 // pinned revision.
-func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *Conn, opts render.Options, st *appState) (string, *render.Result, error) {
+func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *cluster.Conn, opts render.Options, st *appState) (string, *render.Result, error) {
 	rnd := &render.Renderer{Charts: r.Charts, Scope: conn.Scope}
 	if hc, err := conn.HelmCluster(); err == nil {
 		rnd.Cluster = hc

@@ -20,6 +20,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
@@ -38,7 +39,7 @@ type syncJob struct {
 	rollback string // revision rolled back from
 	res      *apply.Result
 	err      error
-	conn     *Conn
+	conn     *cluster.Conn
 	cancel   context.CancelFunc
 	// fresh is set until the reconcile that started the job ends; that
 	// reconcile keeps its status in pending instead of writing it.
@@ -90,7 +91,7 @@ const syncStatusDelay = 2 * time.Second
 
 // startSync runs a sync in its own goroutine; the App is enqueued when it
 // ends.
-func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *Conn, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
+func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *cluster.Conn, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
 	job := &syncJob{done: make(chan struct{}), rev: req.Revision, gen: app.Generation, result: result, started: time.Now(),
 		request: request, message: message, rollback: rollbackFrom, conn: conn, fresh: true, turn: make(chan struct{})}
 	st.job = job
@@ -258,7 +259,7 @@ func lastError(app *tendv1.App) string {
 
 // assess updates health in status from the watch cache, marks the last
 // sync healthy, and starts an auto-rollback when a fresh sync degraded.
-func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *Conn) {
+func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *cluster.Conn) {
 	since := st.lastSyncEnd
 	if since.IsZero() && len(app.Status.History) > 0 {
 		h := app.Status.History[0]

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
@@ -58,7 +59,7 @@ const (
 // events or logs.
 type ClusterReconciler struct {
 	Client   client.Client
-	Clusters *Clusters
+	Clusters *cluster.Clusters
 	Recorder EventRecorder
 	Log      *slog.Logger
 	// Apps, when set, reconciles the Apps deploying to a Cluster as soon as
@@ -121,7 +122,7 @@ func (r *ClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	var cl tendv1.Cluster
 	if err := r.Client.Get(ctx, req.NamespacedName, &cl); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.Clusters.dropRemote(req.NamespacedName)
+			r.Clusters.Drop(req.NamespacedName)
 			r.enqueueApps(ctx, req.NamespacedName)
 			return ctrl.Result{}, nil
 		}
@@ -275,7 +276,7 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 		}
 		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("Secret %s has no key %q (it has %s); put the kubeconfig there or set spec.kubeconfigSecretRef.key", secName, dataKey, has)}
 	}
-	if _, err := ParseKubeconfig(raw); err != nil {
+	if _, err := cluster.ParseKubeconfig(raw); err != nil {
 		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("Secret %s key %q: %v", secName, dataKey, err)}
 	}
 	conn, err := r.Clusters.Get(ctx, cl.Namespace, &tendv1.LocalObjectReference{Name: cl.Name})
@@ -293,16 +294,4 @@ func (r *ClusterReconciler) log() *slog.Logger {
 		return slog.Default()
 	}
 	return r.Log
-}
-
-// dropRemote closes and forgets the connection to a deleted Cluster, so its
-// watches stop.
-func (cs *Clusters) dropRemote(key types.NamespacedName) {
-	cs.mu.Lock()
-	c, ok := cs.remote[key]
-	delete(cs.remote, key)
-	cs.mu.Unlock()
-	if ok {
-		c.Close()
-	}
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tend-gitops/tend/internal/cluster"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
@@ -70,7 +71,7 @@ func TestClusterParseKubeconfig(t *testing.T) {
 	defer srv.Close()
 	ca := serverCA(srv)
 
-	cfg, err := ParseKubeconfig(testKubeconfig(t, srv.URL, ca))
+	cfg, err := cluster.ParseKubeconfig(testKubeconfig(t, srv.URL, ca))
 	if err != nil {
 		t.Fatalf("a flattened kubeconfig: %v", err)
 	}
@@ -108,7 +109,7 @@ func TestClusterParseKubeconfig(t *testing.T) {
 		{"broken CA data", testKubeconfig(t, srv.URL, []byte("not a certificate")), []string{"certificate data"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseKubeconfig(tc.raw)
+			_, err := cluster.ParseKubeconfig(tc.raw)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -146,7 +147,7 @@ func TestClusterProbeVersion(t *testing.T) {
 
 	probe := func(t *testing.T, host string, ca []byte, mutate ...func(*clientcmdapi.Config)) (string, *notReady) {
 		t.Helper()
-		cfg, err := ParseKubeconfig(testKubeconfig(t, host, ca, mutate...))
+		cfg, err := cluster.ParseKubeconfig(testKubeconfig(t, host, ca, mutate...))
 		if err != nil {
 			t.Fatal(err)
 		}

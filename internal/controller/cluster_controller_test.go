@@ -432,7 +432,7 @@ func startClusterController(t *testing.T, log *slog.Logger) *ctlEnv {
 		}
 		cancel()
 		<-done
-		for _, conn := range ctl.Clusters.all() {
+		for _, conn := range ctl.Clusters.All() {
 			if conn != ctl.Clusters.Local {
 				conn.Close()
 			}
@@ -461,7 +461,7 @@ func (e *ctlEnv) waitCluster(t *testing.T, name, what string, timeout time.Durat
 
 // hasConn reports whether tend holds a connection for the Cluster.
 func (e *ctlEnv) hasConn(name string) bool {
-	for _, c := range e.ctrl.Clusters.all() {
+	for _, c := range e.ctrl.Clusters.All() {
 		if c.Name == e.Namespace+"/"+name {
 			return true
 		}

@@ -31,7 +31,7 @@ func TestClusterKubeconfigSecretRefKey(t *testing.T) {
 		if ctl == nil {
 			return
 		}
-		for _, conn := range ctl.Clusters.all() {
+		for _, conn := range ctl.Clusters.All() {
 			if conn != ctl.Clusters.Local {
 				conn.Close()
 			}

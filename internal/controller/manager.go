@@ -31,6 +31,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/artifact"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
@@ -94,7 +95,7 @@ type Options struct {
 type Controller struct {
 	Manager   manager.Manager
 	Artifacts *artifact.Store
-	Clusters  *Clusters
+	Clusters  *cluster.Clusters
 	Apps      *AppReconciler
 	Sources   *SourceReconciler
 	AppSets   *AppSetReconciler
@@ -223,7 +224,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		OnSync:     opts.OnSync,
 		metrics:    metrics,
 	}
-	connOpts := ConnOptions{
+	connOpts := cluster.ConnOptions{
 		Inventory:     &apply.SecretStore{Client: cs},
 		Health:        checker,
 		Log:           opts.Log,
@@ -233,7 +234,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		OnChange:      handlerFunc(apps.OnChange),
 		WrapTransport: metrics.wrapTransport,
 	}
-	local, err := NewConn("", mgrConfig, connOpts)
+	local, err := cluster.NewConn("", mgrConfig, connOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +250,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	}
 	withRefs := &refClient{Client: mgr.GetClient(), refs: refs}
 	apps.Client = withRefs
-	clusters := &Clusters{Local: local, Client: withRefs, Opts: connOpts}
+	clusters := &cluster.Clusters{Local: local, Client: withRefs, Opts: connOpts, ReadSecret: readKubeconfig(withRefs)}
 	apps.Clusters = clusters
 	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs}
 	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
@@ -297,7 +298,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 // Start runs the controller until ctx ends.
 func (c *Controller) Start(ctx context.Context) error {
 	defer func() {
-		for _, conn := range c.Clusters.all() {
+		for _, conn := range c.Clusters.All() {
 			conn.Close()
 		}
 	}()

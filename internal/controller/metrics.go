@@ -13,6 +13,7 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/livestate"
 	"github.com/tend-gitops/tend/internal/render"
 )
@@ -33,7 +34,7 @@ type tendMetrics struct {
 
 type stateSource struct {
 	client   client.Client
-	clusters *Clusters
+	clusters *cluster.Clusters
 }
 
 var (
@@ -125,9 +126,9 @@ func (m *tendMetrics) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		cancel()
-		for _, c := range s.clusters.all() {
+		for _, c := range s.clusters.All() {
 			for gvk, n := range c.Live.Counts() {
-				ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(n), c.display(), gvk.Group, gvk.Kind)
+				ch <- prometheus.MustNewConstMetric(liveDesc, prometheus.GaugeValue, float64(n), c.Display(), gvk.Group, gvk.Kind)
 			}
 		}
 	}
@@ -144,7 +145,7 @@ func orUnknown(s string) string {
 }
 
 // collector adds a controller's state to the scrape.
-func (m *tendMetrics) addSource(c client.Client, clusters *Clusters) {
+func (m *tendMetrics) addSource(c client.Client, clusters *cluster.Clusters) {
 	m.mu.Lock()
 	m.sources = append(m.sources, stateSource{client: c, clusters: clusters})
 	m.mu.Unlock()
@@ -177,17 +178,6 @@ func resultLabel(err error) string {
 		return "Failed"
 	}
 	return "Succeeded"
-}
-
-// all lists the live connections.
-func (cs *Clusters) all() []*Conn {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	out := []*Conn{cs.Local}
-	for _, c := range cs.remote {
-		out = append(out, c)
-	}
-	return out
 }
 
 // handlerFunc adapts a function to livestate.Handler.

@@ -131,3 +131,14 @@ func forgetDeleted(ctx context.Context, mgr manager.Manager, refs *refwatch.Watc
 	}
 	return nil
 }
+
+// readKubeconfig reads a Cluster's kubeconfig Secret from its watch: an
+// App's reconcile sends no request for it, and a new kubeconfig reconciles
+// the Cluster's Apps.
+func readKubeconfig(c client.Reader) func(ctx context.Context, cl, key types.NamespacedName, sec *corev1.Secret) error {
+	return func(ctx context.Context, cl, key types.NamespacedName, sec *corev1.Secret) error {
+		rd := readerFor(c, refwatch.Owner{Kind: ownerCluster, Namespace: cl.Namespace, Name: cl.Name})
+		defer rd.done()
+		return rd.Get(ctx, key, sec)
+	}
+}

@@ -1,30 +1,27 @@
-package controller
+// Package cluster connects tend to the clusters it deploys to: the one it
+// runs in and the remote ones Cluster objects name. A connection carries the
+// apply engine, the watch cache of the kinds tend manages there and what
+// Helm needs to know about the cluster. The controller and the CLI use it
+// alike.
+package cluster
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
-	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/livestate"
-	"github.com/tend-gitops/tend/internal/objstatus"
-	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
 )
 
@@ -63,7 +60,7 @@ func (c *Conn) HelmCluster() (*render.Cluster, error) {
 		if c.helm != nil {
 			return c.helm, nil // keep the last good answer
 		}
-		return nil, fmt.Errorf("discover cluster %s: %w", c.display(), err)
+		return nil, fmt.Errorf("discover cluster %s: %w", c.Display(), err)
 	}
 	c.helm, c.helmAt = hc, time.Now()
 	return hc, nil
@@ -78,7 +75,9 @@ func (c *Conn) Scope(gvk schema.GroupVersionKind) (namespaced, known bool) {
 	return m.Scope.Name() == meta.RESTScopeNameNamespace, true
 }
 
-func (c *Conn) display() string {
+// Display names the connection for messages and metrics: "in-cluster" or
+// the Cluster's namespace/name.
+func (c *Conn) Display() string {
 	if c.Name == "" {
 		return "in-cluster"
 	}
@@ -151,80 +150,6 @@ func NewConn(name string, cfg *rest.Config, opts ConnOptions) (*Conn, error) {
 
 // Close stops the connection's watches.
 func (c *Conn) Close() { c.Live.Close() }
-
-// Clusters hands out connections: the local cluster, and remote ones named
-// by Cluster objects (rebuilt when their kubeconfig Secret changes).
-type Clusters struct {
-	Local  *Conn
-	Client client.Client // reads Cluster objects and their Secrets
-	Opts   ConnOptions
-
-	mu     sync.Mutex
-	remote map[types.NamespacedName]*Conn
-}
-
-// Get returns the connection for an App in namespace ns with destination
-// ref (nil: the local cluster).
-func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectReference) (*Conn, error) {
-	if ref == nil || ref.Name == "" {
-		return cs.Local, nil
-	}
-	key := types.NamespacedName{Namespace: ns, Name: ref.Name}
-	var cl tendv1.Cluster
-	if err := cs.Client.Get(ctx, key, &cl); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, objstatus.Permanentf("the Cluster %s does not exist; create it or fix spec.destination.clusterRef", key)
-		}
-		return nil, fmt.Errorf("cluster %s: %w", key, err)
-	}
-	if cl.Spec.Suspend {
-		return nil, objstatus.Permanentf("cluster %s is suspended (its spec.suspend)", key)
-	}
-	secKey := cl.Spec.KubeconfigSecretRef
-	// The kubeconfig Secret is read from its watch (refs.go): an App's
-	// reconcile sends no request for it, and a new kubeconfig reconciles
-	// the Cluster's Apps.
-	rd := readerFor(cs.Client, refwatch.Owner{Kind: ownerCluster, Namespace: ns, Name: ref.Name})
-	var sec corev1.Secret
-	err := rd.Get(ctx, types.NamespacedName{Namespace: ns, Name: secKey.Name}, &sec)
-	rd.done()
-	if err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, objstatus.Permanentf("cluster %s: the kubeconfig Secret %s does not exist; create it or fix the Cluster's kubeconfigSecretRef", key, secKey.Name)
-		}
-		return nil, fmt.Errorf("cluster %s: kubeconfig Secret %s: %w", key, secKey.Name, err)
-	}
-	dataKey := secKey.Key
-	if dataKey == "" {
-		dataKey = "kubeconfig"
-	}
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if c, ok := cs.remote[key]; ok && c.secretVers == sec.ResourceVersion {
-		return c, nil
-	}
-	raw, ok := sec.Data[dataKey]
-	if !ok {
-		return nil, objstatus.Permanentf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
-	}
-	cfg, err := ParseKubeconfig(raw)
-	if err != nil {
-		return nil, objstatus.Permanentf("cluster %s: Secret %s key %q is not a usable kubeconfig: %v", key, secKey.Name, dataKey, err)
-	}
-	c, err := NewConn(key.String(), cfg, cs.Opts)
-	if err != nil {
-		return nil, err
-	}
-	c.secretVers = sec.ResourceVersion
-	if old, ok := cs.remote[key]; ok {
-		old.Close()
-	}
-	if cs.remote == nil {
-		cs.remote = map[types.NamespacedName]*Conn{}
-	}
-	cs.remote[key] = c
-	return c, nil
-}
 
 // KubeVersion checks a connection by asking the server's version.
 func KubeVersion(cfg *rest.Config) (string, error) {
