@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -63,13 +63,16 @@ func TestClusterRemoteTarget(t *testing.T) {
 		if !strings.Contains(table, sv.GitVersion) || !strings.Contains(table, `"True"`) {
 			t.Errorf("kubectl get clusters does not show the version and Ready:\n%s", table)
 		}
-		// A requested check that changes nothing writes nothing.
+		// A requested check that changes nothing writes nothing: once the
+		// cluster controller has finished a reconcile after the request,
+		// the Cluster is as it was.
+		before := reconciles(t, "cluster")
 		cl.Annotations = map[string]string{AnnotationRequestedAt: "1"}
 		if err := e.c.Update(ctx, cl); err != nil {
 			t.Fatal(err)
 		}
 		rv := cl.ResourceVersion
-		time.Sleep(2 * time.Second)
+		eventually(t, "a reconcile of the requested check", 30*time.Second, func() bool { return reconciles(t, "cluster") > before })
 		if err := e.c.Get(ctx, types.NamespacedName{Namespace: e.Namespace, Name: "c2"}, cl); err != nil {
 			t.Fatal(err)
 		}
@@ -401,12 +404,6 @@ func startClusterController(t *testing.T, log *slog.Logger) *ctlEnv {
 	ctl, err := New(ctx, Options{
 		Config: env.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0",
 		Namespaces: []string{env.Namespace}, Log: log,
-		Extra: func(_ context.Context, mgr manager.Manager, c *Controller) error {
-			return (&ClusterReconciler{
-				Client: mgr.GetClient(), Clusters: c.Clusters, Recorder: mgr.GetEventRecorder("tend"),
-				Log: log.With("controller", "cluster"), Apps: c.Apps,
-			}).SetupWithManager(mgr)
-		},
 	})
 	if err != nil {
 		cancel()
@@ -524,4 +521,28 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// reconciles is how many reconciles the controllers named name in this
+// process have finished (controller-runtime's reconcile counter).
+func reconciles(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == name {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }

@@ -324,14 +324,12 @@ func TestWatchCustomResourceAfterCRDEstablished(t *testing.T) {
 		}
 		return ""
 	})
-	start := time.Now()
+	// ErrKindNotServed, not the context's deadline: Watch gave up because
+	// the kind is gone, not because it ran out of time.
 	wctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := c.Watch(wctx, gvk); !errors.Is(err, livestate.ErrKindNotServed) {
-		t.Fatalf("Watch after the CRD was deleted: %v, want ErrKindNotServed", err)
-	}
-	if waited := time.Since(start); waited > 20*time.Second {
-		t.Errorf("Watch took %s to report the kind not served", waited)
+	if err := c.Watch(wctx, gvk); !errors.Is(err, livestate.ErrKindNotServed) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Watch after the CRD was deleted: %v, want ErrKindNotServed before the deadline", err)
 	}
 	if c.Watched(gvk) {
 		t.Error("a kind that failed to sync is still watched")
