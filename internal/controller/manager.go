@@ -238,7 +238,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	owners := &refOwners{apps: apps, sources: newTrigger(), clusters: newTrigger()}
+	owners := &refOwners{apps: apps, sources: newTrigger(), clusters: newTrigger(), notifiers: newTrigger()}
 	refs, err := refwatch.New(refwatch.Options{Config: mgrConfig, OnChange: owners.changed, Log: opts.Log.With("controller", "refs")})
 	if err != nil {
 		return nil, err
@@ -277,13 +277,13 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	nopts := opts.Notify
-	nopts.Client, nopts.Log, nopts.Metrics = mgr.GetClient(), opts.Log.With("controller", "notify"), crmetrics.Registry
+	nopts.Client, nopts.Refs, nopts.Log, nopts.Metrics = mgr.GetClient(), refs, opts.Log.With("controller", "notify"), crmetrics.Registry
 	c.Notifications = notify.NewDispatcher(nopts)
 	apps.Notify = c.Notifications.Publish
 	if err := mgr.Add(c.Notifications); err != nil {
 		return nil, err
 	}
-	if err := (&notify.Reconciler{Client: mgr.GetClient(), Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
+	if err := (&notify.Reconciler{Client: mgr.GetClient(), Refs: refs, RefChanged: owners.notifiers, Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)

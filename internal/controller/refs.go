@@ -15,13 +15,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
 )
 
 // What references Secrets and ConfigMaps (refwatch owners): an App reads its
 // values, decryption keys, chart repository credentials and (pinned to a
 // revision) its git Source's credentials; a Cluster's connection and check
-// read its kubeconfig; a Source's fetch reads its credentials.
+// read its kubeconfig; a Source's fetch reads its credentials; a Notifier
+// (notify.RefOwnerKind) its Secret.
 const (
 	ownerApp     = "App"
 	ownerCluster = "Cluster"
@@ -132,9 +134,10 @@ func (t trigger) send(obj client.Object) {
 // again and reconnects its Apps, new credentials fetch the Source again at
 // once (a Source stalled on wrong credentials need not wait its interval).
 type refOwners struct {
-	apps     *AppReconciler
-	sources  trigger
-	clusters trigger
+	apps      *AppReconciler
+	sources   trigger
+	clusters  trigger
+	notifiers trigger
 }
 
 // changed is the refwatch OnChange: it runs on a watch's goroutine and
@@ -147,6 +150,8 @@ func (o *refOwners) changed(_ refwatch.Ref, owners []refwatch.Owner) {
 			o.apps.enqueue(types.NamespacedName{Namespace: ow.Namespace, Name: ow.Name})
 		case ownerSource:
 			o.sources.send(&tendv1.Source{ObjectMeta: meta})
+		case notify.RefOwnerKind:
+			o.notifiers.send(&tendv1.Notifier{ObjectMeta: meta})
 		case ownerCluster:
 			o.clusters.send(&tendv1.Cluster{ObjectMeta: meta})
 			var apps tendv1.AppList
@@ -162,10 +167,12 @@ func (o *refOwners) changed(_ refwatch.Ref, owners []refwatch.Owner) {
 	}
 }
 
-// forgetDeleted lets go of the references of deleted Apps, Clusters and
-// Sources.
+// forgetDeleted lets go of the references of deleted Apps, Clusters,
+// Sources and Notifiers.
 func forgetDeleted(ctx context.Context, mgr manager.Manager, refs *refwatch.Watcher) error {
-	for kind, obj := range map[string]client.Object{ownerApp: &tendv1.App{}, ownerCluster: &tendv1.Cluster{}, ownerSource: &tendv1.Source{}} {
+	for kind, obj := range map[string]client.Object{
+		ownerApp: &tendv1.App{}, ownerCluster: &tendv1.Cluster{}, ownerSource: &tendv1.Source{}, notify.RefOwnerKind: &tendv1.Notifier{},
+	} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watch %ss for their references: %w", kind, err)
