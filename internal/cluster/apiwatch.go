@@ -45,13 +45,19 @@ type apiWatch struct {
 	wg      sync.WaitGroup
 
 	mu        sync.Mutex
-	forbidden error // the watches cannot list: the caller polls instead
+	forbidden error // the watches may not list: the caller polls instead
+	firstErr  error // the first failure before the first lists
 }
 
+// errAPIWatchForbidden marks a start that failed because the kinds may not
+// be listed (or are not served): trying again will not help.
+var errAPIWatchForbidden = errors.New("may not list and watch the cluster's API definitions")
+
 // startAPIWatch starts the watches and waits for their first lists. It
-// returns an error, and no watch, when they cannot list (RBAC forbids it, or
-// the cluster does not serve these kinds): the caller falls back to
-// rediscovering periodically.
+// returns an error, and no watch, when they cannot list: one satisfying
+// errors.Is(err, errAPIWatchForbidden) when RBAC forbids it or the cluster
+// does not serve these kinds, another when the cluster did not answer. The
+// caller falls back to rediscovering periodically.
 func startAPIWatch(cfg *rest.Config, log *slog.Logger) (*apiWatch, error) {
 	mc, err := metadata.NewForConfig(cfg)
 	if err != nil {
@@ -74,6 +80,16 @@ func startAPIWatch(cfg *rest.Config, log *slog.Logger) (*apiWatch, error) {
 		})
 		_ = inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
 			w.changes.Add(1) // events may have been missed
+			if !w.started.Load() {
+				// Before the first lists, any failure ends the wait:
+				// a render should not wait on an unreachable cluster.
+				w.mu.Lock()
+				if w.firstErr == nil {
+					w.firstErr = fmt.Errorf("list and watch %s: %w", gvr.GroupResource(), err)
+				}
+				w.mu.Unlock()
+				failOnce.Do(func() { close(failed) })
+			}
 			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 				w.mu.Lock()
 				first := w.forbidden == nil
@@ -84,7 +100,6 @@ func startAPIWatch(cfg *rest.Config, log *slog.Logger) (*apiWatch, error) {
 				if first && w.started.Load() {
 					log.Warn("cannot watch the cluster's API definitions; Helm capabilities are discovered again every few minutes instead", "resource", gvr.GroupResource().String(), "error", err)
 				}
-				failOnce.Do(func() { close(failed) })
 			}
 		})
 		if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -123,6 +138,12 @@ func startAPIWatch(cfg *rest.Config, log *slog.Logger) (*apiWatch, error) {
 	if !cache.WaitForCacheSync(stop, synced...) {
 		w.stop()
 		if err := w.failure(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errAPIWatchForbidden, err)
+		}
+		w.mu.Lock()
+		err := w.firstErr
+		w.mu.Unlock()
+		if err != nil {
 			return nil, err
 		}
 		return nil, errors.New("the watches of CustomResourceDefinitions and APIServices did not list within " + apiWatchSyncTimeout.String())

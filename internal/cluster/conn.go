@@ -6,6 +6,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -43,8 +44,9 @@ type Conn struct {
 	helm       *render.Cluster
 	helmAt     time.Time
 	helmSeen   int64     // apis.count() when helm was discovered
-	apis       *apiWatch // nil: not started yet, or polling (apisTried)
-	apisTried  bool
+	apis       *apiWatch // nil: not started yet, or polling
+	apisDenied bool      // the watches may not list: poll for good
+	apisRetry  time.Time // when to try starting them again after a failure
 	closed     bool
 	secretVers string // resourceVersion of the kubeconfig Secret it was built from
 }
@@ -63,12 +65,17 @@ const helmRefresh = 5 * time.Minute
 func (c *Conn) HelmCluster() (*render.Cluster, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.apisTried && !c.closed {
-		c.apisTried = true
+	if c.apis == nil && !c.apisDenied && !c.closed && !time.Now().Before(c.apisRetry) {
 		w, err := startAPIWatch(c.Config, c.logger())
-		if err != nil {
-			c.logger().Warn("cannot watch the cluster's API definitions; Helm capabilities are discovered again every few minutes instead", "cluster", c.Display(), "error", err)
-		} else {
+		switch {
+		case errors.Is(err, errAPIWatchForbidden):
+			c.apisDenied = true
+			c.logger().Warn("cannot watch the cluster's API definitions; Helm capabilities are discovered again every few minutes instead", "error", err)
+		case err != nil:
+			// Unreachable: poll meanwhile, and try again later.
+			c.apisRetry = time.Now().Add(helmRefresh)
+			c.logger().Info("cannot watch the cluster's API definitions yet; trying again later", "error", err)
+		default:
 			c.apis = w
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/tend-gitops/tend/internal/testenv"
 )
@@ -158,3 +159,31 @@ func TestHelmClusterRediscoversWhenAPIsChange(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestHelmClusterPollsWhereAPIsCannotBeWatched: a user who may not list
+// CRDs and APIServices (discovery is open to every authenticated user)
+// still gets Helm's capabilities; the connection falls back to discovering
+// them periodically instead of watching.
+func TestHelmClusterPollsWhereAPIsCannotBeWatched(t *testing.T) {
+	env := testenv.New(t)
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "tend-test-no-crd-access"}
+	conn, err := NewConn("", cfg, ConnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	hc, err := conn.HelmCluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(hc.APIVersions, "apps/v1") {
+		t.Errorf("apps/v1 not among %d API versions", len(hc.APIVersions))
+	}
+	conn.mu.Lock()
+	denied, watching := conn.apisDenied, conn.apis != nil
+	conn.mu.Unlock()
+	if !denied || watching {
+		t.Errorf("denied = %v, watching = %v; want a fallback to polling", denied, watching)
+	}
+}
