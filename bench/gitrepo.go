@@ -3,16 +3,17 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+
+	"github.com/tend-gitops/tend/internal/gitserver"
 )
 
 // gitRepo is a working repository plus a bare copy served over smart HTTP
-// by git http-backend on loopback, the way tend fetches from a forge.
+// on loopback by internal/gitserver (git http-backend), the way tend
+// fetches from a forge and the way tests serve their repositories.
 type gitRepo struct {
 	Work   string // working tree where the benchmark writes and commits
 	URL    string // http://127.0.0.1:PORT/repo.git
@@ -22,7 +23,7 @@ type gitRepo struct {
 func newGitRepo(dir string) (*gitRepo, error) {
 	work := filepath.Join(dir, "work")
 	bare := filepath.Join(dir, "srv", "repo.git")
-	gitPath, err := exec.LookPath("git")
+	h, err := gitserver.NewHandler(filepath.Dir(bare), gitserver.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("the benchmark needs git: %w", err)
 	}
@@ -34,11 +35,6 @@ func newGitRepo(dir string) (*gitRepo, error) {
 		if err := runGit(args...); err != nil {
 			return nil, err
 		}
-	}
-	h := &cgi.Handler{
-		Path: gitPath,
-		Args: []string{"http-backend"},
-		Env:  []string{"GIT_PROJECT_ROOT=" + filepath.Dir(bare), "GIT_HTTP_EXPORT_ALL=1"},
 	}
 	srv := httptest.NewServer(h)
 	return &gitRepo{Work: work, URL: srv.URL + "/repo.git", server: srv}, nil
@@ -65,8 +61,6 @@ func runGit(args ...string) error {
 	}
 	return nil
 }
-
-var _ http.Handler = (*cgi.Handler)(nil)
 
 // head returns the commit the work tree is at.
 func (r *gitRepo) head() (string, error) {

@@ -6,6 +6,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -37,23 +38,53 @@ type Conn struct {
 	Live   *livestate.Cache
 	Mapper meta.RESTMapper
 
+	log *slog.Logger
+
 	mu         sync.Mutex
 	helm       *render.Cluster
 	helmAt     time.Time
+	helmSeen   int64     // apis.count() when helm was discovered
+	apis       *apiWatch // nil: not started yet, or polling
+	apisDenied bool      // the watches may not list: poll for good
+	apisRetry  time.Time // when to try starting them again after a failure
+	closed     bool
 	secretVers string // resourceVersion of the kubeconfig Secret it was built from
 }
 
-// helmRefresh is how long discovered capabilities are reused.
+// helmRefresh is how long discovered capabilities are reused when the
+// cluster's API definitions cannot be watched.
 const helmRefresh = 5 * time.Minute
 
-// HelmCluster returns the cluster's version and API versions for Helm,
-// refreshed every few minutes (a CRD installed by one App becomes visible
-// to charts of the next).
+// HelmCluster returns the cluster's version and API versions for Helm. They
+// are discovered at the first call, which also starts watching the
+// cluster's CustomResourceDefinitions and APIServices (metadata only), and
+// again only after one of those changed: a CRD installed by one App becomes
+// visible to the charts of the next, and an unchanged cluster costs no
+// discovery request. Where tend may not list those kinds, the answer is
+// discovered again every helmRefresh instead (logged once).
 func (c *Conn) HelmCluster() (*render.Cluster, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.helm != nil && time.Since(c.helmAt) < helmRefresh {
+	if c.apis == nil && !c.apisDenied && !c.closed && !time.Now().Before(c.apisRetry) {
+		w, err := startAPIWatch(c.Config, c.logger())
+		switch {
+		case errors.Is(err, errAPIWatchForbidden):
+			c.apisDenied = true
+			c.logger().Warn("cannot watch the cluster's API definitions; Helm capabilities are discovered again every few minutes instead", "error", err)
+		case err != nil:
+			// Unreachable: poll meanwhile, and try again later.
+			c.apisRetry = time.Now().Add(helmRefresh)
+			c.logger().Info("cannot watch the cluster's API definitions yet; trying again later", "error", err)
+		default:
+			c.apis = w
+		}
+	}
+	if c.helm != nil && c.fresh() {
 		return c.helm, nil
+	}
+	var seen int64
+	if c.apis != nil {
+		seen = c.apis.count() // before discovering: a change during it counts
 	}
 	hc, err := render.DiscoverCluster(c.Config)
 	if err != nil {
@@ -62,8 +93,23 @@ func (c *Conn) HelmCluster() (*render.Cluster, error) {
 		}
 		return nil, fmt.Errorf("discover cluster %s: %w", c.Display(), err)
 	}
-	c.helm, c.helmAt = hc, time.Now()
+	c.helm, c.helmAt, c.helmSeen = hc, time.Now(), seen
 	return hc, nil
+}
+
+// fresh says whether the discovered answer still holds. c.mu is held.
+func (c *Conn) fresh() bool {
+	if c.apis == nil || c.apis.failure() != nil {
+		return time.Since(c.helmAt) < helmRefresh
+	}
+	return c.apis.count() == c.helmSeen
+}
+
+func (c *Conn) logger() *slog.Logger {
+	if c.log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.log
 }
 
 // Scope tells the renderer whether a kind is namespaced, from discovery.
@@ -139,7 +185,7 @@ func NewConn(name string, cfg *rest.Config, opts ConnOptions) (*Conn, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Conn{
-		Name: name, Config: cfg, Live: live, Mapper: mapper,
+		Name: name, Config: cfg, Live: live, Mapper: mapper, log: log.With("cluster", name),
 		Engine: &apply.Engine{
 			Dynamic: dyn, Mapper: mapper, Live: live, Health: opts.Health,
 			Inventory: opts.Inventory, Fingerprint: livestate.Fingerprint,
@@ -149,7 +195,17 @@ func NewConn(name string, cfg *rest.Config, opts ConnOptions) (*Conn, error) {
 }
 
 // Close stops the connection's watches.
-func (c *Conn) Close() { c.Live.Close() }
+func (c *Conn) Close() {
+	c.Live.Close()
+	c.mu.Lock()
+	c.closed = true
+	w := c.apis
+	c.apis = nil
+	c.mu.Unlock()
+	if w != nil {
+		w.stop()
+	}
+}
 
 // KubeVersion checks a connection by asking the server's version.
 func KubeVersion(cfg *rest.Config) (string, error) {

@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/source/chart/charttest"
@@ -48,4 +51,60 @@ func TestChartAppFollowsItsVersionRange(t *testing.T) {
 
 	publish("1.0.1")
 	eventually(t, "version 1.0.1 applied after it was published", 60*time.Second, func() bool { return chartVersion() == "1.0.1" })
+}
+
+// TestHelmCapabilitiesSeeCRDsInstalledLater: a chart whose template
+// renders an object only when the cluster serves an API
+// (.Capabilities.APIVersions.Has) renders it once that API's CRD is
+// installed, after the App's first render: Helm's capabilities are
+// discovered again when the cluster's CRDs change, not minutes later.
+func TestHelmCapabilitiesSeeCRDsInstalledLater(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	group := e.Namespace + ".example.com"
+	repo := newCtlRepo(t)
+	repo.commit("chart", map[string]string{
+		"chart/Chart.yaml": "apiVersion: v2\nname: gated\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: always\ndata: {}\n" +
+			"{{- if .Capabilities.APIVersions.Has \"" + group + "/v1\" }}\n---\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: gated\ndata: {}\n{{- end }}\n",
+	})
+	e.create(t, gitSource("repo", repo.URL), newApp("gated", "repo", "chart", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Helm = &tendv1.HelmSpec{ReleaseName: "gated"}
+		a.Spec.Sync.Interval = metav1.Duration{Duration: 2 * time.Second}
+	}))
+	e.waitApp(t, "gated", "Synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced })
+	exists := func(name string) bool {
+		_, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, name, metav1.GetOptions{})
+		return err == nil
+	}
+	if !exists("always") || exists("gated") {
+		t.Fatalf("before the CRD: always %v, gated %v; want only always", exists("always"), exists("gated"))
+	}
+
+	ext, err := apiextclient.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &apiextv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets." + group},
+		Spec: apiextv1.CustomResourceDefinitionSpec{
+			Group: group,
+			Names: apiextv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
+			Scope: apiextv1.NamespaceScoped,
+			Versions: []apiextv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextv1.CustomResourceValidation{OpenAPIV3Schema: &apiextv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: ptr.To(true),
+				}},
+			}},
+		},
+	}
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), crd.Name, metav1.DeleteOptions{})
+	})
+	eventually(t, "the gated ConfigMap applied once the CRD is installed", 60*time.Second, func() bool { return exists("gated") })
 }

@@ -236,9 +236,12 @@ func (r *AppReconciler) emptyDir() string {
 	return r.DataDir + "/empty"
 }
 
-// pinnedCheckout fetches a revision into the App's own checkout.
+// pinnedCheckout fetches a revision into the App's own checkout, with the
+// Source's credentials read from their watch (renderOptions keeps it for
+// a pinned App; a rollback's read starts one that the App's next render
+// lets go unless the Source still reads it).
 func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src *tendv1.Source, rev string) (string, string, error) {
-	auth, err := gitAuth(ctx, r.Client, src)
+	auth, err := GitAuth(ctx, readerFor(r.Client, appOwner(app)), src)
 	if err != nil {
 		return rev, "", err
 	}

@@ -24,7 +24,6 @@ import (
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
-	"github.com/tend-gitops/tend/internal/source/git"
 )
 
 // syncJob is one sync of an App running in the background.
@@ -426,11 +425,6 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 	orig := app.DeepCopy()
 	controllerutil.RemoveFinalizer(app, Finalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, app, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
-}
-
-// gitAuth reads a git Source's credentials Secret.
-func gitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Auth, error) {
-	return GitAuth(ctx, c, src)
 }
 
 func chartURL(src *tendv1.Source) string {

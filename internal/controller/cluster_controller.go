@@ -15,14 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
-	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/cluster"
@@ -52,8 +49,9 @@ const (
 // ClusterReconciler checks the connection to every Cluster: it builds
 // (through Clusters, so Apps share it) the connection its kubeconfig Secret
 // describes, asks the API server for its version, and reports the result
-// in status.kubeVersion and the Ready condition. Secrets named by Clusters
-// are watched, metadata only, so a fixed Secret is picked up at once.
+// in status.kubeVersion and the Ready condition. The kubeconfig Secret is
+// read from its own watch (refs.go; never a watch of every Secret), so a
+// fixed Secret is picked up at once.
 //
 // Nothing from a kubeconfig but the server's URL ever reaches status,
 // events or logs.
@@ -66,55 +64,26 @@ type ClusterReconciler struct {
 	// it is connected, and when it is deleted: an App created before its
 	// Cluster need not wait for its interval.
 	Apps *AppReconciler
+
+	// refs reconciles a Cluster whose kubeconfig Secret changed (New sets
+	// it; refOwners sends on it).
+	refs trigger
 }
 
 // SetupWithManager registers the reconciler.
 func (r *ClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	// Secrets are never cached in full (see New); the watch keeps only the
-	// metadata of each, and slimSecretMeta drops annotations and managed
-	// fields from it too (kubectl apply copies a Secret's data into its
-	// last-applied-configuration annotation).
-	secretMeta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
-	if inf, err := mgr.GetCache().GetInformer(context.Background(), secretMeta); err == nil {
-		if si, ok := inf.(toolscache.SharedIndexInformer); ok {
-			// Fails only once the informer runs; then it keeps full metadata.
-			_ = si.SetTransform(slimSecretMeta)
-		}
-	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("cluster").
-		For(&tendv1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(secretMeta, handler.EnqueueRequestsFromMapFunc(r.clustersOfSecret), builder.OnlyMetadata,
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		For(&tendv1.Cluster{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	if r.refs != nil {
+		// The kubeconfig Secret's own watch (refs.go) reports its changes.
+		b = b.WatchesRawSource(r.refs.source())
+	}
+	return b.
 		// An unreachable cluster holds a worker for up to clusterCheckTimeout.
 		// Unreachable clusters are retried from 1 s, doubling.
 		WithOptions(controller.Options{MaxConcurrentReconciles: 4, RateLimiter: remoteRetryLimiter()}).
 		Complete(r)
-}
-
-// slimSecretMeta keeps what the Secret watch needs: names, labels and
-// versions.
-func slimSecretMeta(obj any) (any, error) {
-	if m, ok := obj.(*metav1.PartialObjectMetadata); ok {
-		m.Annotations = nil
-		m.ManagedFields = nil
-	}
-	return obj, nil
-}
-
-// clustersOfSecret maps a Secret to the Clusters whose kubeconfig it holds.
-func (r *ClusterReconciler) clustersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list tendv1.ClusterList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []reconcile.Request
-	for _, cl := range list.Items {
-		if cl.Spec.KubeconfigSecretRef.Name == o.GetName() {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: cl.Namespace, Name: cl.Name}})
-		}
-	}
-	return out
 }
 
 // Reconcile checks one Cluster's connection.
@@ -236,6 +205,8 @@ func (e *notReady) Error() string { return e.msg }
 // check connects to the Cluster and returns its Kubernetes version. Errors
 // are *notReady, except failures to read the Secret (transient).
 func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (string, error) {
+	rd := readerFor(r.Client, clusterOwner(cl))
+	defer rd.done() // a suspended or invalid Cluster lets its Secret's watch go
 	if cl.Spec.Suspend {
 		return "", &notReady{reason: ReasonSuspended, msg: "suspended (spec.suspend): Apps deploying to this cluster are not synced and the connection is not checked"}
 	}
@@ -254,7 +225,7 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 	}
 	secName := cl.Namespace + "/" + ref.Name
 	var sec corev1.Secret
-	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: ref.Name}, &sec); err != nil {
+	if err := rd.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: ref.Name}, &sec); err != nil {
 		switch {
 		case apierrors.IsNotFound(err):
 			return "", &notReady{reason: ClusterReasonSecretNotFound, stalled: true, msg: fmt.Sprintf("Secret %s (spec.kubeconfigSecretRef.name) not found; create it with the cluster's kubeconfig, flattened, under the key %q", secName, dataKey)}

@@ -181,11 +181,8 @@ func TestPermanentProblemsStallOnce(t *testing.T) {
 		{&tendv1.Source{}, "Source", ReasonSecretInvalid, []string{"git-creds", "not found", "create it"},
 			func(o client.Object) { o.(*tendv1.Source).Spec.Interval.Duration += time.Hour },
 			func() {
+				// The Source watches its Secret.
 				e.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds"}, StringData: map[string]string{"username": "tend", "password": "s3cret"}})
-				// A Source does not watch its Secret: a change of the
-				// Source (or its interval) reads it again.
-				var s tendv1.Source
-				update(t, e, "repo", &s, func(o client.Object) { o.(*tendv1.Source).Spec.Interval.Duration = 2 * time.Hour })
 			}},
 		{&tendv1.Notifier{}, "Notifier", "InvalidConfig", []string{`"discord-url"`, "not found", "create it"},
 			func(o client.Object) { o.(*tendv1.Notifier).Spec.Username += "x" },
@@ -413,7 +410,7 @@ func newFlakyAPI(t *testing.T, cfg *rest.Config) *flakyAPI {
 		FlushInterval: -1, // watches stream
 	}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && p.refused1(r.URL.Path) {
+		if r.Method == http.MethodGet && p.refused1(r.URL) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(metav1.Status{
@@ -429,14 +426,24 @@ func newFlakyAPI(t *testing.T, cfg *rest.Config) *flakyAPI {
 	return p
 }
 
-// refused1 reports whether a GET of path is to be refused, counting it.
-func (p *flakyAPI) refused1(path string) bool {
-	// /api/v1/namespaces/NS/secrets/NAME
-	parts := strings.Split(strings.Trim(path, "/"), "/")
-	if len(parts) != 6 || parts[0] != "api" || parts[2] != "namespaces" || parts[4] != "secrets" {
+// refused1 reports whether a GET of u is to be refused, counting it: a GET
+// of the Secret, or a list or watch of it alone (how tend reads the
+// Secrets it references, refwatch).
+func (p *flakyAPI) refused1(u *url.URL) bool {
+	// /api/v1/namespaces/NS/secrets/NAME, or
+	// /api/v1/namespaces/NS/secrets?fieldSelector=metadata.name%3DNAME
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) < 5 || len(parts) > 6 || parts[0] != "api" || parts[2] != "namespaces" || parts[4] != "secrets" {
 		return false
 	}
-	key := parts[3] + "/" + parts[5]
+	name, ok := strings.CutPrefix(u.Query().Get("fieldSelector"), "metadata.name=")
+	if len(parts) == 6 {
+		name, ok = parts[5], true
+	}
+	if !ok {
+		return false
+	}
+	key := parts[3] + "/" + name
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.healthy || !p.refuse[key] {

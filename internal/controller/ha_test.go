@@ -299,6 +299,7 @@ type apiRequest struct {
 	path        string
 	contentType string
 	dryRun      bool
+	watch       bool // a watch (?watch=true), which lasts
 	status      int
 }
 
@@ -309,6 +310,9 @@ func (r apiRequest) String() string {
 	}
 	if r.apply() {
 		s += " (apply)"
+	}
+	if r.watch {
+		s += " (watch)"
 	}
 	return s
 }
@@ -339,6 +343,7 @@ func newAPIProxy(t *testing.T, cfg *rest.Config) *apiProxy {
 				at: time.Now(), method: req.Method, path: req.URL.Path,
 				contentType: req.Header.Get("Content-Type"),
 				dryRun:      req.URL.Query().Has("dryRun"),
+				watch:       req.URL.Query().Get("watch") == "true" || req.URL.Query().Get("watch") == "1",
 				status:      resp.StatusCode,
 			})
 			p.mu.Unlock()

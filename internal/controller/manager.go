@@ -238,7 +238,8 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs, err := refwatch.New(refwatch.Options{Config: mgrConfig, OnChange: apps.referenceChanged, Log: opts.Log.With("controller", "refs")})
+	owners := &refOwners{apps: apps, sources: newTrigger(), clusters: newTrigger(), notifiers: newTrigger()}
+	refs, err := refwatch.New(refwatch.Options{Config: mgrConfig, OnChange: owners.changed, Log: opts.Log.With("controller", "refs")})
 	if err != nil {
 		return nil, err
 	}
@@ -255,9 +256,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs}
 	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
 	c.Sources = &SourceReconciler{
-		Client: mgr.GetClient(), Artifacts: arts,
+		Client: withRefs, Artifacts: arts,
 		Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "source"),
-		Workers: opts.SourceWorkers, metrics: metrics,
+		Workers: opts.SourceWorkers, metrics: metrics, refs: owners.sources,
 		OnNewRevision: c.AppSets.SourceChanged,
 	}
 	if err := c.Sources.SetupWithManager(mgr); err != nil {
@@ -269,20 +270,20 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := c.AppSets.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&ClusterReconciler{Client: mgr.GetClient(), Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps}).SetupWithManager(mgr); err != nil {
+	if err := (&ClusterReconciler{Client: withRefs, Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps, refs: owners.clusters}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	if err := (&ReplicateReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	nopts := opts.Notify
-	nopts.Client, nopts.Log, nopts.Metrics = mgr.GetClient(), opts.Log.With("controller", "notify"), crmetrics.Registry
+	nopts.Client, nopts.Refs, nopts.Log, nopts.Metrics = mgr.GetClient(), refs, opts.Log.With("controller", "notify"), crmetrics.Registry
 	c.Notifications = notify.NewDispatcher(nopts)
 	apps.Notify = c.Notifications.Publish
 	if err := mgr.Add(c.Notifications); err != nil {
 		return nil, err
 	}
-	if err := (&notify.Reconciler{Client: mgr.GetClient(), Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
+	if err := (&notify.Reconciler{Client: mgr.GetClient(), Refs: refs, RefChanged: owners.notifiers, Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)

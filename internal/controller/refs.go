@@ -5,25 +5,41 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
 )
 
 // What references Secrets and ConfigMaps (refwatch owners): an App reads its
-// values, decryption keys and chart repository credentials; a Cluster's
-// connection reads its kubeconfig.
+// values, decryption keys, chart repository credentials and (pinned to a
+// revision) its git Source's credentials; a Cluster's connection and check
+// read its kubeconfig; a Source's fetch reads its credentials; a Notifier
+// (notify.RefOwnerKind) its Secret.
 const (
 	ownerApp     = "App"
 	ownerCluster = "Cluster"
+	ownerSource  = "Source"
 )
 
 func appOwner(app *tendv1.App) refwatch.Owner {
 	return refwatch.Owner{Kind: ownerApp, Namespace: app.Namespace, Name: app.Name}
+}
+
+func sourceOwner(src *tendv1.Source) refwatch.Owner {
+	return refwatch.Owner{Kind: ownerSource, Namespace: src.Namespace, Name: src.Name}
+}
+
+func clusterOwner(cl *tendv1.Cluster) refwatch.Owner {
+	return refwatch.Owner{Kind: ownerCluster, Namespace: cl.Namespace, Name: cl.Name}
 }
 
 // refClient is the manager's client with the watches of referenced Secrets
@@ -87,31 +103,76 @@ func (r *refReader) done() {
 	}
 }
 
-// referenceChanged reconciles the Apps that read a Secret or ConfigMap that
-// changed (was created, updated or deleted): a new values Secret or
-// decryption key re-renders them, a new kubeconfig reconnects them.
-func (r *AppReconciler) referenceChanged(_ refwatch.Ref, owners []refwatch.Owner) {
-	for _, o := range owners {
-		switch o.Kind {
+// trigger asks a controller to reconcile an object no watch of its own
+// reports on (source.Channel): a Secret it reads changed.
+type trigger chan event.GenericEvent
+
+func newTrigger() trigger { return make(trigger, 1024) }
+
+// source is the controller's end of the trigger.
+func (t trigger) source() source.Source {
+	return source.Channel((chan event.GenericEvent)(t), &handler.EnqueueRequestForObject{})
+}
+
+// send reconciles obj (only its namespace and name count), without
+// blocking the caller. A nil trigger (the controller is not set up) drops it.
+func (t trigger) send(obj client.Object) {
+	if t == nil {
+		return
+	}
+	ev := event.GenericEvent{Object: obj}
+	select {
+	case t <- ev:
+	default:
+		go func() { t <- ev }()
+	}
+}
+
+// refOwners reconciles whatever read a Secret or ConfigMap that changed
+// (was created, updated or deleted): a new values Secret or decryption key
+// re-renders the Apps that read it, a new kubeconfig checks the Cluster
+// again and reconnects its Apps, new credentials fetch the Source again at
+// once (a Source stalled on wrong credentials need not wait its interval).
+type refOwners struct {
+	apps      *AppReconciler
+	sources   trigger
+	clusters  trigger
+	notifiers trigger
+}
+
+// changed is the refwatch OnChange: it runs on a watch's goroutine and
+// does not block.
+func (o *refOwners) changed(_ refwatch.Ref, owners []refwatch.Owner) {
+	for _, ow := range owners {
+		meta := metav1.ObjectMeta{Namespace: ow.Namespace, Name: ow.Name}
+		switch ow.Kind {
 		case ownerApp:
-			r.enqueue(types.NamespacedName{Namespace: o.Namespace, Name: o.Name})
+			o.apps.enqueue(types.NamespacedName{Namespace: ow.Namespace, Name: ow.Name})
+		case ownerSource:
+			o.sources.send(&tendv1.Source{ObjectMeta: meta})
+		case notify.RefOwnerKind:
+			o.notifiers.send(&tendv1.Notifier{ObjectMeta: meta})
 		case ownerCluster:
+			o.clusters.send(&tendv1.Cluster{ObjectMeta: meta})
 			var apps tendv1.AppList
-			if err := r.Client.List(context.Background(), &apps, client.InNamespace(o.Namespace)); err != nil {
+			if err := o.apps.Client.List(context.Background(), &apps, client.InNamespace(ow.Namespace)); err != nil {
 				continue // the Apps' own interval still applies
 			}
 			for _, a := range apps.Items {
-				if ref := a.Spec.Destination.ClusterRef; ref != nil && ref.Name == o.Name {
-					r.enqueue(types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
+				if ref := a.Spec.Destination.ClusterRef; ref != nil && ref.Name == ow.Name {
+					o.apps.enqueue(types.NamespacedName{Namespace: a.Namespace, Name: a.Name})
 				}
 			}
 		}
 	}
 }
 
-// forgetDeleted lets go of the references of deleted Apps and Clusters.
+// forgetDeleted lets go of the references of deleted Apps, Clusters,
+// Sources and Notifiers.
 func forgetDeleted(ctx context.Context, mgr manager.Manager, refs *refwatch.Watcher) error {
-	for kind, obj := range map[string]client.Object{ownerApp: &tendv1.App{}, ownerCluster: &tendv1.Cluster{}} {
+	for kind, obj := range map[string]client.Object{
+		ownerApp: &tendv1.App{}, ownerCluster: &tendv1.Cluster{}, ownerSource: &tendv1.Source{}, notify.RefOwnerKind: &tendv1.Notifier{},
+	} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("watch %ss for their references: %w", kind, err)

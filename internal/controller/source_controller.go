@@ -65,6 +65,9 @@ type SourceReconciler struct {
 	Workers int
 
 	metrics *tendMetrics
+	// refs reconciles a Source whose credentials Secret changed (New sets
+	// it; refOwners sends on it).
+	refs trigger
 
 	chartsOnce sync.Once
 }
@@ -75,9 +78,13 @@ func (r *SourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if workers <= 0 {
 		workers = 4
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("source").
-		For(&tendv1.Source{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		For(&tendv1.Source{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	if r.refs != nil {
+		b = b.WatchesRawSource(r.refs.source())
+	}
+	return b.
 		// A failing fetch is retried from 1 s, not 5 ms: it runs git
 		// against someone's server.
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers, RateLimiter: remoteRetryLimiter()}).
@@ -107,8 +114,12 @@ func (r *SourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 }
 
 // reconcile fetches src and sets its status. Errors are transient (see
-// status.go); permanent problems stall src.
+// status.go); permanent problems stall src. The credentials Secret is read
+// from its watch (refs.go): a periodic fetch sends the apiserver no
+// request for it, and a change to it fetches again at once.
 func (r *SourceReconciler) reconcile(ctx context.Context, src *tendv1.Source) (ctrl.Result, error) {
+	rd := readerFor(r.Client, sourceOwner(src))
+	defer rd.done() // a Source that no longer reads its Secret lets its watch go
 	interval := src.Spec.Interval.Duration
 	if interval <= 0 {
 		interval = time.Minute
@@ -119,7 +130,7 @@ func (r *SourceReconciler) reconcile(ctx context.Context, src *tendv1.Source) (c
 	}
 	switch {
 	case src.Spec.Git != nil:
-		return r.reconcileGit(ctx, src, interval)
+		return r.reconcileGit(ctx, rd, src, interval)
 	case src.Spec.OCI != nil:
 		return r.reconcileOCI(ctx, src, interval)
 	case src.Spec.Helm != nil:
@@ -134,14 +145,14 @@ func (r *SourceReconciler) reconcile(ctx context.Context, src *tendv1.Source) (c
 	}
 }
 
-func (r *SourceReconciler) reconcileGit(ctx context.Context, src *tendv1.Source, interval time.Duration) (ctrl.Result, error) {
+func (r *SourceReconciler) reconcileGit(ctx context.Context, rd client.Reader, src *tendv1.Source, interval time.Duration) (ctrl.Result, error) {
 	key := types.NamespacedName{Namespace: src.Namespace, Name: src.Name}
 	g := src.Spec.Git
-	auth, err := r.gitAuth(ctx, src)
+	auth, err := GitAuth(ctx, rd, src)
 	if err != nil {
 		if objstatus.IsPermanent(err) {
-			// The Source is not watched for its Secret: it is read
-			// again at the interval, or when the Source changes.
+			// Its Secret is watched: creating or fixing it fetches
+			// again at once.
 			stall(&src.Status.Conditions, src.Generation, ReasonSecretInvalid, err.Error())
 			return ctrl.Result{RequeueAfter: interval}, nil
 		}
@@ -241,11 +252,6 @@ func (r *SourceReconciler) charts() *chart.Fetcher {
 		}
 	})
 	return r.Charts
-}
-
-// gitAuth reads the Source's credentials Secret.
-func (r *SourceReconciler) gitAuth(ctx context.Context, src *tendv1.Source) (*git.Auth, error) {
-	return GitAuth(ctx, r.Client, src)
 }
 
 // GitAuth reads a git Source's credentials Secret ("username" and

@@ -6,11 +6,14 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 func TestSourceKeepsLastGoodArtifact(t *testing.T) {
@@ -114,4 +117,52 @@ func TestRetryBackoffGrows(t *testing.T) {
 	if got, want := backoff(newApp("app", "repo", "app", "ns"), 1), 5*time.Second; got != want {
 		t.Errorf("default first backoff = %s, want %s", got, want)
 	}
+}
+
+// TestSourcePicksUpFixedCredentialsAtOnce: a Source whose credentials
+// Secret holds the wrong password is Stalled; correcting the Secret fetches
+// again at once, though the Source's interval is an hour and the Source
+// itself did not change (its Secret is watched, refs.go).
+func TestSourcePicksUpFixedCredentialsAtOnce(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := testenv.NewGitRepo(t, map[string]string{"app/cm.yaml": configMapYAML("cfg", "v1")}, testenv.GitBasicAuth("tend", "s3cret"))
+	src := gitSource("repo", repo.URL)
+	src.Spec.Git.SecretRef = &tendv1.LocalObjectReference{Name: "git-creds"}
+	src.Spec.Interval = metav1.Duration{Duration: time.Hour}
+	e.create(t,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds"}, StringData: map[string]string{"username": "tend", "password": "wrong"}},
+		src,
+	)
+	waitSource(t, e, "repo", "Stalled by the rejected credentials", func(s *tendv1.Source) bool {
+		c := meta.FindStatusCondition(s.Status.Conditions, tendv1.ConditionStalled)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == ReasonFetchFailed
+	})
+
+	var sec corev1.Secret
+	if err := e.c.Get(ctx, types.NamespacedName{Namespace: e.Namespace, Name: "git-creds"}, &sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["password"] = []byte("s3cret")
+	if err := e.c.Update(ctx, &sec); err != nil {
+		t.Fatal(err)
+	}
+	s := waitSource(t, e, "repo", "Ready once its Secret is corrected", func(s *tendv1.Source) bool {
+		return meta.IsStatusConditionTrue(s.Status.Conditions, tendv1.ConditionReady)
+	})
+	if s.Status.Artifact == nil || s.Status.Artifact.Revision != repo.Head() {
+		t.Errorf("artifact = %+v, want revision %s", s.Status.Artifact, repo.Head())
+	}
+	if c := meta.FindStatusCondition(s.Status.Conditions, tendv1.ConditionStalled); c != nil {
+		t.Errorf("still Stalled: %+v", c)
+	}
+	if st := e.ctrl.Refs.Stats(); st.Watches != 1 {
+		t.Errorf("refs = %+v, want the one Secret watched", st)
+	}
+	if err := e.c.Delete(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the Secret's watch stopped once the Source was deleted", 30*time.Second, func() bool {
+		return e.ctrl.Refs.Stats().Watches == 0
+	})
 }

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 // TestSteadyStateReadsReferencesFromWatches: an App rendering a chart with
@@ -115,4 +116,87 @@ func TestSteadyStateReadsReferencesFromWatches(t *testing.T) {
 	eventually(t, "the watches stopped once the App was deleted", 30*time.Second, func() bool {
 		return e.ctrl.Refs.Stats().Watches == 0
 	})
+}
+
+// TestSteadyStateSendsNoAPIRequests: a controller (elected leader) with a
+// git Source behind credentials, an App rendering a chart with values from
+// a Secret into the cluster tend runs in, and one deploying through a
+// Cluster (this cluster, reached through the same proxy), all synced and
+// reconciled every 2 s (the Source fetched every 2 s): while nothing
+// changes, every request tend sends the apiserver is a watch or a lease
+// renewal. No read (Secrets and ConfigMaps come from their watches, Helm's
+// capabilities from memory while no CRD or APIService changes), no status
+// write, no event, no apply.
+func TestSteadyStateSendsNoAPIRequests(t *testing.T) {
+	var proxy *apiProxy
+	e := startControllerWith(t, func(o *Options) {
+		proxy = newAPIProxy(t, o.Config)
+		o.Config = &rest.Config{Host: proxy.srv.URL}
+		o.LeaderElection = true
+		o.LeaderElectionNamespace = o.Namespaces[0]
+		o.LeaderElectionID = "tend-steady"
+	})
+	repo := testenv.NewGitRepo(t, map[string]string{
+		"chart/Chart.yaml": "apiVersion: v2\nname: greet\nversion: 0.1.0\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\n" +
+			"data:\n  greeting: {{ .Values.greeting | quote }}\n",
+	}, testenv.GitBasicAuth("tend", "s3cret"))
+	src := gitSource("repo", repo.URL)
+	src.Spec.Git.SecretRef = &tendv1.LocalObjectReference{Name: "git-creds"}
+	src.Spec.Interval = metav1.Duration{Duration: 2 * time.Second}
+	app := func(name string, cluster string) *tendv1.App {
+		return newApp(name, "repo", "chart", e.Namespace, func(a *tendv1.App) {
+			a.Spec.Helm = &tendv1.HelmSpec{ValuesFrom: []tendv1.ValuesReference{{Kind: "Secret", Name: "values"}}}
+			a.Spec.Sync.Interval = metav1.Duration{Duration: 2 * time.Second}
+			if cluster != "" {
+				a.Spec.Destination.ClusterRef = &tendv1.LocalObjectReference{Name: cluster}
+			}
+		})
+	}
+	e.create(t,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds"}, StringData: map[string]string{"username": "tend", "password": "s3cret"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "values"}, StringData: map[string]string{"values.yaml": "greeting: hello\n"}},
+		// The "remote" cluster is this one, through the proxy.
+		kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(proxy.kubeconfig())),
+		remoteCluster("edge", "edge-kubeconfig"),
+		src,
+		app("local", ""),
+		app("remote", "edge"),
+	)
+	for _, name := range []string{"local", "remote"} {
+		e.waitApp(t, name, "Synced and Healthy", 60*time.Second, func(a *tendv1.App) bool {
+			return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy"
+		})
+	}
+	e.waitCluster(t, "edge", "Ready", 30*time.Second, clusterReady)
+
+	// Let the first reconciles' status writes settle: the mark is taken
+	// after two reconciles of each App that found their render cached.
+	hits := e.ctrl.Apps.Cache.Stats().Hits
+	eventually(t, "the first periodic reconciles", 60*time.Second, func() bool {
+		return e.ctrl.Apps.Cache.Stats().Hits >= hits+4
+	})
+	proxy.mu.Lock()
+	mark := len(proxy.reqs)
+	proxy.mu.Unlock()
+	hits, fetches := e.ctrl.Apps.Cache.Stats().Hits, repo.Requests()
+	// Each periodic reconcile finds its render in the cache; each fetch
+	// asks the git server for its refs.
+	eventually(t, "twenty periodic App reconciles and five git requests", 90*time.Second, func() bool {
+		return e.ctrl.Apps.Cache.Stats().Hits >= hits+20 && repo.Requests() >= fetches+5
+	})
+	proxy.mu.Lock()
+	after := append(apiRequests(nil), proxy.reqs[mark:]...)
+	proxy.mu.Unlock()
+	var unexpected apiRequests
+	for _, r := range after {
+		if r.watch || strings.Contains(r.path, "/apis/coordination.k8s.io/v1/namespaces/"+e.Namespace+"/leases/") {
+			continue
+		}
+		unexpected = append(unexpected, r)
+	}
+	if len(unexpected) > 0 {
+		t.Errorf("in steady state, %d of %d requests were neither watches nor lease renewals:\n%s", len(unexpected), len(after), unexpected)
+	}
+	t.Logf("%d requests during %d periodic App reconciles and %d git requests:\n%s", len(after), e.ctrl.Apps.Cache.Stats().Hits-hits, repo.Requests()-fetches, after)
 }

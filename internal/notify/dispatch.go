@@ -16,13 +16,17 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/refwatch"
 )
 
 // Options configure a Dispatcher. Zero values are sane defaults.
 type Options struct {
-	// Client reads Notifiers and their Secrets and writes their status.
+	// Client reads Notifiers and writes their status.
 	Client client.Client
-	Log    *slog.Logger
+	// Refs, when set, serves reads of Notifiers' Secrets from their
+	// watches (the Reconciler keeps them); nil reads them with Client.
+	Refs *refwatch.Watcher
+	Log  *slog.Logger
 	// Metrics registers tend_notifications_total (nil: not registered).
 	Metrics prometheus.Registerer
 	// QueueSize bounds events waiting to be routed and messages waiting
@@ -454,7 +458,7 @@ func (d *Dispatcher) provider(ctx context.Context, key types.NamespacedName) (Pr
 	if err := d.opts.Client.Get(ctx, key, &n); err != nil {
 		return nil, fmt.Errorf("reading notifier %s: %w", key, err)
 	}
-	cfg, err := ResolveConfig(ctx, d.opts.Client, &n)
+	cfg, err := ResolveConfig(ctx, readerFor(d.opts.Client, d.opts.Refs, &n), &n)
 	if err != nil {
 		return nil, err
 	}

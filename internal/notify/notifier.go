@@ -16,12 +16,15 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/objstatus"
+	"github.com/tend-gitops/tend/internal/refwatch"
 )
 
 // Secret keys a Notifier's credentials Secret may hold.
@@ -102,6 +105,14 @@ func updateStatus(ctx context.Context, c client.Client, key types.NamespacedName
 // that cannot be read (the apiserver failed) is retried with backoff.
 type Reconciler struct {
 	Client client.Client
+	// Refs, when set, watches each Notifier's Secret (that one object, not
+	// every Secret) and serves reads of it; with RefChanged, which gets an
+	// event for each Notifier whose Secret changed (the Watcher's OnChange
+	// sends it for owners of kind RefOwnerKind), a created or fixed Secret
+	// is checked at once. Nil reads Secrets with Client, and only a change
+	// of the Notifier checks it again.
+	Refs       *refwatch.Watcher
+	RefChanged <-chan event.GenericEvent
 	// Recorder records the event of a Notifier becoming Stalled (default:
 	// the manager's).
 	Recorder objstatus.EventRecorder
@@ -118,39 +129,20 @@ const (
 	ReasonReconcileFailed = "ReconcileFailed"
 )
 
-// SetupWithManager registers the reconciler. Secrets are watched by their
-// metadata only, so a Notifier whose Secret was missing is checked again
-// when it is created.
+// SetupWithManager registers the reconciler. A Notifier's Secret is
+// watched on its own (Refs), so a Notifier whose Secret was missing is
+// checked again when it is created.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
 		r.Recorder = mgr.GetEventRecorder("tend")
 	}
-	secretMeta := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		Named("notifier").
-		For(&tendv1.Notifier{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(secretMeta, handler.EnqueueRequestsFromMapFunc(r.notifiersOfSecret), builder.OnlyMetadata,
-			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
-		Complete(r)
-}
-
-// notifiersOfSecret maps a Secret to the Notifiers whose credentials it
-// holds.
-func (r *Reconciler) notifiersOfSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	if !r.manages(o.GetNamespace()) {
-		return nil
+		For(&tendv1.Notifier{}, builder.WithPredicates(predicate.GenerationChangedPredicate{}))
+	if r.RefChanged != nil {
+		b = b.WatchesRawSource(source.Channel(r.RefChanged, &handler.EnqueueRequestForObject{}))
 	}
-	var list tendv1.NotifierList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []reconcile.Request
-	for _, n := range list.Items {
-		if ref := n.Spec.SecretRef; ref != nil && ref.Name == o.GetName() {
-			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: n.Namespace, Name: n.Name}})
-		}
-	}
-	return out
+	return b.Complete(r)
 }
 
 // Reconcile validates one Notifier.
@@ -193,12 +185,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // *ConfigError or another error only a change fixes), or err when its
 // Secret could not be read.
 func (r *Reconciler) check(ctx context.Context, n *tendv1.Notifier) (problem, err error) {
+	defer keepSecretWatch(r.Refs, n)
 	if n.Spec.AppSelector != nil {
 		if _, err := metav1LabelSelector(n); err != nil {
 			return fmt.Errorf("spec.appSelector: %w", err), nil
 		}
 	}
-	cfg, err := ResolveConfig(ctx, r.Client, n)
+	cfg, err := ResolveConfig(ctx, readerFor(r.Client, r.Refs, n), n)
 	if err != nil {
 		var ce *ConfigError
 		if errors.As(err, &ce) {

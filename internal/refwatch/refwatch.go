@@ -1,7 +1,8 @@
 // Package refwatch keeps in memory the Secrets and ConfigMaps that something
-// references by name (an App's values and decryption keys, a Cluster's
-// kubeconfig), one watch per object, so that reading them again at every
-// reconcile sends no request, and so that a change to one is known at once.
+// references by name (an App's values and decryption keys, a Source's
+// credentials, a Cluster's kubeconfig, a Notifier's webhook address), one
+// watch per object, so that reading them again at every reconcile sends no
+// request, and so that a change to one is known at once.
 //
 // Why one watch per object: an informer on every Secret in the cluster (Helm
 // release records, tokens, certificates) would hold more memory than the
