@@ -276,6 +276,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	}
 	nopts := opts.Notify
 	nopts.Client, nopts.Log, nopts.Metrics = mgr.GetClient(), opts.Log.With("controller", "notify"), crmetrics.Registry
+	nopts.Namespaces = opts.Namespaces
 	c.Notifications = notify.NewDispatcher(nopts)
 	apps.Notify = c.Notifications.Publish
 	if err := mgr.Add(c.Notifications); err != nil {
