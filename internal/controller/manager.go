@@ -35,6 +35,7 @@ import (
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/replicate"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
@@ -271,7 +272,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := (&ClusterReconciler{Client: mgr.GetClient(), Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&ReplicateReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	nopts := opts.Notify
