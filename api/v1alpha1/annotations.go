@@ -56,6 +56,10 @@ const (
 	AnnotationReplicateTo = "tend.dev/replicate-to"
 	// AnnotationReplicaOf, on a copy, names its source: "namespace/name".
 	AnnotationReplicaOf = "tend.dev/replica-of"
+	// AnnotationReplicaOwner, on a copy, names the App that applied its
+	// source: "namespace/name". A controller scoped to some namespaces
+	// deletes the copies of a gone source only when this App is in one.
+	AnnotationReplicaOwner = "tend.dev/replica-owner"
 	// LabelReplicate marks the Secrets replication watches.
 	LabelReplicate = "tend.dev/replicate"
 )

@@ -36,6 +36,7 @@ import (
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
+	"github.com/tend-gitops/tend/internal/replicate"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
@@ -273,11 +274,12 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := (&ClusterReconciler{Client: withRefs, Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps, refs: owners.clusters}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&ReplicateReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
+	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	nopts := opts.Notify
 	nopts.Client, nopts.Refs, nopts.Log, nopts.Metrics = mgr.GetClient(), refs, opts.Log.With("controller", "notify"), crmetrics.Registry
+	nopts.Namespaces = opts.Namespaces
 	c.Notifications = notify.NewDispatcher(nopts)
 	apps.Notify = c.Notifications.Publish
 	if err := mgr.Add(c.Notifications); err != nil {

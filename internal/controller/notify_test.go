@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,13 +38,16 @@ type hookMessage struct {
 	} `json:"app"`
 }
 
-// hookSink records signed generic webhook deliveries.
+// hookSink records signed generic webhook deliveries. While failing is
+// set it answers 500 and records nothing.
 type hookSink struct {
-	t    *testing.T
-	key  []byte
-	mu   sync.Mutex
-	msgs []hookMessage
-	srv  *httptest.Server
+	t       *testing.T
+	key     []byte
+	mu      sync.Mutex
+	msgs    []hookMessage
+	srv     *httptest.Server
+	failing atomic.Bool
+	refused atomic.Int32
 }
 
 func newHookSink(t *testing.T, key string) *hookSink {
@@ -55,6 +59,11 @@ func newHookSink(t *testing.T, key string) *hookSink {
 		if r.Header.Get("X-Tend-Signature") != "sha256="+hex.EncodeToString(mac.Sum(nil)) {
 			t.Errorf("delivery with a bad signature %q", r.Header.Get("X-Tend-Signature"))
 			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if s.failing.Load() {
+			s.refused.Add(1)
+			http.Error(w, "down for the test", http.StatusInternalServerError)
 			return
 		}
 		var m hookMessage

@@ -14,6 +14,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply/secret"
+	"github.com/tend-gitops/tend/internal/replicate"
 )
 
 // replicatedSecretYAML is a Secret with a git value and a generated one,
@@ -112,6 +113,8 @@ func TestReplicateSecret(t *testing.T) {
 			return "label team is " + c.Labels["team"]
 		case c.Labels[secret.LabelReplicate] != secret.ReplicateCopy || c.Annotations[secret.AnnotationReplicaOf] != e.Namespace+"/shared":
 			return fmt.Sprintf("not marked as a copy: %v %v", c.Labels, c.Annotations)
+		case c.Annotations[secret.AnnotationReplicaOwner] != e.Namespace+"/app":
+			return fmt.Sprintf("the copy does not name the App of its source: %v", c.Annotations)
 		case c.Annotations["tend.dev/owner"] != "" || c.Annotations[secret.AnnotationGenerate] != "":
 			return "the copy carries the source's annotations"
 		case c.Type != src.Type:
@@ -173,7 +176,7 @@ func TestReplicateSecret(t *testing.T) {
 		}
 		var onSecret, onApp bool
 		for _, ev := range evs.Items {
-			if ev.Reason == ReasonReplicationRefused && strings.Contains(ev.Note, nsForeign+"/shared exists and is not a copy") {
+			if ev.Reason == replicate.ReasonReplicationRefused && strings.Contains(ev.Note, nsForeign+"/shared exists and is not a copy") {
 				onSecret = onSecret || ev.Regarding.Kind == "Secret"
 				onApp = onApp || ev.Regarding.Kind == "App"
 			}
@@ -233,7 +236,7 @@ func replicatedNotes(t *testing.T, e *ctlEnv, prefix string) string {
 	}
 	var notes []string
 	for _, ev := range evs.Items {
-		if ev.Reason == ReasonReplicated && strings.HasPrefix(ev.Note, prefix) {
+		if ev.Reason == replicate.ReasonReplicated && strings.HasPrefix(ev.Note, prefix) {
 			notes = append(notes, ev.Note)
 		}
 	}

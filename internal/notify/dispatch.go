@@ -51,6 +51,9 @@ type Options struct {
 	DefaultDedupeWindow time.Duration
 	// NewProvider builds providers (default New).
 	NewProvider func(Config) (Provider, error)
+	// Namespaces, when set, are the only namespaces whose outboxes are
+	// loaded at start (the controller's --namespaces).
+	Namespaces []string
 
 	statusRetries int
 	flushEvery    time.Duration
@@ -78,11 +81,23 @@ type queue struct {
 	items   []delivery
 	wake    chan struct{}
 	dropped int
+	// inflight is the message being delivered; retrying is set once its
+	// first attempt failed.
+	inflight *delivery
+	retrying bool
+	// dirty: the durable messages changed since the outbox was last
+	// written; writing: a write is under way.
+	dirty, writing bool
 }
 
+// delivery is a queued message. A durable one is kept in the Notifier's
+// outbox until it is delivered or given up on: it was not delivered at
+// its first attempt, waited behind one that was not, or was restored
+// from the outbox.
 type delivery struct {
-	msg   Message
-	dedup string
+	msg     Message
+	dedup   string
+	durable bool
 }
 
 // flap counts the times an App went wrong, for one Notifier, in the
@@ -184,10 +199,15 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.mu.Unlock()
 	tick := time.NewTicker(d.opts.flushEvery)
 	defer tick.Stop()
-	defer d.wg.Wait()
+	// Messages that waited in an outbox go before any new event.
+	if err := d.loadOutboxes(ctx); err != nil {
+		d.opts.Log.Warn("notifications waiting from before a restart are not sent", "error", err)
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			d.wg.Wait()
+			d.persistOnStop()
 			return nil
 		case e := <-d.in:
 			d.route(ctx, e)
@@ -216,7 +236,7 @@ func (d *Dispatcher) route(ctx context.Context, e Event) {
 		if window <= 0 {
 			window = d.opts.DefaultDedupeWindow
 		}
-		dk := name + "|" + e.App() + "|" + string(e.Kind) + "|" + e.Revision + "|" + e.Error
+		dk := dedupeKey(name, e)
 		fk := name + "|" + e.App()
 		d.mu.Lock()
 		if last, ok := d.sent[dk]; ok && now.Sub(last) < window {
@@ -290,6 +310,11 @@ func Selects(n *tendv1.Notifier, e Event) bool {
 	return sev.Rank() >= min.Rank()
 }
 
+// dedupeKey identifies the same event for the same Notifier.
+func dedupeKey(notifier string, e Event) string {
+	return notifier + "|" + e.App() + "|" + string(e.Kind) + "|" + e.Revision + "|" + e.Error
+}
+
 func appLink(base string, e Event) string {
 	if base == "" {
 		return ""
@@ -334,6 +359,7 @@ func (d *Dispatcher) flush(now time.Time) {
 	for _, o := range due {
 		d.enqueue(ctx, o.key, delivery{msg: o.msg})
 	}
+	d.flushOutboxes()
 }
 
 // flapSummary says what a flapping App did in one line.
@@ -355,9 +381,10 @@ func flapSummary(evs []Event, over time.Duration) string {
 		last.App(), len(evs), over.Round(time.Second), strings.Join(parts, ", "), last.Kind)
 }
 
-// enqueue adds a message to a Notifier's queue, starting its worker.
-func (d *Dispatcher) enqueue(ctx context.Context, key types.NamespacedName, m delivery) {
+// queueOf returns a Notifier's queue, starting its worker.
+func (d *Dispatcher) queueOf(ctx context.Context, key types.NamespacedName) *queue {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	q := d.queues[key]
 	if q == nil {
 		q = &queue{wake: make(chan struct{}, 1)}
@@ -368,12 +395,24 @@ func (d *Dispatcher) enqueue(ctx context.Context, key types.NamespacedName, m de
 			d.work(ctx, key, q)
 		}()
 	}
-	d.mu.Unlock()
+	return q
+}
+
+// enqueue adds a message to a Notifier's queue. Behind a message being
+// retried it is durable.
+func (d *Dispatcher) enqueue(ctx context.Context, key types.NamespacedName, m delivery) {
+	q := d.queueOf(ctx, key)
 	q.mu.Lock()
 	if len(q.items) >= d.opts.NotifierQueueSize {
+		if q.items[0].durable {
+			q.dirty = true
+		}
 		q.items = q.items[1:]
 		q.dropped++
 		d.metrics.WithLabelValues(key.String(), "dropped").Inc()
+	}
+	if q.retrying && !m.durable {
+		m.durable, q.dirty = true, true
 	}
 	q.items = append(q.items, m)
 	q.mu.Unlock()
@@ -398,8 +437,18 @@ func (d *Dispatcher) work(ctx context.Context, key types.NamespacedName, q *queu
 		}
 		m := q.items[0]
 		q.items = q.items[1:]
+		q.inflight = &m
 		q.mu.Unlock()
-		err := d.deliver(ctx, key, m.msg)
+		err := d.deliver(ctx, key, m.msg, q.failedOnce)
+		if err != nil && ctx.Err() != nil {
+			return // stopping: the message stays in flight, persistOnStop keeps it
+		}
+		q.mu.Lock()
+		if q.inflight.durable {
+			q.dirty = true // delivered or given up: out of the outbox
+		}
+		q.inflight, q.retrying = nil, false
+		q.mu.Unlock()
 		if ctx.Err() != nil {
 			return
 		}
@@ -413,8 +462,26 @@ func (d *Dispatcher) work(ctx context.Context, key types.NamespacedName, q *queu
 	}
 }
 
-// deliver sends one message with retries.
-func (d *Dispatcher) deliver(ctx context.Context, key types.NamespacedName, m Message) error {
+// failedOnce is told that the message in flight was not delivered at an
+// attempt and will be retried: it and every message behind it become
+// durable.
+func (q *queue) failedOnce() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.retrying = true
+	if q.inflight != nil && !q.inflight.durable {
+		q.inflight.durable, q.dirty = true, true
+	}
+	for i := range q.items {
+		if !q.items[i].durable {
+			q.items[i].durable, q.dirty = true, true
+		}
+	}
+}
+
+// deliver sends one message with retries, calling retry before each
+// retry.
+func (d *Dispatcher) deliver(ctx context.Context, key types.NamespacedName, m Message, retry func()) error {
 	wait := d.opts.Backoff
 	var err error
 	for attempt := 1; attempt <= d.opts.Attempts; attempt++ {
@@ -440,6 +507,9 @@ func (d *Dispatcher) deliver(ctx context.Context, key types.NamespacedName, m Me
 		delay := wait
 		if he != nil && he.RetryAfter > 0 {
 			delay = min(he.RetryAfter, d.opts.MaxRetryAfter)
+		}
+		if retry != nil {
+			retry()
 		}
 		d.opts.Log.Info("notification not delivered; retrying", "notifier", key.String(), "app", m.Event.App(), "attempt", attempt, "in", delay.String(), "error", err)
 		select {

@@ -104,8 +104,9 @@ func (h retryHandler) Handle(_ context.Context, r slog.Record) error {
 
 type dispatchEnv struct {
 	*testenv.Env
-	c client.Client
-	d *Dispatcher
+	c    client.Client
+	d    *Dispatcher
+	stop func()
 }
 
 // startDispatcher runs a Dispatcher against the real API server; with
@@ -125,8 +126,19 @@ func startDispatcher(t *testing.T, opts Options, providers map[string]Provider) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Client = c
+	e := &dispatchEnv{Env: env, c: c}
+	e.d, e.stop = e.run(t, opts, providers)
+	return e
+}
+
+// run starts another Dispatcher on the environment's API server; stop
+// stops it (as the test's end does).
+func (e *dispatchEnv) run(t *testing.T, opts Options, providers map[string]Provider) (d *Dispatcher, stop func()) {
+	t.Helper()
+	opts.Client = e.c
 	opts.flushEvery = 50 * time.Millisecond
+	// Other tests' outboxes are theirs.
+	opts.Namespaces = []string{e.Namespace}
 	if providers != nil {
 		opts.NewProvider = func(cfg Config) (Provider, error) {
 			if _, err := New(cfg); err != nil {
@@ -140,12 +152,14 @@ func startDispatcher(t *testing.T, opts Options, providers map[string]Provider) 
 			return p, nil
 		}
 	}
-	d := NewDispatcher(opts)
+	d = NewDispatcher(opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return &dispatchEnv{Env: env, c: c, d: d}
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return d, stop
 }
 
 func (e *dispatchEnv) notifier(t *testing.T, name, address string, mutate func(*tendv1.NotifierSpec)) {

@@ -53,6 +53,9 @@ const (
 	AnnotationReplicateTo = tendv1.AnnotationReplicateTo
 	// AnnotationReplicaOf, on a copy, names its source: "namespace/name".
 	AnnotationReplicaOf = tendv1.AnnotationReplicaOf
+	// AnnotationReplicaOwner, on a copy, names the App that applied its
+	// source: "namespace/name".
+	AnnotationReplicaOwner = tendv1.AnnotationReplicaOwner
 	// LabelReplicate marks the Secrets replication watches: the engine
 	// sets it to ReplicateSource on a Secret with AnnotationReplicateTo,
 	// and copies carry ReplicateCopy. tend watches only Secrets with this

@@ -1,4 +1,9 @@
-package controller
+// Package replicate copies Secrets an App applied with the annotation
+// tend.dev/replicate-to into the namespaces it selects, keeps the copies
+// equal to their source and deletes them when they are no longer wanted.
+// A controller scoped to some namespaces (--namespaces) acts only on the
+// sources, and the copies of gone sources, of Apps in those namespaces.
+package replicate
 
 import (
 	"bytes"
@@ -8,7 +13,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,6 +35,7 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/apply/secret"
 	"github.com/tend-gitops/tend/internal/livestate"
+	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
 // Reasons of replication events.
@@ -50,7 +55,7 @@ const indexReplicaOf = "tend.dev/replica-of"
 // Secret is tried again (that Secret is not watched).
 const refusedRetry = time.Minute
 
-// ReplicateReconciler copies Secrets an App applied with the annotation
+// Reconciler copies Secrets an App applied with the annotation
 // tend.dev/replicate-to (a label selector) into every namespace it selects
 // but their own, keeps the copies equal to the source (data, type,
 // immutable, labels other than tend's), and deletes copies whose namespace
@@ -65,14 +70,16 @@ const refusedRetry = time.Minute
 // A copy is created, never applied over an existing Secret: a Secret of the
 // same name that is not a copy of this source is left alone, and events on
 // the source Secret and its App say why.
-type ReplicateReconciler struct {
+type Reconciler struct {
 	// Client reads sources from the API server and writes copies (the
 	// manager's client, which does not cache Secrets).
 	Client   client.Client
-	Recorder EventRecorder
+	Recorder objstatus.EventRecorder
 	Log      *slog.Logger
 	// Namespaces, when set, limits replication to sources applied by Apps
-	// in these namespaces (copies may go anywhere).
+	// in these namespaces (copies may go anywhere): when a source is gone,
+	// only its copies whose AnnotationReplicaOwner names an App in these
+	// namespaces are deleted.
 	Namespaces []string
 
 	cache cache.Cache
@@ -87,7 +94,7 @@ func (c replicateCache) GetCache() cache.Cache { return c.Cache }
 var namespaceMeta = &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"}}
 
 // SetupWithManager builds the reconciler's cache and registers it.
-func (r *ReplicateReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	marked, err := labels.NewRequirement(secret.LabelReplicate, selection.In, []string{secret.ReplicateSource, secret.ReplicateCopy})
 	if err != nil {
 		return err
@@ -148,7 +155,7 @@ func hashSecretData(obj any) (any, error) {
 
 // sourceOf maps a cached Secret to the source to reconcile: itself, or the
 // source of a copy.
-func (r *ReplicateReconciler) sourceOf(_ context.Context, o client.Object) []reconcile.Request {
+func (r *Reconciler) sourceOf(_ context.Context, o client.Object) []reconcile.Request {
 	switch o.GetLabels()[secret.LabelReplicate] {
 	case secret.ReplicateSource:
 		if !r.managedSource(o) {
@@ -166,7 +173,7 @@ func (r *ReplicateReconciler) sourceOf(_ context.Context, o client.Object) []rec
 // sources maps a Namespace to the sources this reconciler manages whose
 // selector matches it. It is called with the old and the new Namespace of
 // a change, so a namespace that stops matching is seen too.
-func (r *ReplicateReconciler) sources(ctx context.Context, ns client.Object) []reconcile.Request {
+func (r *Reconciler) sources(ctx context.Context, ns client.Object) []reconcile.Request {
 	var list corev1.SecretList
 	if err := r.cache.List(ctx, &list, client.MatchingLabels{secret.LabelReplicate: secret.ReplicateSource}); err != nil {
 		return nil
@@ -186,7 +193,7 @@ func (r *ReplicateReconciler) sources(ctx context.Context, ns client.Object) []r
 
 // managedSource reports whether o was applied by an App this controller
 // manages.
-func (r *ReplicateReconciler) managedSource(o client.Object) bool {
+func (r *Reconciler) managedSource(o client.Object) bool {
 	owner, ok := replicaOwner(o)
 	return ok && replicaManages(r.Namespaces, owner.Namespace)
 }
@@ -197,6 +204,17 @@ func replicaOwner(o client.Object) (apply.AppRef, bool) {
 		return apply.AppRef{}, false
 	}
 	return apply.AppRef{Namespace: ns, Name: name}, true
+}
+
+// managedCopy reports whether copy c was made for an App this controller
+// manages. A scoped controller cannot tell for a copy that does not say
+// (made before copies recorded their App): it is left alone.
+func (r *Reconciler) managedCopy(c client.Object) bool {
+	if len(r.Namespaces) == 0 {
+		return true
+	}
+	ns, _, ok := strings.Cut(c.GetAnnotations()[secret.AnnotationReplicaOwner], "/")
+	return ok && replicaManages(r.Namespaces, ns)
 }
 
 func replicaManages(managed []string, ns string) bool {
@@ -211,7 +229,7 @@ func replicaSourceKey(s string) (types.NamespacedName, bool) {
 	return types.NamespacedName{Namespace: ns, Name: name}, true
 }
 
-func (r *ReplicateReconciler) log() *slog.Logger {
+func (r *Reconciler) log() *slog.Logger {
 	if r.Log == nil {
 		return slog.Default()
 	}
@@ -219,12 +237,13 @@ func (r *ReplicateReconciler) log() *slog.Logger {
 }
 
 // Reconcile brings the copies of one source Secret in line with it.
-func (r *ReplicateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	key := req.Namespace + "/" + req.Name
 	var src corev1.Secret
 	if err := r.Client.Get(ctx, req.NamespacedName, &src); err != nil {
 		if apierrors.IsNotFound(err) {
-			// Gone: its copies go too, whoever's App it was.
+			// Gone: its copies go too, those of Apps this controller
+			// manages (the copies say whose they are).
 			return ctrl.Result{}, r.removeCopies(ctx, key, nil, nil)
 		}
 		return ctrl.Result{}, err
@@ -309,7 +328,7 @@ func (r *ReplicateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 }
 
 // copiesOf returns the cached copies of a source by namespace.
-func (r *ReplicateReconciler) copiesOf(ctx context.Context, key string) (map[string]*corev1.Secret, error) {
+func (r *Reconciler) copiesOf(ctx context.Context, key string) (map[string]*corev1.Secret, error) {
 	var list corev1.SecretList
 	if err := r.cache.List(ctx, &list, client.MatchingFields{indexReplicaOf: key}); err != nil {
 		return nil, err
@@ -335,10 +354,14 @@ func desiredCopy(src *corev1.Secret, ns string) *corev1.Secret {
 		}
 	}
 	lbls[secret.LabelReplicate] = secret.ReplicateCopy
+	annotations := map[string]string{secret.AnnotationReplicaOf: src.Namespace + "/" + src.Name}
+	if owner, ok := replicaOwner(src); ok {
+		annotations[secret.AnnotationReplicaOwner] = owner.Namespace + "/" + owner.Name
+	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: src.Name, Namespace: ns, Labels: lbls,
-			Annotations: map[string]string{secret.AnnotationReplicaOf: src.Namespace + "/" + src.Name},
+			Annotations: annotations,
 		},
 		Type:      src.Type,
 		Data:      src.Data,
@@ -349,7 +372,7 @@ func desiredCopy(src *corev1.Secret, ns string) *corev1.Secret {
 // ensureCopy creates or updates the copy in ns. cached is the copy the
 // cache holds (values hashed), nil if none. It returns "created",
 // "updated" or "".
-func (r *ReplicateReconciler) ensureCopy(ctx context.Context, src *corev1.Secret, ns string, cached *corev1.Secret) (string, error) {
+func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, ns string, cached *corev1.Secret) (string, error) {
 	want := desiredCopy(src, ns)
 	owner := client.FieldOwner(FieldManagerReplicate)
 	if cached == nil {
@@ -407,6 +430,7 @@ func isCopyOf(s, src *corev1.Secret) bool {
 func sameCopy(cached, want *corev1.Secret) bool {
 	if cached.Type != want.Type || !maps.Equal(cached.Labels, want.Labels) ||
 		cached.Annotations[secret.AnnotationReplicaOf] != want.Annotations[secret.AnnotationReplicaOf] ||
+		cached.Annotations[secret.AnnotationReplicaOwner] != want.Annotations[secret.AnnotationReplicaOwner] ||
 		(cached.Immutable != nil && *cached.Immutable) != (want.Immutable != nil && *want.Immutable) ||
 		len(cached.Data) != len(want.Data) {
 		return false
@@ -419,17 +443,25 @@ func sameCopy(cached, want *corev1.Secret) bool {
 	return true
 }
 
-// removeCopies deletes the cached copies of key outside keep. src, when
-// set, is told about it.
-func (r *ReplicateReconciler) removeCopies(ctx context.Context, key string, keep map[string]bool, src *corev1.Secret) error {
+// removeCopies deletes the cached copies of key outside keep, in the
+// order of their namespaces. src, when set, is the source (which this
+// controller manages) and is told about it; without it (the source is
+// gone) a scoped controller deletes only the copies it can tell are of an
+// App in its namespaces.
+func (r *Reconciler) removeCopies(ctx context.Context, key string, keep map[string]bool, src *corev1.Secret) error {
 	copies, err := r.copiesOf(ctx, key)
 	if err != nil {
 		return err
 	}
-	var removed []string
+	var removed, foreign []string
 	var errs []error
-	for ns, c := range copies {
+	for _, ns := range slices.Sorted(maps.Keys(copies)) {
+		c := copies[ns]
 		if keep[ns] {
+			continue
+		}
+		if src == nil && !r.managedCopy(c) {
+			foreign = append(foreign, ns)
 			continue
 		}
 		uid := c.UID
@@ -439,8 +471,10 @@ func (r *ReplicateReconciler) removeCopies(ctx context.Context, key string, keep
 		}
 		removed = append(removed, ns)
 	}
+	if len(foreign) > 0 {
+		r.log().Info("Copies of a gone Secret left to the controller of their App's namespace", "source", key, "namespaces", foreign)
+	}
 	if len(removed) > 0 {
-		sort.Strings(removed)
 		r.log().Info("Secret copies removed", "source", key, "namespaces", removed)
 		if src != nil {
 			r.event(src, corev1.EventTypeNormal, ReasonReplicated, "removed the copies in "+strings.Join(removed, ", "))
@@ -451,7 +485,7 @@ func (r *ReplicateReconciler) removeCopies(ctx context.Context, key string, keep
 
 // event records an event on the source Secret and, for warnings, on the App
 // that applied it.
-func (r *ReplicateReconciler) event(src *corev1.Secret, typ, reason, note string) {
+func (r *Reconciler) event(src *corev1.Secret, typ, reason, note string) {
 	if r.Recorder == nil {
 		return
 	}
