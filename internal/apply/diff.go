@@ -145,7 +145,7 @@ func (s *syncRun) diffObject(ctx context.Context, o *unstructured.Unstructured, 
 		}
 	}
 	force := s.req.ForceConflicts || o.GetAnnotations()[AnnotationForceConflicts] == "true"
-	out, warning, err := s.e.applyObject(ctx, applied, force, true)
+	out, warning, err := s.e.applyObject(ctx, applied, force, s.req.TakeOver, true)
 	switch {
 	case err != nil && live == nil && apierrors.IsNotFound(err):
 		// Its namespace does not exist yet (the same sync creates it).

@@ -137,6 +137,11 @@ type Request struct {
 	AllowEmpty bool
 	// ForceConflicts takes over fields other managers own, for every object.
 	ForceConflicts bool
+	// TakeOver, when set, makes tend the sole manager of the fields it
+	// applies that the listed managers (Argo CD, Flux, Helm, kubectl apply)
+	// set before, without changing a value; see TakeOver. Objects the sync
+	// does not apply (unchanged since the last sync) are not touched.
+	TakeOver *TakeOver
 	// Ignore leaves fields to others (an App's ignoreDifferences): they are
 	// neither applied (see diff.Ignore.ForApply) nor a reason to apply.
 	Ignore *diff.Ignore

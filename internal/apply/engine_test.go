@@ -33,6 +33,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 type requestCounter struct {
 	mu     sync.Mutex
 	verbs  map[string]int
+	paths  map[string]int // by "METHOD path"
 	dryRun int
 	on     atomic.Bool
 }
@@ -46,6 +47,7 @@ func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 				verb = "WATCH"
 			}
 			c.verbs[verb]++
+			c.paths[verb+" "+r.URL.Path]++
 			if r.URL.Query().Has("dryRun") {
 				c.dryRun++
 			}
@@ -58,6 +60,7 @@ func (c *requestCounter) wrap(rt http.RoundTripper) http.RoundTripper {
 func (c *requestCounter) reset() {
 	c.mu.Lock()
 	c.verbs = map[string]int{}
+	c.paths = map[string]int{}
 	c.dryRun = 0
 	c.mu.Unlock()
 	c.on.Store(true)
@@ -86,7 +89,7 @@ func newFixture(t *testing.T) *fixture {
 // counter; two of them on one namespace are a controller and its restart.
 func newEngineFixture(t *testing.T, env *testenv.Env, inv apply.InventoryStore) *fixture {
 	t.Helper()
-	counter := &requestCounter{verbs: map[string]int{}}
+	counter := &requestCounter{verbs: map[string]int{}, paths: map[string]int{}}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Wrap(counter.wrap)
 	httpClient, err := rest.HTTPClientFor(cfg)

@@ -28,7 +28,7 @@ func (s *syncRun) runHooks(ctx context.Context, phase Phase, hooks []Hook) error
 				return fmt.Errorf("hook %s: %w", ref, err)
 			}
 		}
-		out, _, err := s.e.applyObject(ctx, o, true, false)
+		out, _, err := s.e.applyObject(ctx, o, true, nil, false)
 		if err != nil {
 			s.progress(step, ref, HookFailed, err.Error())
 			return fmt.Errorf("hook %w", err)

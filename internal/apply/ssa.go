@@ -64,10 +64,20 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 					return
 				}
 			}
-			out, warning, err := s.e.applyObject(ctx, withValues, force, s.req.DryRun)
+			out, warning, err := s.e.applyObject(ctx, withValues, force, s.req.TakeOver, s.req.DryRun)
 			if err != nil {
 				fail(filled.Redact(err.Error()))
 				return
+			}
+			// The fingerprint is the apply's: taking fields over
+			// changes only other managers' entries.
+			fingerprint := s.e.Fingerprint(out, FieldManager)
+			var movedFrom []string
+			if s.req.TakeOver != nil && !s.req.DryRun {
+				if out, movedFrom, err = s.e.takeOver(ctx, s.req.TakeOver, out); err != nil {
+					fail(filled.Redact(err.Error()))
+					return
+				}
 			}
 			if warning != "" {
 				s.mu.Lock()
@@ -79,6 +89,13 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 				action = Created
 			}
 			msg := warning
+			if len(movedFrom) > 0 {
+				took := "fields taken over from " + strings.Join(movedFrom, ", ")
+				if msg != "" {
+					took += "; " + msg
+				}
+				msg = took
+			}
 			if m := filled.Message(); m != "" {
 				if msg != "" {
 					m += "; " + msg
@@ -91,7 +108,7 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 			}
 			s.e.Live.Observe(out)
 			s.mu.Lock()
-			s.next.Entries[ref] = Entry{Version: o.GroupVersionKind().Version, Desired: h, Fingerprint: s.e.Fingerprint(out, FieldManager)}
+			s.next.Entries[ref] = Entry{Version: o.GroupVersionKind().Version, Desired: h, Fingerprint: fingerprint}
 			s.mu.Unlock()
 		}(o)
 	}
@@ -166,8 +183,9 @@ const (
 // other interactive tools, see humanManager) is drift, and tend takes the
 // field back; a controller's field (an autoscaler's replicas, an injector's
 // caBundle) is left to it, o is applied without it and a warning says so.
-// With force, every field is taken over.
-func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, force, dryRun bool) (out *unstructured.Unstructured, warning string, err error) {
+// With force, every field is taken over; with takeOver, the fields of its
+// managers are.
+func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, force bool, takeOver *TakeOver, dryRun bool) (out *unstructured.Unstructured, warning string, err error) {
 	ri, _, err := e.resourceFor(o)
 	if err != nil {
 		return nil, "", err
@@ -207,10 +225,11 @@ func (e *Engine) applyObject(ctx context.Context, o *unstructured.Unstructured, 
 		stripped := desired.DeepCopy()
 		var left []string
 		for _, c := range conflicts {
-			if humanManager(c.manager) || c.manager == FieldManager {
+			if humanManager(c.manager) || c.manager == FieldManager || takeOver.has(c.manager) {
 				// Undo a hand edit; or take back a field tend's own
 				// controller wrote with an Update (before it patched only
-				// finalizers, it took child Apps' durations that way).
+				// finalizers, it took child Apps' durations that way); or
+				// take a field over from the tool tend replaces.
 				opts.Force = true
 				continue
 			}
