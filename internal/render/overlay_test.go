@@ -275,3 +275,22 @@ func TestOverlayErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOverlayReadSet: the component and patch files an overlay reads are
+// among the files the render read, so a commit changing them re-renders
+// the App (Cache.RenderChange).
+func TestOverlayReadSet(t *testing.T) {
+	root := overlayRepo(t)
+	res := mustRender(t, &Renderer{}, root, Options{Path: "plain", Overlay: &Overlay{
+		Components: []string{"../components/extra"},
+		Patches:    []Patch{{Path: "../patches/replicas.yaml"}},
+	}})
+	for _, want := range []string{"components/extra/kustomization.yaml", "components/extra/extra.yaml", "patches/replicas.yaml"} {
+		if !slices.Contains(res.Files, want) {
+			t.Errorf("read set %v lacks %s", res.Files, want)
+		}
+	}
+	if !Affected(res.Files, []string{"patches/replicas.yaml"}) {
+		t.Errorf("a change to the patch file does not affect the App")
+	}
+}
