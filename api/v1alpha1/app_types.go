@@ -98,11 +98,123 @@ type ValuesReference struct {
 	Optional bool `json:"optional,omitempty"`
 }
 
-// KustomizeSpec configures kustomize.
+// KustomizeSpec configures kustomize, and the overlay tend builds around
+// whatever spec.path renders (plain YAML, a kustomization or a chart's
+// output): the fields below other than allowRemoteBases are the fields of
+// an in-memory kustomization whose only resource is that output, as
+// Argo CD's and Flux's kustomize options are.
 type KustomizeSpec struct {
 	// AllowRemoteBases lets kustomizations load bases from URLs.
 	// +optional
 	AllowRemoteBases bool `json:"allowRemoteBases,omitempty"`
+	// NamePrefix is prepended to every object's name (references to
+	// renamed objects are updated), as kustomize's namePrefix.
+	// +optional
+	NamePrefix string `json:"namePrefix,omitempty"`
+	// NameSuffix is appended to every object's name, as kustomize's
+	// nameSuffix.
+	// +optional
+	NameSuffix string `json:"nameSuffix,omitempty"`
+	// Namespace overrides the namespace of every namespaced object, as
+	// kustomize's namespace (and Flux's targetNamespace).
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Images change container images, as kustomize's images.
+	// +optional
+	Images []KustomizeImage `json:"images,omitempty"`
+	// Patches are strategic-merge or JSON 6902 patches, as kustomize's
+	// patches.
+	// +optional
+	Patches []KustomizePatch `json:"patches,omitempty"`
+	// Components are kustomize components (kind Component), directories
+	// relative to spec.path inside the same Source.
+	// +optional
+	Components []string `json:"components,omitempty"`
+	// CommonLabels are added to every object's metadata.labels, not to
+	// selectors or pod templates: kustomize's labels with includeSelectors
+	// and includeTemplates false, as Flux's commonMetadata.labels and Argo
+	// CD's labelWithoutSelector (not kustomize's commonLabels, which also
+	// changes selectors).
+	// +optional
+	CommonLabels map[string]string `json:"commonLabels,omitempty"`
+	// CommonAnnotations are added to every object and to pod templates, as
+	// kustomize's commonAnnotations.
+	// +optional
+	CommonAnnotations map[string]string `json:"commonAnnotations,omitempty"`
+	// Replicas set the replica count of workloads by name, as kustomize's
+	// replicas.
+	// +optional
+	Replicas []KustomizeReplica `json:"replicas,omitempty"`
+}
+
+// KustomizeImage changes the images of containers whose image name is
+// Name, as an entry of kustomize's images.
+type KustomizeImage struct {
+	// Name is the image name to match, without tag or digest.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// NewName replaces the image name.
+	// +optional
+	NewName string `json:"newName,omitempty"`
+	// NewTag replaces the tag.
+	// +optional
+	NewTag string `json:"newTag,omitempty"`
+	// Digest replaces the tag with a digest (sha256:...).
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// KustomizePatch is one entry of kustomize's patches: a strategic-merge
+// patch (a YAML object) or a JSON 6902 patch (a YAML list of operations,
+// which needs a target).
+type KustomizePatch struct {
+	// Patch is the patch itself, inline. Set patch or path.
+	// +optional
+	Patch string `json:"patch,omitempty"`
+	// Path is a file holding the patch, relative to spec.path.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// Target selects the objects to patch; without it, a strategic-merge
+	// patch applies to the object it names.
+	// +optional
+	Target *PatchTarget `json:"target,omitempty"`
+}
+
+// PatchTarget selects objects, as kustomize's patch target: every field
+// set must match (name and namespace are regular expressions).
+type PatchTarget struct {
+	// Group of the objects.
+	// +optional
+	Group string `json:"group,omitempty"`
+	// Version of the objects.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Kind of the objects.
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// Name of the objects (a regular expression).
+	// +optional
+	Name string `json:"name,omitempty"`
+	// Namespace of the objects (a regular expression).
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// LabelSelector the objects' labels match.
+	// +optional
+	LabelSelector string `json:"labelSelector,omitempty"`
+	// AnnotationSelector the objects' annotations match.
+	// +optional
+	AnnotationSelector string `json:"annotationSelector,omitempty"`
+}
+
+// KustomizeReplica sets the replicas of the workloads named Name.
+type KustomizeReplica struct {
+	// Name of the Deployment, StatefulSet, ReplicaSet or
+	// ReplicationController.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Count of replicas.
+	// +kubebuilder:validation:Minimum=0
+	Count int64 `json:"count"`
 }
 
 // Decryption configures SOPS decryption.

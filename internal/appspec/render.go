@@ -36,6 +36,11 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 	}
 	if app.Spec.Kustomize != nil {
 		opts.AllowRemoteBases = app.Spec.Kustomize.AllowRemoteBases
+		ov, err := Overlay(app.Spec.Kustomize)
+		if err != nil {
+			return opts, err
+		}
+		opts.Overlay = ov
 	}
 	chartSource := src.Spec.Helm != nil || src.Spec.OCI != nil
 	if chartSource && app.Spec.Chart == nil {

@@ -1,13 +1,19 @@
 package cli
 
 import (
+	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 const plainSecretYAML = `apiVersion: v1
@@ -153,5 +159,63 @@ func TestRenderChartDirectoryWithValues(t *testing.T) {
 	data, _, _ := unstructured.NestedStringMap(objs[0].Object, "data")
 	if objs[0].GetName() != "shop-settings" || objs[0].GetNamespace() != "team" || data["mode"] != "prod" || data["size"] != "huge" || data["colour"] != "blue" {
 		t.Fatalf("got %s/%s %v", objs[0].GetNamespace(), objs[0].GetName(), data)
+	}
+}
+
+// TestRenderAppKustomizeOverlay: `tend render APP` applies the App's
+// spec.kustomize overlay exactly as the controller does (both take the
+// render options from appspec): what it prints is what the controller
+// applied.
+func TestRenderAppKustomizeOverlay(t *testing.T) {
+	cl := newCluster(t)
+	other := testenv.New(t).Namespace
+	cl.startController(t)
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("web", map[string]string{
+		"apps/web/deploy.yaml": webDeploymentYAML,
+		"apps/web/cfg.yaml":    tunedConfigMapYAML,
+	})
+	cl.createSource(t, "repo", repo.URL, nil)
+	cl.createSyncApp(t, "web", "apps/web", func(a *tendv1.App) {
+		a.Spec.Kustomize = &tendv1.KustomizeSpec{
+			NamePrefix:   "prod-",
+			Namespace:    other,
+			Images:       []tendv1.KustomizeImage{{Name: "web", NewTag: "2"}},
+			Patches:      []tendv1.KustomizePatch{{Patch: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {patched: \"yes\"}}\n"}},
+			CommonLabels: map[string]string{"team": "a"},
+		}
+	})
+	cl.waitApp(t, "web", "synced at "+rev, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced && a.Status.Revision == rev })
+
+	code, out, stderr := cl.tend(t, "render", "web")
+	if code != ExitOK {
+		t.Fatalf("render: exit %d: %s", code, stderr)
+	}
+	objs := objectsOf(t, out)
+	var got []string
+	for _, o := range objs {
+		got = append(got, o.GetKind()+" "+o.GetNamespace()+"/"+o.GetName())
+	}
+	if want := []string{"ConfigMap " + other + "/prod-cfg", "Deployment " + other + "/prod-web"}; !slices.Equal(got, want) {
+		t.Fatalf("render printed %v, want %v", got, want)
+	}
+	ctx := context.Background()
+	live, err := cl.Clientset.AppsV1().Deployments(other).Get(ctx, "prod-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := objs[1]
+	containers, _, _ := unstructured.NestedSlice(rendered.Object, "spec", "template", "spec", "containers")
+	image := containers[0].(map[string]any)["image"]
+	if image != "web:2" || live.Spec.Template.Spec.Containers[0].Image != image {
+		t.Errorf("image: rendered %v, live %s; want web:2 in both", image, live.Spec.Template.Spec.Containers[0].Image)
+	}
+	for _, k := range []string{"patched", "team"} {
+		if rendered.GetLabels()[k] == "" || rendered.GetLabels()[k] != live.Labels[k] {
+			t.Errorf("label %s: rendered %q, live %q", k, rendered.GetLabels()[k], live.Labels[k])
+		}
+	}
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(other).Get(ctx, "prod-cfg", metav1.GetOptions{}); err != nil {
+		t.Errorf("live ConfigMap prod-cfg: %v", err)
 	}
 }

@@ -394,3 +394,56 @@ func TestAppStatusHistoryDurationAndOutOfSync(t *testing.T) {
 		t.Errorf("history duration = %s; the sync waited for health for %s", d, timeout)
 	}
 }
+
+// TestAppKustomizeOverlay: spec.kustomize's overlay fields apply to a plain
+// YAML path: the live objects carry the name prefix, sit in the overlay's
+// namespace (not the destination's), run the image the overlay names and
+// carry the patch; references follow the renamed ConfigMap.
+func TestAppKustomizeOverlay(t *testing.T) {
+	e, other := startControllerTwoNamespaces(t)
+	repo := newCtlRepo(t)
+	rev := repo.commit("web", map[string]string{
+		"web/deploy.yaml": deploymentYAML("web", "nginx:1.0", ""),
+		"web/cm.yaml":     configMapYAML("settings", "x"),
+		"web/ref.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: uses}\ndata: {value: x}\n",
+	})
+	e.create(t, gitSource("repo", repo.URL), newApp("web", "repo", "web", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Kustomize = &tendv1.KustomizeSpec{
+			NamePrefix: "prod-",
+			Namespace:  other,
+			Images:     []tendv1.KustomizeImage{{Name: "nginx", NewTag: "1.27"}},
+			Patches: []tendv1.KustomizePatch{{
+				Patch:  "- {op: add, path: /spec/template/spec/containers/0/envFrom, value: [{configMapRef: {name: settings}}]}",
+				Target: &tendv1.PatchTarget{Kind: "Deployment", Name: "web"},
+			}, {
+				Patch: "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {patched: \"yes\"}}\n",
+			}},
+		}
+	}))
+	e.waitApp(t, "web", "synced at "+rev, 60*time.Second, func(a *tendv1.App) bool {
+		return a.Status.Revision == rev && a.Status.Sync == tendv1.SyncSynced
+	})
+	ctx := context.Background()
+	d, err := e.Clientset.AppsV1().Deployments(other).Get(ctx, "prod-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the Deployment with the prefix in the overlay's namespace: %v", err)
+	}
+	c := d.Spec.Template.Spec.Containers[0]
+	if got, want := c.Image, "nginx:1.27"; got != want {
+		t.Errorf("image = %q, want %q", got, want)
+	}
+	if got := d.Labels["patched"]; got != "yes" {
+		t.Errorf("label patched = %q, want yes (strategic-merge patch)", got)
+	}
+	if len(c.EnvFrom) != 1 || c.EnvFrom[0].ConfigMapRef == nil || c.EnvFrom[0].ConfigMapRef.Name != "prod-settings" {
+		t.Errorf("envFrom = %+v, want the JSON 6902 patch's configMapRef, renamed to prod-settings", c.EnvFrom)
+	}
+	if got := configMapValue(t, e.Env, other, "prod-settings"); got != "x" {
+		t.Errorf("ConfigMap prod-settings in %s: value %q, want x", other, got)
+	}
+	for _, name := range []string{"web", "prod-web"} {
+		if _, err := e.Clientset.AppsV1().Deployments(e.Namespace).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("Deployment %s in the destination namespace: %v, want none (the overlay's namespace overrides it)", name, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -55,21 +56,27 @@ func (r *Renderer) renderKustomize(ctx context.Context, f *files, dir string, op
 		msg = strings.ReplaceAll(msg, strings.TrimSuffix(filepath.ToSlash(f.root), "/")+"/", "")
 		return nil, fmt.Errorf("kustomize build %s: %s", dir, msg)
 	}
-	objs := make([]*unstructured.Unstructured, 0, m.Size())
-	for _, res := range m.Resources() {
+	return resmapObjects(m.Resources(), "kustomize build "+dir)
+}
+
+// resmapObjects converts kustomize's output into objects; errors start
+// with what (the build they come from).
+func resmapObjects(resources []*resource.Resource, what string) ([]*unstructured.Unstructured, error) {
+	objs := make([]*unstructured.Unstructured, 0, len(resources))
+	for _, res := range resources {
 		var v any
 		// Decode the node ourselves: RNode.Map's error would quote the
 		// resource, which may be a decrypted Secret.
 		if err := res.YNode().Decode(&v); err != nil {
-			return nil, fmt.Errorf("kustomize build %s: decode %s: %v", dir, res.CurId(), err)
+			return nil, fmt.Errorf("%s: decode %s: %v", what, res.CurId(), err)
 		}
 		nv, err := normalize(v)
 		if err != nil {
-			return nil, fmt.Errorf("kustomize build %s: %s: %w", dir, res.CurId(), err)
+			return nil, fmt.Errorf("%s: %s: %w", what, res.CurId(), err)
 		}
 		mm, ok := nv.(map[string]any)
 		if !ok {
-			return nil, fmt.Errorf("kustomize build %s: %s is not an object", dir, res.CurId())
+			return nil, fmt.Errorf("%s: %s is not an object", what, res.CurId())
 		}
 		objs = append(objs, &unstructured.Unstructured{Object: mm})
 	}

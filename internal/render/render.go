@@ -48,6 +48,10 @@ type Options struct {
 	// Keys decrypt SOPS-encrypted files. Without keys, an encrypted file is
 	// an error naming it.
 	Keys *Keys
+	// Overlay, when set, is applied with kustomize to whatever Path
+	// renders (plain YAML, a kustomization, or a chart's output), before
+	// Namespace fills in the namespaces still empty.
+	Overlay *Overlay `json:",omitempty"`
 }
 
 // HelmOptions configure a Helm render.
@@ -201,6 +205,9 @@ func (r *Renderer) Render(ctx context.Context, root string, opts Options) (*Resu
 		objs, err = r.renderPlain(f, dir, opts)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if objs, err = r.applyOverlay(ctx, f, dir, objs, opts); err != nil {
 		return nil, err
 	}
 	scope := r.scopeOf(objs)
