@@ -172,7 +172,7 @@ func withoutTendFields(entries []metav1.ManagedFieldsEntry, t *TakeOver) (out []
 		if err != nil {
 			return nil, nil, fmt.Errorf("manager %s: %w", en.Manager, err)
 		}
-		en.FieldsV1 = &metav1.FieldsV1{Raw: raw}
+		en.FieldsV1 = metav1.NewFieldsV1(string(raw))
 		out = append(out, en)
 	}
 	sort.Strings(moved)
@@ -182,13 +182,13 @@ func withoutTendFields(entries []metav1.ManagedFieldsEntry, t *TakeOver) (out []
 // decodeFields decodes a managedFields entry's fieldsV1.
 func decodeFields(en metav1.ManagedFieldsEntry) (*fieldpath.Set, error) {
 	s := &fieldpath.Set{}
-	if en.FieldsV1 == nil || len(en.FieldsV1.Raw) == 0 {
+	if en.FieldsV1 == nil || len(en.FieldsV1.GetRawBytes()) == 0 {
 		return s, nil
 	}
 	if en.FieldsType != "" && en.FieldsType != "FieldsV1" {
 		return nil, fmt.Errorf("fields type %q is not FieldsV1", en.FieldsType)
 	}
-	if err := s.FromJSON(bytes.NewReader(en.FieldsV1.Raw)); err != nil {
+	if err := s.FromJSON(bytes.NewReader(en.FieldsV1.GetRawBytes())); err != nil {
 		return nil, fmt.Errorf("decode fieldsV1: %w", err)
 	}
 	return s, nil

@@ -98,7 +98,7 @@ func fieldSet(t *testing.T, en metav1.ManagedFieldsEntry) *fieldpath.Set {
 	t.Helper()
 	s := &fieldpath.Set{}
 	if en.FieldsV1 != nil {
-		if err := s.FromJSON(bytes.NewReader(en.FieldsV1.Raw)); err != nil {
+		if err := s.FromJSON(bytes.NewReader(en.FieldsV1.GetRawBytes())); err != nil {
 			t.Fatal(err)
 		}
 	}
