@@ -100,20 +100,25 @@ func TestAppSetSourceRefNamespace(t *testing.T) {
 			},
 		},
 	})
-	var names []string
-	eventually(t, "the AppSet generated Apps", 60*time.Second, func() bool {
-		var apps tendv1.AppList
-		if err := e.c.List(context.Background(), &apps, client.InNamespace(e.Namespace)); err != nil {
+	// The AppSet creates its Apps one at a time: wait for its status to
+	// say it is done, then compare what exists.
+	var set tendv1.AppSet
+	eventually(t, "the AppSet Ready with its Apps", 60*time.Second, func() bool {
+		if err := e.c.Get(context.Background(), types.NamespacedName{Namespace: e.Namespace, Name: "set"}, &set); err != nil {
 			return false
 		}
-		names = names[:0]
-		for _, a := range apps.Items {
-			names = append(names, a.Name)
-		}
-		return len(names) > 0
+		return meta.IsStatusConditionTrue(set.Status.Conditions, tendv1.ConditionReady) && set.Status.ObservedGeneration == set.Generation
 	})
+	var apps tendv1.AppList
+	if err := e.c.List(context.Background(), &apps, client.InNamespace(e.Namespace)); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range apps.Items {
+		names = append(names, a.Name)
+	}
 	if got, want := strings.Join(names, ","), "alpha,beta"; got != want {
-		t.Fatalf("generated Apps %s, want %s (the directories of %s/repo)", got, want, other)
+		t.Fatalf("generated Apps %s (status.apps %v), want %s (the directories of %s/repo)", got, set.Status.Apps, want, other)
 	}
 	e.waitApp(t, "alpha", "synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced && a.Status.Revision != "" })
 }
