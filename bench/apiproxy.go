@@ -27,6 +27,9 @@ type apiProxy struct {
 
 	mu     sync.Mutex
 	counts map[string]float64 // "VERB resource[/subresource]"
+	// paths counts the requests a steady state must not send by "VERB
+	// /url/path", so that a report names the objects read or written.
+	paths map[string]float64
 }
 
 func newAPIProxy(cfg *rest.Config) (*apiProxy, error) {
@@ -38,7 +41,7 @@ func newAPIProxy(cfg *rest.Config) (*apiProxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &apiProxy{counts: map[string]float64{}}
+	p := &apiProxy{counts: map[string]float64{}, paths: map[string]float64{}}
 	rp := &httputil.ReverseProxy{
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
 		Transport:     transport,
@@ -52,6 +55,9 @@ func newAPIProxy(cfg *rest.Config) (*apiProxy, error) {
 		key := requestKey(r)
 		p.mu.Lock()
 		p.counts[key]++
+		if verb, resource, _ := strings.Cut(key, " "); verb != "WATCH" && resource != "leases.coordination.k8s.io" {
+			p.paths[verb+" "+r.URL.Path]++
+		}
 		p.mu.Unlock()
 		rp.ServeHTTP(w, r)
 	}))
@@ -91,6 +97,18 @@ func (p *apiProxy) snapshot() map[string]float64 {
 	defer p.mu.Unlock()
 	out := make(map[string]float64, len(p.counts))
 	for k, v := range p.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// pathSnapshot copies the counters by "VERB /url/path" (watches and
+// leases apart).
+func (p *apiProxy) pathSnapshot() map[string]float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]float64, len(p.paths))
+	for k, v := range p.paths {
 		out[k] = v
 	}
 	return out

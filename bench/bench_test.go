@@ -93,7 +93,7 @@ func TestScaleSmoke(t *testing.T) {
 		t.Errorf("baseline did not apply %d objects: %+v", cfg.Apps*cfg.Objects, res.Baseline)
 	}
 	if got := res.Steady.RequestsPerMinute; got != 0 {
-		t.Errorf("the idle controller sent %.1f requests per minute (watches and lease renewals apart), want 0: %v", got, res.Steady.Requests)
+		t.Errorf("the idle controller sent %.1f requests per minute (watches and lease renewals apart), want 0: %v; by path: %v", got, res.Steady.Requests, res.Steady.RequestPaths)
 	}
 	// With a 2 s interval every App was reconciled in the steady state,
 	// reading its decryption Secret each time: the 0 above covers that.

@@ -105,6 +105,9 @@ type steadyResult struct {
 	// by verb and resource, per minute.
 	RequestsPerMinute float64            `json:"requestsPerMinute"`
 	Requests          map[string]float64 `json:"requestsByResourcePerMinute"`
+	// RequestPaths counts those requests by verb and URL path (not per
+	// minute), so that a nonzero steady state names the objects.
+	RequestPaths map[string]float64 `json:"requestsByPath,omitempty"`
 	// WatchesPerMinute counts watch requests (streams opened or re-opened)
 	// and LeaseRequestsPerMinute leader election's Lease reads and
 	// renewals, apart from the requests.
@@ -481,7 +484,7 @@ func (s *scaleRun) steady(ctx context.Context) error {
 	prof := s.startCPUProfile(ctx, "steady", s.cfg.Steady)
 	s.samp.scrapeEach(steadyScrape)
 	defer s.samp.scrapeEach(s.cfg.Sample)
-	tBefore := s.proxy.snapshot()
+	tBefore, pBefore := s.proxy.snapshot(), s.proxy.pathSnapshot()
 	cBefore, err := s.samp.latest(ctx)
 	if err != nil {
 		return err
@@ -498,7 +501,7 @@ func (s *scaleRun) steady(ctx context.Context) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	tAfter := s.proxy.snapshot()
+	tAfter, pAfter := s.proxy.snapshot(), s.proxy.pathSnapshot()
 	cAfter, err := s.samp.latest(ctx)
 	if err != nil {
 		return err
@@ -522,6 +525,9 @@ func (s *scaleRun) steady(ctx context.Context) error {
 	res.Requests, res.WatchesPerMinute, res.LeaseRequestsPerMinute = perMinute(reqs, min), watches/min, leases/min
 	for _, v := range reqs {
 		res.RequestsPerMinute += v / min
+	}
+	if res.RequestsPerMinute > 0 {
+		res.RequestPaths = requestDelta(pBefore, pAfter)
 	}
 	res.AppReconciles = -1
 	if cAfter.has("controller_runtime_reconcile_total") {
