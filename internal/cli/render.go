@@ -219,13 +219,14 @@ func scopeOf(m meta.RESTMapper) func(schema.GroupVersionKind) (bool, bool) {
 }
 
 // clusterRenderer renders for the cluster k reaches: kinds' scope from
-// discovery, and Helm's capabilities and lookup from the cluster.
+// discovery, and Helm's capabilities and lookup from the cluster,
+// discovered when a Helm chart is rendered.
 func clusterRenderer(k *kube) *render.Renderer {
-	r := &render.Renderer{Charts: chart.New(chart.Options{}), Scope: scopeOf(k.c.RESTMapper())}
-	if hc, err := render.DiscoverCluster(k.cfg); err == nil {
-		r.Cluster = hc
+	cfg := k.cfg
+	return &render.Renderer{
+		Charts: chart.New(chart.Options{}), Scope: scopeOf(k.c.RESTMapper()),
+		Discover: func() (*render.Cluster, error) { return render.DiscoverCluster(cfg) },
 	}
-	return r
 }
 
 // maskSecret returns obj with its Secret values replaced by MaskedValue; other

@@ -101,9 +101,8 @@ func (r *AppReconciler) act(ctx context.Context, app *tendv1.App, st *appState, 
 func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, app *tendv1.App, obs *observed, st *appState, to, from string) ctrl.Result {
 	rev, dir, err := r.pinnedCheckout(ctx, app, &obs.src, to)
 	if err == nil {
-		rnd := &render.Renderer{Charts: r.Charts, Scope: obs.conn.Scope}
 		var res *render.Result
-		if res, err = r.Cache.Render(ctx, rnd, dir, rev, obs.opts); err == nil {
+		if res, err = r.Cache.Render(ctx, r.renderer(obs.conn), dir, rev, obs.opts); err == nil {
 			msg := fmt.Sprintf("auto-rollback: %s degraded after its sync; re-applying %s", shortRev(from), shortRev(rev))
 			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
 			r.notify(app, st, notify.RolledBack, rev, msg, "", nil)

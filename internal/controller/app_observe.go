@@ -160,13 +160,17 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 
 var errNoArtifact = errors.New("no artifact yet")
 
+// renderer renders for conn's cluster: kinds' scope from its discovery, and
+// Helm's capabilities and lookup from the cluster, discovered only when a
+// Helm chart is rendered (an idle controller asks the cluster nothing).
+func (r *AppReconciler) renderer(conn *cluster.Conn) *render.Renderer {
+	return &render.Renderer{Charts: r.Charts, Scope: conn.Scope, Discover: conn.HelmCluster, Target: conn.Display()}
+}
+
 // renderApp renders the App from its Source's current artifact, or from its
 // pinned revision.
 func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *cluster.Conn, opts render.Options, st *appState) (string, *render.Result, error) {
-	rnd := &render.Renderer{Charts: r.Charts, Scope: conn.Scope}
-	if hc, err := conn.HelmCluster(); err == nil {
-		rnd.Cluster = hc
-	}
+	rnd := r.renderer(conn)
 	if src.Spec.Git == nil {
 		// Chart sources: the version a range selects today is part of the
 		// cache key, so a new chart version in the range is rendered (the

@@ -81,12 +81,12 @@ func (c *Cache) Render(ctx context.Context, r *Renderer, root, revision string, 
 // reports them; nil when unknown) touches nothing prev read, prev is the
 // Result for revision too and nothing is rendered.
 func (c *Cache) RenderChange(ctx context.Context, r *Renderer, root, revision string, opts Options, prev *Result, changed []string) (*Result, error) {
-	key := cacheKey{revision: revision, spec: SpecHash(opts) + rendererHash(r)}
-	if res, ok := c.get(key); ok {
+	key := cacheKey{revision: revision, spec: SpecHash(opts) + r.targetKey()}
+	if res, ok := c.get(key); ok && res.clusterCurrent(r) {
 		c.hits.Add(1)
 		return res, nil
 	}
-	if prev != nil && prev.spec == key.spec && !Affected(prev.Files, changed) {
+	if prev != nil && prev.spec == key.spec && !Affected(prev.Files, changed) && prev.clusterCurrent(r) {
 		c.reused.Add(1)
 		c.put(key, prev)
 		return prev, nil
@@ -99,12 +99,20 @@ func (c *Cache) RenderChange(ctx context.Context, r *Renderer, root, revision st
 				return nil, err
 			}
 			res.spec = key.spec
+			if r.clusterAsked.Load() {
+				res.usesCluster, res.cluster = true, clusterHash(r.cluster())
+			}
 			c.put(key, res)
 			return res, nil
 		})
 		// A render another caller started and then abandoned says
 		// nothing about this caller: try again.
 		if shared && err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		// A render shared with a caller whose cluster answered otherwise
+		// (its APIs changed in between) is not this caller's.
+		if shared && err == nil && !res.clusterCurrent(r) {
 			continue
 		}
 		return res, err
@@ -227,16 +235,32 @@ func writeField(h hash.Hash, b []byte) {
 	h.Write(b)
 }
 
-// rendererHash covers what in r changes a render's output and can be
-// compared: the cluster's version and API versions Helm templates see.
-func rendererHash(r *Renderer) string {
-	if r == nil || r.Cluster == nil || (r.Cluster.KubeVersion == "" && len(r.Cluster.APIVersions) == 0) {
+// clusterCurrent says whether res still holds for r's target cluster: a
+// Result whose render did not consult the cluster always does; one that
+// did holds while the cluster's version and API versions are unchanged.
+func (res *Result) clusterCurrent(r *Renderer) bool {
+	return !res.usesCluster || clusterHash(r.cluster()) == res.cluster
+}
+
+// targetKey separates Results rendered for different target clusters, so
+// that Apps sending one spec to two clusters do not replace each other's.
+func (r *Renderer) targetKey() string {
+	if r == nil || r.Target == "" {
+		return ""
+	}
+	return "@" + r.Target
+}
+
+// clusterHash covers what in cl changes a Helm render's output and can be
+// compared: the cluster's version and the API versions templates see.
+func clusterHash(cl *Cluster) string {
+	if cl == nil || (cl.KubeVersion == "" && len(cl.APIVersions) == 0) {
 		return ""
 	}
 	h := sha256.New()
-	writeField(h, []byte(r.Cluster.KubeVersion))
-	for _, v := range r.Cluster.APIVersions {
+	writeField(h, []byte(cl.KubeVersion))
+	for _, v := range cl.APIVersions {
 		writeField(h, []byte(v))
 	}
-	return "/" + hex.EncodeToString(h.Sum(nil)[:8])
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -3,8 +3,11 @@ package render
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // monorepo writes n plain YAML apps, apps/app-000 ... , of two files each.
@@ -223,5 +226,70 @@ func TestCacheDoesNotTouchTheArtifact(t *testing.T) {
 	}
 	if after := treeState(t, root); fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the cache changed the artifact")
+	}
+}
+
+// A Renderer's Discover is asked only by Helm renders, and a kept Helm
+// Result is rendered again when the cluster's API versions change: an idle
+// controller whose Apps render no chart asks the cluster nothing.
+func TestCacheDiscoversClusterOnlyForHelm(t *testing.T) {
+	root := monorepo(t, 1)
+	writeFiles(t, root, map[string]string{
+		"chart/Chart.yaml":          "apiVersion: v2\nname: chart\nversion: 1.0.0\n",
+		"chart/templates/caps.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: caps}\ndata: {widgets: {{ .Capabilities.APIVersions.Has \"example.com/v1\" | quote }}}\n",
+	})
+	ctx := context.Background()
+	var c Cache
+	apis := []string{"v1", "apps/v1"}
+	var asked int
+	renderer := func() *Renderer {
+		return &Renderer{Discover: func() (*Cluster, error) {
+			asked++
+			return &Cluster{KubeVersion: "v1.37.1", APIVersions: slices.Clone(apis)}, nil
+		}}
+	}
+
+	// Plain YAML: rendered, then kept, and the cluster never asked.
+	for range 2 {
+		if _, err := c.Render(ctx, renderer(), root, "rev", appOptions(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if asked != 0 {
+		t.Errorf("plain YAML renders asked the cluster %d times, want 0", asked)
+	}
+
+	chartOpts := Options{Path: "chart", Namespace: "ns", Helm: &HelmOptions{ReleaseName: "r"}}
+	widgets := func() string {
+		t.Helper()
+		res, err := c.Render(ctx, renderer(), root, "rev", chartOpts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range res.Objects() {
+			if o.GetName() == "caps" {
+				v, _, _ := unstructured.NestedString(o.Object, "data", "widgets")
+				return v
+			}
+		}
+		t.Fatal("the chart rendered no ConfigMap caps")
+		return ""
+	}
+	if got := widgets(); got != "false" || asked != 1 {
+		t.Fatalf("first Helm render: widgets %q after %d discoveries, want \"false\" after 1", got, asked)
+	}
+	before := c.Stats()
+	if got := widgets(); got != "false" {
+		t.Fatalf("unchanged cluster: widgets %q, want \"false\"", got)
+	}
+	if got := c.Stats(); got.Renders != before.Renders || got.Hits != before.Hits+1 {
+		t.Errorf("unchanged cluster: %+v after %+v, want one more hit and no render", got, before)
+	}
+	apis = append(apis, "example.com/v1")
+	if got := widgets(); got != "true" {
+		t.Errorf("after example.com/v1 appeared: widgets %q, want \"true\" (rendered again)", got)
+	}
+	if got := c.Stats(); got.Renders != before.Renders+1 {
+		t.Errorf("after the cluster changed: %d renders, want %d", got.Renders, before.Renders+1)
 	}
 }

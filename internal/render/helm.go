@@ -218,8 +218,8 @@ func (r *Renderer) renderChart(ctx context.Context, f *files, j chartJob) ([]*un
 		return nil, err
 	}
 	var eng engine.Engine
-	if r.Cluster != nil && r.Cluster.Config != nil {
-		eng = engine.New(readOnlyConfig(r.Cluster.Config))
+	if cl := r.helmCluster(); cl != nil && cl.Config != nil {
+		eng = engine.New(readOnlyConfig(cl.Config))
 	}
 	rendered, err := eng.RenderWithContext(ctx, c, top)
 	if err != nil {
@@ -234,7 +234,7 @@ func (r *Renderer) renderChart(ctx context.Context, f *files, j chartJob) ([]*un
 func (r *Renderer) capabilities(kubeVersion string, extra []string) (*common.Capabilities, error) {
 	caps := common.DefaultCapabilities.Copy()
 	caps.APIVersions = slices.Clone(caps.APIVersions)
-	if cl := r.Cluster; cl != nil {
+	if cl := r.helmCluster(); cl != nil {
 		if cl.KubeVersion != "" {
 			kv, err := common.ParseKubeVersion(cl.KubeVersion)
 			if err != nil {

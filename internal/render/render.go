@@ -20,6 +20,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -120,6 +122,11 @@ type Result struct {
 	// spec is the SpecHash of the Options this Result was rendered with,
 	// set by Cache; "" when unknown.
 	spec string
+	// usesCluster says the render consulted the target cluster (a Helm
+	// chart's capabilities or lookup), and cluster is the clusterHash of
+	// what it saw; both set by Cache.
+	usesCluster bool
+	cluster     string
 	// objects in render order, each encoded as JSON.
 	objects [][]byte
 }
@@ -165,6 +172,19 @@ type Renderer struct {
 	// Cluster is the target cluster; nil renders Helm charts with the Helm
 	// SDK's default capabilities and lookup returning nothing.
 	Cluster *Cluster
+	// Discover, when set and Cluster is nil, describes the target cluster
+	// the first time a Helm chart is rendered (once per Renderer): renders
+	// without Helm never ask the cluster, and a Cache checks a kept Helm
+	// Result against the cluster only then. An error renders with Helm's
+	// defaults, as a nil Cluster does.
+	Discover func() (*Cluster, error)
+	// Target names the target cluster when one Cache serves renders for
+	// several ("" for one): Results for different targets are kept apart.
+	Target string
+
+	discover     sync.Once
+	discovered   *Cluster
+	clusterAsked atomic.Bool
 	// Scope, when set, tells whether a kind is namespaced, typically from
 	// the target cluster's discovery; known is false for kinds the cluster
 	// does not serve. Renders consult, in order: CustomResourceDefinitions
@@ -172,6 +192,30 @@ type Renderer struct {
 	// kinds. Kinds none of them know are treated as namespaced. Scope is
 	// called from concurrent renders and must be safe for that.
 	Scope func(gvk schema.GroupVersionKind) (namespaced bool, known bool)
+}
+
+// cluster returns the target cluster, discovering it on first use; nil
+// when unknown.
+func (r *Renderer) cluster() *Cluster {
+	if r == nil {
+		return nil
+	}
+	if r.Cluster != nil || r.Discover == nil {
+		return r.Cluster
+	}
+	r.discover.Do(func() {
+		if cl, err := r.Discover(); err == nil {
+			r.discovered = cl
+		}
+	})
+	return r.discovered
+}
+
+// helmCluster is cluster for a Helm render, which a Cache then checks
+// against the cluster before reusing.
+func (r *Renderer) helmCluster() *Cluster {
+	r.clusterAsked.Store(true)
+	return r.cluster()
 }
 
 // Render renders opts from the artifact checked out at root.
