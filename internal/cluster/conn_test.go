@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	apiextv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
@@ -114,20 +113,7 @@ func TestHelmClusterRediscoversWhenAPIsChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	crd := &apiextv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: "widgets." + group},
-		Spec: apiextv1.CustomResourceDefinitionSpec{
-			Group: group,
-			Names: apiextv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
-			Scope: apiextv1.NamespaceScoped,
-			Versions: []apiextv1.CustomResourceDefinitionVersion{{
-				Name: "v1", Served: true, Storage: true,
-				Schema: &apiextv1.CustomResourceValidation{OpenAPIV3Schema: &apiextv1.JSONSchemaProps{
-					Type: "object", XPreserveUnknownFields: ptr(true),
-				}},
-			}},
-		},
-	}
+	crd := testenv.WidgetCRD(group)
 	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +144,6 @@ func TestHelmClusterRediscoversWhenAPIsChange(t *testing.T) {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
 
 // TestHelmClusterPollsWhereAPIsCannotBeWatched: a user who may not list
 // CRDs and APIServices (discovery is open to every authenticated user)

@@ -89,3 +89,23 @@ func established(crd *apiextv1.CustomResourceDefinition) bool {
 	}
 	return false
 }
+
+// WidgetCRD returns a namespaced CustomResourceDefinition of kind Widget
+// (plural widgets) in group, served at v1 with any fields kept.
+func WidgetCRD(group string) *apiextv1.CustomResourceDefinition {
+	keep := true
+	return &apiextv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets." + group},
+		Spec: apiextv1.CustomResourceDefinitionSpec{
+			Group: group,
+			Names: apiextv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
+			Scope: apiextv1.NamespaceScoped,
+			Versions: []apiextv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextv1.CustomResourceValidation{OpenAPIV3Schema: &apiextv1.JSONSchemaProps{
+					Type: "object", XPreserveUnknownFields: &keep,
+				}},
+			}},
+		},
+	}
+}
