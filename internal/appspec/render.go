@@ -90,6 +90,10 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 			h.Chart = ref
 		}
 		opts.Helm = h
+	} else {
+		// A chart directory in git needs no spec.helm: its release is
+		// named after the App, as docs/api.md says.
+		opts.Helm = &render.HelmOptions{ReleaseName: app.Name}
 	}
 	if d := app.Spec.Decryption; d != nil {
 		keys, err := r.decryptionKeys(ctx, app.Namespace, d.SecretRef.Name)
