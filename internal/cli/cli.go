@@ -27,7 +27,9 @@ type BuildInfo struct {
 // Main is the CLI's entry point, holding what a run needs from outside.
 type Main struct {
 	Stdout, Stderr io.Writer
-	Build          BuildInfo
+	// Stdin is read by commands given "-" as a file; nil is os.Stdin.
+	Stdin io.Reader
+	Build BuildInfo
 }
 
 // exitError carries an exit code through cobra.
@@ -86,7 +88,7 @@ cluster cannot be reached).`,
 		m.versionCommand(), m.controllerCommand(), m.bootstrapCommand(), m.demoCommand(),
 		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(),
 		m.renderCommand(), m.diffCommand(), m.syncCommand(), m.logsCommand(),
-		m.completionCommand(), m.docsCommand(),
+		m.convertCommand(), m.completionCommand(), m.docsCommand(),
 		m.secretCommand(),
 	)
 	return root

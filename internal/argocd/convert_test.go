@@ -1,0 +1,301 @@
+package argocd
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+func convertYAML(t *testing.T, doc string, opts Options) (*Result, error) {
+	t.Helper()
+	app, err := ParseApplication([]byte(doc))
+	if err != nil {
+		t.Fatalf("ParseApplication: %v", err)
+	}
+	return Convert(app, opts)
+}
+
+func mustConvert(t *testing.T, doc string, opts Options) *Result {
+	t.Helper()
+	res, err := convertYAML(t, doc, opts)
+	if err != nil {
+		t.Fatalf("Convert: %v", err)
+	}
+	return res
+}
+
+// A kustomize overlay from git with automated sync, the options teams use
+// most: everything maps to the field of the same meaning.
+func TestConvertGitKustomizeApplication(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: shop, namespace: argocd, labels: {team: web}}
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/platform.git
+    path: apps/shop/overlays/prod
+    targetRevision: main
+    kustomize:
+      namePrefix: prod-
+      namespace: shop
+      images: ["nginx=registry.example.com/nginx:1.27", "redis:7.2", "app@sha256:abc"]
+      commonLabels: {env: prod}
+      replicas: [{name: web, count: 3}, {name: worker, count: "2"}]
+      patches:
+      - target: {kind: Deployment, name: web}
+        patch: '[{"op": "add", "path": "/spec/paused", "value": false}]'
+      components: [../../components/tls]
+  destination: {server: https://kubernetes.default.svc, namespace: shop}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true, ServerSideApply=true, PruneLast=true, RespectIgnoreDifferences=true]
+    retry: {limit: 5, backoff: {duration: 5s, factor: 2, maxDuration: "180"}}
+  ignoreDifferences:
+  - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas], managedFieldsManagers: [kube-controller-manager]}
+  - {kind: ConfigMap, name: flags, jqPathExpressions: [.data.generated]}
+`, Options{})
+	if len(res.Warnings) != 0 {
+		t.Errorf("warnings %q, want none", res.Warnings)
+	}
+	src := res.Source
+	if src.Namespace != "argocd" || src.Spec.Git == nil || src.Spec.Git.URL != "https://git.example.com/platform.git" ||
+		src.Spec.Git.Ref != (tendv1.GitRef{Branch: "main"}) || !strings.HasPrefix(src.Name, "argocd-platform-") {
+		t.Errorf("Source %s/%s %+v", src.Namespace, src.Name, src.Spec.Git)
+	}
+	app := res.App
+	want := tendv1.AppSpec{
+		SourceRef: tendv1.NamespacedObjectReference{Name: src.Name},
+		Path:      "apps/shop/overlays/prod",
+		Kustomize: &tendv1.KustomizeSpec{
+			NamePrefix: "prod-", Namespace: "shop",
+			Images: []tendv1.KustomizeImage{
+				{Name: "nginx", NewName: "registry.example.com/nginx", NewTag: "1.27"},
+				{Name: "redis", NewTag: "7.2"},
+				{Name: "app", Digest: "sha256:abc"},
+			},
+			CommonLabels: map[string]string{"env": "prod"},
+			Replicas:     []tendv1.KustomizeReplica{{Name: "web", Count: 3}, {Name: "worker", Count: 2}},
+			Patches: []tendv1.KustomizePatch{{
+				Patch:  `[{"op": "add", "path": "/spec/paused", "value": false}]`,
+				Target: &tendv1.PatchTarget{Kind: "Deployment", Name: "web"},
+			}},
+			Components: []string{"../../components/tls"},
+		},
+		Destination: tendv1.Destination{Namespace: "shop", CreateNamespace: true},
+		Sync: tendv1.SyncPolicy{
+			Prune: true, SelfHeal: true,
+			Retry: &tendv1.RetryPolicy{Limit: 5, Backoff: duration(5 * time.Second), MaxBackoff: duration(3 * time.Minute)},
+		},
+		IgnoreDifferences: []tendv1.IgnoreDifference{
+			{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}, Managers: []string{"kube-controller-manager"}},
+			{Kind: "ConfigMap", Name: "flags", JQPathExpressions: []string{".data.generated"}},
+		},
+	}
+	if !reflect.DeepEqual(app.Spec, want) {
+		got, _ := json.MarshalIndent(app.Spec, "", "  ")
+		exp, _ := json.MarshalIndent(want, "", "  ")
+		t.Errorf("App spec:\n%s\nwant:\n%s", got, exp)
+	}
+	if app.Name != "shop" || app.Namespace != "argocd" || app.Labels["team"] != "web" || app.Kind != "App" {
+		t.Errorf("App %s %s/%s labels %v", app.Kind, app.Namespace, app.Name, app.Labels)
+	}
+}
+
+// Helm values are merged as Argo CD passes them: valuesObject over values,
+// then parameters as --set (and --set-string), commas kept in one value.
+func TestConvertHelmValuesAndChartSources(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: grafana, namespace: argocd}
+spec:
+  project: monitoring
+  source:
+    repoURL: https://grafana.github.io/helm-charts
+    chart: grafana
+    targetRevision: 8.5.*
+    helm:
+      releaseName: graf
+      valuesObject: {replicas: 2, ingress: {enabled: true}}
+      parameters:
+      - {name: "ingress.hosts[0]", value: grafana.example.com}
+      - {name: env.LIST, value: "a,b"}
+      - {name: image.tag, value: "10", forceString: true}
+  destination: {name: in-cluster, namespace: monitoring}
+`, Options{Namespace: "tend-system"})
+	if res.Source.Spec.Helm == nil || res.Source.Spec.Helm.URL != "https://grafana.github.io/helm-charts" || res.Source.Namespace != "tend-system" {
+		t.Errorf("Source %+v", res.Source.Spec)
+	}
+	spec := res.App.Spec
+	if spec.Chart == nil || *spec.Chart != (tendv1.ChartSpec{Name: "grafana", Version: "8.5.*"}) || !spec.Sync.Manual {
+		t.Errorf("chart %+v, manual %v", spec.Chart, spec.Sync.Manual)
+	}
+	var vals map[string]any
+	if err := json.Unmarshal(spec.Helm.Values.Raw, &vals); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"replicas": 2.0,
+		"ingress":  map[string]any{"enabled": true, "hosts": []any{"grafana.example.com"}},
+		"env":      map[string]any{"LIST": "a,b"},
+		"image":    map[string]any{"tag": "10"},
+	}
+	if !reflect.DeepEqual(vals, want) || spec.Helm.ReleaseName != "graf" {
+		t.Errorf("values %v release %q, want %v graf", vals, spec.Helm.ReleaseName, want)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], `spec.project "monitoring"`) {
+		t.Errorf("warnings %q, want one about the AppProject", res.Warnings)
+	}
+
+	// A registry without a scheme is an OCI chart registry, as in Argo CD.
+	res = mustConvert(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: podinfo, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: ghcr.io/stefanprodan/charts, chart: podinfo, targetRevision: 6.7.0, helm: {values: "replicaCount: 2"}}
+  destination: {server: https://kubernetes.default.svc, namespace: podinfo}
+`, Options{})
+	if res.Source.Spec.OCI == nil || res.Source.Spec.OCI.URL != "oci://ghcr.io/stefanprodan/charts" {
+		t.Errorf("Source %+v, want OCI oci://ghcr.io/stefanprodan/charts", res.Source.Spec)
+	}
+	if got := string(res.App.Spec.Helm.Values.Raw); got != `{"replicaCount":2}` {
+		t.Errorf("values %s", got)
+	}
+}
+
+func TestConvertGitRevisions(t *testing.T) {
+	for rev, want := range map[string]tendv1.GitRef{
+		"":     {},
+		"HEAD": {},
+		"0123456789abcdef0123456789abcdef01234567": {Commit: "0123456789abcdef0123456789abcdef01234567"},
+		"v1.4.2":          {Tag: "v1.4.2"},
+		"2.0":             {Tag: "2.0"},
+		"release/2026-12": {Branch: "release/2026-12"},
+		">=1.0.0 <2.0.0":  {SemVer: ">=1.0.0 <2.0.0"},
+		"1.2.*":           {SemVer: "1.2.*"},
+	} {
+		c := &converter{}
+		if got := c.gitRef("https://example.com/r.git", rev, "f"); got != want {
+			t.Errorf("targetRevision %q: %+v, want %+v", rev, got, want)
+		}
+	}
+	// A resolver decides between branch and tag, as Argo CD asks git.
+	c := &converter{opts: Options{RefKind: func(string, string) (RefKind, error) { return RefTag, nil }}}
+	if got := c.gitRef("u", "stable", "f"); got != (tendv1.GitRef{Tag: "stable"}) {
+		t.Errorf("resolved tag: %+v", got)
+	}
+	// Applications of one repository and revision share a Source.
+	if a, b := sourceName("https://x/r.git", "branch:main"), sourceName("https://x/r.git", "branch:main"); a != b {
+		t.Errorf("one repository and revision: %s and %s", a, b)
+	}
+	if a, b := sourceName("https://x/r.git", "branch:main"), sourceName("https://x/r.git", "tag:main"); a == b {
+		t.Errorf("different revisions share Source %s", a)
+	}
+}
+
+// What tend cannot honour is an error naming each field, all at once.
+func TestConvertRefusesWhatItCannotHonour(t *testing.T) {
+	_, err := convertYAML(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: legacy, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/platform.git
+    path: legacy
+    directory: {recurse: true, include: "*.yaml"}
+    helm: {fileParameters: [{name: cert, path: cert.pem}], valueFiles: [$values/x.yaml]}
+    kustomize: {forceCommonLabels: true, images: ["="]}
+  destination: {server: https://prod.example.com:6443, namespace: legacy}
+  syncPolicy:
+    syncOptions: [Replace=true]
+    retry: {limit: 0, backoff: {factor: 3}}
+    managedNamespaceMetadata: {labels: {a: b}}
+`, Options{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"converting Argo CD Application argocd/legacy",
+		"spec.source.directory.include",
+		"spec.source.helm.fileParameters",
+		"spec.source.helm.valueFiles[0]",
+		"spec.source.kustomize.forceCommonLabels",
+		"spec.source.kustomize.images[0]",
+		"spec.destination: cluster https://prod.example.com:6443",
+		`spec.syncPolicy.syncOptions[0]: sync option "Replace=true" is not supported`,
+		"spec.syncPolicy.retry.limit",
+		"spec.syncPolicy.retry.backoff.factor",
+		"spec.syncPolicy.managedNamespaceMetadata",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+
+	// Multiple sources are refused whole, with what to do.
+	_, err = convertYAML(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: multi, namespace: argocd}
+spec:
+  project: default
+  sources: [{repoURL: https://a/x.git, ref: values}, {repoURL: https://charts, chart: c, helm: {valueFiles: [$values/c.yaml]}}]
+  destination: {namespace: x}
+`, Options{})
+	if err == nil || !strings.Contains(err.Error(), "spec.sources: tend reads an Application with one source") {
+		t.Errorf("two sources: %v", err)
+	}
+}
+
+// A misspelt field is an error naming it, not a silently different App.
+func TestParseApplicationRejectsUnknownFields(t *testing.T) {
+	_, err := ParseApplication([]byte(`
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: typo}
+spec:
+  source: {repoURL: https://a/x.git, targetRevison: main}
+  destination: {namespace: x}
+`))
+	if err == nil || !strings.Contains(err.Error(), "targetRevison") {
+		t.Errorf("misspelt field: %v", err)
+	}
+	if _, err := ParseApplication([]byte("apiVersion: tend.dev/v1alpha1\nkind: App\nmetadata: {name: a}\nspec: {destination: {}}\n")); err == nil || !strings.Contains(err.Error(), "not an Argo CD Application") {
+		t.Errorf("a tend App: %v", err)
+	}
+}
+
+// Remote destinations name a tend Cluster through Options.Cluster.
+func TestConvertRemoteDestination(t *testing.T) {
+	opts := Options{Cluster: func(server, name string) (string, error) {
+		if server == "https://prod.example.com:6443" || name == "prod" {
+			return "prod", nil
+		}
+		return "", errors.New("no Argo CD cluster Secret for " + server + name)
+	}}
+	for _, dst := range []string{"{server: https://prod.example.com:6443}", "{name: prod}"} {
+		res := mustConvert(t, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a, namespace: argocd}\nspec:\n  project: default\n  source: {repoURL: https://a/x.git}\n  destination: "+dst+"\n", opts)
+		if ref := res.App.Spec.Destination.ClusterRef; ref == nil || ref.Name != "prod" {
+			t.Errorf("destination %s: clusterRef %+v", dst, ref)
+		}
+	}
+	_, err := convertYAML(t, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a, namespace: argocd}\nspec:\n  project: default\n  source: {repoURL: https://a/x.git}\n  destination: {name: staging}\n", opts)
+	if err == nil || !strings.Contains(err.Error(), "no Argo CD cluster Secret for staging") {
+		t.Errorf("unknown cluster: %v", err)
+	}
+}
+
+func duration(d time.Duration) metav1.Duration { return metav1.Duration{Duration: d} }

@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tend-gitops/tend/internal/testenv"
+)
+
+// argoApplication is an Argo CD Application of path in repo, deploying
+// into ns with a kustomize namePrefix and labels, as teams write them.
+func argoApplication(name, repo, path, ns string) string {
+	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: %[1]s
+  namespace: argocd
+  finalizers: [resources-finalizer.argocd.argoproj.io]
+spec:
+  project: platform
+  source:
+    repoURL: %[2]s
+    targetRevision: main
+    path: %[3]s
+    kustomize:
+      namePrefix: %[1]s-
+      commonLabels: {converted: from-argocd}
+  destination:
+    server: https://kubernetes.default.svc
+    namespace: %[4]s
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true, ServerSideApply=true]
+`, name, repo, path, ns)
+}
+
+// An app-of-apps directory of Argo CD Applications converts to tend Apps
+// and one shared Source that a running controller syncs: the objects come
+// out as Argo CD would have applied them.
+func TestConvertArgoCDApplicationsRunUnderTheController(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("apps", map[string]string{
+		"apps/web/cm.yaml": configMapYAML("settings", "web"),
+		"apps/api/cm.yaml": configMapYAML("settings", "api"),
+	})
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"argocd/web.yaml":     argoApplication("web", repo.URL, "apps/web", ns),
+		"argocd/api.yaml":     argoApplication("api", repo.URL, "apps/api", ns),
+		"argocd/project.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: platform, namespace: argocd}\nspec: {}\n",
+		"argocd/notes.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n",
+		"argocd/README.md":    "not YAML at all: {",
+	})
+
+	code, out, stderr := runIn(t, time.Minute, "convert", "argocd", "--app-namespace", ns, dir+"/argocd")
+	if code != ExitOK {
+		t.Fatalf("convert: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"AppProject is not converted", `spec.project "platform"`} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("convert warnings lack %q:\n%s", want, stderr)
+		}
+	}
+	objs := objectsOf(t, out)
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetKind()+" "+o.GetNamespace())
+	}
+	if want := []string{"Source " + ns, "App " + ns, "App " + ns}; strings.Join(kinds, ",") != strings.Join(want, ",") {
+		t.Fatalf("converted %v, want %v:\n%s", kinds, want, out)
+	}
+
+	ctx := context.Background()
+	for _, o := range objs {
+		if err := cl.c.Create(ctx, o); err != nil {
+			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	cl.startController(t)
+	for _, app := range []string{"web", "api"} {
+		name := app + "-settings"
+		eventually(t, "ConfigMap "+name+" applied by the converted App "+app, 2*time.Minute, func() bool {
+			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+			return err == nil && cm.Data["value"] == app && cm.Labels["converted"] == "from-argocd"
+		})
+	}
+	eventually(t, "tend status exits 0 with both Apps at "+shortRev(rev), time.Minute, func() bool {
+		code, out, _ = cl.tend(t, "status")
+		return code == ExitOK && strings.Contains(out, "web") && strings.Contains(out, "api") && strings.Contains(out, shortRev(rev))
+	})
+}
+
+// What tend cannot honour stops the conversion with every field named, and
+// prints nothing.
+func TestConvertArgoCDRefusesWhatItCannotHonour(t *testing.T) {
+	bad := strings.Replace(argoApplication("web", "https://git.example.com/r.git", "apps/web", "web"),
+		"    kustomize:\n", "    directory: {include: \"*.yaml\"}\n    kustomize:\n      forceCommonLabels: true\n", 1)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"web.yaml": bad, "typo.yaml": strings.Replace(bad, "targetRevision", "targetRevison", 1)})
+	code, out, stderr := runIn(t, time.Minute, "convert", "argocd", dir)
+	if code != ExitUsage || out != "" {
+		t.Fatalf("exit %d, output %q; want 2 and nothing", code, out)
+	}
+	for _, want := range []string{
+		"web.yaml: converting Argo CD Application argocd/web",
+		"spec.source.directory.include",
+		"spec.source.kustomize.forceCommonLabels",
+		"typo.yaml",
+		"targetRevison",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	// kubectl's List output converts item by item, from standard input.
+	list := "apiVersion: v1\nkind: List\nitems:\n- " + strings.ReplaceAll(strings.TrimSpace(argoApplication("web", "https://git.example.com/r.git", "apps/web", "web")), "\n", "\n  ") + "\n"
+	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(list)}
+	if code := m.Run(context.Background(), []string{"convert", "argocd", "-"}); code != ExitOK || !strings.Contains(m.Stdout.(*strings.Builder).String(), "name: web") {
+		t.Errorf("a List on stdin: exit %d: %s\n%s", code, m.Stderr, m.Stdout)
+	}
+}
+
+// A Flux repository's GitRepository and Kustomizations (dependsOn,
+// targetNamespace, commonMetadata) convert to a Source and Apps of the same
+// names that a running controller syncs.
+func TestConvertFluxKustomizationsRunUnderTheController(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("fleet", map[string]string{
+		"infra/cm.yaml":               configMapYAML("infra", "1"),
+		"apps/production/cm.yaml":     configMapYAML("shop", "2"),
+		"apps/production/deep/x.yaml": configMapYAML("deep", "3"),
+	})
+	flux := fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: %[1]s}
+spec: {interval: 1m, url: %[2]s, ref: {branch: main}}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: infra, namespace: %[1]s}
+spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: %[1]s}
+spec:
+  interval: 10m
+  path: ./apps/production
+  prune: true
+  targetNamespace: %[1]s
+  dependsOn: [{name: infra}]
+  commonMetadata: {labels: {converted: from-flux}}
+  sourceRef: {kind: GitRepository, name: fleet}
+---
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: slack, namespace: %[1]s}
+spec: {providerRef: {name: slack}}
+`, ns, repo.URL)
+	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(flux)}
+	if code := m.Run(context.Background(), []string{"convert", "flux", "-"}); code != ExitOK {
+		t.Fatalf("convert flux: exit %d: %s", code, m.Stderr)
+	}
+	out, stderr := m.Stdout.(*strings.Builder).String(), m.Stderr.(*strings.Builder).String()
+	if !strings.Contains(stderr, "Alert is not converted") {
+		t.Errorf("stderr lacks the skipped Alert:\n%s", stderr)
+	}
+	objs := objectsOf(t, out)
+	var names []string
+	for _, o := range objs {
+		names = append(names, o.GetKind()+" "+o.GetName())
+	}
+	if want := "Source fleet,App apps,App infra"; strings.Join(names, ",") != want {
+		t.Fatalf("converted %v, want %s:\n%s", names, want, out)
+	}
+	ctx := context.Background()
+	for _, o := range objs {
+		if err := cl.c.Create(ctx, o); err != nil {
+			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	cl.startController(t)
+	for name, value := range map[string]string{"infra": "1", "shop": "2", "deep": "3"} {
+		eventually(t, "ConfigMap "+name+" applied", 2*time.Minute, func() bool {
+			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+			return err == nil && cm.Data["value"] == value && (name == "infra" || cm.Labels["converted"] == "from-flux")
+		})
+	}
+	eventually(t, "tend status exits 0 with both Apps at "+shortRev(rev), time.Minute, func() bool {
+		code, out, _ := cl.tend(t, "status")
+		return code == ExitOK && strings.Contains(out, "infra") && strings.Contains(out, "apps") && strings.Contains(out, shortRev(rev))
+	})
+}

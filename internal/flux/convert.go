@@ -1,0 +1,437 @@
+// Package flux reads Flux's API (GitRepository, HelmRepository,
+// Kustomization, HelmRelease, decoded with Flux's own Go types) and maps it
+// to tend's: Sources and Apps of the same meaning, named as the Flux
+// objects are, so that dependsOn and sourceRef keep pointing where they
+// did and the Secrets Flux reads (git credentials, SOPS keys, values) are
+// read by tend unchanged.
+//
+// The mapping is strict, as internal/argocd's: a field tend cannot honour
+// is an error naming the object and the field; a misspelt field too.
+package flux
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+// Kinds Convert reads, by "group/kind".
+const (
+	kindGitRepository  = "source.toolkit.fluxcd.io/GitRepository"
+	kindHelmRepository = "source.toolkit.fluxcd.io/HelmRepository"
+	kindKustomization  = "kustomize.toolkit.fluxcd.io/Kustomization"
+	kindHelmRelease    = "helm.toolkit.fluxcd.io/HelmRelease"
+)
+
+// IsFlux says whether apiVersion belongs to one of Flux's API groups.
+func IsFlux(apiVersion string) bool {
+	group, _, _ := strings.Cut(apiVersion, "/")
+	return strings.HasSuffix(group, ".toolkit.fluxcd.io")
+}
+
+// Document is one object to convert and where it came from (for errors).
+type Document struct {
+	Where string
+	Body  []byte
+}
+
+// Result is what a set of Flux objects maps to.
+type Result struct {
+	Sources  []*tendv1.Source
+	Apps     []*tendv1.App
+	Warnings []string
+	// Skipped names the Flux objects of kinds that are not converted.
+	Skipped []string
+}
+
+// Convert maps the Flux objects in docs (other objects are ignored). Every
+// field tend cannot honour is reported, joined into one error.
+func Convert(docs []Document) (*Result, error) {
+	c := &converter{res: &Result{}, sources: map[string]string{}, apps: map[string]string{}}
+	for _, d := range docs {
+		c.where = d.Where
+		c.document(d.Body)
+	}
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return c.res, nil
+}
+
+type converter struct {
+	res   *Result
+	errs  []error
+	where string // the current document
+	obj   string // the current object, "Kind namespace/name"
+	// sources and apps map "namespace/name" to where it was converted,
+	// to refuse two Flux objects that become one tend object.
+	sources, apps map[string]string
+}
+
+func (c *converter) fail(field, format string, args ...any) {
+	c.errs = append(c.errs, fmt.Errorf("%s: %s: %s: %s", c.where, c.obj, field, fmt.Sprintf(format, args...)))
+}
+
+// unsupported fails each set field, in the order of their names.
+func (c *converter) unsupported(why string, fields map[string]bool) {
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
+		if fields[f] {
+			c.fail(f, "%s", why)
+		}
+	}
+}
+
+func (c *converter) warn(format string, args ...any) {
+	c.res.Warnings = append(c.res.Warnings, fmt.Sprintf("%s: %s: %s", c.where, c.obj, fmt.Sprintf(format, args...)))
+}
+
+func (c *converter) document(body []byte) {
+	var head metav1.TypeMeta
+	if err := yaml.Unmarshal(body, &head); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s: %w", c.where, err))
+		return
+	}
+	if !IsFlux(head.APIVersion) {
+		return
+	}
+	group, _, _ := strings.Cut(head.APIVersion, "/")
+	decode := func(into any) bool {
+		if err := yaml.UnmarshalStrict(body, into); err != nil {
+			c.errs = append(c.errs, fmt.Errorf("%s: %s %s: %w", c.where, head.Kind, head.APIVersion, err))
+			return false
+		}
+		return true
+	}
+	switch group + "/" + head.Kind {
+	case kindGitRepository:
+		var o sourcev1.GitRepository
+		if c.version(head, sourcev1.GroupVersion.Version) && decode(&o) {
+			c.gitRepository(&o)
+		}
+	case kindHelmRepository:
+		var o sourcev1.HelmRepository
+		if c.version(head, sourcev1.GroupVersion.Version) && decode(&o) {
+			c.helmRepository(&o)
+		}
+	case kindKustomization:
+		var o kustomizev1.Kustomization
+		if c.version(head, kustomizev1.GroupVersion.Version) && decode(&o) {
+			c.kustomization(&o)
+		}
+	case kindHelmRelease:
+		var o helmv2.HelmRelease
+		if c.version(head, helmv2.GroupVersion.Version) && decode(&o) {
+			c.helmRelease(&o)
+		}
+	default:
+		c.res.Skipped = append(c.res.Skipped, fmt.Sprintf("%s: %s", c.where, head.Kind))
+	}
+}
+
+// version refuses API versions other than the one Flux serves today.
+func (c *converter) version(head metav1.TypeMeta, want string) bool {
+	if _, v, _ := strings.Cut(head.APIVersion, "/"); v != want {
+		c.errs = append(c.errs, fmt.Errorf("%s: %s %s: convert objects of Flux 2's current API (%s); run flux migrate first", c.where, head.Kind, head.APIVersion, want))
+		return false
+	}
+	return true
+}
+
+func (c *converter) begin(kind string, meta *metav1.ObjectMeta) {
+	c.obj = fmt.Sprintf("%s %s/%s", kind, meta.Namespace, meta.Name)
+}
+
+// addSource records s, refusing a second Flux source of the same name.
+func (c *converter) addSource(s *tendv1.Source) {
+	key := s.Namespace + "/" + s.Name
+	if prev, ok := c.sources[key]; ok {
+		c.fail("metadata.name", "%s also becomes Source %s; rename one", prev, key)
+		return
+	}
+	c.sources[key] = c.where + ": " + c.obj
+	c.res.Sources = append(c.res.Sources, s)
+}
+
+func (c *converter) addApp(a *tendv1.App) {
+	key := a.Namespace + "/" + a.Name
+	if prev, ok := c.apps[key]; ok {
+		c.fail("metadata.name", "%s also becomes App %s; rename one", prev, key)
+		return
+	}
+	c.apps[key] = c.where + ": " + c.obj
+	c.res.Apps = append(c.res.Apps, a)
+}
+
+func newSource(meta *metav1.ObjectMeta) *tendv1.Source {
+	return &tendv1.Source{
+		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Source"},
+		ObjectMeta: metav1.ObjectMeta{Name: meta.Name, Namespace: meta.Namespace, Labels: meta.Labels},
+	}
+}
+
+func newApp(meta *metav1.ObjectMeta) *tendv1.App {
+	return &tendv1.App{
+		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "App"},
+		ObjectMeta: metav1.ObjectMeta{Name: meta.Name, Namespace: meta.Namespace, Labels: meta.Labels},
+	}
+}
+
+func duration(d *metav1.Duration) metav1.Duration {
+	if d == nil {
+		return metav1.Duration{}
+	}
+	return *d
+}
+
+func (c *converter) gitRepository(o *sourcev1.GitRepository) {
+	c.begin("GitRepository", &o.ObjectMeta)
+	s := o.Spec
+	src := newSource(&o.ObjectMeta)
+	g := &tendv1.GitSource{URL: s.URL}
+	if s.SecretRef != nil {
+		g.SecretRef = &tendv1.LocalObjectReference{Name: s.SecretRef.Name}
+	}
+	if r := s.Reference; r != nil {
+		g.Ref = tendv1.GitRef{Branch: r.Branch, Tag: r.Tag, SemVer: r.SemVer, Commit: r.Commit}
+		switch name := r.Name; {
+		case name == "":
+		case strings.HasPrefix(name, "refs/heads/"):
+			g.Ref.Branch = strings.TrimPrefix(name, "refs/heads/")
+		case strings.HasPrefix(name, "refs/tags/"):
+			g.Ref.Tag = strings.TrimPrefix(name, "refs/tags/")
+		default:
+			c.fail("spec.ref.name", "%q: only refs/heads/... and refs/tags/... are supported", name)
+		}
+	}
+	src.Spec = tendv1.SourceSpec{Git: g, Interval: s.Interval, Timeout: duration(s.Timeout), Suspend: s.Suspend}
+	c.unsupported("not supported by tend's git Sources; remove it", map[string]bool{
+		"spec.provider":           s.Provider != "" && s.Provider != sourcev1.GitProviderGeneric,
+		"spec.serviceAccountName": s.ServiceAccountName != "",
+		"spec.verify":             s.Verification != nil,
+		"spec.proxySecretRef":     s.ProxySecretRef != nil,
+		"spec.ignore":             s.Ignore != nil,
+		"spec.recurseSubmodules":  s.RecurseSubmodules,
+		"spec.include":            len(s.Include) > 0,
+	})
+	if len(s.SparseCheckout) > 0 {
+		c.warn("spec.sparseCheckout: tend checks out the whole repository")
+	}
+	c.addSource(src)
+}
+
+func (c *converter) helmRepository(o *sourcev1.HelmRepository) {
+	c.begin("HelmRepository", &o.ObjectMeta)
+	s := o.Spec
+	src := newSource(&o.ObjectMeta)
+	var secret *tendv1.LocalObjectReference
+	if s.SecretRef != nil {
+		secret = &tendv1.LocalObjectReference{Name: s.SecretRef.Name}
+	}
+	if s.Type == sourcev1.HelmRepositoryTypeOCI {
+		src.Spec.OCI = &tendv1.OCIRepositorySource{URL: s.URL, SecretRef: secret, Insecure: s.Insecure}
+	} else {
+		src.Spec.Helm = &tendv1.HelmRepositorySource{URL: s.URL, SecretRef: secret}
+		if s.Insecure {
+			c.fail("spec.insecure", "applies to OCI repositories only")
+		}
+	}
+	src.Spec.Interval, src.Spec.Timeout, src.Spec.Suspend = s.Interval, duration(s.Timeout), s.Suspend
+	c.unsupported("not supported by tend's chart Sources; remove it", map[string]bool{
+		"spec.certSecretRef":   s.CertSecretRef != nil,
+		"spec.passCredentials": s.PassCredentials,
+		"spec.accessFrom":      s.AccessFrom != nil,
+		"spec.provider":        s.Provider != "" && s.Provider != sourcev1.GenericOCIProvider,
+	})
+	c.addSource(src)
+}
+
+// sourceRef maps a Flux source reference of an App; tend Sources have the
+// Flux sources' names.
+func (c *converter) sourceRef(field, kind, name, namespace string, want ...string) tendv1.NamespacedObjectReference {
+	ok := false
+	for _, k := range want {
+		ok = ok || k == kind
+	}
+	if !ok {
+		c.fail(field+".kind", "%s sources are not converted (want %s)", kind, strings.Join(want, " or "))
+	}
+	return tendv1.NamespacedObjectReference{Name: name, Namespace: namespace}
+}
+
+func (c *converter) kustomization(o *kustomizev1.Kustomization) {
+	c.begin("Kustomization", &o.ObjectMeta)
+	s := o.Spec
+	app := newApp(&o.ObjectMeta)
+	a := &app.Spec
+	a.SourceRef = c.sourceRef("spec.sourceRef", s.SourceRef.Kind, s.SourceRef.Name, s.SourceRef.Namespace, sourcev1.GitRepositoryKind)
+	a.Path = strings.TrimPrefix(strings.TrimPrefix(s.Path, "./"), "/")
+	if a.Path == "." {
+		a.Path = ""
+	}
+	// Without a kustomization.yaml Flux applies every manifest below the
+	// path; so does tend's recursive.
+	a.Recursive = true
+	a.Destination.Namespace = s.TargetNamespace
+	a.Sync = tendv1.SyncPolicy{Prune: s.Prune, SelfHeal: true, Interval: s.Interval}
+	if s.RetryInterval != nil {
+		a.Sync.Retry = &tendv1.RetryPolicy{Backoff: *s.RetryInterval, MaxBackoff: *s.RetryInterval}
+	}
+	a.Health.Timeout = duration(s.Timeout)
+	a.Suspend = s.Suspend
+	for _, d := range s.DependsOn {
+		a.DependsOn = append(a.DependsOn, tendv1.NamespacedObjectReference{Name: d.Name, Namespace: d.Namespace})
+	}
+	if d := s.Decryption; d != nil {
+		if d.Provider != "sops" {
+			c.fail("spec.decryption.provider", "%q: only sops is supported", d.Provider)
+		}
+		switch {
+		case d.SecretRef != nil:
+			a.Decryption = &tendv1.Decryption{SecretRef: tendv1.LocalObjectReference{Name: d.SecretRef.Name}}
+		default:
+			c.fail("spec.decryption.secretRef", "required: tend reads SOPS keys from a Secret (keys ending in .agekey or .asc, as Flux's)")
+		}
+		if d.ServiceAccountName != "" {
+			c.fail("spec.decryption.serviceAccountName", "not supported: put the keys in a Secret")
+		}
+	}
+	ks := &tendv1.KustomizeSpec{NamePrefix: s.NamePrefix, NameSuffix: s.NameSuffix, Components: s.Components}
+	if m := s.CommonMetadata; m != nil {
+		ks.CommonLabels, ks.CommonAnnotations = m.Labels, m.Annotations
+	}
+	for _, img := range s.Images {
+		ki := tendv1.KustomizeImage{Name: img.Name, NewName: img.NewName, NewTag: img.NewTag, Digest: img.Digest}
+		ks.Images = append(ks.Images, ki)
+	}
+	for _, p := range s.Patches {
+		kp := tendv1.KustomizePatch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			kp.Target = &tendv1.PatchTarget{Group: t.Group, Version: t.Version, Kind: t.Kind, Name: t.Name,
+				Namespace: t.Namespace, LabelSelector: t.LabelSelector, AnnotationSelector: t.AnnotationSelector}
+		}
+		ks.Patches = append(ks.Patches, kp)
+	}
+	if ks.NamePrefix != "" || ks.NameSuffix != "" || len(ks.Components) > 0 || len(ks.CommonLabels) > 0 ||
+		len(ks.CommonAnnotations) > 0 || len(ks.Images) > 0 || len(ks.Patches) > 0 {
+		a.Kustomize = ks
+	}
+	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
+		"spec.kubeConfig":              s.KubeConfig != nil,
+		"spec.postBuild":               s.PostBuild != nil,
+		"spec.serviceAccountName":      s.ServiceAccountName != "",
+		"spec.force":                   s.Force,
+		"spec.healthChecks":            len(s.HealthChecks) > 0,
+		"spec.healthCheckExprs":        len(s.HealthCheckExprs) > 0,
+		"spec.ignoreMissingComponents": s.IgnoreMissingComponents,
+		"spec.ignore":                  len(s.Ignore) > 0,
+		"spec.buildMetadata":           len(s.BuildMetadata) > 0,
+		"spec.deletionPolicy":          s.DeletionPolicy != "" && s.DeletionPolicy != kustomizev1.DeletionPolicyMirrorPrune,
+	})
+	c.addApp(app)
+}
+
+func (c *converter) helmRelease(o *helmv2.HelmRelease) {
+	c.begin("HelmRelease", &o.ObjectMeta)
+	s := o.Spec
+	app := newApp(&o.ObjectMeta)
+	a := &app.Spec
+	h := &tendv1.HelmSpec{ReleaseName: s.ReleaseName, Values: s.Values}
+	if h.ReleaseName == "" {
+		// Flux's default release name.
+		h.ReleaseName = o.Name
+		if s.TargetNamespace != "" {
+			h.ReleaseName = s.TargetNamespace + "-" + o.Name
+		}
+	}
+	switch {
+	case s.ChartRef != nil:
+		c.fail("spec.chartRef", "OCIRepository and HelmChart references are not converted; use spec.chart with a HelmRepository")
+	case s.Chart == nil:
+		c.fail("spec.chart", "required")
+	default:
+		cs := s.Chart.Spec
+		ref := cs.SourceRef
+		a.SourceRef = c.sourceRef("spec.chart.spec.sourceRef", ref.Kind, ref.Name, ref.Namespace, sourcev1.HelmRepositoryKind, sourcev1.GitRepositoryKind)
+		if ref.Kind == sourcev1.GitRepositoryKind {
+			// A chart directory in git: chart is its path.
+			a.Path = strings.TrimPrefix(strings.TrimPrefix(cs.Chart, "./"), "/")
+			h.ValuesFiles = cs.ValuesFiles
+		} else {
+			a.Chart = &tendv1.ChartSpec{Name: cs.Chart, Version: cs.Version}
+			if len(cs.ValuesFiles) > 0 {
+				c.fail("spec.chart.spec.valuesFiles", "files of a chart from a repository are not read; move the values into spec.values")
+			}
+		}
+		c.unsupported("not supported; remove it", map[string]bool{
+			"spec.chart.spec.verify":                   cs.Verify != nil,
+			"spec.chart.spec.ignoreMissingValuesFiles": cs.IgnoreMissingValuesFiles,
+			"spec.chart.spec.reconcileStrategy":        cs.ReconcileStrategy != "" && cs.ReconcileStrategy != "ChartVersion",
+		})
+	}
+	for i, v := range s.ValuesFrom {
+		if v.TargetPath != "" {
+			c.fail(fmt.Sprintf("spec.valuesFrom[%d].targetPath", i), "not supported: put the value under its path in the Secret or ConfigMap")
+		}
+		h.ValuesFrom = append(h.ValuesFrom, tendv1.ValuesReference{Kind: v.Kind, Name: v.Name, Key: v.ValuesKey, Optional: v.Optional})
+	}
+	a.Helm = h
+	a.Destination.Namespace = s.TargetNamespace
+	a.Sync = tendv1.SyncPolicy{Prune: true, Interval: s.Interval}
+	if d := s.DriftDetection; d != nil && d.Mode == helmv2.DriftDetectionEnabled {
+		a.Sync.SelfHeal = true
+	}
+	a.Health.Timeout = duration(s.Timeout)
+	a.Suspend = s.Suspend
+	for _, d := range s.DependsOn {
+		a.DependsOn = append(a.DependsOn, tendv1.NamespacedObjectReference{Name: d.Name, Namespace: d.Namespace})
+	}
+	if in := s.Install; in != nil {
+		a.Destination.CreateNamespace = in.CreateNamespace
+		if in.CRDs == helmv2.Skip || in.SkipCRDs {
+			c.fail("spec.install.crds", "Skip is not supported: tend applies a chart's CRDs")
+		}
+		if in.Remediation != nil {
+			c.warn("spec.install.remediation: tend retries a failed sync with backoff and keeps what was applied")
+		}
+		if in.Replace || in.DisableHooks || in.DisableOpenAPIValidation || in.DisableSchemaValidation || in.Strategy != nil {
+			c.fail("spec.install", "replace, disableHooks, disableOpenAPIValidation, disableSchemaValidation and strategy are not supported")
+		}
+	}
+	if up := s.Upgrade; up != nil {
+		if up.Remediation != nil {
+			c.warn("spec.upgrade.remediation: tend retries a failed sync with backoff; set spec.sync.autoRollback on the App to roll back")
+		}
+		if up.Force || up.DisableHooks || up.DisableOpenAPIValidation || up.DisableSchemaValidation || up.PreserveValues || up.Strategy != nil {
+			c.fail("spec.upgrade", "force, disableHooks, disableOpenAPIValidation, disableSchemaValidation, preserveValues and strategy are not supported")
+		}
+	}
+	if s.MaxHistory != nil {
+		c.warn("spec.maxHistory: tend keeps its own sync history and no Helm release Secrets")
+	}
+	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
+		"spec.kubeConfig":         s.KubeConfig != nil,
+		"spec.storageNamespace":   s.StorageNamespace != "" && s.StorageNamespace != s.TargetNamespace,
+		"spec.serviceAccountName": s.ServiceAccountName != "",
+		"spec.postRenderers":      len(s.PostRenderers) > 0,
+		"spec.commonMetadata":     s.CommonMetadata != nil,
+		"spec.test":               s.Test != nil && s.Test.Enable,
+		"spec.rollback":           s.Rollback != nil,
+		"spec.uninstall":          s.Uninstall != nil,
+		"spec.healthCheckExprs":   len(s.HealthCheckExprs) > 0,
+		"spec.waitStrategy":       s.WaitStrategy != nil,
+	})
+	if d := s.DriftDetection; d != nil && len(d.Ignore) > 0 {
+		c.fail("spec.driftDetection.ignore", "not converted yet; write the rules as the App's spec.ignoreDifferences")
+	}
+	c.addApp(app)
+}

@@ -1,0 +1,223 @@
+package flux
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+func convert(t *testing.T, docs ...string) (*Result, error) {
+	t.Helper()
+	var in []Document
+	for i, d := range docs {
+		in = append(in, Document{Where: "doc" + string(rune('1'+i)), Body: []byte(d)})
+	}
+	return Convert(in)
+}
+
+func mustConvert(t *testing.T, docs ...string) *Result {
+	t.Helper()
+	res, err := convert(t, docs...)
+	if err != nil {
+		t.Fatalf("Convert: %v", err)
+	}
+	return res
+}
+
+func d(v time.Duration) metav1.Duration { return metav1.Duration{Duration: v} }
+
+// A repository bootstrapped by Flux: its GitRepository, Kustomizations with
+// dependsOn, SOPS and an overlay's options map to the same names and
+// meaning, reading the same Secrets.
+func TestConvertGitRepositoryAndKustomizations(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: flux-system, namespace: flux-system}
+spec:
+  interval: 1m
+  timeout: 60s
+  url: ssh://git@github.com/acme/fleet
+  ref: {branch: main}
+  secretRef: {name: flux-system}
+`, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec:
+  interval: 10m
+  retryInterval: 2m
+  timeout: 5m
+  path: ./apps/production
+  prune: true
+  wait: true
+  sourceRef: {kind: GitRepository, name: flux-system}
+  dependsOn: [{name: infra}]
+  targetNamespace: shop
+  decryption: {provider: sops, secretRef: {name: sops-age}}
+  commonMetadata: {labels: {team: shop}}
+  images: [{name: web, newTag: "1.2.3"}]
+  patches:
+  - target: {kind: Deployment}
+    patch: '[{"op": "replace", "path": "/spec/replicas", "value": 2}]'
+  components: [../components/monitoring]
+`)
+	if len(res.Sources) != 1 || len(res.Apps) != 1 || len(res.Warnings) != 0 {
+		t.Fatalf("%d Sources, %d Apps, warnings %q", len(res.Sources), len(res.Apps), res.Warnings)
+	}
+	src := res.Sources[0]
+	if src.Name != "flux-system" || src.Namespace != "flux-system" || !reflect.DeepEqual(src.Spec, tendv1.SourceSpec{
+		Git:      &tendv1.GitSource{URL: "ssh://git@github.com/acme/fleet", Ref: tendv1.GitRef{Branch: "main"}, SecretRef: &tendv1.LocalObjectReference{Name: "flux-system"}},
+		Interval: d(time.Minute), Timeout: d(time.Minute),
+	}) {
+		t.Errorf("Source %s/%s %+v", src.Namespace, src.Name, src.Spec)
+	}
+	app := res.Apps[0]
+	want := tendv1.AppSpec{
+		SourceRef: tendv1.NamespacedObjectReference{Name: "flux-system"},
+		Path:      "apps/production", Recursive: true,
+		Destination: tendv1.Destination{Namespace: "shop"},
+		DependsOn:   []tendv1.NamespacedObjectReference{{Name: "infra"}},
+		Decryption:  &tendv1.Decryption{SecretRef: tendv1.LocalObjectReference{Name: "sops-age"}},
+		Sync: tendv1.SyncPolicy{Prune: true, SelfHeal: true, Interval: d(10 * time.Minute),
+			Retry: &tendv1.RetryPolicy{Backoff: d(2 * time.Minute), MaxBackoff: d(2 * time.Minute)}},
+		Health: tendv1.HealthSpec{Timeout: d(5 * time.Minute)},
+		Kustomize: &tendv1.KustomizeSpec{
+			CommonLabels: map[string]string{"team": "shop"},
+			Images:       []tendv1.KustomizeImage{{Name: "web", NewTag: "1.2.3"}},
+			Patches:      []tendv1.KustomizePatch{{Patch: `[{"op": "replace", "path": "/spec/replicas", "value": 2}]`, Target: &tendv1.PatchTarget{Kind: "Deployment"}}},
+			Components:   []string{"../components/monitoring"},
+		},
+	}
+	if app.Name != "apps" || app.Namespace != "flux-system" || !reflect.DeepEqual(app.Spec, want) {
+		got, _ := json.MarshalIndent(app.Spec, "", "  ")
+		exp, _ := json.MarshalIndent(want, "", "  ")
+		t.Errorf("App %s/%s:\n%s\nwant:\n%s", app.Namespace, app.Name, got, exp)
+	}
+}
+
+// HelmReleases from an HTTP repository, an OCI repository and a chart in
+// git keep Flux's release names and read values from the same Secrets.
+func TestConvertHelmReleases(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: bitnami, namespace: flux-system}
+spec: {interval: 1h, url: https://charts.bitnami.com/bitnami}
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: podinfo, namespace: flux-system}
+spec: {type: oci, interval: 1h, url: oci://ghcr.io/stefanprodan/charts, secretRef: {name: ghcr}}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: redis, namespace: flux-system}
+spec:
+  interval: 30m
+  targetNamespace: cache
+  chart: {spec: {chart: redis, version: "19.x", sourceRef: {kind: HelmRepository, name: bitnami}}}
+  install: {createNamespace: true, remediation: {retries: 3}}
+  driftDetection: {mode: enabled}
+  values: {architecture: standalone}
+  valuesFrom: [{kind: Secret, name: redis-auth, valuesKey: values.yaml, optional: true}]
+  dependsOn: [{name: podinfo}]
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo, namespace: flux-system}
+spec:
+  interval: 5m
+  releaseName: podinfo
+  chart: {spec: {chart: podinfo, version: 6.7.0, sourceRef: {kind: HelmRepository, name: podinfo}}}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: local, namespace: flux-system}
+spec:
+  interval: 5m
+  chart: {spec: {chart: ./charts/local, valuesFiles: [charts/local/values-prod.yaml], sourceRef: {kind: GitRepository, name: flux-system}}}
+`)
+	if len(res.Sources) != 2 || len(res.Apps) != 3 {
+		t.Fatalf("%d Sources, %d Apps", len(res.Sources), len(res.Apps))
+	}
+	if s := res.Sources[0].Spec; s.Helm == nil || s.Helm.URL != "https://charts.bitnami.com/bitnami" {
+		t.Errorf("bitnami: %+v", s)
+	}
+	if s := res.Sources[1].Spec; s.OCI == nil || s.OCI.URL != "oci://ghcr.io/stefanprodan/charts" || s.OCI.SecretRef.Name != "ghcr" {
+		t.Errorf("podinfo: %+v", s)
+	}
+	redis := res.Apps[0].Spec
+	if redis.Helm.ReleaseName != "cache-redis" || redis.Chart.Version != "19.x" || !redis.Destination.CreateNamespace ||
+		redis.Destination.Namespace != "cache" || !redis.Sync.SelfHeal || !redis.Sync.Prune || string(redis.Helm.Values.Raw) != `{"architecture":"standalone"}` ||
+		!reflect.DeepEqual(redis.Helm.ValuesFrom, []tendv1.ValuesReference{{Kind: "Secret", Name: "redis-auth", Key: "values.yaml", Optional: true}}) ||
+		redis.DependsOn[0].Name != "podinfo" {
+		t.Errorf("redis: %+v", redis)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "spec.install.remediation") {
+		t.Errorf("warnings %q, want one about install remediation", res.Warnings)
+	}
+	if local := res.Apps[2].Spec; local.Path != "charts/local" || local.Chart != nil || local.Helm.ReleaseName != "local" ||
+		!reflect.DeepEqual(local.Helm.ValuesFiles, []string{"charts/local/values-prod.yaml"}) {
+		t.Errorf("local: %+v", local)
+	}
+}
+
+// What tend cannot honour is an error naming the document, the object and
+// the field; old API versions and misspelt fields too.
+func TestConvertRefusesWhatItCannotHonour(t *testing.T) {
+	_, err := convert(t, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./apps
+  prune: true
+  sourceRef: {kind: OCIRepository, name: manifests}
+  postBuild: {substitute: {cluster: prod}}
+  kubeConfig: {secretRef: {name: remote}}
+`, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1beta2
+kind: Kustomization
+metadata: {name: old, namespace: flux-system}
+spec: {interval: 1m, prune: true, sourceRef: {kind: GitRepository, name: x}}
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: typo, namespace: flux-system}
+spec: {interval: 1m, url: https://x/y.git, ref: {brnach: main}}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: apps, namespace: flux-system}
+spec:
+  interval: 5m
+  chart: {spec: {chart: c, sourceRef: {kind: HelmRepository, name: r}}}
+  postRenderers: [{kustomize: {images: [{name: a, newTag: b}]}}]
+  valuesFrom: [{kind: ConfigMap, name: v, targetPath: a.b}]
+`)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{
+		"doc1: Kustomization flux-system/apps: spec.sourceRef.kind: OCIRepository sources are not converted",
+		"doc1: Kustomization flux-system/apps: spec.postBuild",
+		"doc1: Kustomization flux-system/apps: spec.kubeConfig",
+		"doc2: Kustomization kustomize.toolkit.fluxcd.io/v1beta2: convert objects of Flux 2's current API (v1)",
+		`doc3: GitRepository source.toolkit.fluxcd.io/v1: error unmarshaling JSON: while decoding JSON: json: unknown field "brnach"`,
+		"doc4: HelmRelease flux-system/apps: spec.postRenderers",
+		"doc4: HelmRelease flux-system/apps: spec.valuesFrom[0].targetPath",
+		"doc4: HelmRelease flux-system/apps: metadata.name: doc1: Kustomization flux-system/apps also becomes App flux-system/apps",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
