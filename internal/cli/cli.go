@@ -88,7 +88,7 @@ cluster cannot be reached).`,
 		m.versionCommand(), m.controllerCommand(), m.bootstrapCommand(), m.demoCommand(),
 		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(),
 		m.renderCommand(), m.diffCommand(), m.syncCommand(), m.logsCommand(),
-		m.convertCommand(), m.completionCommand(), m.docsCommand(),
+		m.migrateCommand(), m.completionCommand(), m.docsCommand(),
 		m.secretCommand(),
 	)
 	return root

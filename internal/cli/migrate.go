@@ -24,140 +24,128 @@ import (
 	"github.com/tend-gitops/tend/internal/flux"
 )
 
-func (m *Main) convertCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "convert",
-		Short: "Convert Argo CD's or Flux's objects to tend's",
-		Args:  cobra.NoArgs,
-	}
+func (m *Main) migrateCommand() *cobra.Command {
 	var namespace string
-	argo := &cobra.Command{
-		Use:   "argocd FILE|DIR|- ...",
-		Short: "Convert Argo CD Applications to tend Apps and Sources",
-		Long: `Convert Argo CD Applications to tend Apps and Sources.
+	cmd := &cobra.Command{
+		Use:   "migrate FILE|DIR|- ...",
+		Short: "Print the tend Sources and Apps of Argo CD and Flux objects",
+		Long: `Print the tend Sources and Apps of Argo CD and Flux objects.
 
-Reads Applications from YAML files, from the .yaml and .yml files under
-directories, or from standard input (-), and prints the tend Sources and
-Apps they map to, ready for kubectl apply or for committing next to them.
-Applications of one repository and revision share a Source. Other objects
-are skipped.
+Reads Argo CD Applications and Flux GitRepositories, HelmRepositories (HTTP
+and OCI), Kustomizations and HelmReleases (Flux 2's current APIs) from YAML
+files, from the .yaml and .yml files under directories, or from standard
+input (-), including kubectl's List output, and prints the tend Sources and
+Apps of the same meaning, ready for kubectl apply or to commit next to them.
+Other objects are skipped; other kinds of Argo CD and Flux objects are
+reported as not converted.
 
-Every field tend cannot honour is reported, with the Application and the
-field's path, and nothing is printed (exit 2). Where tend behaves
-differently in a way that does not change what is applied (an AppProject's
-restrictions, which tend does not enforce yet), a warning goes to standard
-error. Destinations must be the cluster tend runs in
-(https://kubernetes.default.svc or in-cluster).`,
-		Example: `  tend convert argocd apps/ > tend-apps.yaml
-  kubectl get applications -n argocd -o yaml | tend convert argocd -`,
-		Args: cobra.MinimumNArgs(1),
+Argo CD Applications become Apps of the same name, in the Application's
+namespace or --app-namespace; Applications of one repository and revision
+share a Source. Flux objects keep their names and namespaces, so sourceRef
+and dependsOn keep pointing where they did, and the Secrets Flux reads (git
+credentials, SOPS keys, values) are read by tend unchanged.
+
+Every field tend cannot honour is listed on standard error with the file,
+the object and the field's path; such an object is left out rather than
+converted in part (exit 1). docs/adopt.md maps every field.`,
+		Example: `  tend migrate argocd/apps/ clusters/production/ > tend.yaml
+  kubectl get applications -n argocd -o yaml | tend migrate -
+  flux export kustomization --all | tend migrate -`,
+		Annotations: map[string]string{annotationExit1: "when an object could not be converted (its fields are listed)"},
+		Args:        cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return m.convertArgoCD(args, namespace)
+			return m.migrate(args, namespace)
 		},
 	}
-	argo.Flags().StringVar(&namespace, "app-namespace", "", "namespace of the Apps and Sources (default: each Application's own)")
-	fl := &cobra.Command{
-		Use:   "flux FILE|DIR|- ...",
-		Short: "Convert Flux sources, Kustomizations and HelmReleases to tend Sources and Apps",
-		Long: `Convert Flux sources, Kustomizations and HelmReleases to tend Sources and Apps.
-
-Reads GitRepository, HelmRepository (HTTP and OCI), Kustomization and
-HelmRelease objects of Flux 2's current APIs from YAML files, from the .yaml
-and .yml files under directories, or from standard input (-), and prints the
-tend Sources and Apps they map to, with the same names and namespaces, so
-sourceRef and dependsOn keep pointing where they did and the Secrets Flux
-reads (git credentials, SOPS keys, values) are read by tend unchanged.
-
-Every field tend cannot honour is reported, with the file, the object and
-the field's path, and nothing is printed (exit 2); so is a misspelt field.
-Other kinds of Flux objects are reported as not converted.`,
-		Example: `  tend convert flux clusters/production/ > tend.yaml
-  flux export source git --all | tend convert flux -`,
-		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return m.convertFlux(args)
-		},
-	}
-	cmd.AddCommand(argo, fl)
+	cmd.Flags().StringVar(&namespace, "app-namespace", "", "namespace of the Apps and Sources of Argo CD Applications (default: each Application's own)")
 	return cmd
 }
 
-// convertArgoCD converts the Applications in paths and prints the result.
-func (m *Main) convertArgoCD(paths []string, namespace string) error {
+// migrate converts the Argo CD and Flux objects in paths and prints what
+// converted; what did not is listed on stderr.
+func (m *Main) migrate(paths []string, namespace string) error {
 	docs, errs := m.convertInput(paths)
-	objects := map[string]any{} // "kind/namespace/name" -> object
-	apps := 0
+	if len(errs) > 0 {
+		return &exitError{code: ExitUsage, err: errors.Join(errs...)}
+	}
+	objects := map[string]any{} // "order/namespace/name" -> object
+	var (
+		refused  []error
+		warnings []string
+		fluxDocs []flux.Document
+	)
 	for _, d := range docs {
-		if d.kind.Group != argocd.Group {
+		switch {
+		case flux.IsFlux(d.kind.GroupVersion().String()):
+			fluxDocs = append(fluxDocs, flux.Document{Where: d.where, Body: d.body})
 			continue
-		}
-		if d.kind.Kind != "Application" {
-			fmt.Fprintf(m.Stderr, "warning: %s: %s is not converted\n", d.where, d.kind.Kind)
+		case d.kind.Group != argocd.Group:
+			continue
+		case d.kind.Kind != "Application":
+			warnings = append(warnings, fmt.Sprintf("%s: %s is not converted", d.where, d.kind.Kind))
 			continue
 		}
 		app, err := argocd.ParseApplication(d.body)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", d.where, err))
+			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
 			continue
 		}
 		res, err := argocd.Convert(app, argocd.Options{Namespace: namespace})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", d.where, err))
+			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
 			continue
 		}
 		for _, w := range res.Warnings {
-			fmt.Fprintf(m.Stderr, "warning: %s: Application %s/%s: %s\n", d.where, app.Namespace, app.Name, w)
+			warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: %s", d.where, app.Namespace, app.Name, w))
 		}
-		apps++
 		objects["1/"+res.Source.Namespace+"/"+res.Source.Name] = res.Source
 		key := "2/" + res.App.Namespace + "/" + res.App.Name
 		if _, dup := objects[key]; dup {
-			errs = append(errs, fmt.Errorf("%s: Application %s/%s: an App of that name is converted already; pass --app-namespace or rename one", d.where, app.Namespace, app.Name))
+			refused = append(refused, fmt.Errorf("%s: Application %s/%s: another Application becomes App %s already; pass --app-namespace or rename one", d.where, app.Namespace, app.Name, key[2:]))
+			continue
 		}
 		objects[key] = res.App
 	}
-	if len(errs) > 0 {
-		return &exitError{code: ExitUsage, err: errors.Join(errs...)}
-	}
-	if apps == 0 {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("no Argo CD Application in %s", strings.Join(paths, ", "))}
-	}
-	return m.printConverted(objects)
-}
-
-// convertFlux converts the Flux objects in paths and prints the result.
-func (m *Main) convertFlux(paths []string) error {
-	docs, errs := m.convertInput(paths)
-	var in []flux.Document
-	for _, d := range docs {
-		if flux.IsFlux(d.kind.GroupVersion().String()) {
-			in = append(in, flux.Document{Where: d.where, Body: d.body})
+	if len(fluxDocs) > 0 {
+		res := flux.Convert(fluxDocs)
+		refused = append(refused, res.Errors...)
+		warnings = append(warnings, res.Warnings...)
+		for _, s := range res.Skipped {
+			warnings = append(warnings, s+" is not converted")
+		}
+		for _, s := range res.Sources {
+			key := "1/" + s.Namespace + "/" + s.Name
+			if _, dup := objects[key]; dup {
+				refused = append(refused, fmt.Errorf("source %s (Flux): an Argo CD Application's Source has its name", key[2:]))
+				continue
+			}
+			objects[key] = s
+		}
+		for _, a := range res.Apps {
+			key := "2/" + a.Namespace + "/" + a.Name
+			if _, dup := objects[key]; dup {
+				refused = append(refused, fmt.Errorf("object %s (Flux): an Argo CD Application becomes an App of that name", key[2:]))
+				continue
+			}
+			objects[key] = a
 		}
 	}
-	res, err := flux.Convert(in)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return &exitError{code: ExitUsage, err: errors.Join(errs...)}
-	}
-	for _, w := range res.Warnings {
+	for _, w := range warnings {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
 	}
-	for _, s := range res.Skipped {
-		fmt.Fprintf(m.Stderr, "warning: %s is not converted\n", s)
+	for _, err := range refused {
+		fmt.Fprintf(m.Stderr, "not converted: %v\n", err)
 	}
-	if len(res.Sources)+len(res.Apps) == 0 {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("no Flux GitRepository, HelmRepository, Kustomization or HelmRelease in %s", strings.Join(paths, ", "))}
+	if len(objects) == 0 && len(refused) == 0 {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("no Argo CD Application or Flux GitRepository, HelmRepository, Kustomization or HelmRelease in %s", strings.Join(paths, ", "))}
 	}
-	objects := map[string]any{}
-	for _, s := range res.Sources {
-		objects["1/"+s.Namespace+"/"+s.Name] = s
+	if err := m.printConverted(objects); err != nil {
+		return err
 	}
-	for _, a := range res.Apps {
-		objects["2/"+a.Namespace+"/"+a.Name] = a
+	if len(refused) > 0 {
+		return &exitError{code: ExitDiff, quiet: true, err: fmt.Errorf("%d objects not converted", len(refused))}
 	}
-	return m.printConverted(objects)
+	return nil
 }
 
 // convertInput reads the documents of paths ("-" is standard input), with

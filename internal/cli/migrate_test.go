@@ -42,7 +42,7 @@ spec:
 // An app-of-apps directory of Argo CD Applications converts to tend Apps
 // and one shared Source that a running controller syncs: the objects come
 // out as Argo CD would have applied them.
-func TestConvertArgoCDApplicationsRunUnderTheController(t *testing.T) {
+func TestMigrateArgoCDApplicationsRunUnderTheController(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
 	repo := testenv.NewGitRepo(t, nil)
@@ -59,13 +59,13 @@ func TestConvertArgoCDApplicationsRunUnderTheController(t *testing.T) {
 		"argocd/README.md":    "not YAML at all: {",
 	})
 
-	code, out, stderr := runIn(t, time.Minute, "convert", "argocd", "--app-namespace", ns, dir+"/argocd")
+	code, out, stderr := runIn(t, time.Minute, "migrate", "--app-namespace", ns, dir+"/argocd")
 	if code != ExitOK {
-		t.Fatalf("convert: exit %d: %s", code, stderr)
+		t.Fatalf("migrate: exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"AppProject is not converted", `spec.project "platform"`} {
 		if !strings.Contains(stderr, want) {
-			t.Errorf("convert warnings lack %q:\n%s", want, stderr)
+			t.Errorf("migrate warnings lack %q:\n%s", want, stderr)
 		}
 	}
 	objs := objectsOf(t, out)
@@ -97,19 +97,23 @@ func TestConvertArgoCDApplicationsRunUnderTheController(t *testing.T) {
 	})
 }
 
-// What tend cannot honour stops the conversion with every field named, and
-// prints nothing.
-func TestConvertArgoCDRefusesWhatItCannotHonour(t *testing.T) {
+// What tend cannot honour is listed with every field named; such an object
+// is left out and tend migrate exits 1, while what converts is printed.
+func TestMigrateListsWhatItCannotConvert(t *testing.T) {
 	bad := strings.Replace(argoApplication("web", "https://git.example.com/r.git", "apps/web", "web"),
 		"    kustomize:\n", "    directory: {include: \"*.yaml\"}\n    kustomize:\n      forceCommonLabels: true\n", 1)
 	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{"web.yaml": bad, "typo.yaml": strings.Replace(bad, "targetRevision", "targetRevison", 1)})
-	code, out, stderr := runIn(t, time.Minute, "convert", "argocd", dir)
-	if code != ExitUsage || out != "" {
-		t.Fatalf("exit %d, output %q; want 2 and nothing", code, out)
+	writeFiles(t, dir, map[string]string{
+		"web.yaml":  bad,
+		"typo.yaml": strings.Replace(bad, "targetRevision", "targetRevison", 1),
+		"good.yaml": argoApplication("good", "https://git.example.com/r.git", "apps/good", "good"),
+	})
+	code, out, stderr := runIn(t, time.Minute, "migrate", dir)
+	if objs := objectsOf(t, out); code != ExitDiff || len(objs) != 2 || objs[1].GetName() != "good" {
+		t.Fatalf("exit %d, output:\n%s\nwant 1 and the Source and App of good only", code, out)
 	}
 	for _, want := range []string{
-		"web.yaml: converting Argo CD Application argocd/web",
+		"not converted: " + dir + "/web.yaml: converting Argo CD Application argocd/web",
 		"spec.source.directory.include",
 		"spec.source.kustomize.forceCommonLabels",
 		"typo.yaml",
@@ -122,7 +126,7 @@ func TestConvertArgoCDRefusesWhatItCannotHonour(t *testing.T) {
 	// kubectl's List output converts item by item, from standard input.
 	list := "apiVersion: v1\nkind: List\nitems:\n- " + strings.ReplaceAll(strings.TrimSpace(argoApplication("web", "https://git.example.com/r.git", "apps/web", "web")), "\n", "\n  ") + "\n"
 	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(list)}
-	if code := m.Run(context.Background(), []string{"convert", "argocd", "-"}); code != ExitOK || !strings.Contains(m.Stdout.(*strings.Builder).String(), "name: web") {
+	if code := m.Run(context.Background(), []string{"migrate", "-"}); code != ExitOK || !strings.Contains(m.Stdout.(*strings.Builder).String(), "name: web") {
 		t.Errorf("a List on stdin: exit %d: %s\n%s", code, m.Stderr, m.Stdout)
 	}
 }
@@ -130,7 +134,7 @@ func TestConvertArgoCDRefusesWhatItCannotHonour(t *testing.T) {
 // A Flux repository's GitRepository and Kustomizations (dependsOn,
 // targetNamespace, commonMetadata) convert to a Source and Apps of the same
 // names that a running controller syncs.
-func TestConvertFluxKustomizationsRunUnderTheController(t *testing.T) {
+func TestMigrateFluxKustomizationsRunUnderTheController(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
 	repo := testenv.NewGitRepo(t, nil)
@@ -167,8 +171,8 @@ metadata: {name: slack, namespace: %[1]s}
 spec: {providerRef: {name: slack}}
 `, ns, repo.URL)
 	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(flux)}
-	if code := m.Run(context.Background(), []string{"convert", "flux", "-"}); code != ExitOK {
-		t.Fatalf("convert flux: exit %d: %s", code, m.Stderr)
+	if code := m.Run(context.Background(), []string{"migrate", "-"}); code != ExitOK {
+		t.Fatalf("migrate: exit %d: %s", code, m.Stderr)
 	}
 	out, stderr := m.Stdout.(*strings.Builder).String(), m.Stderr.(*strings.Builder).String()
 	if !strings.Contains(stderr, "Alert is not converted") {

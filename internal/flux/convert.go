@@ -10,7 +10,6 @@
 package flux
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,30 +46,33 @@ type Document struct {
 
 // Result is what a set of Flux objects maps to.
 type Result struct {
-	Sources  []*tendv1.Source
-	Apps     []*tendv1.App
+	// Sources and Apps are the objects that converted completely.
+	Sources []*tendv1.Source
+	Apps    []*tendv1.App
+	// Errors name, for each object that did not convert, the document,
+	// the object and every field tend cannot honour (or why it could not
+	// be read); such an object is left out rather than converted in part.
+	Errors   []error
 	Warnings []string
 	// Skipped names the Flux objects of kinds that are not converted.
 	Skipped []string
 }
 
-// Convert maps the Flux objects in docs (other objects are ignored). Every
-// field tend cannot honour is reported, joined into one error.
-func Convert(docs []Document) (*Result, error) {
+// Convert maps the Flux objects in docs; other objects are ignored.
+func Convert(docs []Document) *Result {
 	c := &converter{res: &Result{}, sources: map[string]string{}, apps: map[string]string{}}
 	for _, d := range docs {
 		c.where = d.Where
 		c.document(d.Body)
 	}
-	if len(c.errs) > 0 {
-		return nil, errors.Join(c.errs...)
-	}
-	return c.res, nil
+	c.res.Errors = c.errs
+	return c.res
 }
 
 type converter struct {
 	res   *Result
 	errs  []error
+	mark  int    // len(errs) when the current object began
 	where string // the current document
 	obj   string // the current object, "Kind namespace/name"
 	// sources and apps map "namespace/name" to where it was converted,
@@ -149,9 +151,14 @@ func (c *converter) version(head metav1.TypeMeta, want string) bool {
 
 func (c *converter) begin(kind string, meta *metav1.ObjectMeta) {
 	c.obj = fmt.Sprintf("%s %s/%s", kind, meta.Namespace, meta.Name)
+	c.mark = len(c.errs)
 }
 
-// addSource records s, refusing a second Flux source of the same name.
+// converted says whether the current object converted without an error.
+func (c *converter) converted() bool { return len(c.errs) == c.mark }
+
+// addSource records s unless its object had errors, refusing a second
+// Flux source of the same name.
 func (c *converter) addSource(s *tendv1.Source) {
 	key := s.Namespace + "/" + s.Name
 	if prev, ok := c.sources[key]; ok {
@@ -159,7 +166,9 @@ func (c *converter) addSource(s *tendv1.Source) {
 		return
 	}
 	c.sources[key] = c.where + ": " + c.obj
-	c.res.Sources = append(c.res.Sources, s)
+	if c.converted() {
+		c.res.Sources = append(c.res.Sources, s)
+	}
 }
 
 func (c *converter) addApp(a *tendv1.App) {
@@ -169,7 +178,9 @@ func (c *converter) addApp(a *tendv1.App) {
 		return
 	}
 	c.apps[key] = c.where + ": " + c.obj
-	c.res.Apps = append(c.res.Apps, a)
+	if c.converted() {
+		c.res.Apps = append(c.res.Apps, a)
+	}
 }
 
 func newSource(meta *metav1.ObjectMeta) *tendv1.Source {

@@ -2,6 +2,7 @@ package flux
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,7 +13,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 )
 
-func convert(t *testing.T, docs ...string) (*Result, error) {
+func convert(t *testing.T, docs ...string) *Result {
 	t.Helper()
 	var in []Document
 	for i, d := range docs {
@@ -23,9 +24,9 @@ func convert(t *testing.T, docs ...string) (*Result, error) {
 
 func mustConvert(t *testing.T, docs ...string) *Result {
 	t.Helper()
-	res, err := convert(t, docs...)
-	if err != nil {
-		t.Fatalf("Convert: %v", err)
+	res := convert(t, docs...)
+	if len(res.Errors) > 0 {
+		t.Fatalf("Convert: %v", errors.Join(res.Errors...))
 	}
 	return res
 }
@@ -172,7 +173,7 @@ spec:
 // What tend cannot honour is an error naming the document, the object and
 // the field; old API versions and misspelt fields too.
 func TestConvertRefusesWhatItCannotHonour(t *testing.T) {
-	_, err := convert(t, `
+	res := convert(t, `
 apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
 metadata: {name: apps, namespace: flux-system}
@@ -202,7 +203,18 @@ spec:
   chart: {spec: {chart: c, sourceRef: {kind: HelmRepository, name: r}}}
   postRenderers: [{kustomize: {images: [{name: a, newTag: b}]}}]
   valuesFrom: [{kind: ConfigMap, name: v, targetPath: a.b}]
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fine, namespace: flux-system}
+spec: {interval: 1m, url: https://x/fine.git}
 `)
+	// What converted completely is kept; the rest is left out, not
+	// converted in part.
+	if len(res.Apps) != 0 || len(res.Sources) != 1 || res.Sources[0].Name != "fine" {
+		t.Errorf("converted %d Apps and Sources %v, want only Source fine", len(res.Apps), res.Sources)
+	}
+	err := errors.Join(res.Errors...)
 	if err == nil {
 		t.Fatal("no error")
 	}
