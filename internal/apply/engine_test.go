@@ -335,6 +335,47 @@ spec:
 	}
 }
 
+// A hook of two phases (Argo CD's "PreSync,PostSync") runs before the main
+// objects and again after they are healthy: the first run's Job is deleted
+// and created anew.
+func TestHookOfTwoPhasesRunsTwice(t *testing.T) {
+	f := newFixture(t)
+	both := `
+apiVersion: batch/v1
+kind: Job
+metadata: {name: check, namespace: NS, annotations: {argocd.argoproj.io/hook: "PreSync,PostSync"}}
+spec:
+  template:
+    spec: {restartPolicy: Never, containers: [{name: c, image: check:1}]}
+`
+	var order []string
+	var uids []string
+	var mu sync.Mutex
+	_, err := f.sync(t, apply.Request{
+		Objects: f.objs(t, deployment("web", 1, ""), both),
+		Progress: func(ev apply.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			order = append(order, ev.Step+" "+ev.Object.Name+":"+string(ev.Action))
+			if ev.Object.Name == "check" {
+				j, err := f.env.Clientset.BatchV1().Jobs(f.env.Namespace).Get(context.Background(), "check", metav1.GetOptions{})
+				if err == nil {
+					uids = append(uids, string(j.UID))
+				}
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(order, ", "), "pre-sync hooks check:hook-succeeded, wave 0 web:created, post-sync hooks check:hook-succeeded"; got != want {
+		t.Fatalf("order = %q, want %q", got, want)
+	}
+	if len(uids) != 2 || uids[0] == uids[1] {
+		t.Errorf("Job uids after each run %v, want two different Jobs", uids)
+	}
+}
+
 func TestPrune(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

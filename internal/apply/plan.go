@@ -2,6 +2,7 @@ package apply
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ func NewPlan(objs []*unstructured.Unstructured, upgrade bool) (*Plan, error) {
 	var prereq []*unstructured.Unstructured
 	waves := map[int][]*unstructured.Unstructured{}
 	for _, o := range objs {
-		h, isHook, skip, err := hookOf(o, upgrade)
+		h, phases, skip, err := hookOf(o, upgrade)
 		if err != nil {
 			return nil, err
 		}
@@ -109,14 +110,19 @@ func NewPlan(objs []*unstructured.Unstructured, upgrade bool) (*Plan, error) {
 		case skip:
 			p.Skipped = append(p.Skipped, o)
 			continue
-		case isHook:
-			switch h.Phase {
-			case PreSync:
-				p.PreSync = append(p.PreSync, h)
-			case PostSync:
-				p.PostSync = append(p.PostSync, h)
-			case SyncFail:
-				p.SyncFail = append(p.SyncFail, h)
+		case len(phases) > 0:
+			// A hook of several phases (Argo CD's "PreSync,PostSync",
+			// Helm's "pre-install,post-install") runs in each.
+			for _, ph := range phases {
+				h.Phase = ph
+				switch ph {
+				case PreSync:
+					p.PreSync = append(p.PreSync, h)
+				case PostSync:
+					p.PostSync = append(p.PostSync, h)
+				case SyncFail:
+					p.SyncFail = append(p.SyncFail, h)
+				}
 			}
 			continue
 		}
@@ -170,65 +176,77 @@ func waveOf(o *unstructured.Unstructured) (int, error) {
 }
 
 // hookOf reads the hook annotations of tend, Argo CD and Helm, in that order
-// of precedence.
-func hookOf(o *unstructured.Unstructured, upgrade bool) (h Hook, isHook, skip bool, err error) {
+// of precedence: the phases o runs in as a hook (none: o is applied with
+// the main set), or skip when o is neither applied nor run.
+func hookOf(o *unstructured.Unstructured, upgrade bool) (h Hook, phases []Phase, skip bool, err error) {
 	a := o.GetAnnotations()
 	h = Hook{Object: o, Delete: map[DeletePolicy]bool{}}
+	add := func(ph Phase) {
+		if !slices.Contains(phases, ph) {
+			phases = append(phases, ph)
+		}
+	}
 	var policies []string
 	switch {
 	case a[AnnotationHook] != "":
 		switch v := strings.TrimSpace(a[AnnotationHook]); v {
 		case string(PreSync), string(PostSync), string(SyncFail):
-			h.Phase = Phase(v)
+			add(Phase(v))
 		default:
-			return h, false, false, fmt.Errorf("%s: annotation %s=%q: want pre-sync, post-sync or sync-fail", describe(o), AnnotationHook, v)
+			return h, nil, false, fmt.Errorf("%s: annotation %s=%q: want pre-sync, post-sync or sync-fail", describe(o), AnnotationHook, v)
 		}
 		policies = splitList(a[AnnotationHookDeletePolicy])
 	case a[argoHook] != "":
 		for _, v := range splitList(a[argoHook]) {
 			switch v {
 			case "PreSync":
-				h.Phase = PreSync
+				add(PreSync)
 			case "PostSync":
-				h.Phase = PostSync
+				add(PostSync)
 			case "SyncFail":
-				h.Phase = SyncFail
+				add(SyncFail)
 			case "Sync":
-				return h, false, false, nil // applied with the main set
+				// Applied with the main set, in its wave.
 			case "Skip":
-				return h, false, true, nil
+				return h, nil, true, nil
 			default:
-				return h, false, false, fmt.Errorf("%s: annotation %s=%q: want PreSync, Sync, PostSync, SyncFail or Skip", describe(o), argoHook, v)
+				return h, nil, false, fmt.Errorf("%s: annotation %s=%q: want PreSync, Sync, PostSync, SyncFail or Skip (PostDelete hooks are not supported)", describe(o), argoHook, v)
 			}
+		}
+		if len(phases) == 0 {
+			return h, nil, false, nil
 		}
 		policies = mapArgoPolicies(splitList(a[argoHookDelete]))
 	case a[helmHook] != "":
-		phases := map[string]bool{}
 		for _, v := range splitList(a[helmHook]) {
-			phases[v] = true
+			switch v {
+			case "pre-install", "pre-upgrade":
+				if (v == "pre-upgrade") == upgrade {
+					add(PreSync)
+				}
+			case "post-install", "post-upgrade":
+				if (v == "post-upgrade") == upgrade {
+					add(PostSync)
+				}
+			}
 		}
-		switch {
-		case (!upgrade && phases["pre-install"]) || (upgrade && phases["pre-upgrade"]):
-			h.Phase = PreSync
-		case (!upgrade && phases["post-install"]) || (upgrade && phases["post-upgrade"]):
-			h.Phase = PostSync
-		default:
+		if len(phases) == 0 {
 			// test, delete and rollback hooks, and the install/upgrade hook
 			// that does not apply to this sync: not run.
-			return h, false, true, nil
+			return h, nil, true, nil
 		}
 		if w := a[helmHookWeight]; w != "" {
 			if h.Weight, err = strconv.Atoi(strings.TrimSpace(w)); err != nil {
-				return h, false, false, fmt.Errorf("%s: annotation %s=%q is not an integer", describe(o), helmHookWeight, w)
+				return h, nil, false, fmt.Errorf("%s: annotation %s=%q is not an integer", describe(o), helmHookWeight, w)
 			}
 		}
 		policies = mapHelmPolicies(splitList(a[helmHookDelete]))
 	default:
-		return h, false, false, nil
+		return h, nil, false, nil
 	}
 	if h.Weight == 0 {
 		if h.Weight, err = waveOf(o); err != nil {
-			return h, false, false, err
+			return h, nil, false, err
 		}
 	}
 	if len(policies) == 0 {
@@ -239,10 +257,10 @@ func hookOf(o *unstructured.Unstructured, upgrade bool) (h Hook, isHook, skip bo
 		case BeforeCreate, OnSuccess, OnFailure:
 			h.Delete[DeletePolicy(p)] = true
 		default:
-			return h, false, false, fmt.Errorf("%s: unknown hook delete policy %q: want before-create, on-success or on-failure", describe(o), p)
+			return h, nil, false, fmt.Errorf("%s: unknown hook delete policy %q: want before-create, on-success or on-failure", describe(o), p)
 		}
 	}
-	return h, true, false, nil
+	return h, phases, false, nil
 }
 
 func mapArgoPolicies(in []string) []string {

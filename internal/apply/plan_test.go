@@ -111,6 +111,46 @@ func TestPlanHooks(t *testing.T) {
 	}
 }
 
+// A hook of several phases runs in each: Argo CD's "PreSync,PostSync" and
+// Helm's "pre-install,post-install"; Argo CD's "Sync" in a list is applied
+// with the main set.
+func TestPlanHooksOfSeveralPhases(t *testing.T) {
+	docs := []string{
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: argo-both, namespace: a, annotations: {argocd.argoproj.io/hook: "PreSync,PostSync"}}}`,
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: helm-both, namespace: a, annotations: {helm.sh/hook: "pre-install,post-install,post-upgrade"}}}`,
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: argo-fail, namespace: a, annotations: {argocd.argoproj.io/hook: "PostSync, SyncFail"}}}`,
+		`{apiVersion: v1, kind: ConfigMap, metadata: {name: argo-sync, namespace: a, annotations: {argocd.argoproj.io/hook: Sync}}}`,
+	}
+	for _, upgrade := range []bool{false, true} {
+		p, err := NewPlan(objs(t, docs...), upgrade)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pre, post := "argo-both helm-both", "argo-both helm-both argo-fail"
+		if upgrade {
+			pre = "argo-both"
+		}
+		for _, c := range []struct {
+			phase     string
+			got, want string
+		}{
+			{"pre-sync", hookNames(p.PreSync), pre},
+			{"post-sync", hookNames(p.PostSync), post},
+			{"sync-fail", hookNames(p.SyncFail), "argo-fail"},
+			{"main set", names(p.All()), "ConfigMap/argo-sync"},
+		} {
+			if c.got != c.want {
+				t.Errorf("upgrade %v: %s = %q, want %q", upgrade, c.phase, c.got, c.want)
+			}
+		}
+		for _, h := range p.PostSync {
+			if h.Phase != PostSync {
+				t.Errorf("upgrade %v: %s in post-sync has phase %s", upgrade, h.Object.GetName(), h.Phase)
+			}
+		}
+	}
+}
+
 func hookNames(hs []Hook) string {
 	var s []string
 	for _, h := range hs {
@@ -124,6 +164,7 @@ func TestPlanBadAnnotations(t *testing.T) {
 		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/wave: soon}}}`,
 		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/hook: sometimes}}}`,
 		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/hook: pre-sync, tend.dev/hook-delete-policy: never}}}`,
+		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {argocd.argoproj.io/hook: "PreSync,PostDelete"}}}`,
 	} {
 		_, err := NewPlan(objs(t, doc), false)
 		if err == nil || !strings.Contains(err.Error(), "ConfigMap a/x") {
