@@ -41,6 +41,11 @@ type Options struct {
 	// is not the cluster tend runs in, from the destination's server URL
 	// or name. Nil accepts only the in-cluster destination.
 	Cluster func(server, name string) (string, error)
+	// Credentials names the Secret (in Namespace) holding the credentials
+	// for a repository URL, "" for none: Argo CD's repository Secrets hold
+	// the keys tend reads ("username", "password", "sshPrivateKey"), so
+	// the Source names them as they are.
+	Credentials func(repoURL string) string
 	// RefKind tells whether a git targetRevision is a branch or a tag, as
 	// Argo CD resolves it against the repository. Nil guesses: a name that
 	// looks like a version (v1.2.3, 1.2) is a tag, any other a branch.
@@ -199,6 +204,19 @@ func (c *converter) source(s *ApplicationSource, field, ns string, spec *tendv1.
 		c.kustomize(s.Kustomize, field+".kustomize", spec)
 	}
 	c.helm(s.Helm, field+".helm", s.Chart != "", spec)
+	if c.opts.Credentials != nil {
+		if name := c.opts.Credentials(s.RepoURL); name != "" {
+			ref := &tendv1.LocalObjectReference{Name: name}
+			switch {
+			case out.Spec.Git != nil:
+				out.Spec.Git.SecretRef = ref
+			case out.Spec.Helm != nil:
+				out.Spec.Helm.SecretRef = ref
+			case out.Spec.OCI != nil:
+				out.Spec.OCI.SecretRef = ref
+			}
+		}
+	}
 	return out
 }
 

@@ -299,3 +299,31 @@ func TestConvertRemoteDestination(t *testing.T) {
 }
 
 func duration(d time.Duration) metav1.Duration { return metav1.Duration{Duration: d} }
+
+// Options.Credentials names the Secret of a repository URL on the Source,
+// whatever kind of Source it is.
+func TestConvertNamesCredentials(t *testing.T) {
+	opts := Options{Credentials: func(url string) string {
+		if strings.Contains(url, "private") {
+			return "repo-private"
+		}
+		return ""
+	}}
+	for _, tc := range []struct {
+		source string
+		ref    func(*tendv1.Source) *tendv1.LocalObjectReference
+	}{
+		{"{repoURL: https://git.example.com/private.git}", func(s *tendv1.Source) *tendv1.LocalObjectReference { return s.Spec.Git.SecretRef }},
+		{"{repoURL: https://charts.example.com/private, chart: c}", func(s *tendv1.Source) *tendv1.LocalObjectReference { return s.Spec.Helm.SecretRef }},
+		{"{repoURL: registry.example.com/private, chart: c}", func(s *tendv1.Source) *tendv1.LocalObjectReference { return s.Spec.OCI.SecretRef }},
+	} {
+		res := mustConvert(t, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a, namespace: argocd}\nspec:\n  project: default\n  source: "+tc.source+"\n  destination: {namespace: x}\n", opts)
+		if ref := tc.ref(res.Source); ref == nil || ref.Name != "repo-private" {
+			t.Errorf("%s: secretRef %+v, want repo-private", tc.source, ref)
+		}
+	}
+	res := mustConvert(t, "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: a, namespace: argocd}\nspec:\n  project: default\n  source: {repoURL: https://git.example.com/public.git}\n  destination: {namespace: x}\n", opts)
+	if res.Source.Spec.Git.SecretRef != nil {
+		t.Errorf("public repository: secretRef %+v", res.Source.Spec.Git.SecretRef)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -41,7 +42,11 @@ reported as not converted.
 
 Argo CD Applications become Apps of the same name, in the Application's
 namespace or --app-namespace; Applications of one repository and revision
-share a Source. Flux objects keep their names and namespaces, so sourceRef
+share a Source. Argo CD repository and repo-creds Secrets in the input
+(kubectl get secrets -n argocd -l argocd.argoproj.io/secret-type -o yaml)
+are matched to repository URLs as Argo CD matches them, and the Sources
+name them: tend reads their username, password and sshPrivateKey keys as
+they are; only their URLs are read here, and nothing of them is printed. Flux objects keep their names and namespaces, so sourceRef
 and dependsOn keep pointing where they did, and the Secrets Flux reads (git
 credentials, SOPS keys, values) are read by tend unchanged.
 
@@ -74,6 +79,10 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		warnings []string
 		fluxDocs []flux.Document
 	)
+	creds, err := argoCredentials(docs)
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
 	for _, d := range docs {
 		switch {
 		case flux.IsFlux(d.kind.GroupVersion().String()):
@@ -90,7 +99,25 @@ func (m *Main) migrate(paths []string, namespace string) error {
 			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
 			continue
 		}
-		res, err := argocd.Convert(app, argocd.Options{Namespace: namespace})
+		target := namespace
+		if target == "" {
+			target = app.Namespace
+		}
+		opts := argocd.Options{Namespace: namespace, Credentials: func(url string) string {
+			sec := creds.lookup(url)
+			if sec == nil {
+				return ""
+			}
+			if sec.Namespace != target {
+				warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: copy the Argo CD repository Secret %s/%s into namespace %s: Sources read Secrets in their own", d.where, app.Namespace, app.Name, sec.Namespace, sec.Name, target))
+			}
+			isSSH := strings.HasPrefix(url, "ssh://") || (!strings.Contains(url, "://") && strings.Contains(url, "@"))
+			if _, ok := sec.Data["known_hosts"]; isSSH && !ok {
+				warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: add known_hosts to Secret %s: tend checks SSH host keys (Argo CD keeps them in the ConfigMap argocd-ssh-known-hosts-cm)", d.where, app.Namespace, app.Name, sec.Name))
+			}
+			return sec.Name
+		}}
+		res, err := argocd.Convert(app, opts)
 		if err != nil {
 			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
 			continue
@@ -146,6 +173,70 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		return &exitError{code: ExitDiff, quiet: true, err: fmt.Errorf("%d objects not converted", len(refused))}
 	}
 	return nil
+}
+
+// argoSecretTypeLabel marks Argo CD's repository and cluster Secrets.
+const argoSecretTypeLabel = "argocd.argoproj.io/secret-type"
+
+// argoCreds are Argo CD's repository Secrets (one URL each) and
+// repo-creds Secrets (credentials for every URL below theirs).
+type argoCreds struct {
+	repos, prefixes map[string]*corev1.Secret // by normalized URL
+}
+
+// argoCredentials collects the Argo CD repository and repo-creds Secrets in
+// docs. Only their URLs are read here; values stay in the Secrets.
+func argoCredentials(docs []document) (*argoCreds, error) {
+	c := &argoCreds{repos: map[string]*corev1.Secret{}, prefixes: map[string]*corev1.Secret{}}
+	for _, d := range docs {
+		if d.kind.Group != "" || d.kind.Kind != "Secret" {
+			continue
+		}
+		var sec corev1.Secret
+		if err := sigsyaml.Unmarshal(d.body, &sec); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.where, err)
+		}
+		typ := sec.Labels[argoSecretTypeLabel]
+		if typ != "repository" && typ != "repo-creds" {
+			continue
+		}
+		url := string(sec.Data["url"])
+		if v, ok := sec.StringData["url"]; ok {
+			url = v
+		}
+		if url == "" {
+			return nil, fmt.Errorf("%s: Argo CD %s Secret %s/%s has no url", d.where, typ, sec.Namespace, sec.Name)
+		}
+		if typ == "repository" {
+			c.repos[normalizeRepoURL(url)] = &sec
+		} else {
+			c.prefixes[normalizeRepoURL(url)] = &sec
+		}
+	}
+	return c, nil
+}
+
+// lookup returns the Secret for url as Argo CD picks it: the repository
+// Secret of that URL, else the repo-creds Secret of the longest prefix.
+func (c *argoCreds) lookup(url string) *corev1.Secret {
+	u := normalizeRepoURL(url)
+	if s, ok := c.repos[u]; ok {
+		return s
+	}
+	var best *corev1.Secret
+	n := 0
+	for p, s := range c.prefixes {
+		if strings.HasPrefix(u, p) && len(p) > n {
+			best, n = s, len(p)
+		}
+	}
+	return best
+}
+
+// normalizeRepoURL compares repository URLs as Argo CD does: case and a
+// trailing ".git" or "/" do not matter.
+func normalizeRepoURL(u string) string {
+	return strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(u)), "/"), ".git")
 }
 
 // convertInput reads the documents of paths ("-" is standard input), with

@@ -204,3 +204,54 @@ spec: {providerRef: {name: slack}}
 		return code == ExitOK && strings.Contains(out, "infra") && strings.Contains(out, "apps") && strings.Contains(out, shortRev(rev))
 	})
 }
+
+// An Argo CD repository Secret in the input is matched to the Application's
+// repository URL and named by the Source as it is: the controller fetches
+// the private repository with it. Its values are not printed.
+func TestMigrateUsesArgoCDRepositorySecrets(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	repo := testenv.NewGitRepo(t, nil, testenv.GitBasicAuth("deploy", "s3cret-token"))
+	repo.Commit("apps", map[string]string{"apps/web/cm.yaml": configMapYAML("settings", "private")})
+	repoSecret := fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata:
+  name: repo-private
+  namespace: %s
+  labels: {argocd.argoproj.io/secret-type: repository}
+stringData: {type: git, url: %s, username: deploy, password: s3cret-token}
+`, ns, repo.URL)
+	other := `apiVersion: v1
+kind: Secret
+metadata:
+  name: creds-elsewhere
+  namespace: argocd
+  labels: {argocd.argoproj.io/secret-type: repo-creds}
+stringData: {url: https://git.example.com/, username: x, password: "y"}
+`
+	app := strings.Replace(argoApplication("web", repo.URL+"/", "apps/web", ns), "namespace: argocd", "namespace: "+ns, 1)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"secrets.yaml": repoSecret + "---\n" + other, "web.yaml": app})
+	code, out, stderr := runIn(t, time.Minute, "migrate", dir)
+	if code != ExitOK {
+		t.Fatalf("migrate: exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "s3cret-token") || strings.Contains(stderr, "s3cret-token") {
+		t.Fatalf("a Secret's value was printed:\n%s\n%s", out, stderr)
+	}
+	objs := objectsOf(t, out)
+	if len(objs) != 2 || !strings.Contains(out, "secretRef:\n      name: repo-private") {
+		t.Fatalf("migrate output lacks the Source's secretRef to repo-private:\n%s", out)
+	}
+	ctx := context.Background()
+	for _, o := range append(objectsOf(t, repoSecret), objs...) {
+		if err := cl.c.Create(ctx, o); err != nil {
+			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	cl.startController(t)
+	eventually(t, "ConfigMap web-settings applied from the private repository", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+		return err == nil && cm.Data["value"] == "private"
+	})
+}

@@ -255,8 +255,9 @@ func (r *SourceReconciler) charts() *chart.Fetcher {
 }
 
 // GitAuth reads a git Source's credentials Secret ("username" and
-// "password" or "token" for HTTPS; "identity" and "known_hosts" for SSH),
-// saying which key is missing. A missing Secret or key satisfies
+// "password" or "token" for HTTPS; "identity" and "known_hosts" for SSH,
+// or Argo CD's "sshPrivateKey" for "identity", so that an Argo CD
+// repository Secret serves as it is), saying which key is missing. A missing Secret or key satisfies
 // objstatus.IsPermanent; other errors are failures to read it.
 func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Auth, error) {
 	ref := src.Spec.Git.SecretRef
@@ -279,12 +280,19 @@ func GitAuth(ctx context.Context, c client.Reader, src *tendv1.Source) (*git.Aut
 	if a.Password == "" {
 		a.Password = string(sec.Data["token"])
 	}
+	if len(a.SSHPrivateKey) == 0 {
+		a.SSHPrivateKey = sec.Data["sshPrivateKey"] // Argo CD's name
+	}
 	isSSH := !hasPrefix(src.Spec.Git.URL, "http://") && !hasPrefix(src.Spec.Git.URL, "https://")
 	switch {
 	case isSSH && len(a.SSHPrivateKey) == 0:
 		return nil, objstatus.Permanentf("credentials Secret %s/%s has no key \"identity\" (the SSH private key) for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
 	case isSSH && len(a.SSHKnownHosts) == 0:
-		return nil, objstatus.Permanentf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host", src.Namespace, ref.Name)
+		hint := ""
+		if len(sec.Data["sshPrivateKey"]) > 0 {
+			hint = " (Argo CD keeps them in the ConfigMap argocd-ssh-known-hosts-cm)"
+		}
+		return nil, objstatus.Permanentf("credentials Secret %s/%s has no key \"known_hosts\"; tend checks SSH host keys: add the output of ssh-keyscan for the host%s", src.Namespace, ref.Name, hint)
 	case !isSSH && a.Password == "":
 		return nil, objstatus.Permanentf("credentials Secret %s/%s has neither \"password\" nor \"token\" for %s", src.Namespace, ref.Name, src.Spec.Git.URL)
 	}

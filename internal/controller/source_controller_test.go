@@ -166,3 +166,39 @@ func TestSourcePicksUpFixedCredentialsAtOnce(t *testing.T) {
 		return e.ctrl.Refs.Stats().Watches == 0
 	})
 }
+
+// An Argo CD repository Secret serves as a Source's credentials as it is:
+// its "sshPrivateKey" is the SSH key; without known_hosts the error says
+// where Argo CD kept them.
+func TestGitAuthReadsArgoCDRepositorySecrets(t *testing.T) {
+	env := testenv.New(t)
+	c, err := client.New(env.Config, client.Options{Scheme: Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src := gitSource("repo", "ssh://git@git.example.com/platform.git")
+	src.Namespace = env.Namespace
+	src.Spec.Git.SecretRef = &tendv1.LocalObjectReference{Name: "repo-platform"}
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo-platform", Namespace: env.Namespace, Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository"}},
+		StringData: map[string]string{"type": "git", "url": "ssh://git@git.example.com/platform.git", "sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----\nkey\n"},
+	}
+	if err := c.Create(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := GitAuth(ctx, c, src); err == nil || !strings.Contains(err.Error(), "known_hosts") || !strings.Contains(err.Error(), "argocd-ssh-known-hosts-cm") {
+		t.Errorf("without known_hosts: %v", err)
+	}
+	sec.StringData = map[string]string{"known_hosts": "git.example.com ssh-ed25519 AAAA\n"}
+	if err := c.Update(ctx, sec); err != nil {
+		t.Fatal(err)
+	}
+	a, err := GitAuth(ctx, c, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(a.SSHPrivateKey), "OPENSSH PRIVATE KEY") || len(a.SSHKnownHosts) == 0 {
+		t.Errorf("auth from the Argo CD Secret: key %d bytes, known_hosts %d bytes", len(a.SSHPrivateKey), len(a.SSHKnownHosts))
+	}
+}
