@@ -16,11 +16,13 @@ import (
 
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/argocd"
 	"github.com/tend-gitops/tend/internal/flux"
 )
@@ -46,7 +48,10 @@ share a Source. Argo CD repository and repo-creds Secrets in the input
 (kubectl get secrets -n argocd -l argocd.argoproj.io/secret-type -o yaml)
 are matched to repository URLs as Argo CD matches them, and the Sources
 name them: tend reads their username, password and sshPrivateKey keys as
-they are; only their URLs are read here, and nothing of them is printed. Flux objects keep their names and namespaces, so sourceRef
+they are. Argo CD cluster Secrets in the input become Clusters that read
+them as they are, for Applications whose destination names their server or
+name. Only URLs and cluster names are read here; nothing of a Secret is
+printed. Flux objects keep their names and namespaces, so sourceRef
 and dependsOn keep pointing where they did, and the Secrets Flux reads (git
 credentials, SOPS keys, values) are read by tend unchanged.
 
@@ -103,7 +108,22 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		if target == "" {
 			target = app.Namespace
 		}
-		opts := argocd.Options{Namespace: namespace, Credentials: func(url string) string {
+		opts := argocd.Options{Namespace: namespace, Cluster: func(server, name string) (string, error) {
+			sec := creds.cluster(server, name)
+			if sec == nil {
+				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in the input; add it (kubectl get secrets -n argocd -l argocd.argoproj.io/secret-type=cluster -o yaml)", orDash(server, name))
+			}
+			if sec.Namespace != target {
+				warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: copy the Argo CD cluster Secret %s/%s into namespace %s: Clusters read Secrets in their own", d.where, app.Namespace, app.Name, sec.Namespace, sec.Name, target))
+			}
+			cl := &tendv1.Cluster{
+				TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
+				ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: target},
+				Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
+			}
+			objects["0/"+target+"/"+sec.Name] = cl
+			return sec.Name, nil
+		}, Credentials: func(url string) string {
 			sec := creds.lookup(url)
 			if sec == nil {
 				return ""
@@ -178,16 +198,34 @@ func (m *Main) migrate(paths []string, namespace string) error {
 // argoSecretTypeLabel marks Argo CD's repository and cluster Secrets.
 const argoSecretTypeLabel = "argocd.argoproj.io/secret-type"
 
-// argoCreds are Argo CD's repository Secrets (one URL each) and
-// repo-creds Secrets (credentials for every URL below theirs).
+// argoCreds are Argo CD's repository Secrets (one URL each), repo-creds
+// Secrets (credentials for every URL below theirs) and cluster Secrets.
 type argoCreds struct {
 	repos, prefixes map[string]*corev1.Secret // by normalized URL
+	// clusters by "server:" + URL and "name:" + Argo CD's cluster name.
+	clusters map[string]*corev1.Secret
 }
 
-// argoCredentials collects the Argo CD repository and repo-creds Secrets in
-// docs. Only their URLs are read here; values stay in the Secrets.
+// cluster returns the cluster Secret of a destination's server or name.
+func (c *argoCreds) cluster(server, name string) *corev1.Secret {
+	if server != "" {
+		return c.clusters["server:"+strings.TrimSuffix(server, "/")]
+	}
+	return c.clusters["name:"+name]
+}
+
+func orDash(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// argoCredentials collects the Argo CD repository, repo-creds and cluster
+// Secrets in docs. Only their URLs and cluster names are read here; values
+// stay in the Secrets.
 func argoCredentials(docs []document) (*argoCreds, error) {
-	c := &argoCreds{repos: map[string]*corev1.Secret{}, prefixes: map[string]*corev1.Secret{}}
+	c := &argoCreds{repos: map[string]*corev1.Secret{}, prefixes: map[string]*corev1.Secret{}, clusters: map[string]*corev1.Secret{}}
 	for _, d := range docs {
 		if d.kind.Group != "" || d.kind.Kind != "Secret" {
 			continue
@@ -197,6 +235,22 @@ func argoCredentials(docs []document) (*argoCreds, error) {
 			return nil, fmt.Errorf("%s: %w", d.where, err)
 		}
 		typ := sec.Labels[argoSecretTypeLabel]
+		if typ == "cluster" {
+			field := func(k string) string {
+				if v, ok := sec.StringData[k]; ok {
+					return v
+				}
+				return string(sec.Data[k])
+			}
+			if field("server") == "" {
+				return nil, fmt.Errorf("%s: Argo CD cluster Secret %s/%s has no server", d.where, sec.Namespace, sec.Name)
+			}
+			c.clusters["server:"+strings.TrimSuffix(field("server"), "/")] = &sec
+			if n := field("name"); n != "" {
+				c.clusters["name:"+n] = &sec
+			}
+			continue
+		}
 		if typ != "repository" && typ != "repo-creds" {
 			continue
 		}

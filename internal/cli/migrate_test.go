@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tend-gitops/tend/internal/testenv"
 )
@@ -253,5 +258,68 @@ stringData: {url: https://git.example.com/, username: x, password: "y"}
 	eventually(t, "ConfigMap web-settings applied from the private repository", 2*time.Minute, func() bool {
 		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
 		return err == nil && cm.Data["value"] == "private"
+	})
+}
+
+// An Argo CD cluster Secret in the input becomes a Cluster that reads it as
+// it is, and the Application whose destination names its server deploys
+// through it.
+func TestMigrateUsesArgoCDClusterSecrets(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	kc, err := clientcmd.LoadFromFile(cl.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx := kc.Contexts[kc.CurrentContext]
+	srv, user := kc.Clusters[kctx.Cluster], kc.AuthInfos[kctx.AuthInfo]
+	config, err := json.Marshal(map[string]any{"tlsClientConfig": map[string]any{
+		"caData": srv.CertificateAuthorityData, "certData": user.ClientCertificateData, "keyData": user.ClientKeyData,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: "cluster-staging", Namespace: ns, Labels: map[string]string{"argocd.argoproj.io/secret-type": "cluster"}},
+		Data:       map[string][]byte{"name": []byte("staging"), "server": []byte(srv.Server), "config": config},
+	}
+	secretYAML, err := yaml.Marshal(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("apps", map[string]string{"apps/web/cm.yaml": configMapYAML("settings", "staging")})
+	app := strings.Replace(argoApplication("web", repo.URL, "apps/web", ns), "namespace: argocd", "namespace: "+ns, 1)
+	app = strings.Replace(app, "server: https://kubernetes.default.svc", "name: staging", 1)
+	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(string(secretYAML) + "---\n" + app)}
+	if code := m.Run(context.Background(), []string{"migrate", "-"}); code != ExitOK {
+		t.Fatalf("migrate: exit %d: %s", code, m.Stderr)
+	}
+	out := m.Stdout.(*strings.Builder).String()
+	if strings.Contains(out, string(user.ClientKeyData)) || strings.Contains(out, base64.StdEncoding.EncodeToString(config)) {
+		t.Fatalf("a Secret's value was printed:\n%s", out)
+	}
+	objs := objectsOf(t, out)
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetKind()+" "+o.GetName())
+	}
+	if want := "Cluster cluster-staging,Source " + objs[1].GetName() + ",App web"; strings.Join(kinds, ",") != want || !strings.Contains(out, "clusterRef:\n      name: cluster-staging") {
+		t.Fatalf("migrate printed %v, want %s with the App's clusterRef:\n%s", kinds, want, out)
+	}
+	ctx := context.Background()
+	if err := cl.c.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if err := cl.c.Create(ctx, o); err != nil {
+			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	cl.startController(t)
+	eventually(t, "ConfigMap web-settings applied through the Cluster", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+		return err == nil && cm.Data["value"] == "staging"
 	})
 }

@@ -55,22 +55,14 @@ func (cs *Clusters) Get(ctx context.Context, ns string, ref *tendv1.LocalObjectR
 		}
 		return nil, fmt.Errorf("cluster %s: kubeconfig Secret %s: %w", key, secKey.Name, err)
 	}
-	dataKey := secKey.Key
-	if dataKey == "" {
-		dataKey = "kubeconfig"
-	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	if c, ok := cs.remote[key]; ok && c.secretVers == sec.ResourceVersion {
 		return c, nil
 	}
-	raw, ok := sec.Data[dataKey]
-	if !ok {
-		return nil, objstatus.Permanentf("cluster %s: Secret %s has no key %q; put the kubeconfig there or set kubeconfigSecretRef.key", key, secKey.Name, dataKey)
-	}
-	cfg, err := ParseKubeconfig(raw)
+	cfg, _, err := ConfigFromSecret(&sec, secKey)
 	if err != nil {
-		return nil, objstatus.Permanentf("cluster %s: Secret %s key %q is not a usable kubeconfig: %v", key, secKey.Name, dataKey, err)
+		return nil, objstatus.Permanentf("cluster %s: %v", key, err)
 	}
 	c, err := NewConn(key.String(), cfg, cs.Opts)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -219,7 +218,7 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 	}
 	dataKey := ref.Key
 	if dataKey == "" {
-		dataKey = "kubeconfig"
+		dataKey = cluster.DefaultKubeconfigKey
 	} else if errs := validation.IsConfigMapKey(dataKey); len(errs) > 0 {
 		return "", &notReady{reason: ReasonInvalidSpec, stalled: true, msg: fmt.Sprintf("spec.kubeconfigSecretRef.key %q is not a valid Secret key: %s", dataKey, strings.Join(errs, "; "))}
 	}
@@ -234,21 +233,9 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 		}
 		return "", fmt.Errorf("read kubeconfig Secret %s: %w", secName, err)
 	}
-	raw, ok := sec.Data[dataKey]
-	if !ok {
-		keys := make([]string, 0, len(sec.Data))
-		for k := range sec.Data {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		has := "no keys"
-		if len(keys) > 0 {
-			has = "keys " + strings.Join(keys, ", ")
-		}
-		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("Secret %s has no key %q (it has %s); put the kubeconfig there or set spec.kubeconfigSecretRef.key", secName, dataKey, has)}
-	}
-	if _, err := cluster.ParseKubeconfig(raw); err != nil {
-		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: fmt.Sprintf("Secret %s key %q: %v", secName, dataKey, err)}
+	_, from, err := cluster.ConfigFromSecret(&sec, ref)
+	if err != nil {
+		return "", &notReady{reason: ReasonSecretInvalid, stalled: true, msg: err.Error()}
 	}
 	conn, err := r.Clusters.Get(ctx, cl.Namespace, &tendv1.LocalObjectReference{Name: cl.Name})
 	if err != nil {
@@ -257,7 +244,7 @@ func (r *ClusterReconciler) check(ctx context.Context, cl *tendv1.Cluster) (stri
 		}
 		return "", err // reading the Cluster or its Secret failed
 	}
-	return probeVersion(conn.Config, secName, dataKey)
+	return probeVersion(conn.Config, secName, from)
 }
 
 func (r *ClusterReconciler) log() *slog.Logger {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -144,6 +145,35 @@ func TestClusterRemoteTarget(t *testing.T) {
 		})
 		if _, err := c2.clientset.CoreV1().ConfigMaps("late-apps").Get(ctx, "late-config", metav1.GetOptions{}); err != nil {
 			t.Fatalf("late-config not in the second cluster: %v", err)
+		}
+	})
+
+	// An Argo CD cluster Secret (server and config) serves as it is.
+	t.Run("Argo CD cluster Secret", func(t *testing.T) {
+		kc, err := clientcmd.Load(c2.kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kctx := kc.Contexts[kc.CurrentContext]
+		srv, user := kc.Clusters[kctx.Cluster], kc.AuthInfos[kctx.AuthInfo]
+		config, err := json.Marshal(map[string]any{"tlsClientConfig": map[string]any{
+			"caData": srv.CertificateAuthorityData, "certData": user.ClientCertificateData, "keyData": user.ClientKeyData,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "cluster-c2", Labels: map[string]string{"argocd.argoproj.io/secret-type": "cluster"}},
+			Data:       map[string][]byte{"name": []byte("c2"), "server": []byte(srv.Server), "config": config},
+		}
+		e.create(t, sec, remoteCluster("argo-c2", "cluster-c2"))
+		sv, err := c2.clientset.Discovery().ServerVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := e.waitCluster(t, "argo-c2", "Ready", 60*time.Second, clusterReady)
+		if cl.Status.KubeVersion != sv.GitVersion {
+			t.Errorf("kubeVersion = %q, want %q", cl.Status.KubeVersion, sv.GitVersion)
 		}
 	})
 
