@@ -144,7 +144,6 @@ func TestHelmClusterRediscoversWhenAPIsChange(t *testing.T) {
 	}
 }
 
-
 // TestHelmClusterPollsWhereAPIsCannotBeWatched: a user who may not list
 // CRDs and APIServices (discovery is open to every authenticated user)
 // still gets Helm's capabilities; the connection falls back to discovering
