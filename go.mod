@@ -8,6 +8,7 @@ require (
 	github.com/ProtonMail/go-crypto v1.4.1
 	github.com/fluxcd/helm-controller/api v1.6.5
 	github.com/fluxcd/kustomize-controller/api v1.9.6
+	github.com/fluxcd/pkg/envsubst v1.8.0
 	github.com/fluxcd/source-controller/api v1.9.6
 	github.com/getsops/sops/v3 v3.13.3
 	github.com/go-logr/logr v1.4.4

@@ -49,9 +49,50 @@ type AppSpec struct {
 	// reports them.
 	// +optional
 	IgnoreDifferences []IgnoreDifference `json:"ignoreDifferences,omitempty"`
+	// PostBuild substitutes variables (${name}) in the rendered objects,
+	// as Flux's Kustomization spec.postBuild does.
+	// +optional
+	PostBuild *PostBuild `json:"postBuild,omitempty"`
 	// Suspend stops syncing; nothing is applied or pruned.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+}
+
+// PostBuild substitutes ${name} in every rendered object with Flux's
+// envsubst rules (${name:=default}, ${name:position}, ${name/from/to}, ...);
+// objects annotated or labelled kustomize.toolkit.fluxcd.io/substitute:
+// disabled are left as they are.
+type PostBuild struct {
+	// Substitute holds variables by name; it wins over SubstituteFrom.
+	// +optional
+	Substitute map[string]string `json:"substitute,omitempty"`
+	// SubstituteFrom reads variables from the keys of ConfigMaps and
+	// Secrets in the App's namespace, later ones winning.
+	// +optional
+	SubstituteFrom []SubstituteReference `json:"substituteFrom,omitempty"`
+	// SubstituteStrategy: WithVariables (default) substitutes only when
+	// some variable is defined; Always substitutes anyway (for defaults).
+	// +kubebuilder:validation:Enum=WithVariables;Always
+	// +optional
+	SubstituteStrategy string `json:"substituteStrategy,omitempty"`
+	// Strict fails the render when a variable without a default is not
+	// defined, instead of substituting the empty string.
+	// +optional
+	Strict bool `json:"strict,omitempty"`
+}
+
+// SubstituteReference names a ConfigMap or Secret whose keys are
+// variables.
+type SubstituteReference struct {
+	// Kind is ConfigMap or Secret.
+	// +kubebuilder:validation:Enum=ConfigMap;Secret
+	Kind string `json:"kind"`
+	// Name of the object, in the App's namespace.
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// Optional tolerates a missing object: no variables from it.
+	// +optional
+	Optional bool `json:"optional,omitempty"`
 }
 
 // ChartSpec names a chart in a chart repository or registry.

@@ -95,6 +95,13 @@ func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *t
 		// named after the App, as docs/api.md says.
 		opts.Helm = &render.HelmOptions{ReleaseName: app.Name}
 	}
+	if pb := app.Spec.PostBuild; pb != nil {
+		p, err := r.postBuild(ctx, app.Namespace, pb)
+		if err != nil {
+			return opts, err
+		}
+		opts.PostBuild = p
+	}
 	if d := app.Spec.Decryption; d != nil {
 		keys, err := r.decryptionKeys(ctx, app.Namespace, d.SecretRef.Name)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -446,4 +447,70 @@ func TestAppKustomizeOverlay(t *testing.T) {
 			t.Errorf("Deployment %s in the destination namespace: %v, want none (the overlay's namespace overrides it)", name, err)
 		}
 	}
+}
+
+// TestAppPostBuild: variables from spec.postBuild.substitute and the
+// ConfigMaps and Secrets of substituteFrom (later ones winning, the inline
+// map over all) are substituted into the rendered objects; a change of a
+// ConfigMap it reads is applied at once; strict mode stops the render
+// naming the variable; an optional missing object is skipped.
+func TestAppPostBuild(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("app", map[string]string{
+		"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"settings-${cluster}\"}\ndata:\n" +
+			"  region: \"${region}\"\n  token: \"${token}\"\n  size: \"${size:=small}\"\n  port: \"${port}\"\n",
+	})
+	e.create(t,
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cluster-vars"}, Data: map[string]string{"cluster": "prod", "region": "eu-1", "port": "8080"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cluster-secrets"}, StringData: map[string]string{"token": "t0ken", "region": "from-secret"}},
+	)
+	e.create(t, gitSource("repo", repo.URL), newApp("web", "repo", "app", e.Namespace, func(a *tendv1.App) {
+		a.Spec.PostBuild = &tendv1.PostBuild{
+			Substitute: map[string]string{"port": "9090"},
+			SubstituteFrom: []tendv1.SubstituteReference{
+				{Kind: "ConfigMap", Name: "cluster-vars"},
+				{Kind: "Secret", Name: "cluster-secrets"},
+				{Kind: "ConfigMap", Name: "absent", Optional: true},
+			},
+		}
+	}))
+	settings := func(want map[string]string) func() bool {
+		return func() bool {
+			cm, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "settings-prod", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			for k, v := range want {
+				if cm.Data[k] != v {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	eventually(t, "settings-prod with the substituted variables", 60*time.Second,
+		settings(map[string]string{"region": "from-secret", "token": "t0ken", "size": "small", "port": "9090"}))
+
+	// A change of a variable's ConfigMap is applied without a commit.
+	var vars corev1.ConfigMap
+	if err := e.c.Get(ctx, types.NamespacedName{Namespace: e.Namespace, Name: "cluster-vars"}, &vars); err != nil {
+		t.Fatal(err)
+	}
+	vars.Data["size"] = "large"
+	if err := e.c.Update(ctx, &vars); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "settings-prod with size from the changed ConfigMap", 60*time.Second, settings(map[string]string{"size": "large"}))
+
+	// Strict: a variable without a default that nothing defines stops the
+	// render, and the message names it.
+	e.create(t, newApp("strict", "repo", "app", e.Namespace, func(a *tendv1.App) {
+		a.Spec.PostBuild = &tendv1.PostBuild{Strict: true, Substitute: map[string]string{"cluster": "strict", "region": "r", "port": "1"}}
+	}))
+	e.waitApp(t, "strict", "the undefined variable reported", 30*time.Second, func(a *tendv1.App) bool {
+		msg := readyMessage(a)
+		return strings.Contains(msg, "spec.postBuild") && strings.Contains(msg, `"token"`)
+	})
 }

@@ -332,13 +332,18 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 		}
 		ks.Patches = append(ks.Patches, kp)
 	}
+	if pb := s.PostBuild; pb != nil {
+		a.PostBuild = &tendv1.PostBuild{Substitute: pb.Substitute, SubstituteStrategy: string(pb.SubstituteStrategy)}
+		for _, r := range pb.SubstituteFrom {
+			a.PostBuild.SubstituteFrom = append(a.PostBuild.SubstituteFrom, tendv1.SubstituteReference{Kind: r.Kind, Name: r.Name, Optional: r.Optional})
+		}
+	}
 	if ks.NamePrefix != "" || ks.NameSuffix != "" || len(ks.Components) > 0 || len(ks.CommonLabels) > 0 ||
 		len(ks.CommonAnnotations) > 0 || len(ks.Images) > 0 || len(ks.Patches) > 0 {
 		a.Kustomize = ks
 	}
 	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
 		"spec.kubeConfig":              s.KubeConfig != nil,
-		"spec.postBuild":               s.PostBuild != nil,
 		"spec.serviceAccountName":      s.ServiceAccountName != "",
 		"spec.force":                   s.Force,
 		"spec.healthChecks":            len(s.HealthChecks) > 0,

@@ -68,6 +68,9 @@ spec:
   - target: {kind: Deployment}
     patch: '[{"op": "replace", "path": "/spec/replicas", "value": 2}]'
   components: [../components/monitoring]
+  postBuild:
+    substitute: {cluster: prod}
+    substituteFrom: [{kind: ConfigMap, name: cluster-vars}, {kind: Secret, name: cluster-secrets, optional: true}]
 `)
 	if len(res.Sources) != 1 || len(res.Apps) != 1 || len(res.Warnings) != 0 {
 		t.Fatalf("%d Sources, %d Apps, warnings %q", len(res.Sources), len(res.Apps), res.Warnings)
@@ -94,6 +97,12 @@ spec:
 			Images:       []tendv1.KustomizeImage{{Name: "web", NewTag: "1.2.3"}},
 			Patches:      []tendv1.KustomizePatch{{Patch: `[{"op": "replace", "path": "/spec/replicas", "value": 2}]`, Target: &tendv1.PatchTarget{Kind: "Deployment"}}},
 			Components:   []string{"../components/monitoring"},
+		},
+		PostBuild: &tendv1.PostBuild{
+			Substitute: map[string]string{"cluster": "prod"},
+			SubstituteFrom: []tendv1.SubstituteReference{
+				{Kind: "ConfigMap", Name: "cluster-vars"}, {Kind: "Secret", Name: "cluster-secrets", Optional: true},
+			},
 		},
 	}
 	if app.Name != "apps" || app.Namespace != "flux-system" || !reflect.DeepEqual(app.Spec, want) {
@@ -182,7 +191,7 @@ spec:
   path: ./apps
   prune: true
   sourceRef: {kind: OCIRepository, name: manifests}
-  postBuild: {substitute: {cluster: prod}}
+  healthChecks: [{apiVersion: apps/v1, kind: Deployment, name: web, namespace: x}]
   kubeConfig: {secretRef: {name: remote}}
 `, `
 apiVersion: kustomize.toolkit.fluxcd.io/v1beta2
@@ -220,7 +229,7 @@ spec: {interval: 1m, url: https://x/fine.git}
 	}
 	for _, want := range []string{
 		"doc1: Kustomization flux-system/apps: spec.sourceRef.kind: OCIRepository sources are not converted",
-		"doc1: Kustomization flux-system/apps: spec.postBuild",
+		"doc1: Kustomization flux-system/apps: spec.healthChecks",
 		"doc1: Kustomization flux-system/apps: spec.kubeConfig",
 		"doc2: Kustomization kustomize.toolkit.fluxcd.io/v1beta2: convert objects of Flux 2's current API (v1)",
 		`doc3: GitRepository source.toolkit.fluxcd.io/v1: error unmarshaling JSON: while decoding JSON: json: unknown field "brnach"`,

@@ -54,6 +54,9 @@ type Options struct {
 	// renders (plain YAML, a kustomization, or a chart's output), before
 	// Namespace fills in the namespaces still empty.
 	Overlay *Overlay `json:",omitempty"`
+	// PostBuild, when set, substitutes variables in the objects after the
+	// overlay.
+	PostBuild *PostBuild `json:",omitempty"`
 }
 
 // HelmOptions configure a Helm render.
@@ -252,6 +255,9 @@ func (r *Renderer) Render(ctx context.Context, root string, opts Options) (*Resu
 		return nil, err
 	}
 	if objs, err = r.applyOverlay(ctx, f, dir, objs, opts); err != nil {
+		return nil, err
+	}
+	if objs, err = substitute(objs, opts.PostBuild); err != nil {
 		return nil, err
 	}
 	scope := r.scopeOf(objs)
