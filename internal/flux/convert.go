@@ -17,6 +17,7 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/kustomize"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -320,18 +321,7 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 	if m := s.CommonMetadata; m != nil {
 		ks.CommonLabels, ks.CommonAnnotations = m.Labels, m.Annotations
 	}
-	for _, img := range s.Images {
-		ki := tendv1.KustomizeImage{Name: img.Name, NewName: img.NewName, NewTag: img.NewTag, Digest: img.Digest}
-		ks.Images = append(ks.Images, ki)
-	}
-	for _, p := range s.Patches {
-		kp := tendv1.KustomizePatch{Patch: p.Patch}
-		if t := p.Target; t != nil {
-			kp.Target = &tendv1.PatchTarget{Group: t.Group, Version: t.Version, Kind: t.Kind, Name: t.Name,
-				Namespace: t.Namespace, LabelSelector: t.LabelSelector, AnnotationSelector: t.AnnotationSelector}
-		}
-		ks.Patches = append(ks.Patches, kp)
-	}
+	ks.Images, ks.Patches = images(s.Images), patches(s.Patches)
 	if pb := s.PostBuild; pb != nil {
 		a.PostBuild = &tendv1.PostBuild{Substitute: pb.Substitute, SubstituteStrategy: string(pb.SubstituteStrategy)}
 		for _, r := range pb.SubstituteFrom {
@@ -354,6 +344,31 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 		"spec.deletionPolicy":          s.DeletionPolicy != "" && s.DeletionPolicy != kustomizev1.DeletionPolicyMirrorPrune,
 	})
 	c.addApp(app)
+}
+
+// postRenderers maps a HelmRelease's kustomize post-renderers (in order)
+// and commonMetadata to the App's kustomize overlay, which tend applies to
+// a chart's output.
+func (c *converter) postRenderers(prs []helmv2.PostRenderer, md *helmv2.CommonMetadata) *tendv1.KustomizeSpec {
+	ks := &tendv1.KustomizeSpec{}
+	for i, pr := range prs {
+		if pr.Kustomize == nil {
+			c.fail(fmt.Sprintf("spec.postRenderers[%d]", i), "only kustomize post-renderers are supported")
+			continue
+		}
+		ks.Patches = append(ks.Patches, patches(pr.Kustomize.Patches)...)
+		ks.Images = append(ks.Images, images(pr.Kustomize.Images)...)
+	}
+	if len(prs) > 0 {
+		c.warn("spec.postRenderers: tend applies them to the chart's hooks too")
+	}
+	if md != nil {
+		ks.CommonLabels, ks.CommonAnnotations = md.Labels, md.Annotations
+	}
+	if len(ks.Patches) == 0 && len(ks.Images) == 0 && len(ks.CommonLabels) == 0 && len(ks.CommonAnnotations) == 0 {
+		return nil
+	}
+	return ks
 }
 
 func (c *converter) helmRelease(o *helmv2.HelmRelease) {
@@ -401,6 +416,7 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 		h.ValuesFrom = append(h.ValuesFrom, tendv1.ValuesReference{Kind: v.Kind, Name: v.Name, Key: v.ValuesKey, Optional: v.Optional})
 	}
 	a.Helm = h
+	a.Kustomize = c.postRenderers(s.PostRenderers, s.CommonMetadata)
 	a.Destination.Namespace = s.TargetNamespace
 	a.Sync = tendv1.SyncPolicy{Prune: true, Interval: s.Interval}
 	if d := s.DriftDetection; d != nil && d.Mode == helmv2.DriftDetectionEnabled {
@@ -438,8 +454,6 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 		"spec.kubeConfig":         s.KubeConfig != nil,
 		"spec.storageNamespace":   s.StorageNamespace != "" && s.StorageNamespace != s.TargetNamespace,
 		"spec.serviceAccountName": s.ServiceAccountName != "",
-		"spec.postRenderers":      len(s.PostRenderers) > 0,
-		"spec.commonMetadata":     s.CommonMetadata != nil,
 		"spec.test":               s.Test != nil && s.Test.Enable,
 		"spec.rollback":           s.Rollback != nil,
 		"spec.uninstall":          s.Uninstall != nil,
@@ -450,4 +464,25 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 		c.fail("spec.driftDetection.ignore", "not converted yet; write the rules as the App's spec.ignoreDifferences")
 	}
 	c.addApp(app)
+}
+
+func images(in []kustomize.Image) []tendv1.KustomizeImage {
+	var out []tendv1.KustomizeImage
+	for _, img := range in {
+		out = append(out, tendv1.KustomizeImage{Name: img.Name, NewName: img.NewName, NewTag: img.NewTag, Digest: img.Digest})
+	}
+	return out
+}
+
+func patches(in []kustomize.Patch) []tendv1.KustomizePatch {
+	var out []tendv1.KustomizePatch
+	for _, p := range in {
+		kp := tendv1.KustomizePatch{Patch: p.Patch}
+		if t := p.Target; t != nil {
+			kp.Target = &tendv1.PatchTarget{Group: t.Group, Version: t.Version, Kind: t.Kind, Name: t.Name,
+				Namespace: t.Namespace, LabelSelector: t.LabelSelector, AnnotationSelector: t.AnnotationSelector}
+		}
+		out = append(out, kp)
+	}
+	return out
 }

@@ -146,6 +146,11 @@ spec:
   interval: 5m
   releaseName: podinfo
   chart: {spec: {chart: podinfo, version: 6.7.0, sourceRef: {kind: HelmRepository, name: podinfo}}}
+  commonMetadata: {labels: {team: web}}
+  postRenderers:
+  - kustomize:
+      images: [{name: ghcr.io/stefanprodan/podinfo, newTag: 6.7.1}]
+      patches: [{target: {kind: Deployment}, patch: '[{"op": "add", "path": "/spec/paused", "value": false}]'}]
 `, `
 apiVersion: helm.toolkit.fluxcd.io/v2
 kind: HelmRelease
@@ -170,8 +175,15 @@ spec:
 		redis.DependsOn[0].Name != "podinfo" {
 		t.Errorf("redis: %+v", redis)
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "spec.install.remediation") {
-		t.Errorf("warnings %q, want one about install remediation", res.Warnings)
+	if len(res.Warnings) != 2 || !strings.Contains(res.Warnings[0], "spec.install.remediation") || !strings.Contains(res.Warnings[1], "spec.postRenderers") {
+		t.Errorf("warnings %q, want one about install remediation and one about post-renderers", res.Warnings)
+	}
+	if ks := res.Apps[1].Spec.Kustomize; ks == nil || !reflect.DeepEqual(ks, &tendv1.KustomizeSpec{
+		CommonLabels: map[string]string{"team": "web"},
+		Images:       []tendv1.KustomizeImage{{Name: "ghcr.io/stefanprodan/podinfo", NewTag: "6.7.1"}},
+		Patches:      []tendv1.KustomizePatch{{Patch: `[{"op": "add", "path": "/spec/paused", "value": false}]`, Target: &tendv1.PatchTarget{Kind: "Deployment"}}},
+	}) {
+		t.Errorf("podinfo overlay from post-renderers and commonMetadata: %+v", ks)
 	}
 	if local := res.Apps[2].Spec; local.Path != "charts/local" || local.Chart != nil || local.Helm.ReleaseName != "local" ||
 		!reflect.DeepEqual(local.Helm.ValuesFiles, []string{"charts/local/values-prod.yaml"}) {
@@ -210,7 +222,7 @@ metadata: {name: apps, namespace: flux-system}
 spec:
   interval: 5m
   chart: {spec: {chart: c, sourceRef: {kind: HelmRepository, name: r}}}
-  postRenderers: [{kustomize: {images: [{name: a, newTag: b}]}}]
+  postRenderers: [{}]
   valuesFrom: [{kind: ConfigMap, name: v, targetPath: a.b}]
 `, `
 apiVersion: source.toolkit.fluxcd.io/v1
