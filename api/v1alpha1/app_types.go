@@ -137,6 +137,11 @@ type ValuesReference struct {
 	// Optional makes a missing object or key no error.
 	// +optional
 	Optional bool `json:"optional,omitempty"`
+	// TargetPath, when set, places the key's content as one value at this
+	// path of the values (Helm --set syntax, e.g. "auth.password" or
+	// "hosts[0]"), instead of reading the key as a YAML map of values.
+	// +optional
+	TargetPath string `json:"targetPath,omitempty"`
 }
 
 // KustomizeSpec configures kustomize, and the overlay tend builds around

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"helm.sh/helm/v4/pkg/strvals"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -182,7 +183,17 @@ func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 	default:
 		return nil, objstatus.Permanentf("kind %q: want Secret or ConfigMap", ref.Kind)
 	}
-	var vals map[string]any
+	vals := map[string]any{}
+	if ref.TargetPath != "" {
+		// One value at a path, as Helm's --set (and Flux's targetPath):
+		// commas in the value do not split it.
+		value := strings.ReplaceAll(strings.ReplaceAll(strings.TrimRight(string(data), "\n"), "\\", "\\\\"), ",", "\\,")
+		if err := strvals.ParseInto(ref.TargetPath+"="+value, vals); err != nil {
+			// The error may quote the value; name the path only.
+			return nil, objstatus.Permanentf("targetPath %q is not a Helm --set path (e.g. auth.password, hosts[0])", ref.TargetPath)
+		}
+		return vals, nil
+	}
 	if err := yaml.Unmarshal(data, &vals); err != nil {
 		// The error may quote the content; keep only the position.
 		return nil, objstatus.Permanentf("%s %s/%s key %q is not a YAML map of values", ref.Kind, ns, ref.Name, key)

@@ -295,16 +295,18 @@ func TestAppDependsOnNamespace(t *testing.T) {
 
 // TestAppHelmValuesFrom: Helm values come from the ConfigMaps and Secrets
 // spec.helm.valuesFrom names, each of its kind, under its key (default
-// values.yaml); an optional one that is missing, or lacks its key, is
-// skipped, a required one stops the render naming it.
+// values.yaml), or as one value at a targetPath (commas and backslashes
+// kept); an optional one that is missing, or lacks its key, is skipped, a
+// required one stops the render naming it.
 func TestAppHelmValuesFrom(t *testing.T) {
 	e := startController(t)
 	repo := newCtlRepo(t)
 	repo.commit("chart", map[string]string{
 		"chart/Chart.yaml":  "apiVersion: v2\nname: web\nversion: 1.0.0\n",
-		"chart/values.yaml": "fromConfigMap: unset\nfromSecret: unset\nfromKey: unset\n",
+		"chart/values.yaml": "fromConfigMap: unset\nfromSecret: unset\nfromKey: unset\nauth: {password: unset}\n",
 		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-values\ndata:\n" +
-			"  fromConfigMap: {{ .Values.fromConfigMap | quote }}\n  fromSecret: {{ .Values.fromSecret | quote }}\n  fromKey: {{ .Values.fromKey | quote }}\n",
+			"  fromConfigMap: {{ .Values.fromConfigMap | quote }}\n  fromSecret: {{ .Values.fromSecret | quote }}\n  fromKey: {{ .Values.fromKey | quote }}\n" +
+			"  fromPath: {{ .Values.auth.password | quote }}\n",
 	})
 	// A ConfigMap and a Secret of the same name: each reference reads its
 	// own kind. The Secret's values.yaml is never named by a key.
@@ -315,6 +317,7 @@ func TestAppHelmValuesFrom(t *testing.T) {
 			"custom.yaml": "fromKey: custom-key\n",
 		}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "more"}, StringData: map[string]string{"values.yaml": "fromSecret: secret\n"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "db"}, StringData: map[string]string{"password": `p4ss,w\rd`}},
 	)
 	e.create(t, gitSource("repo", repo.URL), newApp("web", "repo", "chart", e.Namespace, func(a *tendv1.App) {
 		a.Spec.Helm = &tendv1.HelmSpec{ValuesFrom: []tendv1.ValuesReference{
@@ -323,6 +326,7 @@ func TestAppHelmValuesFrom(t *testing.T) {
 			{Kind: "Secret", Name: "vals", Key: "custom.yaml"},
 			{Kind: "ConfigMap", Name: "missing", Optional: true},
 			{Kind: "Secret", Name: "vals", Key: "absent.yaml", Optional: true},
+			{Kind: "Secret", Name: "db", Key: "password", TargetPath: "auth.password"},
 		}}
 	}))
 	e.waitApp(t, "web", "synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced && a.Status.Revision != "" })
@@ -330,7 +334,7 @@ func TestAppHelmValuesFrom(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"fromConfigMap": "configmap", "fromSecret": "secret", "fromKey": "custom-key"}
+	want := map[string]string{"fromConfigMap": "configmap", "fromSecret": "secret", "fromKey": "custom-key", "fromPath": `p4ss,w\rd`}
 	for k, v := range want {
 		if cm.Data[k] != v {
 			t.Errorf("%s = %q, want %q (data %v)", k, cm.Data[k], v, cm.Data)

@@ -409,11 +409,8 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 			"spec.chart.spec.reconcileStrategy":        cs.ReconcileStrategy != "" && cs.ReconcileStrategy != "ChartVersion",
 		})
 	}
-	for i, v := range s.ValuesFrom {
-		if v.TargetPath != "" {
-			c.fail(fmt.Sprintf("spec.valuesFrom[%d].targetPath", i), "not supported: put the value under its path in the Secret or ConfigMap")
-		}
-		h.ValuesFrom = append(h.ValuesFrom, tendv1.ValuesReference{Kind: v.Kind, Name: v.Name, Key: v.ValuesKey, Optional: v.Optional})
+	for _, v := range s.ValuesFrom {
+		h.ValuesFrom = append(h.ValuesFrom, tendv1.ValuesReference{Kind: v.Kind, Name: v.Name, Key: v.ValuesKey, Optional: v.Optional, TargetPath: v.TargetPath})
 	}
 	a.Helm = h
 	a.Kustomize = c.postRenderers(s.PostRenderers, s.CommonMetadata)

@@ -136,7 +136,7 @@ spec:
   install: {createNamespace: true, remediation: {retries: 3}}
   driftDetection: {mode: enabled}
   values: {architecture: standalone}
-  valuesFrom: [{kind: Secret, name: redis-auth, valuesKey: values.yaml, optional: true}]
+  valuesFrom: [{kind: Secret, name: redis-auth, valuesKey: values.yaml, optional: true}, {kind: Secret, name: redis-pw, valuesKey: password, targetPath: auth.password}]
   dependsOn: [{name: podinfo}]
 `, `
 apiVersion: helm.toolkit.fluxcd.io/v2
@@ -171,7 +171,7 @@ spec:
 	redis := res.Apps[0].Spec
 	if redis.Helm.ReleaseName != "cache-redis" || redis.Chart.Version != "19.x" || !redis.Destination.CreateNamespace ||
 		redis.Destination.Namespace != "cache" || !redis.Sync.SelfHeal || !redis.Sync.Prune || string(redis.Helm.Values.Raw) != `{"architecture":"standalone"}` ||
-		!reflect.DeepEqual(redis.Helm.ValuesFrom, []tendv1.ValuesReference{{Kind: "Secret", Name: "redis-auth", Key: "values.yaml", Optional: true}}) ||
+		!reflect.DeepEqual(redis.Helm.ValuesFrom, []tendv1.ValuesReference{{Kind: "Secret", Name: "redis-auth", Key: "values.yaml", Optional: true}, {Kind: "Secret", Name: "redis-pw", Key: "password", TargetPath: "auth.password"}}) ||
 		redis.DependsOn[0].Name != "podinfo" {
 		t.Errorf("redis: %+v", redis)
 	}
@@ -224,6 +224,7 @@ spec:
   chart: {spec: {chart: c, sourceRef: {kind: HelmRepository, name: r}}}
   postRenderers: [{}]
   valuesFrom: [{kind: ConfigMap, name: v, targetPath: a.b}]
+  storageNamespace: elsewhere
 `, `
 apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
@@ -246,7 +247,7 @@ spec: {interval: 1m, url: https://x/fine.git}
 		"doc2: Kustomization kustomize.toolkit.fluxcd.io/v1beta2: convert objects of Flux 2's current API (v1)",
 		`doc3: GitRepository source.toolkit.fluxcd.io/v1: error unmarshaling JSON: while decoding JSON: json: unknown field "brnach"`,
 		"doc4: HelmRelease flux-system/apps: spec.postRenderers",
-		"doc4: HelmRelease flux-system/apps: spec.valuesFrom[0].targetPath",
+		"doc4: HelmRelease flux-system/apps: spec.storageNamespace",
 		"doc4: HelmRelease flux-system/apps: metadata.name: doc1: Kustomization flux-system/apps also becomes App flux-system/apps",
 	} {
 		if !strings.Contains(err.Error(), want) {
