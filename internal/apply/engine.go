@@ -135,6 +135,10 @@ type Request struct {
 	Prune bool
 	// AllowEmpty lets a render with no objects prune everything.
 	AllowEmpty bool
+	// Deleting says the App is being deleted (Objects is empty, Prune and
+	// AllowEmpty set): objects annotated argocd.argoproj.io/sync-options:
+	// Delete=false are left in the cluster, as Argo CD leaves them.
+	Deleting bool
 	// ForceConflicts takes over fields other managers own, for every object.
 	ForceConflicts bool
 	// TakeOver, when set, makes tend the sole manager of the fields it

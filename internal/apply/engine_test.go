@@ -417,6 +417,41 @@ func TestPrune(t *testing.T) {
 	}
 }
 
+// Argo CD's sync options on objects: Prune=false keeps an object that left
+// git; Delete=false keeps it only when the App is deleted, and is pruned
+// like any other when it leaves git.
+func TestArgoCDSyncOptionsOnPrune(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	exists := func(name string) bool {
+		_, err := f.env.Clientset.CoreV1().ConfigMaps(f.env.Namespace).Get(ctx, name, metav1.GetOptions{})
+		return err == nil
+	}
+	all := f.objs(t,
+		configMap("plain", "1", ""),
+		configMap("no-prune", "1", `argocd.argoproj.io/sync-options: "Prune=false"`),
+		configMap("no-delete", "1", `argocd.argoproj.io/sync-options: "ServerSideApply=true,Delete=false"`),
+		configMap("left", "1", `argocd.argoproj.io/sync-options: "Delete=false"`),
+	)
+	if _, err := f.sync(t, apply.Request{Objects: all, Prune: true}); err != nil {
+		t.Fatal(err)
+	}
+	// no-prune and left leave git.
+	if _, err := f.sync(t, apply.Request{Objects: all[:3:3], Prune: true}); err != nil {
+		t.Fatal(err)
+	}
+	if exists("left") || !exists("no-prune") {
+		t.Fatalf("after leaving git: left exists %v (want pruned: Delete=false is for App deletion), no-prune exists %v (want kept)", exists("left"), exists("no-prune"))
+	}
+	// The App is deleted.
+	if _, err := f.sync(t, apply.Request{Prune: true, AllowEmpty: true, Deleting: true}); err != nil {
+		t.Fatal(err)
+	}
+	if exists("plain") || !exists("no-delete") {
+		t.Errorf("after the App's deletion: plain exists %v (want deleted), no-delete exists %v (want kept)", exists("plain"), exists("no-delete"))
+	}
+}
+
 func TestTwoAppsClaimingOneObject(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()

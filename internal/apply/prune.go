@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -61,8 +62,12 @@ func (s *syncRun) pruneVerdict(live *unstructured.Unstructured) (verdict, string
 	if ann[AnnotationPrune] == "disabled" {
 		return keep, AnnotationPrune + ": disabled"
 	}
-	if strings.Contains(ann[argoOptions], "Prune=false") {
+	opts := splitList(ann[argoOptions])
+	if slices.Contains(opts, "Prune=false") {
 		return keep, argoOptions + ": Prune=false"
+	}
+	if s.req.Deleting && slices.Contains(opts, "Delete=false") {
+		return keep, argoOptions + ": Delete=false"
 	}
 	return prune, ""
 }

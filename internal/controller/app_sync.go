@@ -412,7 +412,7 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)
 	if err == nil {
 		ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
-		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, HealthTimeout: time.Minute}); err != nil {
+		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute}); err != nil {
 			r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, "pruning the deleted App's objects: "+err.Error())
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}
