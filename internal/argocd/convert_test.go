@@ -327,3 +327,85 @@ func TestConvertNamesCredentials(t *testing.T) {
 		t.Errorf("public repository: secretRef %+v", res.Source.Spec.Git.SecretRef)
 	}
 }
+
+// An ApplicationSet over a repository's directories (and a list) becomes an
+// AppSet with the same generators and the template converted as an
+// Application is; Go templates, other generators and placeholders tend
+// does not fill are refused by name.
+func TestConvertApplicationSet(t *testing.T) {
+	set, err := ParseApplicationSet([]byte(`
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: apps, namespace: argocd}
+spec:
+  generators:
+  - git:
+      repoURL: https://git.example.com/platform.git
+      revision: main
+      directories: [{path: "apps/*"}, {path: apps/legacy, exclude: true}]
+  - list:
+      elements: [{name: extra, path: extra/app}]
+  template:
+    metadata: {name: "{{path.basename}}", labels: {team: "{{name}}"}}
+    spec:
+      project: default
+      source: {repoURL: https://git.example.com/platform.git, targetRevision: main, path: "{{path}}"}
+      destination: {server: https://kubernetes.default.svc, namespace: "{{path.basename}}"}
+      syncPolicy: {automated: {prune: true}, syncOptions: [CreateNamespace=true]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ConvertApplicationSet(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := res.AppSet
+	if len(res.Sources) != 2 || res.Sources[0].Name != res.Sources[1].Name {
+		t.Errorf("Sources %v: want the generator's and the template's, the same one", res.Sources)
+	}
+	gens := as.Spec.Generators
+	if len(gens) != 2 || gens[0].Directories == nil || !reflect.DeepEqual(gens[0].Directories.Include, []string{"apps/*"}) ||
+		!reflect.DeepEqual(gens[0].Directories.Exclude, []string{"apps/legacy"}) || gens[0].Directories.SourceRef.Name != res.Sources[0].Name ||
+		gens[1].List == nil || gens[1].List.Elements[0]["path"] != "extra/app" {
+		t.Errorf("generators %+v", gens)
+	}
+	tpl := as.Spec.Template
+	if tpl.Metadata.Name != "{{path.basename}}" || tpl.Spec.Path != "{{path}}" || tpl.Spec.Destination.Namespace != "{{path.basename}}" ||
+		!tpl.Spec.Destination.CreateNamespace || !tpl.Spec.Sync.Prune || !as.Spec.PruneApps {
+		t.Errorf("template %+v, pruneApps %v", tpl, as.Spec.PruneApps)
+	}
+
+	bad, err := ParseApplicationSet([]byte(`
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: clusters, namespace: argocd}
+spec:
+  goTemplate: true
+  generators:
+  - clusters: {}
+  - list: {elements: [{cluster: a}]}
+  template:
+    metadata: {name: "{{cluster}}-{{path.basenameNormalized}}"}
+    spec:
+      project: default
+      source: {repoURL: "https://git.example.com/{{cluster}}.git"}
+      destination: {namespace: x}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ConvertApplicationSet(bad, Options{})
+	for _, want := range []string{
+		"converting Argo CD ApplicationSet argocd/clusters",
+		"spec.goTemplate",
+		"spec.generators[0].clusters",
+		"spec.generators[1].list.elements[0]: tend's list elements need a name",
+		"spec.template.spec.source: repoURL and targetRevision cannot hold placeholders",
+		"placeholder {{path.basenameNormalized}} is not filled",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}

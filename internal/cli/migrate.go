@@ -34,7 +34,8 @@ func (m *Main) migrateCommand() *cobra.Command {
 		Short: "Print the tend Sources and Apps of Argo CD and Flux objects",
 		Long: `Print the tend Sources and Apps of Argo CD and Flux objects.
 
-Reads Argo CD Applications and Flux GitRepositories, HelmRepositories (HTTP
+Reads Argo CD Applications and ApplicationSets (list and git directories
+generators) and Flux GitRepositories, HelmRepositories (HTTP
 and OCI), Kustomizations and HelmReleases (Flux 2's current APIs) from YAML
 files, from the .yaml and .yml files under directories, or from standard
 input (-), including kubectl's List output, and prints the tend Sources and
@@ -95,26 +96,27 @@ func (m *Main) migrate(paths []string, namespace string) error {
 			continue
 		case d.kind.Group != argocd.Group:
 			continue
-		case d.kind.Kind != "Application":
+		case d.kind.Kind != "Application" && d.kind.Kind != "ApplicationSet":
 			warnings = append(warnings, fmt.Sprintf("%s: %s is not converted", d.where, d.kind.Kind))
 			continue
 		}
-		app, err := argocd.ParseApplication(d.body)
-		if err != nil {
+		var head metav1.PartialObjectMetadata
+		if err := sigsyaml.Unmarshal(d.body, &head); err != nil {
 			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
 			continue
 		}
 		target := namespace
 		if target == "" {
-			target = app.Namespace
+			target = head.Namespace
 		}
+		what := fmt.Sprintf("%s: %s %s/%s", d.where, d.kind.Kind, head.Namespace, head.Name)
 		opts := argocd.Options{Namespace: namespace, Cluster: func(server, name string) (string, error) {
 			sec := creds.cluster(server, name)
 			if sec == nil {
 				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in the input; add it (kubectl get secrets -n argocd -l argocd.argoproj.io/secret-type=cluster -o yaml)", orDash(server, name))
 			}
 			if sec.Namespace != target {
-				warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: copy the Argo CD cluster Secret %s/%s into namespace %s: Clusters read Secrets in their own", d.where, app.Namespace, app.Name, sec.Namespace, sec.Name, target))
+				warnings = append(warnings, fmt.Sprintf("%s: copy the Argo CD cluster Secret %s/%s into namespace %s: Clusters read Secrets in their own", what, sec.Namespace, sec.Name, target))
 			}
 			cl := &tendv1.Cluster{
 				TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
@@ -129,21 +131,44 @@ func (m *Main) migrate(paths []string, namespace string) error {
 				return ""
 			}
 			if sec.Namespace != target {
-				warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: copy the Argo CD repository Secret %s/%s into namespace %s: Sources read Secrets in their own", d.where, app.Namespace, app.Name, sec.Namespace, sec.Name, target))
+				warnings = append(warnings, fmt.Sprintf("%s: copy the Argo CD repository Secret %s/%s into namespace %s: Sources read Secrets in their own", what, sec.Namespace, sec.Name, target))
 			}
 			isSSH := strings.HasPrefix(url, "ssh://") || (!strings.Contains(url, "://") && strings.Contains(url, "@"))
 			if _, ok := sec.Data["known_hosts"]; isSSH && !ok {
-				warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: add known_hosts to Secret %s: tend checks SSH host keys (Argo CD keeps them in the ConfigMap argocd-ssh-known-hosts-cm)", d.where, app.Namespace, app.Name, sec.Name))
+				warnings = append(warnings, fmt.Sprintf("%s: add known_hosts to Secret %s: tend checks SSH host keys (Argo CD keeps them in the ConfigMap argocd-ssh-known-hosts-cm)", what, sec.Name))
 			}
 			return sec.Name
 		}}
+		if d.kind.Kind == "ApplicationSet" {
+			set, err := argocd.ParseApplicationSet(d.body)
+			if err == nil {
+				var res *argocd.SetResult
+				if res, err = argocd.ConvertApplicationSet(set, opts); err == nil {
+					for _, w := range res.Warnings {
+						warnings = append(warnings, what+": "+w)
+					}
+					for _, src := range res.Sources {
+						objects["1/"+src.Namespace+"/"+src.Name] = src
+					}
+					objects["3/"+res.AppSet.Namespace+"/"+res.AppSet.Name] = res.AppSet
+					continue
+				}
+			}
+			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
+			continue
+		}
+		app, err := argocd.ParseApplication(d.body)
+		if err != nil {
+			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
+			continue
+		}
 		res, err := argocd.Convert(app, opts)
 		if err != nil {
 			refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
 			continue
 		}
 		for _, w := range res.Warnings {
-			warnings = append(warnings, fmt.Sprintf("%s: Application %s/%s: %s", d.where, app.Namespace, app.Name, w))
+			warnings = append(warnings, what+": "+w)
 		}
 		objects["1/"+res.Source.Namespace+"/"+res.Source.Name] = res.Source
 		key := "2/" + res.App.Namespace + "/" + res.App.Name

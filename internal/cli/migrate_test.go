@@ -3,17 +3,18 @@ package cli
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
@@ -267,23 +268,12 @@ stringData: {url: https://git.example.com/, username: x, password: "y"}
 func TestMigrateUsesArgoCDClusterSecrets(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
-	kc, err := clientcmd.LoadFromFile(cl.Kubeconfig)
+	raw, err := os.ReadFile(cl.Kubeconfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kctx := kc.Contexts[kc.CurrentContext]
-	srv, user := kc.Clusters[kctx.Cluster], kc.AuthInfos[kctx.AuthInfo]
-	config, err := json.Marshal(map[string]any{"tlsClientConfig": map[string]any{
-		"caData": srv.CertificateAuthorityData, "certData": user.ClientCertificateData, "keyData": user.ClientKeyData,
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: "cluster-staging", Namespace: ns, Labels: map[string]string{"argocd.argoproj.io/secret-type": "cluster"}},
-		Data:       map[string][]byte{"name": []byte("staging"), "server": []byte(srv.Server), "config": config},
-	}
+	secret := testenv.ArgoCDClusterSecret(t, raw, "cluster-staging", "staging")
+	secret.Namespace = ns
 	secretYAML, err := yaml.Marshal(secret)
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +287,7 @@ func TestMigrateUsesArgoCDClusterSecrets(t *testing.T) {
 		t.Fatalf("migrate: exit %d: %s", code, m.Stderr)
 	}
 	out := m.Stdout.(*strings.Builder).String()
-	if strings.Contains(out, string(user.ClientKeyData)) || strings.Contains(out, base64.StdEncoding.EncodeToString(config)) {
+	if strings.Contains(out, base64.StdEncoding.EncodeToString(secret.Data["config"])) || strings.Contains(out, "keyData") {
 		t.Fatalf("a Secret's value was printed:\n%s", out)
 	}
 	objs := objectsOf(t, out)
@@ -322,4 +312,67 @@ func TestMigrateUsesArgoCDClusterSecrets(t *testing.T) {
 		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
 		return err == nil && cm.Data["value"] == "staging"
 	})
+}
+
+// An ApplicationSet over a repository's directories becomes an AppSet whose
+// Apps a running controller generates and syncs.
+func TestMigrateArgoCDApplicationSet(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("apps", map[string]string{
+		"apps/api/cm.yaml":    configMapYAML("api-settings", "api"),
+		"apps/worker/cm.yaml": configMapYAML("worker-settings", "worker"),
+		"apps/legacy/cm.yaml": configMapYAML("legacy-settings", "legacy"),
+	})
+	set := fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: apps, namespace: %[1]s}
+spec:
+  generators:
+  - git:
+      repoURL: %[2]s
+      revision: main
+      directories: [{path: "apps/*"}, {path: apps/legacy, exclude: true}]
+  template:
+    metadata: {name: "{{path.basename}}"}
+    spec:
+      project: default
+      source: {repoURL: %[2]s, targetRevision: main, path: "{{path}}"}
+      destination: {server: https://kubernetes.default.svc, namespace: %[1]s}
+      syncPolicy: {automated: {prune: true}}
+`, ns, repo.URL)
+	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(set)}
+	if code := m.Run(context.Background(), []string{"migrate", "-"}); code != ExitOK {
+		t.Fatalf("migrate: exit %d: %s", code, m.Stderr)
+	}
+	out := m.Stdout.(*strings.Builder).String()
+	objs := objectsOf(t, out)
+	if len(objs) != 2 || objs[0].GetKind() != "Source" || objs[1].GetKind() != "AppSet" {
+		t.Fatalf("migrate printed:\n%s\nwant a Source and an AppSet", out)
+	}
+	ctx := context.Background()
+	for _, o := range objs {
+		if err := cl.c.Create(ctx, o); err != nil {
+			t.Fatalf("create %s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	cl.startController(t)
+	for _, name := range []string{"api", "worker"} {
+		eventually(t, "ConfigMap "+name+"-settings applied by the generated App "+name, 2*time.Minute, func() bool {
+			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, name+"-settings", metav1.GetOptions{})
+			return err == nil && cm.Data["value"] == name
+		})
+	}
+	var apps tendv1.AppList
+	if err := cl.c.List(ctx, &apps, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, a := range apps.Items {
+		names = append(names, a.Name)
+	}
+	if slices.Sort(names); strings.Join(names, ",") != "api,worker" {
+		t.Errorf("generated Apps %v, want api,worker (legacy excluded)", names)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"log/slog"
 	"net"
 	"os"
@@ -150,22 +149,7 @@ func TestClusterRemoteTarget(t *testing.T) {
 
 	// An Argo CD cluster Secret (server and config) serves as it is.
 	t.Run("Argo CD cluster Secret", func(t *testing.T) {
-		kc, err := clientcmd.Load(c2.kubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kctx := kc.Contexts[kc.CurrentContext]
-		srv, user := kc.Clusters[kctx.Cluster], kc.AuthInfos[kctx.AuthInfo]
-		config, err := json.Marshal(map[string]any{"tlsClientConfig": map[string]any{
-			"caData": srv.CertificateAuthorityData, "certData": user.ClientCertificateData, "keyData": user.ClientKeyData,
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sec := &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "cluster-c2", Labels: map[string]string{"argocd.argoproj.io/secret-type": "cluster"}},
-			Data:       map[string][]byte{"name": []byte("c2"), "server": []byte(srv.Server), "config": config},
-		}
+		sec := testenv.ArgoCDClusterSecret(t, c2.kubeconfig, "cluster-c2", "c2")
 		e.create(t, sec, remoteCluster("argo-c2", "cluster-c2"))
 		sv, err := c2.clientset.Discovery().ServerVersion()
 		if err != nil {
