@@ -358,6 +358,15 @@ spec:
 		}
 	}
 	cl.startController(t)
+	// Before the controller's cleanup deletes the Apps (cleanups run last
+	// first): the AppSet would generate them again.
+	t.Cleanup(func() {
+		for _, o := range objs {
+			if o.GetKind() == "AppSet" {
+				_ = cl.c.Delete(context.Background(), o)
+			}
+		}
+	})
 	for _, name := range []string{"api", "worker"} {
 		eventually(t, "ConfigMap "+name+"-settings applied by the generated App "+name, 2*time.Minute, func() bool {
 			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, name+"-settings", metav1.GetOptions{})
