@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/fluxcd/pkg/envsubst"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -55,7 +56,9 @@ func substitute(objs []*unstructured.Unstructured, pb *PostBuild) ([]*unstructur
 		}
 		m := map[string]any{}
 		if err := yaml.Unmarshal([]byte(out), &m); err != nil {
-			return nil, fmt.Errorf("%s: after spec.postBuild substitution it is not valid YAML: %w", describe(o), err)
+			// A parser error may quote the text, and so a value from a
+			// Secret: values are masked.
+			return nil, fmt.Errorf("%s: after spec.postBuild substitution it is not valid YAML (quote values that hold YAML syntax): %s", describe(o), maskValues(err.Error(), pb.Vars))
 		}
 		keepStrings(o.Object, m, "")
 		objs[i] = &unstructured.Unstructured{Object: m}
@@ -121,4 +124,15 @@ func scalarString(v any) any {
 		return fmt.Sprint(x)
 	}
 	return v
+}
+
+// maskValues replaces in msg every variable value of 3 or more characters
+// (shorter ones would mask ordinary words) with "***".
+func maskValues(msg string, vars map[string]string) string {
+	for _, v := range vars {
+		if len(v) >= 3 {
+			msg = strings.ReplaceAll(msg, v, "***")
+		}
+	}
+	return msg
 }

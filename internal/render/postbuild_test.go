@@ -88,3 +88,16 @@ data: {script: "echo ${HOME}"}
 		}
 	}
 }
+
+// A substitution that breaks the YAML is an error naming the object; the
+// parser's message does not carry the variables' values.
+func TestPostBuildInvalidYAMLMasksValues(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, namespace: x}\ndata:\n  k: ${secret}\n",
+	})
+	err := renderErr(t, &Renderer{}, root, Options{Path: "app", PostBuild: &PostBuild{Vars: map[string]string{"secret": "s3cr3t: [unclosed"}}})
+	if !strings.Contains(err.Error(), "ConfigMap x/cfg") || !strings.Contains(err.Error(), "spec.postBuild") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("error %q: want it to name the object and spec.postBuild, without the value", err)
+	}
+}
