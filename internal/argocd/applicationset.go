@@ -252,16 +252,10 @@ func (c *converter) gitGenerator(g *GitGenerator, field, ns string) (*tendv1.Dir
 		return nil, nil
 	}
 	ref := c.gitRef(g.RepoURL, g.Revision, field+".revision")
-	src := &tendv1.Source{
-		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Source"},
-		ObjectMeta: metav1.ObjectMeta{Name: sourceName(g.RepoURL, refString(ref)), Namespace: ns},
-		Spec:       tendv1.SourceSpec{Git: &tendv1.GitSource{URL: g.RepoURL, Ref: ref}},
-	}
-	if c.opts.Credentials != nil {
-		if name := c.opts.Credentials(g.RepoURL); name != "" {
-			src.Spec.Git.SecretRef = &tendv1.LocalObjectReference{Name: name}
-		}
-	}
+	src := newSource(ns)
+	src.Name = sourceName(g.RepoURL, refString(ref))
+	src.Spec.Git = &tendv1.GitSource{URL: g.RepoURL, Ref: ref}
+	c.credentials(src, g.RepoURL)
 	gen := &tendv1.DirectoriesGenerator{SourceRef: tendv1.NamespacedObjectReference{Name: src.Name}}
 	for _, d := range g.Directories {
 		if d.Exclude {

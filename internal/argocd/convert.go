@@ -164,8 +164,7 @@ func (c *converter) source(s *ApplicationSource, field, ns string, spec *tendv1.
 	if len(s.Plugin) > 0 {
 		c.fail(field+".plugin", "config management plugins are not supported: render in CI and commit the output, or use Helm or kustomize")
 	}
-	out := &tendv1.Source{TypeMeta: metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Source"}}
-	out.Namespace = ns
+	out := newSource(ns)
 	rev := s.TargetRevision
 	if s.Chart != "" {
 		// A chart from a Helm repository or OCI registry: targetRevision
@@ -204,26 +203,44 @@ func (c *converter) source(s *ApplicationSource, field, ns string, spec *tendv1.
 		c.kustomize(s.Kustomize, field+".kustomize", spec)
 	}
 	c.helm(s.Helm, field+".helm", s.Chart != "", spec)
-	if c.opts.Credentials != nil {
-		if name := c.opts.Credentials(s.RepoURL); name != "" {
-			ref := &tendv1.LocalObjectReference{Name: name}
-			switch {
-			case out.Spec.Git != nil:
-				out.Spec.Git.SecretRef = ref
-			case out.Spec.Helm != nil:
-				out.Spec.Helm.SecretRef = ref
-			case out.Spec.OCI != nil:
-				out.Spec.OCI.SecretRef = ref
-			}
-		}
-	}
+	c.credentials(out, s.RepoURL)
 	return out
+}
+
+func newSource(ns string) *tendv1.Source {
+	return &tendv1.Source{
+		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Source"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns},
+	}
+}
+
+// credentials names on src the Secret Options.Credentials gives for
+// repoURL, if any.
+func (c *converter) credentials(src *tendv1.Source, repoURL string) {
+	if c.opts.Credentials == nil {
+		return
+	}
+	name := c.opts.Credentials(repoURL)
+	if name == "" {
+		return
+	}
+	ref := &tendv1.LocalObjectReference{Name: name}
+	switch {
+	case src.Spec.Git != nil:
+		src.Spec.Git.SecretRef = ref
+	case src.Spec.Helm != nil:
+		src.Spec.Helm.SecretRef = ref
+	case src.Spec.OCI != nil:
+		src.Spec.OCI.SecretRef = ref
+	}
 }
 
 var (
 	commitPattern  = regexp.MustCompile(`^[0-9a-f]{40}$`)
 	versionPattern = regexp.MustCompile(`^v?[0-9]+(\.[0-9]+)+([-+].*)?$`)
-	semverRange    = regexp.MustCompile(`[*^~<>=xX| ,]`)
+	// A version range: an operator or wildcard git forbids in ref names
+	// (* ^ ~ space), a comparison or list, or an x wildcard after numbers.
+	semverRange = regexp.MustCompile(`[*^~<>=|, ]|^v?[0-9]+(\.[0-9]+)*\.[xX]$`)
 )
 
 // gitRef maps a git targetRevision as Argo CD resolves it: empty or HEAD

@@ -184,6 +184,9 @@ func TestConvertGitRevisions(t *testing.T) {
 		"release/2026-12": {Branch: "release/2026-12"},
 		">=1.0.0 <2.0.0":  {SemVer: ">=1.0.0 <2.0.0"},
 		"1.2.*":           {SemVer: "1.2.*"},
+		"1.x":             {SemVer: "1.x"},
+		"next":            {Branch: "next"},
+		"fix-x":           {Branch: "fix-x"},
 	} {
 		c := &converter{}
 		if got := c.gitRef("https://example.com/r.git", rev, "f"); got != want {

@@ -110,6 +110,8 @@ func (m *Main) migrate(paths []string, namespace string) error {
 			target = head.Namespace
 		}
 		what := fmt.Sprintf("%s: %s %s/%s", d.where, d.kind.Kind, head.Namespace, head.Name)
+		// Clusters are printed only for what converts.
+		clusters := map[string]any{}
 		opts := argocd.Options{Namespace: namespace, Cluster: func(server, name string) (string, error) {
 			sec := creds.cluster(server, name)
 			if sec == nil {
@@ -123,7 +125,7 @@ func (m *Main) migrate(paths []string, namespace string) error {
 				ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: target},
 				Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
 			}
-			objects["0/"+target+"/"+sec.Name] = cl
+			clusters["0/"+target+"/"+sec.Name] = cl
 			return sec.Name, nil
 		}, Credentials: func(url string) string {
 			sec := creds.lookup(url)
@@ -151,6 +153,7 @@ func (m *Main) migrate(paths []string, namespace string) error {
 						objects["1/"+src.Namespace+"/"+src.Name] = src
 					}
 					objects["3/"+res.AppSet.Namespace+"/"+res.AppSet.Name] = res.AppSet
+					maps.Copy(objects, clusters)
 					continue
 				}
 			}
@@ -170,13 +173,14 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		for _, w := range res.Warnings {
 			warnings = append(warnings, what+": "+w)
 		}
-		objects["1/"+res.Source.Namespace+"/"+res.Source.Name] = res.Source
 		key := "2/" + res.App.Namespace + "/" + res.App.Name
 		if _, dup := objects[key]; dup {
 			refused = append(refused, fmt.Errorf("%s: Application %s/%s: another Application becomes App %s already; pass --app-namespace or rename one", d.where, app.Namespace, app.Name, key[2:]))
 			continue
 		}
+		objects["1/"+res.Source.Namespace+"/"+res.Source.Name] = res.Source
 		objects[key] = res.App
+		maps.Copy(objects, clusters)
 	}
 	if len(fluxDocs) > 0 {
 		res := flux.Convert(fluxDocs)
