@@ -17,6 +17,11 @@ CONTROLLER_GEN := sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 # export and keep every symbol (120 MB instead of 94 MB, about 19 MiB more
 # RSS at start). tend never loads Go plugins.
 GO_TAGS     := kustomize_disable_go_plugin_support
+# The Argo CD and Flux CRDs `tend install --compat` installs (config/compat):
+# generated from tend's Argo CD types and Flux's own API modules, for the
+# kinds tend reconciles only.
+COMPAT_PATHS := paths=./internal/argocd/... paths=github.com/fluxcd/source-controller/api/v1 paths=github.com/fluxcd/kustomize-controller/api/v1 paths=github.com/fluxcd/helm-controller/api/v2
+COMPAT_DROP  := argoproj.io_applicationsets.yaml source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_externalartifacts.yaml source.toolkit.fluxcd.io_helmcharts.yaml source.toolkit.fluxcd.io_ocirepositories.yaml
 TEST_FLAGS  ?= -timeout 30m
 # The scale benchmark runs on a control plane of its own (not the one
 # `make test` uses), stopped afterwards. BENCH_FLAGS are passed to
@@ -53,8 +58,10 @@ lint: check-generated
 ## then the install manifests that embed the CRDs (config/install and the
 ## kustomize-selfmanaged example's).
 generate:
-	rm -f config/crd/*.yaml
+	rm -f config/crd/*.yaml config/compat/*.yaml
 	$(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=config/crd
+	$(GO) run $(CONTROLLER_GEN) crd $(COMPAT_PATHS) output:crd:dir=config/compat
+	cd config/compat && rm -f $(COMPAT_DROP)
 	$(GO) run ./internal/install/gen
 	$(GO) run ./internal/install/gen -stdout -cluster-admin > examples/kustomize-selfmanaged/apps/tend/base/install.yaml
 
@@ -65,7 +72,8 @@ generate:
 check-generated:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  $(GO) run $(CONTROLLER_GEN) object crd paths=./api/... output:crd:dir=$$tmp/crd output:object:dir=$$tmp/object && \
-	  if ! diff -ru config/crd $$tmp/crd || ! diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/object/zz_generated.deepcopy.go; then \
+	  $(GO) run $(CONTROLLER_GEN) crd $(COMPAT_PATHS) output:crd:dir=$$tmp/compat && (cd $$tmp/compat && rm -f $(COMPAT_DROP)) && \
+	  if ! diff -ru config/crd $$tmp/crd || ! diff -ru config/compat $$tmp/compat || ! diff -u api/v1alpha1/zz_generated.deepcopy.go $$tmp/object/zz_generated.deepcopy.go; then \
 	    echo "generated files are stale: run make generate and commit the result"; exit 1; fi
 
 ## unit: fast tests, no cluster (integration tests skip themselves under -short).

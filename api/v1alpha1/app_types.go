@@ -56,6 +56,30 @@ type AppSpec struct {
 	// Suspend stops syncing; nothing is applied or pruned.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+	// DeletionPolicy says what deleting the App does to its objects:
+	// MirrorPrune (the default) deletes them when spec.sync.prune is set,
+	// Delete always deletes them, Orphan leaves them in the cluster.
+	// +optional
+	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
+	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+}
+
+// Values of AppSpec.DeletionPolicy.
+const (
+	DeletionMirrorPrune = "MirrorPrune"
+	DeletionDelete      = "Delete"
+	DeletionOrphan      = "Orphan"
+)
+
+// DeletesObjects says whether deleting the App deletes its objects.
+func (s *AppSpec) DeletesObjects() bool {
+	switch s.DeletionPolicy {
+	case DeletionDelete:
+		return true
+	case DeletionOrphan:
+		return false
+	}
+	return s.Sync.Prune
 }
 
 // PostBuild substitutes ${name} in every rendered object with Flux's

@@ -24,7 +24,9 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -135,6 +137,11 @@ type Request struct {
 	Prune bool
 	// AllowEmpty lets a render with no objects prune everything.
 	AllowEmpty bool
+	// CreateNamespace names a Namespace created before anything else when
+	// it does not exist (spec.destination.createNamespace). As with Argo
+	// CD's CreateNamespace and Helm's --create-namespace, the App does not
+	// own it: several Apps may deploy into it, and no prune deletes it.
+	CreateNamespace string
 	// Deleting says the App is being deleted (Objects is empty, Prune and
 	// AllowEmpty set): objects annotated argocd.argoproj.io/sync-options:
 	// Delete=false are left in the cluster, as Argo CD leaves them.
@@ -452,6 +459,9 @@ func (s *syncRun) run(ctx context.Context) error {
 	if !s.req.Force && len(owned) == 0 && len(prune) == 0 {
 		return nil // nothing to do: steady state
 	}
+	if err := s.ensureNamespace(ctx); err != nil {
+		return err
+	}
 	steps := s.plan.Steps
 	// Namespaces and CRDs come before pre-sync hooks: a hook Job needs its
 	// namespace, and may use a custom resource.
@@ -535,6 +545,34 @@ func (s *syncRun) prepare(ctx context.Context) (map[ObjectRef]string, error) {
 		return nil, &SyncError{Err: joinErrors(errs)}
 	}
 	return need, nil
+}
+
+// ensureNamespace creates Request.CreateNamespace if it does not exist,
+// without an owner: it is not part of the App.
+func (s *syncRun) ensureNamespace(ctx context.Context) error {
+	name := s.req.CreateNamespace
+	if name == "" || s.req.DryRun {
+		return nil
+	}
+	ns := &unstructured.Unstructured{}
+	ns.SetAPIVersion("v1")
+	ns.SetKind("Namespace")
+	ns.SetName(name)
+	if err := s.e.Live.Watch(ctx, ns.GroupVersionKind()); err != nil {
+		return err
+	}
+	if live, ok := s.e.Live.Get(ns.GroupVersionKind(), "", name); ok && live.GetDeletionTimestamp() == nil {
+		return nil
+	}
+	ri, _, err := s.e.resourceFor(ns)
+	if err != nil {
+		return err
+	}
+	if _, err := ri.Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return &SyncError{Step: "namespace", Err: fmt.Errorf("creating Namespace %s (spec.destination.createNamespace): %s", name, serverMessage(err))}
+	}
+	s.progress("namespace", RefOf(ns), Created, "spec.destination.createNamespace")
+	return nil
 }
 
 // annotateOwner adds the owner annotation to every object and hook.

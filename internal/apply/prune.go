@@ -22,6 +22,11 @@ func (s *syncRun) pruneCandidates() []ObjectRef {
 	}
 	var out []ObjectRef
 	for _, r := range s.old.Refs() {
+		if r.Kind == "Namespace" && r.Group == "" && r.Name == s.req.CreateNamespace && r.Name != "" {
+			// Created for the App, not part of it: never pruned, though
+			// inventories written by earlier versions of tend list it.
+			continue
+		}
 		if !desired[r] {
 			out = append(out, r)
 		}

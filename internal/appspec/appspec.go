@@ -70,6 +70,9 @@ func Request(app *tendv1.App, c Compiled) apply.Request {
 		HealthTimeout:  HealthTimeout(app),
 		Ignore:         c.Ignore,
 	}
+	if d := app.Spec.Destination; d.CreateNamespace {
+		req.CreateNamespace = d.Namespace
+	}
 	if c.Health != nil {
 		req.Health = c.Health
 	}

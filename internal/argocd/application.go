@@ -8,11 +8,19 @@
 // tend has anyway (server-side apply, ignore rules respected on sync) are
 // accepted. The types here cover every field of Argo CD 3's Application
 // spec, so a misspelt or unknown field is an error too.
+//
+// The types also define the CustomResourceDefinitions `tend install
+// --compat argo` installs (controller-gen, config/compat): spec is typed,
+// status and operation are Argo CD's and kept as they are.
+//
+// +groupName=argoproj.io
+// +versionName=v1alpha1
 package argocd
 
 import (
-	"encoding/json"
 	"fmt"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -23,13 +31,23 @@ import (
 const Group = "argoproj.io"
 
 // Application is an Argo CD Application (argoproj.io/v1alpha1), spec only.
+// Its CRD has no short names: Argo CD's "app" and "apps" would shadow
+// tend's own App.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:path=applications,categories=argo
+// +kubebuilder:printcolumn:name="Sync Status",type=string,JSONPath=`.status.sync.status`
+// +kubebuilder:printcolumn:name="Health Status",type=string,JSONPath=`.status.health.status`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.sync.revision`,priority=10
+// +kubebuilder:printcolumn:name="Project",type=string,JSONPath=`.spec.project`,priority=10
 type Application struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              ApplicationSpec `json:"spec"`
-	// Status and Operation are Argo CD's; read by nothing here.
-	Status    json.RawMessage `json:"status,omitempty"`
-	Operation json.RawMessage `json:"operation,omitempty"`
+	// Status is written by tend in Argo CD's shape (internal/compat);
+	// Operation is Argo CD's, read by nothing here.
+	Status    Raw `json:"status,omitempty"`
+	Operation Raw `json:"operation,omitempty"`
 }
 
 // ApplicationSpec is an Application's spec.
@@ -42,7 +60,7 @@ type ApplicationSpec struct {
 	IgnoreDifferences    []ResourceIgnoreDifferences `json:"ignoreDifferences,omitempty"`
 	Info                 []Info                      `json:"info,omitempty"`
 	RevisionHistoryLimit *int64                      `json:"revisionHistoryLimit,omitempty"`
-	SourceHydrator       json.RawMessage             `json:"sourceHydrator,omitempty"`
+	SourceHydrator       Raw                         `json:"sourceHydrator,omitempty"`
 }
 
 // ApplicationSource is where an Application's manifests come from.
@@ -53,7 +71,7 @@ type ApplicationSource struct {
 	Helm           *ApplicationSourceHelm      `json:"helm,omitempty"`
 	Kustomize      *ApplicationSourceKustomize `json:"kustomize,omitempty"`
 	Directory      *ApplicationSourceDirectory `json:"directory,omitempty"`
-	Plugin         json.RawMessage             `json:"plugin,omitempty"`
+	Plugin         Raw                         `json:"plugin,omitempty"`
 	Chart          string                      `json:"chart,omitempty"`
 	Ref            string                      `json:"ref,omitempty"`
 	Name           string                      `json:"name,omitempty"`
@@ -72,7 +90,7 @@ type ApplicationSourceHelm struct {
 	SkipCrds                bool                `json:"skipCrds,omitempty"`
 	SkipTests               bool                `json:"skipTests,omitempty"`
 	SkipSchemaValidation    bool                `json:"skipSchemaValidation,omitempty"`
-	ValuesObject            json.RawMessage     `json:"valuesObject,omitempty"`
+	ValuesObject            Raw                 `json:"valuesObject,omitempty"`
 	Namespace               string              `json:"namespace,omitempty"`
 	KubeVersion             string              `json:"kubeVersion,omitempty"`
 	APIVersions             []string            `json:"apiVersions,omitempty"`
@@ -140,10 +158,10 @@ type KustomizeSelector struct {
 
 // ApplicationSourceDirectory holds options for plain manifests.
 type ApplicationSourceDirectory struct {
-	Recurse bool            `json:"recurse,omitempty"`
-	Jsonnet json.RawMessage `json:"jsonnet,omitempty"`
-	Exclude string          `json:"exclude,omitempty"`
-	Include string          `json:"include,omitempty"`
+	Recurse bool   `json:"recurse,omitempty"`
+	Jsonnet Raw    `json:"jsonnet,omitempty"`
+	Exclude string `json:"exclude,omitempty"`
+	Include string `json:"include,omitempty"`
 }
 
 // ApplicationDestination is the cluster and namespace to deploy to.
@@ -219,3 +237,8 @@ func ParseApplication(doc []byte) (*Application, error) {
 	}
 	return &app, nil
 }
+
+// Raw is a field kept as the JSON it was given: Argo CD's status and
+// operation, and the options tend refuses or reads itself. The CRDs leave
+// it unchecked (x-kubernetes-preserve-unknown-fields).
+type Raw = apiextensionsv1.JSON

@@ -17,11 +17,14 @@ import (
 
 // ApplicationSet is an Argo CD ApplicationSet (argoproj.io/v1alpha1),
 // spec only, with every field of Argo CD 3's spec.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:path=applicationsets,shortName=appset;appsets,categories=argo
 type ApplicationSet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 	Spec              ApplicationSetSpec `json:"spec"`
-	Status            json.RawMessage    `json:"status,omitempty"`
+	Status            Raw                `json:"status,omitempty"`
 }
 
 // ApplicationSetSpec is an ApplicationSet's spec.
@@ -31,32 +34,32 @@ type ApplicationSetSpec struct {
 	Generators                   []ApplicationSetGenerator `json:"generators"`
 	Template                     ApplicationSetTemplate    `json:"template"`
 	SyncPolicy                   *ApplicationSetSyncPolicy `json:"syncPolicy,omitempty"`
-	Strategy                     json.RawMessage           `json:"strategy,omitempty"`
-	PreservedFields              json.RawMessage           `json:"preservedFields,omitempty"`
+	Strategy                     Raw                       `json:"strategy,omitempty"`
+	PreservedFields              Raw                       `json:"preservedFields,omitempty"`
 	TemplatePatch                *string                   `json:"templatePatch,omitempty"`
-	IgnoreApplicationDifferences json.RawMessage           `json:"ignoreApplicationDifferences,omitempty"`
+	IgnoreApplicationDifferences Raw                       `json:"ignoreApplicationDifferences,omitempty"`
 }
 
 // ApplicationSetGenerator is one generator; tend reads list and git
 // directories.
 type ApplicationSetGenerator struct {
-	List                    *ListGenerator  `json:"list,omitempty"`
-	Git                     *GitGenerator   `json:"git,omitempty"`
-	Clusters                json.RawMessage `json:"clusters,omitempty"`
-	Matrix                  json.RawMessage `json:"matrix,omitempty"`
-	Merge                   json.RawMessage `json:"merge,omitempty"`
-	SCMProvider             json.RawMessage `json:"scmProvider,omitempty"`
-	ClusterDecisionResource json.RawMessage `json:"clusterDecisionResource,omitempty"`
-	PullRequest             json.RawMessage `json:"pullRequest,omitempty"`
-	Plugin                  json.RawMessage `json:"plugin,omitempty"`
-	Selector                json.RawMessage `json:"selector,omitempty"`
+	List                    *ListGenerator `json:"list,omitempty"`
+	Git                     *GitGenerator  `json:"git,omitempty"`
+	Clusters                Raw            `json:"clusters,omitempty"`
+	Matrix                  Raw            `json:"matrix,omitempty"`
+	Merge                   Raw            `json:"merge,omitempty"`
+	SCMProvider             Raw            `json:"scmProvider,omitempty"`
+	ClusterDecisionResource Raw            `json:"clusterDecisionResource,omitempty"`
+	PullRequest             Raw            `json:"pullRequest,omitempty"`
+	Plugin                  Raw            `json:"plugin,omitempty"`
+	Selector                Raw            `json:"selector,omitempty"`
 }
 
 // ListGenerator generates one Application per element.
 type ListGenerator struct {
-	Elements     []json.RawMessage `json:"elements,omitempty"`
-	ElementsYaml string            `json:"elementsYaml,omitempty"`
-	Template     json.RawMessage   `json:"template,omitempty"`
+	Elements     []Raw  `json:"elements,omitempty"`
+	ElementsYaml string `json:"elementsYaml,omitempty"`
+	Template     Raw    `json:"template,omitempty"`
 }
 
 // GitGenerator generates from a repository's directories or files.
@@ -64,9 +67,9 @@ type GitGenerator struct {
 	RepoURL             string                      `json:"repoURL"`
 	Revision            string                      `json:"revision,omitempty"`
 	Directories         []GitDirectoryGeneratorItem `json:"directories,omitempty"`
-	Files               json.RawMessage             `json:"files,omitempty"`
+	Files               Raw                         `json:"files,omitempty"`
 	RequeueAfterSeconds *int64                      `json:"requeueAfterSeconds,omitempty"`
-	Template            json.RawMessage             `json:"template,omitempty"`
+	Template            Raw                         `json:"template,omitempty"`
 	PathParamPrefix     string                      `json:"pathParamPrefix,omitempty"`
 	Values              map[string]string           `json:"values,omitempty"`
 }
@@ -79,14 +82,17 @@ type GitDirectoryGeneratorItem struct {
 
 // ApplicationSetTemplate is the Application each parameter set makes.
 type ApplicationSetTemplate struct {
-	Metadata struct {
-		Name        string            `json:"name,omitempty"`
-		Namespace   string            `json:"namespace,omitempty"`
-		Labels      map[string]string `json:"labels,omitempty"`
-		Annotations map[string]string `json:"annotations,omitempty"`
-		Finalizers  []string          `json:"finalizers,omitempty"`
-	} `json:"metadata"`
-	Spec ApplicationSpec `json:"spec"`
+	Metadata ApplicationSetTemplateMeta `json:"metadata"`
+	Spec     ApplicationSpec            `json:"spec"`
+}
+
+// ApplicationSetTemplateMeta is the metadata of generated Applications.
+type ApplicationSetTemplateMeta struct {
+	Name        string            `json:"name,omitempty"`
+	Namespace   string            `json:"namespace,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Finalizers  []string          `json:"finalizers,omitempty"`
 }
 
 // ApplicationSetSyncPolicy says what happens to generated Applications.
@@ -133,10 +139,10 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 	}
 	c.unsupported("spec", "not supported; remove it", map[string]bool{
 		"goTemplateOptions":            len(spec.GoTemplateOptions) > 0,
-		"strategy":                     len(spec.Strategy) > 0,
-		"preservedFields":              len(spec.PreservedFields) > 0,
+		"strategy":                     len(spec.Strategy.Raw) > 0,
+		"preservedFields":              len(spec.PreservedFields.Raw) > 0,
 		"templatePatch":                spec.TemplatePatch != nil,
-		"ignoreApplicationDifferences": len(spec.IgnoreApplicationDifferences) > 0,
+		"ignoreApplicationDifferences": len(spec.IgnoreApplicationDifferences.Raw) > 0,
 	})
 	out := &tendv1.AppSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "AppSet"},
@@ -158,11 +164,11 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 	for i, g := range spec.Generators {
 		field := fmt.Sprintf("spec.generators[%d]", i)
 		c.unsupported(field, "generator not supported (tend has list and git directories)", map[string]bool{
-			"clusters": len(g.Clusters) > 0, "matrix": len(g.Matrix) > 0, "merge": len(g.Merge) > 0,
-			"scmProvider": len(g.SCMProvider) > 0, "clusterDecisionResource": len(g.ClusterDecisionResource) > 0,
-			"pullRequest": len(g.PullRequest) > 0, "plugin": len(g.Plugin) > 0,
+			"clusters": len(g.Clusters.Raw) > 0, "matrix": len(g.Matrix.Raw) > 0, "merge": len(g.Merge.Raw) > 0,
+			"scmProvider": len(g.SCMProvider.Raw) > 0, "clusterDecisionResource": len(g.ClusterDecisionResource.Raw) > 0,
+			"pullRequest": len(g.PullRequest.Raw) > 0, "plugin": len(g.Plugin.Raw) > 0,
 		})
-		if len(g.Selector) > 0 {
+		if len(g.Selector.Raw) > 0 {
 			c.fail(field+".selector", "not supported; remove it")
 		}
 		switch {
@@ -217,13 +223,13 @@ func (c *converter) listGenerator(l *ListGenerator, field string, params map[str
 	if l.ElementsYaml != "" {
 		c.fail(field+".elementsYaml", "not supported: write the elements as a list")
 	}
-	if len(l.Template) > 0 {
+	if len(l.Template.Raw) > 0 {
 		c.fail(field+".template", "per-generator templates are not supported")
 	}
 	out := &tendv1.ListGenerator{}
 	for i, raw := range l.Elements {
 		var el map[string]string
-		if err := json.Unmarshal(raw, &el); err != nil {
+		if err := json.Unmarshal(raw.Raw, &el); err != nil {
 			c.fail(fmt.Sprintf("%s.elements[%d]", field, i), "tend's list elements are maps of strings")
 			continue
 		}
@@ -239,11 +245,11 @@ func (c *converter) listGenerator(l *ListGenerator, field string, params map[str
 }
 
 func (c *converter) gitGenerator(g *GitGenerator, field, ns string) (*tendv1.DirectoriesGenerator, *tendv1.Source) {
-	if len(g.Files) > 0 {
+	if len(g.Files.Raw) > 0 {
 		c.fail(field+".files", "the files generator is not supported; use directories")
 	}
 	c.unsupported(field, "not supported; remove it", map[string]bool{
-		"template":        len(g.Template) > 0,
+		"template":        len(g.Template.Raw) > 0,
 		"pathParamPrefix": g.PathParamPrefix != "",
 		"values":          len(g.Values) > 0,
 	})

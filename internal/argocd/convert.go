@@ -33,6 +33,20 @@ const (
 	RefTag
 )
 
+// ResourcesFinalizer is the finalizer under which deleting an Application
+// deletes its objects (with a "/foreground" or "/background" suffix too).
+const ResourcesFinalizer = "resources-finalizer.argocd.argoproj.io"
+
+// HasResourcesFinalizer says whether finalizers hold ResourcesFinalizer.
+func HasResourcesFinalizer(finalizers []string) bool {
+	for _, f := range finalizers {
+		if f == ResourcesFinalizer || strings.HasPrefix(f, ResourcesFinalizer+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // Options configure Convert.
 type Options struct {
 	// Namespace of the App and its Source; "" keeps the Application's.
@@ -122,7 +136,7 @@ func (c *converter) convert() *Result {
 		c.fail("spec.source", "required")
 		return &Result{}
 	}
-	if len(spec.SourceHydrator) > 0 {
+	if len(spec.SourceHydrator.Raw) > 0 {
 		c.fail("spec.sourceHydrator", "not supported: render the manifests into git and point spec.source at them")
 	}
 	if spec.Project != "" && spec.Project != "default" {
@@ -135,6 +149,12 @@ func (c *converter) convert() *Result {
 	out := &tendv1.App{
 		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "App"},
 		ObjectMeta: metav1.ObjectMeta{Name: c.app.Name, Namespace: ns, Labels: c.app.Labels},
+	}
+	// Argo CD deletes an Application's objects with it only under its
+	// resources finalizer; without it they stay.
+	out.Spec.DeletionPolicy = tendv1.DeletionOrphan
+	if HasResourcesFinalizer(c.app.Finalizers) {
+		out.Spec.DeletionPolicy = tendv1.DeletionDelete
 	}
 	source := c.source(src, field, ns, &out.Spec)
 	out.Spec.SourceRef = tendv1.NamespacedObjectReference{Name: source.Name}
@@ -161,7 +181,7 @@ func (c *converter) source(s *ApplicationSource, field, ns string, spec *tendv1.
 	if s.Ref != "" {
 		c.fail(field+".ref", "a ref source only serves $values to other sources, which tend does not support yet")
 	}
-	if len(s.Plugin) > 0 {
+	if len(s.Plugin.Raw) > 0 {
 		c.fail(field+".plugin", "config management plugins are not supported: render in CI and commit the output, or use Helm or kustomize")
 	}
 	out := newSource(ns)
@@ -318,7 +338,7 @@ func (c *converter) directory(d *ApplicationSourceDirectory, field string, spec 
 	if d.Exclude != "" {
 		c.fail(field+".exclude", "file globs are not supported: move the files out of the App's path, or list the others in a kustomization.yaml")
 	}
-	if len(d.Jsonnet) > 0 && string(d.Jsonnet) != "{}" {
+	if len(d.Jsonnet.Raw) > 0 && string(d.Jsonnet.Raw) != "{}" {
 		c.fail(field+".jsonnet", "Jsonnet is not supported: render it in CI and commit the output")
 	}
 }
@@ -447,8 +467,8 @@ func (c *converter) helm(h *ApplicationSourceHelm, field string, chart bool, spe
 func helmValues(h *ApplicationSourceHelm) (map[string]any, error) {
 	vals := map[string]any{}
 	switch {
-	case len(h.ValuesObject) > 0 && string(h.ValuesObject) != "null":
-		if err := json.Unmarshal(h.ValuesObject, &vals); err != nil {
+	case len(h.ValuesObject.Raw) > 0 && string(h.ValuesObject.Raw) != "null":
+		if err := json.Unmarshal(h.ValuesObject.Raw, &vals); err != nil {
 			return nil, fmt.Errorf("valuesObject is not a map of values: %w", err)
 		}
 	case strings.TrimSpace(h.Values) != "":

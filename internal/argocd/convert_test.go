@@ -37,7 +37,7 @@ func TestConvertGitKustomizeApplication(t *testing.T) {
 	res := mustConvert(t, `
 apiVersion: argoproj.io/v1alpha1
 kind: Application
-metadata: {name: shop, namespace: argocd, labels: {team: web}}
+metadata: {name: shop, namespace: argocd, labels: {team: web}, finalizers: [resources-finalizer.argocd.argoproj.io/background]}
 spec:
   project: default
   source:
@@ -73,8 +73,9 @@ spec:
 	}
 	app := res.App
 	want := tendv1.AppSpec{
-		SourceRef: tendv1.NamespacedObjectReference{Name: src.Name},
-		Path:      "apps/shop/overlays/prod",
+		DeletionPolicy: tendv1.DeletionDelete,
+		SourceRef:      tendv1.NamespacedObjectReference{Name: src.Name},
+		Path:           "apps/shop/overlays/prod",
 		Kustomize: &tendv1.KustomizeSpec{
 			NamePrefix: "prod-", Namespace: "shop",
 			Images: []tendv1.KustomizeImage{
@@ -138,6 +139,9 @@ spec:
 	spec := res.App.Spec
 	if spec.Chart == nil || *spec.Chart != (tendv1.ChartSpec{Name: "grafana", Version: "8.5.*"}) || !spec.Sync.Manual {
 		t.Errorf("chart %+v, manual %v", spec.Chart, spec.Sync.Manual)
+	}
+	if spec.DeletionPolicy != tendv1.DeletionOrphan {
+		t.Errorf("deletionPolicy %q of an Application without the resources finalizer, want Orphan (Argo CD keeps its objects)", spec.DeletionPolicy)
 	}
 	var vals map[string]any
 	if err := json.Unmarshal(spec.Helm.Values.Raw, &vals); err != nil {

@@ -93,17 +93,9 @@ func bootstrap(ctx context.Context, cfg *rest.Config, o bootstrapOptions, out io
 	if o.Path == "" {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--path must name a directory in the repository, e.g. clusters/home")}
 	}
-	httpClient, err := rest.HTTPClientFor(cfg)
+	dyn, mapper, err := dynamicClients(cfg)
 	if err != nil {
 		return err
-	}
-	dyn, err := dynamic.NewForConfigAndClient(cfg, httpClient)
-	if err != nil {
-		return err
-	}
-	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
-	if err != nil {
-		return bootstrapUnreachable(cfg, err)
 	}
 	ns := o.Namespace
 
@@ -259,6 +251,23 @@ func bootstrapApply(ctx context.Context, dyn dynamic.Interface, mapper meta.REST
 		}
 		return nil
 	}
+}
+
+// dynamicClients returns a dynamic client and a REST mapper for cfg.
+func dynamicClients(cfg *rest.Config) (dynamic.Interface, meta.RESTMapper, error) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return nil, nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, httpClient)
+	if err != nil {
+		return nil, nil, bootstrapUnreachable(cfg, err)
+	}
+	return dyn, mapper, nil
 }
 
 // bootstrapUnreachable turns a connection failure into one line.

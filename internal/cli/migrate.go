@@ -113,7 +113,7 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		// Clusters are printed only for what converts.
 		clusters := map[string]any{}
 		opts := argocd.Options{Namespace: namespace, Cluster: func(server, name string) (string, error) {
-			sec := creds.cluster(server, name)
+			sec := creds.Cluster(server, name)
 			if sec == nil {
 				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in the input; add it (kubectl get secrets -n argocd -l argocd.argoproj.io/secret-type=cluster -o yaml)", orDash(server, name))
 			}
@@ -128,15 +128,14 @@ func (m *Main) migrate(paths []string, namespace string) error {
 			clusters["0/"+target+"/"+sec.Name] = cl
 			return sec.Name, nil
 		}, Credentials: func(url string) string {
-			sec := creds.lookup(url)
+			sec := creds.Repository(url)
 			if sec == nil {
 				return ""
 			}
 			if sec.Namespace != target {
 				warnings = append(warnings, fmt.Sprintf("%s: copy the Argo CD repository Secret %s/%s into namespace %s: Sources read Secrets in their own", what, sec.Namespace, sec.Name, target))
 			}
-			isSSH := strings.HasPrefix(url, "ssh://") || (!strings.Contains(url, "://") && strings.Contains(url, "@"))
-			if _, ok := sec.Data["known_hosts"]; isSSH && !ok {
+			if _, ok := sec.Data["known_hosts"]; argocd.IsSSH(url) && !ok {
 				warnings = append(warnings, fmt.Sprintf("%s: add known_hosts to Secret %s: tend checks SSH host keys (Argo CD keeps them in the ConfigMap argocd-ssh-known-hosts-cm)", what, sec.Name))
 			}
 			return sec.Name
@@ -224,25 +223,6 @@ func (m *Main) migrate(paths []string, namespace string) error {
 	return nil
 }
 
-// argoSecretTypeLabel marks Argo CD's repository and cluster Secrets.
-const argoSecretTypeLabel = "argocd.argoproj.io/secret-type"
-
-// argoCreds are Argo CD's repository Secrets (one URL each), repo-creds
-// Secrets (credentials for every URL below theirs) and cluster Secrets.
-type argoCreds struct {
-	repos, prefixes map[string]*corev1.Secret // by normalized URL
-	// clusters by "server:" + URL and "name:" + Argo CD's cluster name.
-	clusters map[string]*corev1.Secret
-}
-
-// cluster returns the cluster Secret of a destination's server or name.
-func (c *argoCreds) cluster(server, name string) *corev1.Secret {
-	if server != "" {
-		return c.clusters["server:"+strings.TrimSuffix(server, "/")]
-	}
-	return c.clusters["name:"+name]
-}
-
 func orDash(a, b string) string {
 	if a != "" {
 		return a
@@ -251,10 +231,9 @@ func orDash(a, b string) string {
 }
 
 // argoCredentials collects the Argo CD repository, repo-creds and cluster
-// Secrets in docs. Only their URLs and cluster names are read here; values
-// stay in the Secrets.
-func argoCredentials(docs []document) (*argoCreds, error) {
-	c := &argoCreds{repos: map[string]*corev1.Secret{}, prefixes: map[string]*corev1.Secret{}, clusters: map[string]*corev1.Secret{}}
+// Secrets in docs.
+func argoCredentials(docs []document) (*argocd.Secrets, error) {
+	c := argocd.NewSecrets()
 	for _, d := range docs {
 		if d.kind.Group != "" || d.kind.Kind != "Secret" {
 			continue
@@ -263,63 +242,11 @@ func argoCredentials(docs []document) (*argoCreds, error) {
 		if err := sigsyaml.Unmarshal(d.body, &sec); err != nil {
 			return nil, fmt.Errorf("%s: %w", d.where, err)
 		}
-		typ := sec.Labels[argoSecretTypeLabel]
-		if typ == "cluster" {
-			field := func(k string) string {
-				if v, ok := sec.StringData[k]; ok {
-					return v
-				}
-				return string(sec.Data[k])
-			}
-			if field("server") == "" {
-				return nil, fmt.Errorf("%s: Argo CD cluster Secret %s/%s has no server", d.where, sec.Namespace, sec.Name)
-			}
-			c.clusters["server:"+strings.TrimSuffix(field("server"), "/")] = &sec
-			if n := field("name"); n != "" {
-				c.clusters["name:"+n] = &sec
-			}
-			continue
-		}
-		if typ != "repository" && typ != "repo-creds" {
-			continue
-		}
-		url := string(sec.Data["url"])
-		if v, ok := sec.StringData["url"]; ok {
-			url = v
-		}
-		if url == "" {
-			return nil, fmt.Errorf("%s: Argo CD %s Secret %s/%s has no url", d.where, typ, sec.Namespace, sec.Name)
-		}
-		if typ == "repository" {
-			c.repos[normalizeRepoURL(url)] = &sec
-		} else {
-			c.prefixes[normalizeRepoURL(url)] = &sec
+		if err := c.Add(&sec); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.where, err)
 		}
 	}
 	return c, nil
-}
-
-// lookup returns the Secret for url as Argo CD picks it: the repository
-// Secret of that URL, else the repo-creds Secret of the longest prefix.
-func (c *argoCreds) lookup(url string) *corev1.Secret {
-	u := normalizeRepoURL(url)
-	if s, ok := c.repos[u]; ok {
-		return s
-	}
-	var best *corev1.Secret
-	n := 0
-	for p, s := range c.prefixes {
-		if strings.HasPrefix(u, p) && len(p) > n {
-			best, n = s, len(p)
-		}
-	}
-	return best
-}
-
-// normalizeRepoURL compares repository URLs as Argo CD does: case and a
-// trailing ".git" or "/" do not matter.
-func normalizeRepoURL(u string) string {
-	return strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(strings.TrimSpace(u)), "/"), ".git")
 }
 
 // convertInput reads the documents of paths ("-" is standard input), with

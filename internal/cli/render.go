@@ -374,8 +374,8 @@ func notPathOrApp(arg string, err error) error {
 
 // appRendered is an App rendered from its Source.
 type appRendered struct {
-	// objects as the App applies them: with the destination Namespace
-	// when spec.destination.createNamespace is set.
+	// objects as the App applies them (a Namespace it creates is not
+	// one of them: see apply.Request.CreateNamespace).
 	objects  []*unstructured.Unstructured
 	revision string
 	src      *tendv1.Source
@@ -418,9 +418,6 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
 	}
 	objs := res.Objects()
-	if d := app.Spec.Destination; d.CreateNamespace && d.Namespace != "" {
-		objs = controller.WithNamespace(objs, d.Namespace)
-	}
 	return &appRendered{objects: objs, revision: rev, src: src}, nil
 }
 

@@ -161,12 +161,21 @@ func progressLine(action, object string) string {
 // startController runs a tend controller for the test's namespace until
 // the test ends; Apps are deleted first, while it runs (finalizers).
 func (cl *testCluster) startController(t *testing.T) {
+	cl.startControllerWith(t, nil)
+}
+
+// startControllerWith is startController with options changed by mutate.
+func (cl *testCluster) startControllerWith(t *testing.T, mutate func(*controller.Options)) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ctl, err := controller.New(ctx, controller.Options{
+	opts := controller.Options{
 		Config: cl.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0",
 		Namespaces: []string{cl.Namespace}, Log: slog.New(slog.DiscardHandler),
-	})
+	}
+	if mutate != nil {
+		mutate(&opts)
+	}
+	ctl, err := controller.New(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -289,12 +289,12 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	if !app.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, &app, st)
 	}
-	if app.Spec.Sync.Prune != controllerutil.ContainsFinalizer(&app, Finalizer) {
-		// The finalizer follows spec.sync.prune: deleting an App prunes
-		// its objects only when it prunes them anyway. (An AppSet sets it
-		// in the Apps it generates.)
+	if app.Spec.DeletesObjects() != controllerutil.ContainsFinalizer(&app, Finalizer) {
+		// The finalizer follows spec.deletionPolicy: by default deleting
+		// an App prunes its objects only when it prunes them anyway. (An
+		// AppSet sets it in the Apps it generates.)
 		orig := app.DeepCopy()
-		if app.Spec.Sync.Prune {
+		if app.Spec.DeletesObjects() {
 			controllerutil.AddFinalizer(&app, Finalizer)
 		} else {
 			controllerutil.RemoveFinalizer(&app, Finalizer)
@@ -376,14 +376,9 @@ func (r *AppReconciler) reconcile(ctx context.Context, app *tendv1.App, st *appS
 	return r.act(ctx, app, st, obs, d)
 }
 
-// desiredObjects decodes what result rendered, with the Namespace ns when
-// it is not "" (see createdNamespace).
-func desiredObjects(result *render.Result, ns string) []*unstructured.Unstructured {
-	objects := result.Objects()
-	if ns != "" {
-		objects = WithNamespace(objects, ns)
-	}
-	return objects
+// desiredObjects decodes what result rendered.
+func desiredObjects(result *render.Result) []*unstructured.Unstructured {
+	return result.Objects()
 }
 
 // lastSyncFailed reports whether the newest sync in app's history was of
@@ -399,21 +394,6 @@ func createdNamespace(app *tendv1.App) string {
 		return app.Spec.Destination.Namespace
 	}
 	return ""
-}
-
-// WithNamespace adds a Namespace object for ns unless objs have one (an
-// App's destination.createNamespace).
-func WithNamespace(objs []*unstructured.Unstructured, ns string) []*unstructured.Unstructured {
-	for _, o := range objs {
-		if o.GetKind() == "Namespace" && o.GroupVersionKind().Group == "" && o.GetName() == ns {
-			return objs
-		}
-	}
-	n := &unstructured.Unstructured{}
-	n.SetAPIVersion("v1")
-	n.SetKind("Namespace")
-	n.SetName(ns)
-	return append([]*unstructured.Unstructured{n}, objs...)
 }
 
 // outOfSyncLimit bounds the objects status.outOfSync lists.

@@ -93,3 +93,88 @@ func TestFinalizerFollowsPrune(t *testing.T) {
 		t.Errorf("ConfigMap of an App without prune after the App was deleted: %v, want it kept", err)
 	}
 }
+
+// TestDeletionPolicy: Orphan keeps the objects of a pruning App when it is
+// deleted, Delete removes those of an App that does not prune.
+func TestDeletionPolicy(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("cms", map[string]string{
+		"orphan/cm.yaml": configMapYAML("orphaned", "v1"),
+		"delete/cm.yaml": configMapYAML("deleted", "v1"),
+	})
+	e.create(t, gitSource("repo", repo.URL),
+		newApp("orphan", "repo", "orphan", e.Namespace, func(a *tendv1.App) {
+			a.Spec.Sync.Prune = true
+			a.Spec.DeletionPolicy = tendv1.DeletionOrphan
+		}),
+		newApp("delete", "repo", "delete", e.Namespace, func(a *tendv1.App) {
+			a.Spec.DeletionPolicy = tendv1.DeletionDelete
+		}))
+	for _, name := range []string{"orphan", "delete"} {
+		e.waitApp(t, name, "Synced", 60*time.Second, func(a *tendv1.App) bool {
+			return a.Status.Sync == tendv1.SyncSynced && slices.Contains(a.Finalizers, Finalizer) == (name == "delete")
+		})
+		if err := e.c.Delete(ctx, e.app(t, name)); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "App "+name+" deleted", 30*time.Second, func() bool {
+			return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: name}, &tendv1.App{}))
+		})
+	}
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "orphaned", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap of the App with deletionPolicy Orphan: %v, want it kept", err)
+	}
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "deleted", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap of the App with deletionPolicy Delete: err %v, want NotFound", err)
+	}
+}
+
+// TestCreateNamespaceShared: two pruning Apps create the same namespace;
+// neither owns it, both sync into it, and deleting one (its objects
+// pruned) leaves the namespace and the other App's objects.
+func TestCreateNamespaceShared(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	shared := e.Namespace + "-shared"
+	t.Cleanup(func() {
+		_ = e.Clientset.CoreV1().Namespaces().Delete(context.Background(), shared, metav1.DeleteOptions{})
+	})
+	repo := newCtlRepo(t)
+	repo.commit("cms", map[string]string{
+		"a/cm.yaml": configMapYAML("a", "v1"),
+		"b/cm.yaml": configMapYAML("b", "v1"),
+	})
+	var apps []client.Object
+	for _, name := range []string{"a", "b"} {
+		apps = append(apps, newApp(name, "repo", name, shared, func(a *tendv1.App) {
+			a.Spec.Sync.Prune = true
+			a.Spec.Destination.CreateNamespace = true
+		}))
+	}
+	e.create(t, append([]client.Object{gitSource("repo", repo.URL)}, apps...)...)
+	for _, name := range []string{"a", "b"} {
+		e.waitApp(t, name, "Synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced })
+	}
+	ns, err := e.Clientset.CoreV1().Namespaces().Get(ctx, shared, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if owner := ns.Annotations[tendv1.AnnotationOwner]; owner != "" {
+		t.Errorf("created Namespace owned by App %s, want no owner", owner)
+	}
+	if err := e.c.Delete(ctx, e.app(t, "a")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "App a deleted and its ConfigMap pruned", 30*time.Second, func() bool {
+		_, err := e.Clientset.CoreV1().ConfigMaps(shared).Get(ctx, "a", metav1.GetOptions{})
+		return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: "a"}, &tendv1.App{})) && apierrors.IsNotFound(err)
+	})
+	if ns, err := e.Clientset.CoreV1().Namespaces().Get(ctx, shared, metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
+		t.Errorf("shared Namespace after App a was deleted: %v (deleting %v), want it kept", err, ns.DeletionTimestamp)
+	}
+	if _, err := e.Clientset.CoreV1().ConfigMaps(shared).Get(ctx, "b", metav1.GetOptions{}); err != nil {
+		t.Errorf("App b's ConfigMap: %v", err)
+	}
+}

@@ -130,10 +130,10 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 		}
 		st.inv = inv
 	}
-	ns, result := createdNamespace(app), obs.result
+	result := obs.result
 	obs.req = appspec.Request(app, rules)
 	obs.req.Revision = obs.rev
-	obs.req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
+	obs.req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result) }
 	obs.req.Inventory = st.inv
 	// Make sure the live cache watches every kind involved (no-op after the
 	// first reconcile), then read drift and health from it.

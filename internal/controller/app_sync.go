@@ -102,8 +102,7 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 	ctx, job.cancel = context.WithCancel(ctx)
 	// The sync decodes its objects when it gets its turn (Engine.MaxSyncs):
 	// Apps waiting for one hold only their encoded render.
-	ns := createdNamespace(app)
-	req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result, ns) }
+	req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result) }
 	req.Started = func() {
 		job.turnAt = time.Now()
 		close(job.turn)
@@ -412,7 +411,7 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)
 	if err == nil {
 		ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
-		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute}); err != nil {
+		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute, CreateNamespace: createdNamespace(app)}); err != nil {
 			r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, "pruning the deleted App's objects: "+err.Error())
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}

@@ -54,7 +54,7 @@ func appSetApplyConfig(app *v1alpha1.App) (*unstructured.Unstructured, error) {
 	if len(app.Annotations) > 0 {
 		meta["annotations"] = appSetAnyMap(app.Annotations)
 	}
-	if app.Spec.Sync.Prune {
+	if app.Spec.DeletesObjects() {
 		// The App controller would add its finalizer with a patch of its
 		// own; setting it here saves a write per App.
 		meta["finalizers"] = []any{Finalizer}

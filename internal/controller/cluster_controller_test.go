@@ -94,8 +94,11 @@ func TestClusterRemoteTarget(t *testing.T) {
 		a := e.waitApp(t, "remote", "Synced and Healthy at "+rev, 90*time.Second, func(a *tendv1.App) bool {
 			return a.Status.Sync == tendv1.SyncSynced && a.Status.Health == "Healthy" && a.Status.Revision == rev
 		})
-		if a.Status.Objects != 3 { // with the Namespace
-			t.Errorf("objects = %d, want 3", a.Status.Objects)
+		if a.Status.Objects != 2 { // the Namespace it created is not one
+			t.Errorf("objects = %d, want 2", a.Status.Objects)
+		}
+		if _, err := c2.clientset.CoreV1().Namespaces().Get(ctx, "remote-apps", metav1.GetOptions{}); err != nil {
+			t.Errorf("destination Namespace not created in the second cluster: %v", err)
 		}
 		cm, err := c2.clientset.CoreV1().ConfigMaps("remote-apps").Get(ctx, "remote-config", metav1.GetOptions{})
 		if err != nil || cm.Data["value"] != "v1" {

@@ -32,6 +32,7 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/cluster"
+	"github.com/tend-gitops/tend/internal/compat"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/refwatch"
@@ -81,6 +82,10 @@ type Options struct {
 	// Namespaces, when set, restricts tend to Apps, Sources and AppSets in
 	// these namespaces (the objects Apps apply may be anywhere).
 	Namespaces []string
+	// Compat names the families of foreign objects to reconcile as they
+	// are: "argo" (Argo CD Applications) and "flux" (Flux's sources,
+	// Kustomizations and HelmReleases). Their CRDs must be installed.
+	Compat []string
 	// Log is the structured logger (default slog.Default()).
 	Log *slog.Logger
 	// OnSync is told about every sync (notifications).
@@ -286,6 +291,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if err := (&notify.Reconciler{Client: mgr.GetClient(), Refs: refs, RefChanged: owners.notifiers, Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := compat.Setup(mgr, opts.Compat, opts.Log); err != nil {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)

@@ -341,8 +341,14 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 		"spec.ignoreMissingComponents": s.IgnoreMissingComponents,
 		"spec.ignore":                  len(s.Ignore) > 0,
 		"spec.buildMetadata":           len(s.BuildMetadata) > 0,
-		"spec.deletionPolicy":          s.DeletionPolicy != "" && s.DeletionPolicy != kustomizev1.DeletionPolicyMirrorPrune,
 	})
+	switch s.DeletionPolicy {
+	case "", kustomizev1.DeletionPolicyMirrorPrune:
+	case kustomizev1.DeletionPolicyDelete, kustomizev1.DeletionPolicyOrphan:
+		a.DeletionPolicy = s.DeletionPolicy
+	default:
+		c.fail("spec.deletionPolicy", "%s is not supported: use MirrorPrune, Delete or Orphan", s.DeletionPolicy)
+	}
 	c.addApp(app)
 }
 

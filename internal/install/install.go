@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -69,6 +70,10 @@ type Options struct {
 	// Replicas of the controller (default 2). Replicas elect one leader
 	// through a Lease; the others take over within about 12 s.
 	Replicas int
+	// Compat names the foreign API families the controller reconciles as
+	// they are ("argo", "flux"): their CRDs (config/compat) are added, the
+	// controller may write those objects, and runs with --compat.
+	Compat []string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -89,6 +94,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Replicas == 0 {
 		o.Replicas = DefaultReplicas
+	}
+	for _, f := range o.Compat {
+		if _, ok := compatGroups[f]; !ok {
+			return o, fmt.Errorf("install: compat %q: tend reads argo (Argo CD) and flux (Flux)", f)
+		}
 	}
 	return o, nil
 }
@@ -128,13 +138,20 @@ func Manifests(opts Options) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	compat, err := CompatCRDs(o.Compat)
+	if err != nil {
+		return nil, err
+	}
 	typed := []runtime.Object{namespace(o)}
 	typed = append(typed, crds...)
+	for _, c := range compat {
+		typed = append(typed, c)
+	}
 	typed = append(typed, serviceAccount(o))
 	if o.ClusterAdmin {
 		typed = append(typed, clusterAdminBinding(o))
 	} else {
-		typed = append(typed, clusterRole(o, crds), clusterRoleBinding(o), leaderElectionRole(o), leaderElectionRoleBinding(o))
+		typed = append(typed, clusterRole(o, crds, compat), clusterRoleBinding(o), leaderElectionRole(o), leaderElectionRoleBinding(o))
 	}
 	typed = append(typed, service(o), deployment(o))
 
@@ -202,16 +219,55 @@ func dropNils(m map[string]any) map[string]any {
 	return m
 }
 
+// CompatLabel marks the compat CRDs tend installed (value "tend"), so that
+// `tend install` leaves alone those Argo CD or Flux installed.
+const CompatLabel = "app.kubernetes.io/managed-by"
+
+// compatGroups are the API groups of each compat family.
+var compatGroups = map[string]func(group string) bool{
+	"argo": func(g string) bool { return g == "argoproj.io" },
+	"flux": func(g string) bool { return strings.HasSuffix(g, ".toolkit.fluxcd.io") },
+}
+
+// CompatCRDs returns the CRDs of config/compat of the families named
+// ("argo", "flux"), sorted by file name.
+func CompatCRDs(families []string) ([]*unstructured.Unstructured, error) {
+	if len(families) == 0 {
+		return nil, nil
+	}
+	all, err := readCRDs(config.CompatCRDs, "compat")
+	if err != nil {
+		return nil, err
+	}
+	var out []*unstructured.Unstructured
+	for _, obj := range all {
+		u := obj.(*unstructured.Unstructured)
+		group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+		for _, f := range families {
+			if in, ok := compatGroups[f]; ok && in(group) {
+				u.SetLabels(map[string]string{CompatLabel: "tend"})
+				out = append(out, u)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
 // crds returns config/crd/*.yaml, sorted by file name.
 func crds() ([]runtime.Object, error) {
-	names, err := fs.Glob(config.CRDs, "crd/*.yaml")
+	return readCRDs(config.CRDs, "crd")
+}
+
+func readCRDs(fsys fs.FS, dir string) ([]runtime.Object, error) {
+	names, err := fs.Glob(fsys, dir+"/*.yaml")
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(names)
 	var out []runtime.Object
 	for _, name := range names {
-		b, err := config.CRDs.ReadFile(name)
+		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return nil, err
 		}
@@ -226,7 +282,7 @@ func crds() ([]runtime.Object, error) {
 		out = append(out, u)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("install: no CRDs embedded from config/crd")
+		return nil, fmt.Errorf("install: no CRDs embedded from config/%s", dir)
 	}
 	return out, nil
 }
@@ -385,14 +441,14 @@ func deployment(o Options) *appsv1.Deployment {
 						Name:    "controller",
 						Image:   o.Image,
 						Command: []string{"tend"},
-						Args: []string{
+						Args: append([]string{
 							"controller",
 							"--leader-elect",
 							"--leader-election-namespace=" + o.Namespace,
 							"--data-dir=" + DataDir,
 							fmt.Sprintf("--metrics-addr=:%d", MetricsPort),
 							fmt.Sprintf("--probe-addr=:%d", ProbePort),
-						},
+						}, compatArgs(o)...),
 						Env: []corev1.EnvVar{{
 							// The Go runtime collects harder near the
 							// limit instead of being OOM-killed.
@@ -438,4 +494,11 @@ func deployment(o Options) *appsv1.Deployment {
 			},
 		},
 	}
+}
+
+func compatArgs(o Options) []string {
+	if len(o.Compat) == 0 {
+		return nil
+	}
+	return []string{"--compat=" + strings.Join(o.Compat, ",")}
 }

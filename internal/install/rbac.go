@@ -28,7 +28,7 @@ var applyKinds = []rbacv1.PolicyRule{
 var writeVerbs = []string{"create", "delete", "patch", "update"}
 
 // clusterRole is tend's least-privilege ClusterRole.
-func clusterRole(o Options, crds []runtime.Object) *rbacv1.ClusterRole {
+func clusterRole(o Options, crds []runtime.Object, compat []*unstructured.Unstructured) *rbacv1.ClusterRole {
 	// tend's own kinds, from the CRDs, so that a new CRD is never
 	// forgotten here.
 	var own []string
@@ -49,6 +49,17 @@ func clusterRole(o Options, crds []runtime.Object) *rbacv1.ClusterRole {
 		// Events on Apps and Sources, in whatever namespace they live.
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+	}
+	// Argo CD and Flux objects tend reconciles as they are: their status
+	// and the finalizers of the tool that is gone.
+	for _, crd := range compat {
+		group, _, _ := unstructured.NestedString(crd.Object, "spec", "group")
+		plural, _, _ := unstructured.NestedString(crd.Object, "spec", "names", "plural")
+		rules = append(rules, rbacv1.PolicyRule{
+			APIGroups: []string{group},
+			Resources: []string{plural, plural + "/finalizers", plural + "/status"},
+			Verbs:     []string{"patch", "update"},
+		})
 	}
 	// Inventory Secrets live next to their App, in any namespace; the
 	// secrets rule in applyKinds covers them.

@@ -1,0 +1,364 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/install"
+	"github.com/tend-gitops/tend/internal/testenv"
+)
+
+var (
+	argoApplications  = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+	fluxGitRepos      = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
+	fluxKustomization = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+	fluxHelmReleases  = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+)
+
+// installCompat runs `tend install --compat argo,flux --local-controller`
+// into the test's namespace (cluster-scoped RBAC named after it, removed
+// at the end) and checks the Argo CD and Flux CRDs are served.
+func installCompat(t *testing.T, cl *testCluster) dynamic.Interface {
+	t.Helper()
+	code, out, stderr := cl.tend(t, "install", "--compat", "argo,flux", "--local-controller", "--tend-namespace", cl.Namespace)
+	t.Cleanup(func() {
+		name := install.ClusterName(cl.Namespace)
+		_ = cl.c.Delete(context.Background(), &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}})
+		_ = cl.c.Delete(context.Background(), &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}})
+	})
+	if code != ExitOK || !strings.Contains(out, "installed tend") {
+		t.Fatalf("tend install --compat: exit %d: %s\n%s", code, stderr, out)
+	}
+	dyn, err := dynamic.NewForConfig(cl.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, gvr := range []schema.GroupVersionResource{argoApplications, fluxGitRepos, fluxKustomization} {
+		if _, err := dyn.Resource(gvr).Namespace(cl.Namespace).List(context.Background(), metav1.ListOptions{}); err != nil {
+			t.Fatalf("%s not served after tend install --compat: %v", gvr, err)
+		}
+	}
+	// The controller may write them: the ClusterRole names their status.
+	var role rbacv1.ClusterRole
+	if err := cl.c.Get(context.Background(), client.ObjectKey{Name: install.ClusterName(cl.Namespace)}, &role); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(fmt.Sprint(role.Rules), "applications/status") || !strings.Contains(fmt.Sprint(role.Rules), "kustomizations/finalizers") {
+		t.Errorf("ClusterRole lacks the compat kinds: %v", role.Rules)
+	}
+	return dyn
+}
+
+// createYAML creates the object of doc with the dynamic client.
+func createYAML(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, doc string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := sigsyaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	out, err := dyn.Resource(gvr).Namespace(u.GetNamespace()).Create(context.Background(), u, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+	return out
+}
+
+func getStatus(dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string, fields ...string) string {
+	u, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	v, _, _ := unstructured.NestedFieldNoCopy(u.Object, append([]string{"status"}, fields...)...)
+	s, _ := v.(string)
+	return s
+}
+
+// condition returns the condition of type typ of a status, as "status/message".
+func condition(dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name, typ string) string {
+	u, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ {
+			return fmt.Sprintf("%v/%v/%v", m["status"], m["reason"], m["message"])
+		}
+	}
+	return ""
+}
+
+// logIfFailed logs the object's status at the end of a failed test.
+func logIfFailed(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		u, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err != nil {
+			t.Logf("%s %s: %v", gvr.Resource, name, err)
+			return
+		}
+		b, _ := sigsyaml.Marshal(map[string]any{"annotations": u.GetAnnotations(), "status": u.Object["status"]})
+		t.Logf("%s %s:\n%s", gvr.Resource, name, b)
+	})
+}
+
+// waitGone waits until the object is deleted.
+func waitGone(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) {
+	t.Helper()
+	eventually(t, gvr.Resource+" "+name+" deleted", time.Minute, func() bool {
+		_, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+}
+
+func hasEvent(t *testing.T, cl *testCluster, name, reason, text string) bool {
+	t.Helper()
+	evs, err := cl.Clientset.EventsV1().Events(cl.Namespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		if e.Regarding.Name == name && e.Reason == reason && strings.Contains(e.Note, text) {
+			return true
+		}
+	}
+	return false
+}
+
+// Argo CD Applications in the cluster are reconciled as they are: synced
+// from a repository that needs the credentials of an Argo CD repository
+// Secret, their status written as Argo CD writes it and kept current on a
+// new commit; an unsupported field stops only its Application, named in a
+// condition and an event; deleting an Application deletes its objects only
+// under Argo CD's resources finalizer, which tend removes.
+func TestCompatArgoCDApplicationsReconciledAsTheyAre(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	repo := testenv.NewGitRepo(t, nil, testenv.GitBasicAuth("deploy", "s3cret-token"))
+	rev := repo.Commit("apps", map[string]string{
+		"apps/web/cm.yaml":  configMapYAML("settings", "web-1"),
+		"apps/keep/cm.yaml": configMapYAML("settings", "keep"),
+	})
+	repoSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "repo-platform", Namespace: ns, Labels: map[string]string{"argocd.argoproj.io/secret-type": "repository"}},
+		StringData: map[string]string{"url": repo.URL, "username": "deploy", "password": "s3cret-token", "type": "git"},
+	}
+	if err := cl.c.Create(ctx, repoSecret); err != nil {
+		t.Fatal(err)
+	}
+	application := func(name, path, extra string) string {
+		return strings.Replace(strings.Replace(argoApplication(name, repo.URL, path, ns), "namespace: argocd", "namespace: "+ns, 1),
+			"    kustomize:\n", extra+"    kustomize:\n", 1)
+	}
+	createYAML(t, dyn, argoApplications, application("web", "apps/web", ""))
+	logIfFailed(t, dyn, argoApplications, ns, "web")
+	keep := strings.Replace(application("keep", "apps/keep", ""), "  finalizers: [resources-finalizer.argocd.argoproj.io]\n", "", 1)
+	createYAML(t, dyn, argoApplications, keep)
+	createYAML(t, dyn, argoApplications, application("plugged", "apps/web", "    plugin: {name: cmp-jsonnet}\n"))
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"argo"} })
+
+	for app, value := range map[string]string{"web": "web-1", "keep": "keep"} {
+		eventually(t, "ConfigMap of Application "+app+" applied", 2*time.Minute, func() bool {
+			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, app+"-settings", metav1.GetOptions{})
+			return err == nil && cm.Data["value"] == value && cm.Labels["converted"] == "from-argocd"
+		})
+	}
+	eventually(t, "Application web Synced and Healthy at "+shortRev(rev)+" in Argo CD's status fields", time.Minute, func() bool {
+		return getStatus(dyn, argoApplications, ns, "web", "sync", "status") == "Synced" &&
+			getStatus(dyn, argoApplications, ns, "web", "sync", "revision") == rev &&
+			getStatus(dyn, argoApplications, ns, "web", "health", "status") == "Healthy" &&
+			getStatus(dyn, argoApplications, ns, "web", "operationState", "phase") == "Succeeded"
+	})
+	// A new commit is applied and reported after a refresh asked for as
+	// Argo CD's CLI and UI ask (tend removes the annotation as Argo CD does).
+	rev2 := repo.Commit("web 2", map[string]string{"apps/web/cm.yaml": configMapYAML("settings", "web-2")})
+	refresh := []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`)
+	if _, err := dyn.Resource(argoApplications).Namespace(ns).Patch(ctx, "web", types.MergePatchType, refresh, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Application web at "+shortRev(rev2)+", its refresh annotation removed", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+		u, gerr := dyn.Resource(argoApplications).Namespace(ns).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && cm.Data["value"] == "web-2" && gerr == nil && u.GetAnnotations()["argocd.argoproj.io/refresh"] == "" &&
+			getStatus(dyn, argoApplications, ns, "web", "sync", "revision") == rev2
+	})
+
+	// The unsupported field is named; nothing is made of that Application.
+	eventually(t, "InvalidSpecError on Application plugged", time.Minute, func() bool {
+		c := condition(dyn, argoApplications, ns, "plugged", "InvalidSpecError")
+		return strings.Contains(c, "spec.source.plugin") && strings.Contains(c, "docs/adopt.md")
+	})
+	eventually(t, "an Unsupported event on Application plugged", 30*time.Second, func() bool {
+		return hasEvent(t, cl, "plugged", "Unsupported", "spec.source.plugin")
+	})
+	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "plugged"}, &tendv1.App{}); !apierrors.IsNotFound(err) {
+		t.Errorf("App of the unsupported Application: err %v, want NotFound", err)
+	}
+	var web tendv1.App
+	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web"}, &web); err != nil || web.Spec.DeletionPolicy != tendv1.DeletionDelete ||
+		len(web.OwnerReferences) != 1 || web.OwnerReferences[0].Kind != "Application" {
+		t.Errorf("App web: %v, deletionPolicy %q, owners %v", err, web.Spec.DeletionPolicy, web.OwnerReferences)
+	}
+
+	// Deleting: under the resources finalizer the objects go, and tend
+	// removes the finalizer; without it they stay.
+	for _, name := range []string{"web", "keep", "plugged"} {
+		if err := dyn.Resource(argoApplications).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, dyn, argoApplications, ns, name)
+	}
+	eventually(t, "Apps web and keep deleted", time.Minute, func() bool {
+		var apps tendv1.AppList
+		return cl.c.List(ctx, &apps, client.InNamespace(ns)) == nil && len(apps.Items) == 0
+	})
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap of the deleted Application web (resources finalizer): err %v, want NotFound", err)
+	}
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "keep-settings", metav1.GetOptions{}); err != nil {
+		t.Errorf("ConfigMap of the deleted Application keep (no finalizer): %v, want it kept as Argo CD keeps it", err)
+	}
+}
+
+// Flux's GitRepository and Kustomizations in the cluster are reconciled as
+// they are, their status in Flux's shape (Ready, lastAppliedRevision as
+// "main@sha1:..."); an unsupported field makes its Kustomization Stalled
+// with the field named; deleting a Kustomization under Flux's finalizer
+// prunes its objects (prune: true) and tend removes the finalizer.
+func TestCompatFluxObjectsReconciledAsTheyAre(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("fleet", map[string]string{
+		"infra/cm.yaml":                configMapYAML("infra", "1"),
+		"apps/cm.yaml":                 configMapYAML("shop", "2"),
+		"charts/web/Chart.yaml":        "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"charts/web/values.yaml":       "mode: default\n",
+		"charts/web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}-settings}\ndata: {mode: {{ .Values.mode }}}\n",
+	})
+	createYAML(t, dyn, fluxGitRepos, fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: %s, finalizers: [finalizers.fluxcd.io]}
+spec: {interval: 1m, url: %s, ref: {branch: main}}
+`, ns, repo.URL))
+	logIfFailed(t, dyn, fluxGitRepos, ns, "fleet")
+	logIfFailed(t, dyn, fluxKustomization, ns, "infra")
+	createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: infra, namespace: %s, finalizers: [finalizers.fluxcd.io]}
+spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+`, ns))
+	createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: %[1]s}
+spec:
+  interval: 10m
+  path: ./apps
+  prune: true
+  force: true
+  dependsOn: [{name: infra}]
+  sourceRef: {kind: GitRepository, name: fleet}
+`, ns))
+
+	createYAML(t, dyn, fluxHelmReleases, fmt.Sprintf(`apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: web, namespace: %s, finalizers: [finalizers.fluxcd.io]}
+spec:
+  interval: 10m
+  chart: {spec: {chart: ./charts/web, sourceRef: {kind: GitRepository, name: fleet}}}
+  values: {mode: flux}
+`, ns))
+	logIfFailed(t, dyn, fluxHelmReleases, ns, "web")
+
+	// A tend App of a Kustomization's name, not made from it, is left
+	// alone; the Kustomization says so.
+	mine := &tendv1.App{ObjectMeta: metav1.ObjectMeta{Name: "mine", Namespace: ns},
+		Spec: tendv1.AppSpec{SourceRef: tendv1.NamespacedObjectReference{Name: "elsewhere"}, Suspend: true}}
+	if err := cl.c.Create(ctx, mine); err != nil {
+		t.Fatal(err)
+	}
+	createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: mine, namespace: %s}
+spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+`, ns))
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
+
+	eventually(t, "ConfigMap infra applied", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "infra", metav1.GetOptions{})
+		return err == nil && cm.Data["value"] == "1"
+	})
+	want := "main@sha1:" + rev
+	eventually(t, "Kustomization infra Ready at "+want, time.Minute, func() bool {
+		return strings.HasPrefix(condition(dyn, fluxKustomization, ns, "infra", "Ready"), "True/") &&
+			getStatus(dyn, fluxKustomization, ns, "infra", "lastAppliedRevision") == want
+	})
+	eventually(t, "GitRepository fleet Ready with artifact "+want, time.Minute, func() bool {
+		return strings.HasPrefix(condition(dyn, fluxGitRepos, ns, "fleet", "Ready"), "True/") &&
+			getStatus(dyn, fluxGitRepos, ns, "fleet", "artifact", "revision") == want
+	})
+	eventually(t, "HelmRelease web released and Ready", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+		return err == nil && cm.Data["mode"] == "flux" &&
+			strings.HasPrefix(condition(dyn, fluxHelmReleases, ns, "web", "Ready"), "True/") &&
+			strings.HasPrefix(condition(dyn, fluxHelmReleases, ns, "web", "Released"), "True/")
+	})
+	eventually(t, "Kustomization apps Stalled naming spec.force", time.Minute, func() bool {
+		c := condition(dyn, fluxKustomization, ns, "apps", "Stalled")
+		return strings.HasPrefix(c, "True/Unsupported/") && strings.Contains(c, "spec.force") &&
+			strings.HasPrefix(condition(dyn, fluxKustomization, ns, "apps", "Ready"), "False/Unsupported/")
+	})
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "shop", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("ConfigMap of the unsupported Kustomization: err %v, want NotFound", err)
+	}
+	eventually(t, "Kustomization mine Stalled on the name conflict", time.Minute, func() bool {
+		return strings.Contains(condition(dyn, fluxKustomization, ns, "mine", "Stalled"), "True/NameConflict/") &&
+			strings.Contains(condition(dyn, fluxKustomization, ns, "mine", "Stalled"), "not made from it")
+	})
+	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "mine"}, mine); err != nil || len(mine.OwnerReferences) != 0 || mine.Spec.Path != "" {
+		t.Errorf("the App of the conflicting name was changed: %v, owners %v, path %q", err, mine.OwnerReferences, mine.Spec.Path)
+	}
+
+	for _, del := range []struct {
+		gvr  schema.GroupVersionResource
+		name string
+	}{{fluxHelmReleases, "web"}, {fluxKustomization, "apps"}, {fluxKustomization, "mine"}, {fluxKustomization, "infra"}, {fluxGitRepos, "fleet"}} {
+		if err := dyn.Resource(del.gvr).Namespace(ns).Delete(ctx, del.name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, dyn, del.gvr, ns, del.name)
+	}
+	for _, cm := range []string{"infra", "web-settings"} {
+		if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, cm, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("ConfigMap %s of a deleted Kustomization or HelmRelease: err %v, want NotFound (pruned, as Flux prunes)", cm, err)
+		}
+	}
+	eventually(t, "the Source of the deleted GitRepository deleted", time.Minute, func() bool {
+		return apierrors.IsNotFound(cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fleet"}, &tendv1.Source{}))
+	})
+}

@@ -1,0 +1,231 @@
+package compat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/argocd"
+)
+
+// Argo CD's condition types tend writes.
+const (
+	// argoInvalidSpec: the Application cannot be reconciled as written.
+	argoInvalidSpec = "InvalidSpecError"
+	// argoSyncError: the last sync failed.
+	argoSyncError = "SyncError"
+	// argoComparisonError: the manifests could not be rendered.
+	argoComparisonError = "ComparisonError"
+	// argoWarning: tend behaves differently from Argo CD here without
+	// changing what is applied (Argo CD shows *Warning types as warnings).
+	argoWarning = "CompatibilityWarning"
+)
+
+var argoKinds = []*kind{{
+	family:    Argo,
+	gvk:       schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "Application"},
+	convert:   convertApplication,
+	status:    applicationStatus,
+	cascading: argoCascading,
+	request: func(obj *unstructured.Unstructured) string {
+		if _, ok := obj.GetAnnotations()[argoRefresh]; ok {
+			return "argocd-refresh/" + obj.GetResourceVersion()
+		}
+		return ""
+	},
+	handled: func(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error {
+		patch := []byte(`{"metadata":{"annotations":{"` + argoRefresh + `":null}}}`)
+		return c.Patch(ctx, obj.DeepCopy(), client.RawPatch(types.MergePatchType, patch))
+	},
+}}
+
+// argoRefresh is the annotation with which Argo CD's CLI and UI ask for a
+// refresh ("normal" or "hard"); Argo CD removes it when it has refreshed.
+const argoRefresh = "argocd.argoproj.io/refresh"
+
+func argoCascading(finalizers []string) []string {
+	return slices.DeleteFunc(slices.Clone(finalizers), func(f string) bool { return !argocd.HasResourcesFinalizer([]string{f}) })
+}
+
+// convertApplication maps an Application with the repository, repo-creds
+// and cluster Secrets of its namespace (where Argo CD keeps them).
+func convertApplication(ctx context.Context, r *Reconciler, obj *unstructured.Unstructured) (*conversion, error) {
+	body, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	app, err := argocd.ParseApplication(body)
+	if err != nil {
+		return &conversion{err: fmt.Errorf("reading Argo CD Application %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
+	}
+	var list corev1.SecretList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.HasLabels{argocd.SecretTypeLabel}); err != nil {
+		return nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
+	}
+	secs := argocd.NewSecrets()
+	for i := range list.Items {
+		if err := secs.Add(&list.Items[i]); err != nil {
+			return &conversion{err: err}, nil
+		}
+	}
+	var clusters []client.Object
+	opts := argocd.Options{
+		Cluster: func(server, name string) (string, error) {
+			sec := secs.Cluster(server, name)
+			if sec == nil {
+				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in namespace %s", orDash(server, name), obj.GetNamespace())
+			}
+			clusters = append(clusters, &tendv1.Cluster{
+				TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
+				ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: obj.GetNamespace()},
+				Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
+			})
+			return sec.Name, nil
+		},
+		Credentials: func(url string) string {
+			if sec := secs.Repository(url); sec != nil {
+				return sec.Name
+			}
+			return ""
+		},
+	}
+	res, err := argocd.Convert(app, opts)
+	if err != nil {
+		return &conversion{err: err}, nil
+	}
+	objs := append([]client.Object{res.App, res.Source}, clusters...)
+	return &conversion{objects: objs, app: res.App.Name, source: res.Source.Name, warnings: res.Warnings}, nil
+}
+
+func orDash(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// applicationStatus is an Application's status as Argo CD writes it:
+// sync and health, the last sync as operationState, and conditions.
+func applicationStatus(obj *unstructured.Unstructured, o *observed) map[string]any {
+	old, _, _ := unstructured.NestedMap(obj.Object, "status")
+	st := map[string]any{}
+	syncStatus, health := "Unknown", "Unknown"
+	sync := map[string]any{}
+	app := o.app
+	if app != nil {
+		switch app.Status.Sync {
+		case tendv1.SyncSynced:
+			syncStatus = "Synced"
+		case tendv1.SyncOutOfSync, tendv1.SyncFailed:
+			syncStatus = "OutOfSync"
+		}
+		if app.Status.Health != "" {
+			health = app.Status.Health
+		}
+		if app.Spec.Suspend {
+			health = "Suspended"
+		}
+		if app.Status.Revision != "" {
+			sync["revision"] = app.Status.Revision
+		}
+	}
+	sync["status"] = syncStatus
+	compared := map[string]any{}
+	for _, f := range []string{"source", "sources", "destination"} {
+		if v, ok, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", f); ok {
+			compared[f] = toJSON(v)
+		}
+	}
+	sync["comparedTo"] = compared
+	st["sync"] = sync
+	st["health"] = map[string]any{"status": health}
+	if app != nil && len(app.Status.History) > 0 {
+		h := app.Status.History[0]
+		phase := "Succeeded"
+		if h.Result != "Succeeded" {
+			phase = "Failed"
+		}
+		msg := h.Message
+		if msg == "" {
+			msg = fmt.Sprintf("successfully synced (%d objects changed)", h.Changed)
+		}
+		st["operationState"] = map[string]any{
+			"operation": map[string]any{
+				"sync":        map[string]any{"revision": h.Revision},
+				"initiatedBy": map[string]any{"automated": true, "username": "tend"},
+			},
+			"phase":      phase,
+			"message":    msg,
+			"startedAt":  h.StartedAt.UTC().Format(time.RFC3339),
+			"finishedAt": h.StartedAt.Add(h.Duration.Duration).UTC().Format(time.RFC3339),
+			"syncResult": map[string]any{"revision": h.Revision},
+		}
+	}
+	var conds []any
+	cond := func(typ, msg string) {
+		conds = append(conds, map[string]any{"type": typ, "message": msg, "lastTransitionTime": argoTransition(old, typ, msg, o.now)})
+	}
+	if p := o.problem(); p != "" {
+		cond(argoInvalidSpec, p)
+	}
+	if app != nil {
+		// Argo CD's error conditions from the App's: a render failure is
+		// a ComparisonError, a failed or stalled sync a SyncError.
+		ready := meta.FindStatusCondition(app.Status.Conditions, "Ready")
+		switch {
+		case meta.IsStatusConditionTrue(app.Status.Conditions, "Stalled"):
+			cond(argoSyncError, meta.FindStatusCondition(app.Status.Conditions, "Stalled").Message)
+		case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == "RenderFailed":
+			cond(argoComparisonError, ready.Message)
+		case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == "SyncFailed":
+			cond(argoSyncError, ready.Message)
+		}
+	}
+	for _, w := range o.conv.warnings {
+		cond(argoWarning, w)
+	}
+	if len(conds) > 0 {
+		st["conditions"] = conds
+	}
+	st["reconciledAt"] = o.now.UTC().Format(time.RFC3339)
+	if app != nil {
+		st["sourceType"] = sourceType(app)
+	}
+	return st
+}
+
+// sourceType names how the App renders, as Argo CD reports it.
+func sourceType(app *tendv1.App) string {
+	switch {
+	case app.Spec.Chart != nil || app.Spec.Helm != nil:
+		return "Helm"
+	case app.Spec.Kustomize != nil:
+		return "Kustomize"
+	}
+	return "Directory"
+}
+
+// argoTransition keeps an Argo CD condition's time while its message stays.
+func argoTransition(old map[string]any, typ, msg string, now metav1.Time) string {
+	conds, _, _ := unstructured.NestedSlice(old, "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ && m["message"] == msg {
+			if t, ok := m["lastTransitionTime"].(string); ok && strings.TrimSpace(t) != "" {
+				return t
+			}
+		}
+	}
+	return now.UTC().Format(time.RFC3339)
+}

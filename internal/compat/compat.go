@@ -1,0 +1,595 @@
+// Package compat reconciles Argo CD and Flux objects found in the cluster,
+// as they are: each Application, GitRepository, HelmRepository,
+// Kustomization and HelmRelease is mapped (by internal/argocd and
+// internal/flux, the mapping `tend migrate` prints) to the tend Sources,
+// Apps and Clusters of the same meaning. tend creates those, owned by the
+// object they come from, syncs them as its own, and writes the object's
+// status back in its own shape (Argo CD: status.sync, status.health,
+// status.operationState; Flux: Ready, Reconciling and Stalled conditions,
+// lastAppliedRevision), so that kubectl get applications, flux get and the
+// alerts built on them keep working.
+//
+// A field tend cannot honour stops the object: its status and one event
+// name every such field, and nothing of it is applied or changed (what an
+// earlier spec applied stays). Deleting the object deletes what it maps
+// to; whether that deletes the objects in the cluster follows the old
+// tool's rule (Argo CD's resources finalizer, Flux's deletionPolicy), and
+// tend removes the finalizers the old tool would have.
+package compat
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/objstatus"
+)
+
+// Families tend can reconcile, as --compat names them.
+const (
+	Argo = "argo"
+	Flux = "flux"
+)
+
+// HashAnnotation on a generated object is a hash of what was applied, so
+// that an unchanged object is not applied again.
+const HashAnnotation = "tend.dev/compat-hash"
+
+// Event reasons.
+const (
+	// ReasonUnsupported: the object has fields tend cannot honour.
+	ReasonUnsupported = "Unsupported"
+	// ReasonConflict: a tend object of the name it maps to exists and was
+	// not made from it.
+	ReasonConflict = "NameConflict"
+)
+
+// kind is one foreign kind tend reconciles.
+type kind struct {
+	family string
+	gvk    schema.GroupVersionKind
+	// convert maps obj to tend objects. A returned error is transient
+	// (reading Secrets failed); what cannot be mapped is conversion.err.
+	convert func(ctx context.Context, r *Reconciler, obj *unstructured.Unstructured) (*conversion, error)
+	// status is obj's status in its own shape, from what it maps to.
+	status func(obj *unstructured.Unstructured, o *observed) map[string]any
+	// statusSubresource: the CRD has one (Flux's); Argo CD's does not,
+	// and its status is written with the object.
+	statusSubresource bool
+	// cascading are the finalizers under which the old tool deleted the
+	// objects with the object; tend removes them once it has deleted
+	// what the object maps to.
+	cascading func(finalizers []string) []string
+	// request is the old tool's "reconcile now" request on obj (Argo CD's
+	// refresh annotation, Flux's requestedAt), "" for none; tend passes
+	// it on to what obj maps to as tend.dev/requested-at.
+	request func(obj *unstructured.Unstructured) string
+	// handled, when set, acknowledges the request on obj after it was
+	// passed on (Argo CD removes its refresh annotation).
+	handled func(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error
+}
+
+// conversion is what one object maps to.
+type conversion struct {
+	// objects to apply: the App (named as the object) first, then its
+	// Source and Clusters.
+	objects []client.Object
+	// app names the App the object maps to ("" for a Source kind).
+	app string
+	// source names the Source the object maps to or its App reads.
+	source string
+	// warnings say where tend behaves differently, without changing what
+	// is applied.
+	warnings []string
+	// err lists every field tend cannot honour; nothing is applied.
+	err error
+}
+
+// observed is what the status is made from.
+type observed struct {
+	conv *conversion
+	// applyErr is why the objects could not be applied (a name conflict,
+	// or a rejected write).
+	applyErr error
+	app      *tendv1.App
+	src      *tendv1.Source
+	now      metav1.Time
+}
+
+// problem is the message of what stops the object, "" when nothing does.
+func (o *observed) problem() string {
+	switch {
+	case o.conv.err != nil:
+		return o.conv.err.Error() + " (see docs/adopt.md)"
+	case o.applyErr != nil:
+		return o.applyErr.Error()
+	}
+	return ""
+}
+
+// Reconciler reconciles one foreign kind.
+type Reconciler struct {
+	Client   client.Client
+	Recorder objstatus.EventRecorder
+	Log      *slog.Logger
+	kind     *kind
+}
+
+// Kinds lists the kinds of the families named (argo, flux), for Setup and
+// for `tend install --compat`.
+func Kinds(families []string) ([]schema.GroupVersionKind, error) {
+	ks, err := kindsOf(families)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]schema.GroupVersionKind, len(ks))
+	for i, k := range ks {
+		out[i] = k.gvk
+	}
+	return out, nil
+}
+
+func kindsOf(families []string) ([]*kind, error) {
+	var out []*kind
+	for _, f := range families {
+		switch strings.TrimSpace(f) {
+		case Argo:
+			out = append(out, argoKinds...)
+		case Flux:
+			out = append(out, fluxKinds...)
+		case "":
+		default:
+			return nil, fmt.Errorf("compat %q: tend reads argo (Argo CD) and flux (Flux)", f)
+		}
+	}
+	return out, nil
+}
+
+// Setup adds a reconciler for every kind of families to mgr. Their CRDs
+// must be installed (tend install --compat).
+func Setup(mgr manager.Manager, families []string, log *slog.Logger) error {
+	ks, err := kindsOf(families)
+	if err != nil {
+		return err
+	}
+	for _, k := range ks {
+		if _, err := mgr.GetRESTMapper().RESTMapping(k.gvk.GroupKind(), k.gvk.Version); err != nil {
+			if meta.IsNoMatchError(err) {
+				return fmt.Errorf("--compat %s: the cluster has no %s %s CRD: install it with tend install --compat %s", k.family, k.gvk.Kind, k.gvk.GroupVersion(), k.family)
+			}
+			return err
+		}
+		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: log.With("controller", "compat", "kind", k.gvk.Kind), kind: k}
+		if err := r.setup(mgr); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) setup(mgr manager.Manager) error {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(r.kind.gvk)
+	owner := handler.EnqueueRequestForOwner(mgr.GetScheme(), mgr.GetRESTMapper(), obj)
+	b := ctrl.NewControllerManagedBy(mgr).
+		Named("compat-"+strings.ToLower(r.kind.gvk.Kind)+"-"+r.kind.gvk.Group).
+		For(obj).
+		Watches(&tendv1.App{}, owner).
+		Watches(&tendv1.Source{}, owner)
+	return b.Complete(r)
+}
+
+// Reconcile maps one object and writes its status.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(r.kind.gvk)
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		return r.finalize(ctx, obj)
+	}
+	conv, err := r.kind.convert(ctx, r, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	o := &observed{conv: conv, now: metav1.Now()}
+	if conv.err == nil {
+		req := r.kind.request(obj)
+		if req != "" {
+			for _, obj := range conv.objects {
+				ann := obj.GetAnnotations()
+				if ann == nil {
+					ann = map[string]string{}
+				}
+				ann[tendv1.AnnotationRequestedAt] = req
+				obj.SetAnnotations(ann)
+			}
+		}
+		o.applyErr = r.apply(ctx, obj, conv.objects)
+		var transient *transientError
+		if errors.As(o.applyErr, &transient) {
+			return ctrl.Result{}, transient.err
+		}
+		if req != "" && o.applyErr == nil && r.kind.handled != nil {
+			if err := r.kind.handled(ctx, r.Client, obj); err != nil {
+				return ctrl.Result{}, client.IgnoreNotFound(err)
+			}
+		}
+	}
+	if conv.app != "" {
+		var app tendv1.App
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: conv.app}, &app); err == nil && ownedBy(&app, obj.GetUID()) {
+			o.app = &app
+		}
+	}
+	if conv.source != "" {
+		var src tendv1.Source
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: conv.source}, &src); err == nil {
+			o.src = &src
+		}
+	}
+	return ctrl.Result{}, r.writeStatus(ctx, obj, o)
+}
+
+// transientError is an apply error worth retrying with backoff.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+
+// manager is the field manager of obj's writes to what it maps to: one per
+// object, so that objects sharing a Source each own their reference to it.
+func fieldManager(uid types.UID) string { return "tend-compat/" + string(uid) }
+
+// apply creates or updates objs, owned by owner, and removes owner from
+// what it no longer maps to. A name taken by a tend object not made from
+// owner is an error naming both; nothing is applied then.
+func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured, objs []client.Object) error {
+	uid := owner.GetUID()
+	what := fmt.Sprintf("%s %s/%s", owner.GetKind(), owner.GetNamespace(), owner.GetName())
+	type pending struct {
+		u    *unstructured.Unstructured
+		skip bool
+	}
+	var todo []pending
+	want := map[string]bool{}
+	for _, obj := range objs {
+		kind := obj.GetObjectKind().GroupVersionKind().Kind
+		want[kind+"/"+obj.GetName()] = true
+		controller := kind == "App"
+		refs := []metav1.OwnerReference{{
+			APIVersion: owner.GetAPIVersion(), Kind: owner.GetKind(), Name: owner.GetName(), UID: uid,
+			Controller: &controller,
+		}}
+		obj.SetOwnerReferences(refs)
+		live, err := r.live(ctx, kind, obj.GetNamespace(), obj.GetName())
+		if err != nil {
+			return &transientError{err}
+		}
+		ann := obj.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		if _, ok := ann[tendv1.AnnotationRequestedAt]; !ok && live != nil && ownedBy(live, uid) {
+			// The last request passed on stays, so that the object is
+			// not applied again without it.
+			if v := live.GetAnnotations()[tendv1.AnnotationRequestedAt]; v != "" {
+				ann[tendv1.AnnotationRequestedAt] = v
+			}
+		}
+		delete(ann, HashAnnotation)
+		obj.SetAnnotations(ann)
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+		if err != nil {
+			return err
+		}
+		delete(u, "status")
+		unstructured.RemoveNestedField(u, "metadata", "creationTimestamp")
+		sum, err := hash(u)
+		if err != nil {
+			return err
+		}
+		ann[HashAnnotation] = sum
+		_ = unstructured.SetNestedStringMap(u, ann, "metadata", "annotations")
+
+		skip := false
+		if live != nil {
+			mine, foreign, other := false, false, ""
+			for _, ref := range live.GetOwnerReferences() {
+				switch {
+				case ref.UID == uid:
+					mine = true
+				case isForeign(ref.APIVersion):
+					foreign = true
+					if controller || (ref.Controller != nil && *ref.Controller) {
+						other = ref.Kind + " " + ref.Name
+					}
+				}
+			}
+			switch {
+			case other != "":
+				return fmt.Errorf("%s maps to %s %s/%s, which is made from %s: rename one of them", what, kind, obj.GetNamespace(), obj.GetName(), other)
+			case !mine && !foreign:
+				return fmt.Errorf("%s maps to %s %s/%s, which exists and is not made from it: rename one of them, or delete the %s", what, kind, obj.GetNamespace(), obj.GetName(), kind)
+			}
+			skip = mine && live.GetAnnotations()[HashAnnotation] == sum
+		}
+		todo = append(todo, pending{u: &unstructured.Unstructured{Object: u}, skip: skip})
+	}
+	for _, p := range todo {
+		if p.skip {
+			continue
+		}
+		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(p.u), client.FieldOwner(fieldManager(uid)), client.ForceOwnership); err != nil {
+			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+				return fmt.Errorf("%s: writing %s %s: %v", what, p.u.GetKind(), p.u.GetName(), err)
+			}
+			return &transientError{err}
+		}
+	}
+	return r.release(ctx, owner, want)
+}
+
+// release removes owner from the tend objects it no longer maps to: an
+// object only it owned is deleted, a shared one loses owner's reference.
+func (r *Reconciler) release(ctx context.Context, owner *unstructured.Unstructured, want map[string]bool) error {
+	uid := owner.GetUID()
+	var stale []client.Object
+	var apps tendv1.AppList
+	if err := r.Client.List(ctx, &apps, client.InNamespace(owner.GetNamespace())); err != nil {
+		return &transientError{err}
+	}
+	for i := range apps.Items {
+		if ownedBy(&apps.Items[i], uid) && !want["App/"+apps.Items[i].Name] {
+			stale = append(stale, &apps.Items[i])
+		}
+	}
+	var srcs tendv1.SourceList
+	if err := r.Client.List(ctx, &srcs, client.InNamespace(owner.GetNamespace())); err != nil {
+		return &transientError{err}
+	}
+	for i := range srcs.Items {
+		if ownedBy(&srcs.Items[i], uid) && !want["Source/"+srcs.Items[i].Name] {
+			stale = append(stale, &srcs.Items[i])
+		}
+	}
+	var cls tendv1.ClusterList
+	if err := r.Client.List(ctx, &cls, client.InNamespace(owner.GetNamespace())); err != nil {
+		return &transientError{err}
+	}
+	for i := range cls.Items {
+		if ownedBy(&cls.Items[i], uid) && !want["Cluster/"+cls.Items[i].Name] {
+			stale = append(stale, &cls.Items[i])
+		}
+	}
+	for _, obj := range stale {
+		if len(obj.GetOwnerReferences()) == 1 {
+			if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+				return &transientError{err}
+			}
+			continue
+		}
+		gvk, err := r.Client.GroupVersionKindFor(obj)
+		if err != nil {
+			return err
+		}
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(gvk)
+		u.SetNamespace(obj.GetNamespace())
+		u.SetName(obj.GetName())
+		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(fieldManager(uid)), client.ForceOwnership); err != nil {
+			return &transientError{err}
+		}
+	}
+	return nil
+}
+
+// live reads the tend object of kind and name from the cache, nil when
+// there is none.
+func (r *Reconciler) live(ctx context.Context, kind, namespace, name string) (client.Object, error) {
+	var obj client.Object
+	switch kind {
+	case "App":
+		obj = &tendv1.App{}
+	case "Source":
+		obj = &tendv1.Source{}
+	case "Cluster":
+		obj = &tendv1.Cluster{}
+	default:
+		return nil, fmt.Errorf("compat: cannot apply a %s", kind)
+	}
+	err := r.Client.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, obj)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return obj, err
+}
+
+// isForeign says whether apiVersion is Argo CD's or Flux's.
+func isForeign(apiVersion string) bool {
+	group, _, _ := strings.Cut(apiVersion, "/")
+	return group == "argoproj.io" || strings.HasSuffix(group, ".toolkit.fluxcd.io")
+}
+
+func ownedBy(obj metav1.Object, uid types.UID) bool {
+	return slices.ContainsFunc(obj.GetOwnerReferences(), func(ref metav1.OwnerReference) bool { return ref.UID == uid })
+}
+
+func hash(u map[string]any) (string, error) {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8]), nil
+}
+
+// finalize deletes the Apps obj maps to and then removes the finalizers
+// of the old tool that stand for that, so that deleting the object works
+// with the old tool gone. Objects without them are left to Kubernetes'
+// garbage collector, which deletes the Apps (each App's deletionPolicy
+// says what happens to its objects).
+func (r *Reconciler) finalize(ctx context.Context, obj *unstructured.Unstructured) (ctrl.Result, error) {
+	fins := r.kind.cascading(obj.GetFinalizers())
+	if len(fins) == 0 {
+		return ctrl.Result{}, nil
+	}
+	var apps tendv1.AppList
+	if err := r.Client.List(ctx, &apps, client.InNamespace(obj.GetNamespace())); err != nil {
+		return ctrl.Result{}, err
+	}
+	waiting := 0
+	for i := range apps.Items {
+		app := &apps.Items[i]
+		if !ownedBy(app, obj.GetUID()) {
+			continue
+		}
+		waiting++
+		if app.DeletionTimestamp == nil {
+			if err := r.Client.Delete(ctx, app); client.IgnoreNotFound(err) != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	if waiting > 0 {
+		// The App's deletion (its objects pruned first, by its
+		// deletionPolicy) requeues this object; the timer is a backstop.
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	}
+	keep := slices.DeleteFunc(slices.Clone(obj.GetFinalizers()), func(f string) bool { return slices.Contains(fins, f) })
+	patch := map[string]any{"metadata": map[string]any{"finalizers": keep, "resourceVersion": obj.GetResourceVersion()}}
+	b, err := json.Marshal(patch)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, b)); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	r.Log.Info("removed finalizers after deleting what the object maps to", "object", obj.GetNamespace()+"/"+obj.GetName(), "finalizers", fins)
+	return ctrl.Result{}, nil
+}
+
+// writeStatus writes obj's status when it changed, and records an event
+// when what stops the object is new.
+func (r *Reconciler) writeStatus(ctx context.Context, obj *unstructured.Unstructured, o *observed) error {
+	oldStatus, _, _ := unstructured.NestedMap(obj.Object, "status")
+	oldProblem := problemOf(oldStatus)
+	status := r.kind.status(obj, o)
+	if sameStatus(oldStatus, status) {
+		return nil
+	}
+	patch, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": status}})
+	if err != nil {
+		return err
+	}
+	var opts []client.SubResourcePatchOption
+	if r.kind.statusSubresource {
+		err = r.Client.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), opts...)
+	} else {
+		err = r.Client.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
+	}
+	if err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if p := o.problem(); p != "" && p != oldProblem {
+		reason := ReasonUnsupported
+		if o.conv.err == nil {
+			reason = ReasonConflict
+		}
+		r.Recorder.Eventf(obj, nil, "Warning", reason, "Reconcile", "%s", p)
+	}
+	for _, w := range o.conv.warnings {
+		if !strings.Contains(fmt.Sprint(oldStatus), w) {
+			r.Recorder.Eventf(obj, nil, "Normal", "Differs", "Reconcile", "%s", w)
+		}
+	}
+	return nil
+}
+
+// problemOf finds the message of the problem condition a status written
+// by tend holds (Argo CD's InvalidSpecError or Flux's Stalled).
+func problemOf(status map[string]any) string {
+	conds, _, _ := unstructured.NestedSlice(status, "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		t, _ := m["type"].(string)
+		if t == argoInvalidSpec || (t == "Stalled" && m["status"] == "True") {
+			msg, _ := m["message"].(string)
+			return msg
+		}
+	}
+	return ""
+}
+
+// sameStatus compares two statuses, ignoring the times written only when
+// something else changes.
+func sameStatus(a, b map[string]any) bool {
+	strip := func(m map[string]any) string {
+		c, _ := toJSON(orEmpty(m)).(map[string]any)
+		delete(c, "reconciledAt")
+		if conds, ok := c["conditions"].([]any); ok {
+			for _, x := range conds {
+				if cm, ok := x.(map[string]any); ok {
+					delete(cm, "lastTransitionTime")
+				}
+			}
+		}
+		b, _ := json.Marshal(c)
+		return string(b)
+	}
+	return strip(a) == strip(b)
+}
+
+func orEmpty(m map[string]any) map[string]any {
+	if m == nil {
+		return map[string]any{}
+	}
+	return m
+}
+
+// toJSON converts a typed value to its JSON form (maps, slices, strings,
+// float64), as unstructured objects hold it.
+func toJSON(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	var out any
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+// transitionTime keeps a condition's lastTransitionTime while its status
+// stays, from the old status's conditions.
+func transitionTime(old map[string]any, typ, status string, now metav1.Time) string {
+	conds, _, _ := unstructured.NestedSlice(old, "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ && m["status"] == status {
+			if t, ok := m["lastTransitionTime"].(string); ok {
+				return t
+			}
+		}
+	}
+	return now.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,209 @@
+package compat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/flux"
+)
+
+// fluxFinalizer is the finalizer Flux's controllers put on their objects.
+const fluxFinalizer = "finalizers.fluxcd.io"
+
+var fluxKinds = []*kind{
+	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.GitRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.HelmRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+}
+
+// fluxRequestedAt is the annotation `flux reconcile` sets; Flux answers it
+// with status.lastHandledReconcileAt.
+const fluxRequestedAt = "reconcile.fluxcd.io/requestedAt"
+
+func fluxRequest(obj *unstructured.Unstructured) string {
+	return obj.GetAnnotations()[fluxRequestedAt]
+}
+
+// lastHandled is status.lastHandledReconcileAt: req once handled, else the
+// value it had.
+func lastHandled(obj *unstructured.Unstructured, st map[string]any, handled bool) {
+	if req := fluxRequest(obj); req != "" && handled {
+		st["lastHandledReconcileAt"] = req
+	} else if v, ok, _ := unstructured.NestedString(obj.Object, "status", "lastHandledReconcileAt"); ok {
+		st["lastHandledReconcileAt"] = v
+	}
+}
+
+func fluxCascading(finalizers []string) []string {
+	if slices.Contains(finalizers, fluxFinalizer) {
+		return []string{fluxFinalizer}
+	}
+	return nil
+}
+
+// convertFlux maps one Flux object; each maps on its own (sourceRef and
+// dependsOn name objects that keep their names).
+func convertFlux(_ context.Context, _ *Reconciler, obj *unstructured.Unstructured) (*conversion, error) {
+	body, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	res := flux.Convert([]flux.Document{{Where: "in the cluster", Body: body}})
+	if len(res.Errors) > 0 {
+		return &conversion{err: errors.Join(res.Errors...)}, nil
+	}
+	c := &conversion{warnings: res.Warnings}
+	for _, a := range res.Apps {
+		c.objects = append(c.objects, a)
+		c.app, c.source = a.Name, a.Spec.SourceRef.Name
+	}
+	for _, s := range res.Sources {
+		c.objects = append(c.objects, s)
+		c.source = s.Name
+	}
+	if len(c.objects) == 0 {
+		return &conversion{err: fmt.Errorf("%s %s/%s: nothing to map it to", obj.GetKind(), obj.GetNamespace(), obj.GetName())}, nil
+	}
+	return c, nil
+}
+
+// fluxRevision writes a git revision as Flux does: "main@sha1:<hash>".
+func fluxRevision(src *tendv1.Source, rev string) string {
+	if rev == "" || src == nil || src.Spec.Git == nil {
+		return rev
+	}
+	ref := ""
+	if src.Status.Artifact != nil && src.Status.Artifact.Revision == rev {
+		ref = src.Status.Artifact.Ref
+		for _, p := range []string{"refs/heads/", "refs/tags/"} {
+			ref = strings.TrimPrefix(ref, p)
+		}
+	}
+	if ref == "" {
+		return "sha1:" + rev
+	}
+	return ref + "@sha1:" + rev
+}
+
+// fluxConditions are obj's conditions from a tend object's, or from what
+// stops obj; their observedGeneration is obj's generation.
+func fluxConditions(obj *unstructured.Unstructured, o *observed, from []metav1.Condition) []any {
+	old, _, _ := unstructured.NestedMap(obj.Object, "status")
+	gen := obj.GetGeneration()
+	var conds []metav1.Condition
+	if p := o.problem(); p != "" {
+		reason := ReasonUnsupported
+		if o.conv.err == nil {
+			reason = ReasonConflict
+		}
+		conds = []metav1.Condition{
+			{Type: "Ready", Status: metav1.ConditionFalse, Reason: reason, Message: p},
+			{Type: "Stalled", Status: metav1.ConditionTrue, Reason: reason, Message: p},
+		}
+	} else if len(from) == 0 {
+		conds = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionUnknown, Reason: "Progressing", Message: "reconciliation in progress"}}
+	} else {
+		conds = from
+	}
+	out := make([]any, 0, len(conds))
+	for _, c := range conds {
+		msg := c.Message
+		if len(msg) > 32000 {
+			msg = msg[:32000]
+		}
+		if msg == "" {
+			msg = c.Reason
+		}
+		out = append(out, map[string]any{
+			"type": c.Type, "status": string(c.Status), "reason": c.Reason, "message": msg,
+			"observedGeneration": gen,
+			"lastTransitionTime": transitionTime(old, c.Type, string(c.Status), o.now),
+		})
+	}
+	return out
+}
+
+// fluxAppStatus is a Kustomization's or HelmRelease's status from its App.
+func fluxAppStatus(obj *unstructured.Unstructured, o *observed) map[string]any {
+	st := map[string]any{"observedGeneration": obj.GetGeneration()}
+	var from []metav1.Condition
+	lastHandled(obj, st, o.app != nil && o.app.Status.LastHandledRequest == fluxRequest(obj))
+	if app := o.app; app != nil {
+		from = app.Status.Conditions
+		if obj.GetKind() == helmv2.HelmReleaseKind {
+			// helm-controller's Released condition: the last release
+			// succeeded.
+			if rel := releasedCondition(app); rel != nil {
+				from = append(slices.Clone(from), *rel)
+			}
+			if app.Status.LastAttemptedRevision != "" {
+				st["lastAttemptedRevision"] = app.Status.LastAttemptedRevision
+			}
+		} else {
+			if app.Status.Revision != "" {
+				st["lastAppliedRevision"] = fluxRevision(o.src, app.Status.Revision)
+			}
+			if app.Status.LastAttemptedRevision != "" {
+				st["lastAttemptedRevision"] = fluxRevision(o.src, app.Status.LastAttemptedRevision)
+			}
+		}
+	}
+	st["conditions"] = fluxConditions(obj, o, from)
+	return st
+}
+
+func releasedCondition(app *tendv1.App) *metav1.Condition {
+	if len(app.Status.History) == 0 {
+		return nil
+	}
+	h := app.Status.History[0]
+	c := &metav1.Condition{Type: "Released", Status: metav1.ConditionTrue, Reason: "UpgradeSucceeded", Message: "Helm upgrade succeeded for revision " + h.Revision}
+	if h.Result != "Succeeded" {
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, "UpgradeFailed", h.Message
+	}
+	return c
+}
+
+// fluxSourceStatus is a GitRepository's or HelmRepository's status from
+// its Source. tend keeps artifacts to itself: the artifact's path and URL
+// are empty, and its digest is the commit's ("sha1:<hash>") or the chart
+// index's.
+func fluxSourceStatus(obj *unstructured.Unstructured, o *observed) map[string]any {
+	st := map[string]any{"observedGeneration": obj.GetGeneration()}
+	var from []metav1.Condition
+	// A Source keeps no record of requests: one is handled once passed on.
+	lastHandled(obj, st, o.src != nil && o.src.Annotations[tendv1.AnnotationRequestedAt] == fluxRequest(obj))
+	if src := o.src; src != nil && ownedBy(src, obj.GetUID()) {
+		from = src.Status.Conditions
+		if a := src.Status.Artifact; a != nil {
+			rev, digest := a.Revision, a.Revision
+			if src.Spec.Git != nil {
+				rev, digest = fluxRevision(src, a.Revision), "sha1:"+a.Revision
+			} else if !strings.Contains(digest, ":") {
+				digest = "sha256:" + digest
+			}
+			st["artifact"] = map[string]any{
+				"revision": rev, "digest": digest, "path": "", "url": "",
+				"lastUpdateTime": a.FetchedAt.UTC().Format(time.RFC3339),
+			}
+		}
+	}
+	if meta.FindStatusCondition(from, "Ready") == nil && len(from) > 0 {
+		from = nil
+	}
+	st["conditions"] = fluxConditions(obj, o, from)
+	return st
+}
