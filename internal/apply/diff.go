@@ -184,7 +184,7 @@ func (s *syncRun) diffGone(ctx context.Context, ref ObjectRef) (*diff.ObjectDiff
 	if err != nil {
 		return nil, "", fmt.Errorf("%s: %w", ref, err)
 	}
-	switch verdict, why := s.pruneVerdict(live); {
+	switch verdict, why := s.pruneVerdict(live, s.old.Entries[ref]); {
 	case verdict == letGo:
 		return nil, "", nil
 	case verdict == keep:

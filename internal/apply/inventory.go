@@ -58,6 +58,16 @@ type Entry struct {
 	Fingerprint string
 }
 
+// AdoptedDesired is the Desired of an entry tend did not apply but took
+// over from the tool that managed the App before (Argo CD's or Flux's own
+// list of what an Application or Kustomization applied): the object is
+// applied at the next sync, and pruned if it left git, though it does not
+// carry tend's owner annotation yet.
+const AdoptedDesired = "adopted"
+
+// Adopted says whether e was taken over and not applied by tend yet.
+func (e Entry) Adopted() bool { return e.Desired == AdoptedDesired }
+
 // Inventory is what one App applied: every object it owns, with what is
 // needed to know, without asking the apiserver, that nothing changed.
 type Inventory struct {

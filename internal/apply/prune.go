@@ -59,9 +59,9 @@ const (
 
 // pruneVerdict decides, from its annotations, whether a prune deletes
 // live, and why not.
-func (s *syncRun) pruneVerdict(live *unstructured.Unstructured) (verdict, string) {
+func (s *syncRun) pruneVerdict(live *unstructured.Unstructured, entry Entry) (verdict, string) {
 	ann := live.GetAnnotations()
-	if owner := ann[AnnotationOwner]; owner != s.req.App.String() {
+	if owner := ann[AnnotationOwner]; owner != s.req.App.String() && (owner != "" || !entry.Adopted()) {
 		return letGo, fmt.Sprintf("owned by %q now, not by this App", owner)
 	}
 	if ann[AnnotationPrune] == "disabled" {
@@ -100,7 +100,7 @@ func (s *syncRun) prune(ctx context.Context, refs []ObjectRef) error {
 			delete(s.next.Entries, ref)
 			continue
 		}
-		if verdict, why := s.pruneVerdict(live); verdict != prune {
+		if verdict, why := s.pruneVerdict(live, entry); verdict != prune {
 			delete(s.next.Entries, ref)
 			s.progress("prune", ref, Kept, why)
 			continue

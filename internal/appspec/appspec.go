@@ -69,6 +69,12 @@ func Request(app *tendv1.App, c Compiled) apply.Request {
 		ForceConflicts: app.Spec.Sync.ForceConflicts,
 		HealthTimeout:  HealthTimeout(app),
 		Ignore:         c.Ignore,
+		// Fields Argo CD, Flux, Helm or kubectl apply set before tend
+		// become tend's at the first apply, values unchanged, so that the
+		// next git change to them applies (a takeover without a blip).
+		// Objects tend made itself carry none of those managers: no
+		// extra write.
+		TakeOver: &apply.TakeOver{Managers: apply.DefaultTakeOverManagers()},
 	}
 	if d := app.Spec.Destination; d.CreateNamespace {
 		req.CreateNamespace = d.Namespace

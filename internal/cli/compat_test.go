@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -32,13 +33,16 @@ var (
 )
 
 // installCompat runs `tend install --compat argo,flux --local-controller`
-// into the test's namespace (cluster-scoped RBAC named after it, removed
-// at the end) and checks the Argo CD and Flux CRDs are served.
+// into a namespace of the test's own (removed at the end, with the
+// cluster-scoped RBAC named after it) and checks the Argo CD and Flux CRDs
+// are served.
 func installCompat(t *testing.T, cl *testCluster) dynamic.Interface {
 	t.Helper()
-	code, out, stderr := cl.tend(t, "install", "--compat", "argo,flux", "--local-controller", "--tend-namespace", cl.Namespace)
+	tendNS := cl.Namespace + "-tend"
+	code, out, stderr := cl.tend(t, "install", "--compat", "argo,flux", "--local-controller", "--tend-namespace", tendNS)
 	t.Cleanup(func() {
-		name := install.ClusterName(cl.Namespace)
+		_ = cl.Clientset.CoreV1().Namespaces().Delete(context.Background(), tendNS, metav1.DeleteOptions{})
+		name := install.ClusterName(tendNS)
 		_ = cl.c.Delete(context.Background(), &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}})
 		_ = cl.c.Delete(context.Background(), &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name}})
 	})
@@ -56,7 +60,7 @@ func installCompat(t *testing.T, cl *testCluster) dynamic.Interface {
 	}
 	// The controller may write them: the ClusterRole names their status.
 	var role rbacv1.ClusterRole
-	if err := cl.c.Get(context.Background(), client.ObjectKey{Name: install.ClusterName(cl.Namespace)}, &role); err != nil {
+	if err := cl.c.Get(context.Background(), client.ObjectKey{Name: install.ClusterName(tendNS)}, &role); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(fmt.Sprint(role.Rules), "applications/status") || !strings.Contains(fmt.Sprint(role.Rules), "kustomizations/finalizers") {
@@ -361,4 +365,164 @@ spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepositor
 	eventually(t, "the Source of the deleted GitRepository deleted", time.Minute, func() bool {
 		return apierrors.IsNotFound(cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fleet"}, &tendv1.Source{}))
 	})
+}
+
+// A cluster Flux ran is taken over without a blip: objects left exactly as
+// kustomize-controller applied them (its field manager and labels), the
+// Kustomization's status.inventory listing them and one object since
+// removed from git. With Flux gone and tend started: the Deployment is not
+// changed (no rollout), nothing in git is recreated, the removed object is
+// pruned, kustomize-controller's fields become tend's, and the next git
+// change applies.
+func TestCompatTakeOverFromFluxWithoutABlip(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	web := strings.Replace(webDeploymentYAML, "metadata: {name: web}", "metadata: {name: web, namespace: "+ns+"}", 1)
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("apps", map[string]string{"apps/web.yaml": web, "apps/cfg.yaml": configMapYAML("cfg", "1")})
+
+	// What Flux applied, as it applied it.
+	deployments := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	fluxLabels := map[string]string{"kustomize.toolkit.fluxcd.io/name": "apps", "kustomize.toolkit.fluxcd.io/namespace": ns}
+	leave := func(gvr schema.GroupVersionResource, doc string) *unstructured.Unstructured {
+		t.Helper()
+		u := &unstructured.Unstructured{}
+		if err := sigsyaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetNamespace(ns)
+		u.SetLabels(fluxLabels)
+		out, err := dyn.Resource(gvr).Namespace(ns).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "kustomize-controller", Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	leave(deployments, web)
+	logIfFailed(t, dyn, deployments, ns, "web")
+	cfg := leave(configMaps, configMapYAML("cfg", "1"))
+	leave(configMaps, configMapYAML("gone", "x"))
+	eventually(t, "the Deployment Flux applied rolled out", time.Minute, func() bool {
+		d, err := cl.Clientset.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && d.Status.ObservedGeneration == d.Generation && d.Status.UpdatedReplicas == 1
+	})
+	before, err := cl.Clientset.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rsBefore, podBefore types.UID
+	eventually(t, "one ReplicaSet and one pod of web", time.Minute, func() bool {
+		rs, err1 := cl.Clientset.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		pods, err2 := cl.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err1 != nil || err2 != nil || len(rs.Items) != 1 || len(pods.Items) != 1 {
+			return false
+		}
+		rsBefore, podBefore = rs.Items[0].UID, pods.Items[0].UID
+		return true
+	})
+
+	createYAML(t, dyn, fluxGitRepos, fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: %s}
+spec: {interval: 1m, url: %s, ref: {branch: main}}
+`, ns, repo.URL))
+	ks := createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: %s}
+spec: {interval: 10m, path: ./apps, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+`, ns))
+	logIfFailed(t, dyn, fluxKustomization, ns, "apps")
+	_ = unstructured.SetNestedSlice(ks.Object, []any{
+		map[string]any{"id": ns + "_web_apps_Deployment", "v": "v1"},
+		map[string]any{"id": ns + "_cfg__ConfigMap", "v": "v1"},
+		map[string]any{"id": ns + "_gone__ConfigMap", "v": "v1"},
+	}, "status", "inventory", "entries")
+	if _, err := dyn.Resource(fluxKustomization).Namespace(ns).UpdateStatus(ctx, ks, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The preview: the Deployment and cfg taken over, values unchanged;
+	// gone, which left git, deleted.
+	if code, _, stderr := cl.tend(t, "adopt"); code != ExitUsage || !strings.Contains(stderr, "--dry-run") {
+		t.Errorf("tend adopt without --dry-run: exit %d: %s", code, stderr)
+	}
+	code, out, stderr := cl.tend(t, "adopt", "--dry-run")
+	for _, want := range []string{
+		"Kustomization " + ns + "/apps:",
+		"taken over   apps/Deployment " + ns + "/web (fields of kustomize-controller become tend's)",
+		"taken over   ConfigMap " + ns + "/cfg (fields of kustomize-controller become tend's)",
+		"delete       ConfigMap " + ns + "/gone",
+		"1 objects of 1 Apps would change; 0 cannot be adopted",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tend adopt --dry-run output lacks %q:\n%s\nstderr: %s", want, out, stderr)
+		}
+	}
+	if code != ExitDiff {
+		t.Errorf("tend adopt --dry-run: exit %d, want %d (gone would be deleted): %s", code, ExitDiff, stderr)
+	}
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "gone", metav1.GetOptions{}); err != nil {
+		t.Errorf("tend adopt --dry-run changed the cluster: %v", err)
+	}
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
+
+	eventually(t, "Kustomization apps Ready at main@sha1:"+shortRev(rev)+" and gone pruned", 2*time.Minute, func() bool {
+		_, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "gone", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && strings.HasPrefix(condition(dyn, fluxKustomization, ns, "apps", "Ready"), "True/") &&
+			getStatus(dyn, fluxKustomization, ns, "apps", "lastAppliedRevision") == "main@sha1:"+rev
+	})
+	after, err := cl.Clientset.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// tend's owner annotation bumps the generation (a Deployment's
+	// annotations are copied to its ReplicaSets); the spec, the ReplicaSet
+	// and the pod stay as Flux left them.
+	if !equality.Semantic.DeepEqual(after.Spec, before.Spec) || after.UID != before.UID {
+		b1, _ := sigsyaml.Marshal(before.Spec)
+		b2, _ := sigsyaml.Marshal(after.Spec)
+		t.Errorf("Deployment changed by the takeover (uid %s -> %s); spec before:\n%s\nafter:\n%s", before.UID, after.UID, b1, b2)
+	}
+	rs, err := cl.Clientset.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil || len(rs.Items) != 1 || rs.Items[0].UID != rsBefore {
+		t.Errorf("ReplicaSets after the takeover: %d (%v), want only the one Flux's rollout made", len(rs.Items), err)
+	}
+	pods, err := cl.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil || len(pods.Items) != 1 || pods.Items[0].UID != podBefore {
+		t.Errorf("pods after the takeover: %d (%v), want the one running before (not restarted)", len(pods.Items), err)
+	}
+	now, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "cfg", metav1.GetOptions{})
+	if err != nil || now.UID != cfg.GetUID() {
+		t.Fatalf("ConfigMap cfg re-created or gone: %v", err)
+	}
+	for _, mf := range now.ManagedFields {
+		if mf.Manager == "kustomize-controller" && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:value"`) {
+			t.Errorf("kustomize-controller still owns data.value of cfg after the takeover: %s", mf.FieldsV1.Raw)
+		}
+	}
+
+	// The next git change applies (no conflict with the old manager).
+	rev2 := repo.Commit("cfg 2", map[string]string{"apps/cfg.yaml": configMapYAML("cfg", "2")})
+	request := []byte(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":"` + rev2 + `"}}}`)
+	if _, err := dyn.Resource(fluxGitRepos).Namespace(ns).Patch(ctx, "fleet", types.MergePatchType, request, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "cfg at the next commit, the request handled", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "cfg", metav1.GetOptions{})
+		return err == nil && cm.Data["value"] == "2" && getStatus(dyn, fluxGitRepos, ns, "fleet", "lastHandledReconcileAt") == rev2
+	})
+
+	for _, del := range []struct {
+		gvr  schema.GroupVersionResource
+		name string
+	}{{fluxKustomization, "apps"}, {fluxGitRepos, "fleet"}} {
+		if err := dyn.Resource(del.gvr).Namespace(ns).Delete(ctx, del.name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, dyn, del.gvr, ns, del.name)
+	}
 }

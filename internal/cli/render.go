@@ -393,6 +393,12 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	if err != nil {
 		return nil, err
 	}
+	return renderAppFrom(ctx, k, app, src, ref)
+}
+
+// renderAppFrom is renderApp with the App's Source given (tend adopt
+// renders from Sources not created yet).
+func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string) (*appRendered, error) {
 	opts, err := appspec.RenderOptions(ctx, k.c, app, src)
 	if err != nil {
 		if objstatus.IsPermanent(err) {
@@ -438,6 +444,10 @@ func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.A
 		refs = []git.Ref{{Branch: ref}, {Tag: ref}}
 	case app.Spec.TargetRevision != "":
 		refs = []git.Ref{{Commit: app.Spec.TargetRevision}}
+	case src.ResourceVersion == "":
+		// A Source not in the cluster yet (tend adopt maps it from a
+		// Flux or Argo CD object): its ref, as the controller will fetch.
+		refs = []git.Ref{{Branch: g.Ref.Branch, Tag: g.Ref.Tag, SemVer: g.Ref.SemVer, Commit: g.Ref.Commit}}
 	case src.Status.Artifact == nil || src.Status.Artifact.Revision == "":
 		return "", "", &exitError{code: ExitUsage, err: fmt.Errorf("the Source %s/%s has not fetched a revision yet (is the tend controller running? `tend status` shows the Source); pass --revision to render a branch, tag or commit", src.Namespace, src.Name)}
 	case g.Ref.Tag == "" && g.Ref.SemVer == "":

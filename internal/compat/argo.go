@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/argocd"
 )
 
@@ -44,6 +45,7 @@ var argoKinds = []*kind{{
 		}
 		return ""
 	},
+	adopted: argoResources,
 	handled: func(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error {
 		patch := []byte(`{"metadata":{"annotations":{"` + argoRefresh + `":null}}}`)
 		return c.Patch(ctx, obj.DeepCopy(), client.RawPatch(types.MergePatchType, patch))
@@ -60,7 +62,7 @@ func argoCascading(finalizers []string) []string {
 
 // convertApplication maps an Application with the repository, repo-creds
 // and cluster Secrets of its namespace (where Argo CD keeps them).
-func convertApplication(ctx context.Context, r *Reconciler, obj *unstructured.Unstructured) (*conversion, error) {
+func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -70,7 +72,7 @@ func convertApplication(ctx context.Context, r *Reconciler, obj *unstructured.Un
 		return &conversion{err: fmt.Errorf("reading Argo CD Application %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
 	}
 	var list corev1.SecretList
-	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.HasLabels{argocd.SecretTypeLabel}); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.HasLabels{argocd.SecretTypeLabel}); err != nil {
 		return nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
 	}
 	secs := argocd.NewSecrets()
@@ -228,4 +230,20 @@ func argoTransition(old map[string]any, typ, msg string, now metav1.Time) string
 		}
 	}
 	return now.UTC().Format(time.RFC3339)
+}
+
+// argoResources are the objects Argo CD recorded as the Application's
+// (status.resources), with their API versions; hooks are not among them.
+func argoResources(obj *unstructured.Unstructured) map[apply.ObjectRef]string {
+	items, _, _ := unstructured.NestedSlice(obj.Object, "status", "resources")
+	out := map[apply.ObjectRef]string{}
+	for _, it := range items {
+		m, _ := it.(map[string]any)
+		str := func(k string) string { v, _ := m[k].(string); return v }
+		if str("kind") == "" || str("name") == "" || str("version") == "" || m["hook"] == true {
+			continue
+		}
+		out[apply.ObjectRef{Group: str("group"), Kind: str("kind"), Namespace: str("namespace"), Name: str("name")}] = str("version")
+	}
+	return out
 }

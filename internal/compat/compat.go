@@ -42,6 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/objstatus"
 )
 
@@ -70,7 +71,7 @@ type kind struct {
 	gvk    schema.GroupVersionKind
 	// convert maps obj to tend objects. A returned error is transient
 	// (reading Secrets failed); what cannot be mapped is conversion.err.
-	convert func(ctx context.Context, r *Reconciler, obj *unstructured.Unstructured) (*conversion, error)
+	convert func(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error)
 	// status is obj's status in its own shape, from what it maps to.
 	status func(obj *unstructured.Unstructured, o *observed) map[string]any
 	// statusSubresource: the CRD has one (Flux's); Argo CD's does not,
@@ -87,6 +88,10 @@ type kind struct {
 	// handled, when set, acknowledges the request on obj after it was
 	// passed on (Argo CD removes its refresh annotation).
 	handled func(ctx context.Context, c client.Client, obj *unstructured.Unstructured) error
+	// adopted, when set, lists what the old tool recorded as applied by
+	// obj (Argo CD's status.resources, Flux's status.inventory): the
+	// first inventory of the App obj maps to.
+	adopted func(obj *unstructured.Unstructured) map[apply.ObjectRef]string
 }
 
 // conversion is what one object maps to.
@@ -132,7 +137,12 @@ type Reconciler struct {
 	Client   client.Client
 	Recorder objstatus.EventRecorder
 	Log      *slog.Logger
-	kind     *kind
+	// Inventory stores App inventories (the controller's store): an App
+	// created for an object the old tool applied starts with what that
+	// tool recorded, so that tend prunes what left git since, and only
+	// that.
+	Inventory apply.InventoryStore
+	kind      *kind
 }
 
 // Kinds lists the kinds of the families named (argo, flux), for Setup and
@@ -167,7 +177,7 @@ func kindsOf(families []string) ([]*kind, error) {
 
 // Setup adds a reconciler for every kind of families to mgr. Their CRDs
 // must be installed (tend install --compat).
-func Setup(mgr manager.Manager, families []string, log *slog.Logger) error {
+func Setup(mgr manager.Manager, families []string, inventory apply.InventoryStore, log *slog.Logger) error {
 	ks, err := kindsOf(families)
 	if err != nil {
 		return err
@@ -179,7 +189,7 @@ func Setup(mgr manager.Manager, families []string, log *slog.Logger) error {
 			}
 			return err
 		}
-		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: log.With("controller", "compat", "kind", k.gvk.Kind), kind: k}
+		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: log.With("controller", "compat", "kind", k.gvk.Kind), Inventory: inventory, kind: k}
 		if err := r.setup(mgr); err != nil {
 			return err
 		}
@@ -209,7 +219,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if obj.GetDeletionTimestamp() != nil {
 		return r.finalize(ctx, obj)
 	}
-	conv, err := r.kind.convert(ctx, r, obj)
+	conv, err := r.kind.convert(ctx, r.Client, obj)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -252,6 +262,50 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return ctrl.Result{}, r.writeStatus(ctx, obj, o)
 }
 
+// Mapped is what one Argo CD or Flux object maps to.
+type Mapped struct {
+	// App is the App it maps to, nil for a source kind.
+	App *tendv1.App
+	// Objects are the other tend objects: Sources and Clusters.
+	Objects []client.Object
+	// Adopted is what the old tool recorded as applied, by API version:
+	// the App's first inventory.
+	Adopted map[apply.ObjectRef]string
+	// Warnings say where tend behaves differently.
+	Warnings []string
+	// Err names every field tend cannot honour.
+	Err error
+}
+
+// Map maps obj as the reconciler does, without writing anything (tend
+// adopt --dry-run); c reads Argo CD's repository and cluster Secrets. It
+// returns nil for kinds tend does not reconcile.
+func Map(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*Mapped, error) {
+	ks, _ := kindsOf([]string{Argo, Flux})
+	for _, k := range ks {
+		if k.gvk != obj.GroupVersionKind() {
+			continue
+		}
+		conv, err := k.convert(ctx, c, obj)
+		if err != nil {
+			return nil, err
+		}
+		m := &Mapped{Warnings: conv.warnings, Err: conv.err}
+		for _, o := range conv.objects {
+			if app, ok := o.(*tendv1.App); ok {
+				m.App = app
+				continue
+			}
+			m.Objects = append(m.Objects, o)
+		}
+		if k.adopted != nil {
+			m.Adopted = k.adopted(obj)
+		}
+		return m, nil
+	}
+	return nil, nil
+}
+
 // transientError is an apply error worth retrying with backoff.
 type transientError struct{ err error }
 
@@ -270,6 +324,9 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 	type pending struct {
 		u    *unstructured.Unstructured
 		skip bool
+		// seed: a new App, whose first inventory is what the old tool
+		// recorded.
+		seed bool
 	}
 	var todo []pending
 	want := map[string]bool{}
@@ -334,11 +391,16 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 			}
 			skip = mine && live.GetAnnotations()[HashAnnotation] == sum
 		}
-		todo = append(todo, pending{u: &unstructured.Unstructured{Object: u}, skip: skip})
+		todo = append(todo, pending{u: &unstructured.Unstructured{Object: u}, skip: skip, seed: controller && live == nil})
 	}
 	for _, p := range todo {
 		if p.skip {
 			continue
+		}
+		if p.seed {
+			if err := r.seedInventory(ctx, owner, p.u); err != nil {
+				return &transientError{err}
+			}
 		}
 		if err := r.Client.Apply(ctx, client.ApplyConfigurationFromUnstructured(p.u), client.FieldOwner(fieldManager(uid)), client.ForceOwnership); err != nil {
 			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
@@ -348,6 +410,32 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 		}
 	}
 	return r.release(ctx, owner, want)
+}
+
+// seedInventory gives the App app, about to be created for owner, the
+// inventory the old tool left: each object it recorded as applied, marked
+// adopted (apply.AdoptedDesired). An App that has an inventory keeps it.
+func (r *Reconciler) seedInventory(ctx context.Context, owner, app *unstructured.Unstructured) error {
+	if r.kind.adopted == nil || r.Inventory == nil {
+		return nil
+	}
+	refs := r.kind.adopted(owner)
+	if len(refs) == 0 {
+		return nil
+	}
+	ref := apply.AppRef{Namespace: app.GetNamespace(), Name: app.GetName()}
+	inv, err := r.Inventory.Load(ctx, ref)
+	if err != nil || len(inv.Entries) > 0 {
+		return err
+	}
+	for obj, version := range refs {
+		inv.Entries[obj] = apply.Entry{Version: version, Desired: apply.AdoptedDesired}
+	}
+	if err := r.Inventory.Save(ctx, ref, inv); err != nil {
+		return err
+	}
+	r.Log.Info("took over the inventory the old tool left", "object", owner.GetNamespace()+"/"+owner.GetName(), "objects", len(refs))
+	return nil
 }
 
 // release removes owner from the tend objects it no longer maps to: an

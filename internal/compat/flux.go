@@ -14,8 +14,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/flux"
 )
 
@@ -25,7 +27,7 @@ const fluxFinalizer = "finalizers.fluxcd.io"
 var fluxKinds = []*kind{
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.GitRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.HelmRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
-	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: fluxInventory},
 	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
 }
 
@@ -56,7 +58,7 @@ func fluxCascading(finalizers []string) []string {
 
 // convertFlux maps one Flux object; each maps on its own (sourceRef and
 // dependsOn name objects that keep their names).
-func convertFlux(_ context.Context, _ *Reconciler, obj *unstructured.Unstructured) (*conversion, error) {
+func convertFlux(_ context.Context, _ client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -206,4 +208,41 @@ func fluxSourceStatus(obj *unstructured.Unstructured, o *observed) map[string]an
 	}
 	st["conditions"] = fluxConditions(obj, o, from)
 	return st
+}
+
+// fluxInventory are the objects Flux recorded as the Kustomization's
+// (status.inventory.entries).
+func fluxInventory(obj *unstructured.Unstructured) map[apply.ObjectRef]string {
+	entries, _, _ := unstructured.NestedSlice(obj.Object, "status", "inventory", "entries")
+	out := map[apply.ObjectRef]string{}
+	for _, e := range entries {
+		m, _ := e.(map[string]any)
+		id, _ := m["id"].(string)
+		v, _ := m["v"].(string)
+		if ref, ok := parseFluxID(id); ok && v != "" {
+			out[ref] = v
+		}
+	}
+	return out
+}
+
+// parseFluxID reads an inventory id as Flux writes it,
+// "<namespace>_<name>_<group>_<kind>", where a ":" in the name is "__" and
+// the group of core kinds is empty.
+func parseFluxID(id string) (apply.ObjectRef, bool) {
+	ns, rest, ok := strings.Cut(id, "_")
+	i := strings.LastIndex(rest, "_")
+	if !ok || i < 0 {
+		return apply.ObjectRef{}, false
+	}
+	rest, kind := rest[:i], rest[i+1:]
+	j := strings.LastIndex(rest, "_")
+	if j < 0 {
+		return apply.ObjectRef{}, false
+	}
+	name, group := strings.ReplaceAll(rest[:j], "__", ":"), rest[j+1:]
+	if name == "" || kind == "" {
+		return apply.ObjectRef{}, false
+	}
+	return apply.ObjectRef{Group: group, Kind: kind, Namespace: ns, Name: name}, true
 }

@@ -293,7 +293,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := (&notify.Reconciler{Client: mgr.GetClient(), Refs: refs, RefChanged: owners.notifiers, Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := compat.Setup(mgr, opts.Compat, opts.Log); err != nil {
+	if err := compat.Setup(mgr, opts.Compat, connOpts.Inventory, opts.Log); err != nil {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)
