@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -525,4 +529,162 @@ spec: {interval: 10m, path: ./apps, prune: true, sourceRef: {kind: GitRepository
 		}
 		waitGone(t, dyn, del.gvr, ns, del.name)
 	}
+}
+
+// A cluster Argo CD ran (with ServerSideApply=true) is taken over the same
+// way: the objects as argocd-controller applied them, with its tracking
+// label, and the Application's status.resources listing one object since
+// removed from git, which is pruned; the rest is unchanged and becomes
+// tend's.
+func TestCompatTakeOverFromArgoCD(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("apps", map[string]string{"apps/web/cfg.yaml": configMapYAML("cfg", "1")})
+
+	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	for _, doc := range []string{configMapYAML("web-cfg", "1"), configMapYAML("web-gone", "x")} {
+		u := &unstructured.Unstructured{}
+		if err := sigsyaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetNamespace(ns)
+		u.SetLabels(map[string]string{"converted": "from-argocd", "app.kubernetes.io/instance": "web"})
+		if _, err := dyn.Resource(configMaps).Namespace(ns).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "argocd-controller", Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-cfg", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := createYAML(t, dyn, argoApplications, strings.Replace(argoApplication("web", repo.URL, "apps/web", ns), "namespace: argocd", "namespace: "+ns, 1))
+	logIfFailed(t, dyn, argoApplications, ns, "web")
+	_ = unstructured.SetNestedSlice(app.Object, []any{
+		map[string]any{"version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "web-cfg", "status": "Synced"},
+		map[string]any{"version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "web-gone", "status": "Synced"},
+	}, "status", "resources")
+	// Argo CD's CRD has no status subresource: the status is written with
+	// the object.
+	if _, err := dyn.Resource(argoApplications).Namespace(ns).Update(ctx, app, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"argo"} })
+
+	eventually(t, "Application web Synced and web-gone pruned", 2*time.Minute, func() bool {
+		_, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-gone", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && getStatus(dyn, argoApplications, ns, "web", "sync", "status") == "Synced"
+	})
+	after, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-cfg", metav1.GetOptions{})
+	if err != nil || after.UID != before.UID || after.Data["value"] != "1" || after.Labels["app.kubernetes.io/instance"] != "web" {
+		t.Fatalf("web-cfg after the takeover: %v %v, want the same object, value and tracking label", err, after)
+	}
+	for _, mf := range after.ManagedFields {
+		if mf.Manager == "argocd-controller" && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:value"`) {
+			t.Errorf("argocd-controller still owns data.value after the takeover: %s", mf.FieldsV1.Raw)
+		}
+	}
+	if err := dyn.Resource(argoApplications).Namespace(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, dyn, argoApplications, ns, "web")
+}
+
+// A chart helm-controller installed counts as installed: the HelmRelease's
+// App starts with the objects of the newest Helm release Secret, so its
+// first sync is an upgrade (the pre-upgrade hook runs, the pre-install one
+// does not), the release's object the chart no longer renders is pruned,
+// and the one it still renders is kept as it was.
+func TestCompatTakeOverHelmRelease(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	hook := func(name, phase string) string {
+		return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", annotations: {helm.sh/hook: " + phase + "}}\ndata: {ran: \"yes\"}\n"
+	}
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("chart", map[string]string{
+		"charts/web/Chart.yaml":                 "apiVersion: v2\nname: web\nversion: 0.2.0\n",
+		"charts/web/templates/cm.yaml":          "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: {{ .Release.Name }}-settings}\ndata: {mode: {{ .Values.mode }}}\n",
+		"charts/web/templates/pre-install.yaml": hook("install-hook", "pre-install"),
+		"charts/web/templates/pre-upgrade.yaml": hook("upgrade-hook", "pre-upgrade"),
+	})
+
+	// What helm-controller installed: the objects, as it applied them,
+	// and the release Secret (gzipped JSON, base64, as Helm stores it).
+	manifest := ""
+	for _, name := range []string{"web-settings", "web-old"} {
+		doc := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + ", namespace: " + ns + "}\ndata: {mode: flux}\n"
+		manifest += "---\n" + doc
+		u := &unstructured.Unstructured{}
+		if err := sigsyaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetLabels(map[string]string{"app.kubernetes.io/managed-by": "Helm", "helm.toolkit.fluxcd.io/name": "web", "helm.toolkit.fluxcd.io/namespace": ns})
+		u.SetAnnotations(map[string]string{"meta.helm.sh/release-name": "web", "meta.helm.sh/release-namespace": ns})
+		if _, err := dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace(ns).Apply(ctx, name, u, metav1.ApplyOptions{FieldManager: "helm-controller", Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rel, err := json.Marshal(map[string]any{"name": "web", "namespace": ns, "version": 1, "manifest": manifest, "info": map[string]any{"status": "deployed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	_, _ = zw.Write(rel)
+	_ = zw.Close()
+	release := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "sh.helm.release.v1.web.v1", Namespace: ns,
+			Labels: map[string]string{"owner": "helm", "name": "web", "status": "deployed", "version": "1"}},
+		Type: "helm.sh/release.v1",
+		Data: map[string][]byte{"release": []byte(base64.StdEncoding.EncodeToString(gz.Bytes()))},
+	}
+	if err := cl.c.Create(ctx, release); err != nil {
+		t.Fatal(err)
+	}
+	before, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	createYAML(t, dyn, fluxGitRepos, fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: %s}
+spec: {interval: 1m, url: %s, ref: {branch: main}}
+`, ns, repo.URL))
+	createYAML(t, dyn, fluxHelmReleases, fmt.Sprintf(`apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: web, namespace: %s}
+spec:
+  interval: 10m
+  chart: {spec: {chart: ./charts/web, sourceRef: {kind: GitRepository, name: fleet}}}
+  values: {mode: flux}
+`, ns))
+	logIfFailed(t, dyn, fluxHelmReleases, ns, "web")
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
+
+	eventually(t, "HelmRelease web Ready, web-old pruned", 2*time.Minute, func() bool {
+		_, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-old", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && strings.HasPrefix(condition(dyn, fluxHelmReleases, ns, "web", "Ready"), "True/")
+	})
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "upgrade-hook", metav1.GetOptions{}); err != nil {
+		t.Errorf("the pre-upgrade hook of an installed release did not run: %v", err)
+	}
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "install-hook", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the pre-install hook ran for a release helm-controller had installed: err %v, want NotFound", err)
+	}
+	after, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+	if err != nil || after.UID != before.UID || after.Data["mode"] != "flux" {
+		t.Errorf("web-settings after the takeover: %v %v, want the same object", err, after)
+	}
+	if err := dyn.Resource(fluxHelmReleases).Namespace(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, dyn, fluxHelmReleases, ns, "web")
 }

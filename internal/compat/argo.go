@@ -234,7 +234,7 @@ func argoTransition(old map[string]any, typ, msg string, now metav1.Time) string
 
 // argoResources are the objects Argo CD recorded as the Application's
 // (status.resources), with their API versions; hooks are not among them.
-func argoResources(obj *unstructured.Unstructured) map[apply.ObjectRef]string {
+func argoResources(_ context.Context, _ client.Reader, obj *unstructured.Unstructured, _ *tendv1.App) (map[apply.ObjectRef]string, error) {
 	items, _, _ := unstructured.NestedSlice(obj.Object, "status", "resources")
 	out := map[apply.ObjectRef]string{}
 	for _, it := range items {
@@ -245,5 +245,5 @@ func argoResources(obj *unstructured.Unstructured) map[apply.ObjectRef]string {
 		}
 		out[apply.ObjectRef{Group: str("group"), Kind: str("kind"), Namespace: str("namespace"), Name: str("name")}] = str("version")
 	}
-	return out
+	return out, nil
 }

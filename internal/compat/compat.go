@@ -91,7 +91,7 @@ type kind struct {
 	// adopted, when set, lists what the old tool recorded as applied by
 	// obj (Argo CD's status.resources, Flux's status.inventory): the
 	// first inventory of the App obj maps to.
-	adopted func(obj *unstructured.Unstructured) map[apply.ObjectRef]string
+	adopted func(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, app *tendv1.App) (map[apply.ObjectRef]string, error)
 }
 
 // conversion is what one object maps to.
@@ -298,8 +298,10 @@ func Map(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (
 			}
 			m.Objects = append(m.Objects, o)
 		}
-		if k.adopted != nil {
-			m.Adopted = k.adopted(obj)
+		if k.adopted != nil && m.App != nil {
+			if m.Adopted, err = k.adopted(ctx, c, obj, m.App); err != nil {
+				return nil, err
+			}
 		}
 		return m, nil
 	}
@@ -326,7 +328,7 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 		skip bool
 		// seed: a new App, whose first inventory is what the old tool
 		// recorded.
-		seed bool
+		seed *tendv1.App
 	}
 	var todo []pending
 	want := map[string]bool{}
@@ -391,14 +393,18 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 			}
 			skip = mine && live.GetAnnotations()[HashAnnotation] == sum
 		}
-		todo = append(todo, pending{u: &unstructured.Unstructured{Object: u}, skip: skip, seed: controller && live == nil})
+		p := pending{u: &unstructured.Unstructured{Object: u}, skip: skip}
+		if app, ok := obj.(*tendv1.App); ok && live == nil {
+			p.seed = app
+		}
+		todo = append(todo, p)
 	}
 	for _, p := range todo {
 		if p.skip {
 			continue
 		}
-		if p.seed {
-			if err := r.seedInventory(ctx, owner, p.u); err != nil {
+		if p.seed != nil {
+			if err := r.seedInventory(ctx, owner, p.seed); err != nil {
 				return &transientError{err}
 			}
 		}
@@ -415,15 +421,15 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 // seedInventory gives the App app, about to be created for owner, the
 // inventory the old tool left: each object it recorded as applied, marked
 // adopted (apply.AdoptedDesired). An App that has an inventory keeps it.
-func (r *Reconciler) seedInventory(ctx context.Context, owner, app *unstructured.Unstructured) error {
+func (r *Reconciler) seedInventory(ctx context.Context, owner *unstructured.Unstructured, app *tendv1.App) error {
 	if r.kind.adopted == nil || r.Inventory == nil {
 		return nil
 	}
-	refs := r.kind.adopted(owner)
-	if len(refs) == 0 {
-		return nil
+	refs, err := r.kind.adopted(ctx, r.Client, owner, app)
+	if err != nil || len(refs) == 0 {
+		return err
 	}
-	ref := apply.AppRef{Namespace: app.GetNamespace(), Name: app.GetName()}
+	ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
 	inv, err := r.Inventory.Load(ctx, ref)
 	if err != nil || len(inv.Entries) > 0 {
 		return err

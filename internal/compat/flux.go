@@ -28,7 +28,7 @@ var fluxKinds = []*kind{
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.GitRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.HelmRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
 	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: fluxInventory},
-	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects},
 }
 
 // fluxRequestedAt is the annotation `flux reconcile` sets; Flux answers it
@@ -212,7 +212,7 @@ func fluxSourceStatus(obj *unstructured.Unstructured, o *observed) map[string]an
 
 // fluxInventory are the objects Flux recorded as the Kustomization's
 // (status.inventory.entries).
-func fluxInventory(obj *unstructured.Unstructured) map[apply.ObjectRef]string {
+func fluxInventory(_ context.Context, _ client.Reader, obj *unstructured.Unstructured, _ *tendv1.App) (map[apply.ObjectRef]string, error) {
 	entries, _, _ := unstructured.NestedSlice(obj.Object, "status", "inventory", "entries")
 	out := map[apply.ObjectRef]string{}
 	for _, e := range entries {
@@ -223,7 +223,7 @@ func fluxInventory(obj *unstructured.Unstructured) map[apply.ObjectRef]string {
 			out[ref] = v
 		}
 	}
-	return out
+	return out, nil
 }
 
 // parseFluxID reads an inventory id as Flux writes it,
