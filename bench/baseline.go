@@ -133,6 +133,12 @@ func runBaseline(ctx context.Context, c *cluster, ns string, objs []*unstructure
 }
 
 func applyOne(ctx context.Context, c *cluster, mapper meta.RESTMapper, o *unstructured.Unstructured) error {
+	return applyAs(ctx, c, mapper, o, "tend-bench-baseline")
+}
+
+// applyAs server-side applies o as fieldManager, retrying what an
+// overloaded apiserver answers.
+func applyAs(ctx context.Context, c *cluster, mapper meta.RESTMapper, o *unstructured.Unstructured, fieldManager string) error {
 	gvk := o.GroupVersionKind()
 	m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
@@ -140,7 +146,7 @@ func applyOne(ctx context.Context, c *cluster, mapper meta.RESTMapper, o *unstru
 	}
 	var ri = c.Dynamic.Resource(m.Resource)
 	for attempt := 0; ; attempt++ {
-		_, err = ri.Namespace(o.GetNamespace()).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: "tend-bench-baseline", Force: true})
+		_, err = ri.Namespace(o.GetNamespace()).Apply(ctx, o.GetName(), o, metav1.ApplyOptions{FieldManager: fieldManager, Force: true})
 		if err == nil || attempt == 4 || ctx.Err() != nil || !(apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsTimeout(err) || apierrors.IsInternalError(err)) {
 			if err != nil {
 				return fmt.Errorf("apply %s %s/%s: %w", gvk.Kind, o.GetNamespace(), o.GetName(), err)

@@ -147,3 +147,46 @@ func TestScaleSmoke(t *testing.T) {
 	}
 	t.Logf("\n%s", scaleTable(res))
 }
+
+// TestTakeoverSmoke runs the takeover benchmark small (10 Apps) against the
+// test cluster so that it cannot rot, and checks what it measures: every
+// Kustomization Ready, and a takeover that changed nothing.
+func TestTakeoverSmoke(t *testing.T) {
+	env := testenv.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	bin, err := buildTend(ctx, root, work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCluster(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ensureCRDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ensureCompatCRDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := scaleConfig{
+		Apps: 10, Objects: 6, BaselineWorkers: 8, ColdTimeout: 5 * time.Minute,
+		TendBin: bin, Kubeconfig: env.Kubeconfig, Out: t.TempDir(), Work: work, Logf: t.Logf,
+	}
+	res, err := benchTakeover(ctx, c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Seconds <= 0 || res.ReplicaSetsCreated != 0 || res.ObjectsDeleted != 0 || res.FieldsLeftToFlux != 0 {
+		t.Errorf("takeover: %+v, want every Kustomization Ready and 0 ReplicaSets created, objects deleted and fields left to Flux", res)
+	}
+	if res.Writes["APPLY configmaps"] < float64(cfg.Apps*(cfg.Objects-3)) || res.PeakRSS == 0 {
+		t.Errorf("takeover not measured: writes %v, peak RSS %d", res.Writes, res.PeakRSS)
+	}
+	t.Logf("\n%s", takeoverTable(res))
+}

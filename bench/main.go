@@ -4,6 +4,13 @@
 //	go run ./bench -mode render [-apps 1000] [-runs 3]
 //	go run ./bench -mode scale  [-apps 1000] [-objects 10] [-steady 2m] [-runs 3]
 //	                            [-push-commits 20] [-kubeconfig K] [-scale 100,500,1000,2000]
+//	go run ./bench -mode takeover -apps 100 [-objects 10] [-kubeconfig K]
+//
+// The takeover mode leaves the Apps' objects as Flux leaves them
+// (kustomize-controller's field manager and labels, Kustomizations with
+// their status.inventory) and measures `tend controller --compat flux`
+// taking them over: time, requests, and what changed (ReplicaSets created,
+// objects deleted, fields left to Flux), which should be nothing.
 //
 // The render mode measures fetching and rendering in-process. The scale
 // mode runs `tend controller` as its own process against a real control
@@ -40,7 +47,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	mode := fs.String("mode", "render", "what to measure: render or scale")
+	mode := fs.String("mode", "render", "what to measure: render, scale or takeover")
 	apps := fs.Int("apps", 1000, "number of Apps in the generated monorepo")
 	runs := fs.Int("runs", 3, "repetitions (render runs; one-App commits in scale mode); medians are reported")
 	resultsDir := fs.String("results", "bench", "directory for RESULTS.md and results.json (empty: print only)")
@@ -65,6 +72,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	switch *mode {
 	case "scale":
 		return runScaleMode(ctx, sc, *apps, *runs, work, *resultsDir, *section, out, logf)
+	case "takeover":
+		return runTakeoverMode(ctx, sc, *apps, work, *resultsDir, *section, out, logf)
 	case "render":
 		res, err := benchRender(ctx, work, *apps, *runs, logf)
 		if err != nil {
