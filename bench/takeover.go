@@ -333,7 +333,7 @@ func leftToFlux(live *unstructured.Unstructured) bool {
 		if mf.Manager != apply.ManagerFluxKustomize || mf.FieldsV1 == nil {
 			continue
 		}
-		raw := string(mf.FieldsV1.Raw)
+		raw := mf.FieldsV1.GetRawString()
 		for _, l := range []string{`"f:kustomize.toolkit.fluxcd.io/name":{}`, `"f:kustomize.toolkit.fluxcd.io/namespace":{}`} {
 			raw = strings.Replace(raw, l, "", 1)
 		}

@@ -504,8 +504,8 @@ spec: {interval: 10m, path: ./apps, prune: true, sourceRef: {kind: GitRepository
 		t.Fatalf("ConfigMap cfg re-created or gone: %v", err)
 	}
 	for _, mf := range now.ManagedFields {
-		if mf.Manager == "kustomize-controller" && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:value"`) {
-			t.Errorf("kustomize-controller still owns data.value of cfg after the takeover: %s", mf.FieldsV1.Raw)
+		if mf.Manager == "kustomize-controller" && mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:value"`) {
+			t.Errorf("kustomize-controller still owns data.value of cfg after the takeover: %s", mf.FieldsV1.GetRawString())
 		}
 	}
 
@@ -583,8 +583,8 @@ func TestCompatTakeOverFromArgoCD(t *testing.T) {
 		t.Fatalf("web-cfg after the takeover: %v %v, want the same object, value and tracking label", err, after)
 	}
 	for _, mf := range after.ManagedFields {
-		if mf.Manager == "argocd-controller" && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:value"`) {
-			t.Errorf("argocd-controller still owns data.value after the takeover: %s", mf.FieldsV1.Raw)
+		if mf.Manager == "argocd-controller" && mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:value"`) {
+			t.Errorf("argocd-controller still owns data.value after the takeover: %s", mf.FieldsV1.GetRawString())
 		}
 	}
 	if err := dyn.Resource(argoApplications).Namespace(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
