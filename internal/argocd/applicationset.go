@@ -19,7 +19,8 @@ import (
 // spec only, with every field of Argo CD 3's spec.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:path=applicationsets,shortName=appset;appsets,categories=argo
+// +kubebuilder:resource:path=applicationsets,categories=argo
+// +kubebuilder:subresource:status
 type ApplicationSet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -186,8 +187,9 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 	// The template converts as an Application does.
 	tpl := &Application{
 		TypeMeta:   metav1.TypeMeta{APIVersion: Group + "/v1alpha1", Kind: "Application"},
-		ObjectMeta: metav1.ObjectMeta{Name: spec.Template.Metadata.Name, Namespace: set.Namespace, Labels: spec.Template.Metadata.Labels},
-		Spec:       spec.Template.Spec,
+		ObjectMeta: metav1.ObjectMeta{Name: spec.Template.Metadata.Name, Namespace: set.Namespace, Labels: spec.Template.Metadata.Labels,
+			Finalizers: spec.Template.Metadata.Finalizers},
+		Spec: spec.Template.Spec,
 	}
 	sub := &converter{app: tpl, opts: opts}
 	app := sub.convert()

@@ -353,7 +353,7 @@ spec:
   - list:
       elements: [{name: extra, path: extra/app}]
   template:
-    metadata: {name: "{{path.basename}}", labels: {team: "{{name}}"}}
+    metadata: {name: "{{path.basename}}", labels: {team: "{{name}}"}, finalizers: [resources-finalizer.argocd.argoproj.io]}
     spec:
       project: default
       source: {repoURL: https://git.example.com/platform.git, targetRevision: main, path: "{{path}}"}
@@ -381,6 +381,9 @@ spec:
 	if tpl.Metadata.Name != "{{path.basename}}" || tpl.Spec.Path != "{{path}}" || tpl.Spec.Destination.Namespace != "{{path.basename}}" ||
 		!tpl.Spec.Destination.CreateNamespace || !tpl.Spec.Sync.Prune || !as.Spec.PruneApps {
 		t.Errorf("template %+v, pruneApps %v", tpl, as.Spec.PruneApps)
+	}
+	if tpl.Spec.DeletionPolicy != tendv1.DeletionDelete {
+		t.Errorf("template deletionPolicy %q, want Delete: the template's Applications carry the resources finalizer", tpl.Spec.DeletionPolicy)
 	}
 
 	bad, err := ParseApplicationSet([]byte(`

@@ -688,3 +688,72 @@ spec:
 	}
 	waitGone(t, dyn, fluxHelmReleases, ns, "web")
 }
+
+// An Argo CD ApplicationSet in the cluster becomes an AppSet whose Apps
+// tend generates and syncs; its status says so in Argo CD's shape
+// (ResourcesUpToDate, the generated Apps as resources).
+func TestCompatArgoCDApplicationSet(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("apps", map[string]string{
+		"apps/a/cm.yaml": configMapYAML("settings", "a"),
+		"apps/b/cm.yaml": configMapYAML("settings", "b"),
+	})
+	appSets := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}
+	createYAML(t, dyn, appSets, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: apps, namespace: %[1]s}
+spec:
+  generators:
+  - list:
+      elements: [{name: a}, {name: b}]
+  template:
+    metadata: {name: "{{name}}"}
+    spec:
+      project: default
+      source:
+        repoURL: %[2]s
+        targetRevision: main
+        path: "apps/{{name}}"
+        kustomize: {namePrefix: "{{name}}-"}
+      destination: {server: https://kubernetes.default.svc, namespace: %[1]s}
+      syncPolicy: {automated: {prune: true}}
+`, ns, repo.URL))
+	logIfFailed(t, dyn, appSets, ns, "apps")
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"argo"} })
+
+	for _, name := range []string{"a", "b"} {
+		eventually(t, "ConfigMap of the generated App "+name, 2*time.Minute, func() bool {
+			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, name+"-settings", metav1.GetOptions{})
+			return err == nil && cm.Data["value"] == name
+		})
+	}
+	eventually(t, "ApplicationSet apps ResourcesUpToDate with two Synced Apps", time.Minute, func() bool {
+		u, err := dyn.Resource(appSets).Namespace(ns).Get(ctx, "apps", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		res, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")
+		synced := 0
+		for _, r := range res {
+			if m, _ := r.(map[string]any); m["status"] == "Synced" {
+				synced++
+			}
+		}
+		return strings.HasPrefix(condition(dyn, appSets, ns, "apps", "ResourcesUpToDate"), "True/") && synced == 2
+	})
+	if err := dyn.Resource(appSets).Namespace(ns).Delete(ctx, "apps", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, dyn, appSets, ns, "apps")
+	eventually(t, "the AppSet and its Apps deleted with the ApplicationSet", time.Minute, func() bool {
+		var apps tendv1.AppList
+		var sets tendv1.AppSetList
+		return cl.c.List(ctx, &apps, client.InNamespace(ns)) == nil && len(apps.Items) == 0 &&
+			cl.c.List(ctx, &sets, client.InNamespace(ns)) == nil && len(sets.Items) == 0
+	})
+}

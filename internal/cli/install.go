@@ -35,7 +35,7 @@ with server-side apply, or print them (--export). Safe to re-run; running it
 with a newer tend upgrades the install.
 
 --compat argo,flux also installs the CRDs of the Argo CD and Flux kinds tend
-reconciles as they are (Argo CD Applications; Flux GitRepositories,
+reconciles as they are (Argo CD Applications and ApplicationSets; Flux GitRepositories,
 HelmRepositories, Kustomizations and HelmReleases), lets the controller
 write them, and starts it with --compat. A CRD that Argo CD or Flux
 installed is left as it is. See docs/adopt.md.`,

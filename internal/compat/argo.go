@@ -52,6 +52,106 @@ var argoKinds = []*kind{{
 	},
 }}
 
+// applicationSetKind maps ApplicationSets to AppSets.
+var applicationSetKind = &kind{
+	family:  Argo,
+	gvk:     schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "ApplicationSet"},
+	convert: convertApplicationSet,
+	status:  applicationSetStatus,
+	// Argo CD's ApplicationSet CRD has a status subresource; its
+	// Application CRD has none.
+	statusSubresource: true,
+	cascading:         func([]string) []string { return nil },
+	request:           func(*unstructured.Unstructured) string { return "" },
+}
+
+func init() { argoKinds = append(argoKinds, applicationSetKind) }
+
+// convertApplicationSet maps an ApplicationSet to an AppSet (whose Apps
+// tend generates) and its Sources.
+func convertApplicationSet(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
+	body, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	set, err := argocd.ParseApplicationSet(body)
+	if err != nil {
+		return &conversion{err: fmt.Errorf("reading Argo CD ApplicationSet %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
+	}
+	opts, clusters, err := argoOptions(ctx, c, obj)
+	if err != nil || opts == nil {
+		return clusters, err
+	}
+	res, err := argocd.ConvertApplicationSet(set, *opts)
+	if err != nil {
+		return &conversion{err: err}, nil
+	}
+	objs := []client.Object{res.AppSet}
+	seen := map[string]bool{}
+	for _, src := range res.Sources {
+		if !seen[src.Name] {
+			seen[src.Name] = true
+			objs = append(objs, src)
+		}
+	}
+	return &conversion{objects: append(objs, clusters.objects...), appSet: res.AppSet.Name, warnings: res.Warnings}, nil
+}
+
+// applicationSetStatus is an ApplicationSet's status as Argo CD writes it:
+// ErrorOccurred, ParametersGenerated and ResourcesUpToDate conditions, and
+// the generated Apps as resources.
+func applicationSetStatus(obj *unstructured.Unstructured, o *observed) map[string]any {
+	old, _, _ := unstructured.NestedMap(obj.Object, "status")
+	cond := func(typ, status, reason, msg string) map[string]any {
+		return map[string]any{"type": typ, "status": status, "reason": reason, "message": msg,
+			"lastTransitionTime": transitionTime(old, typ, status, o.now)}
+	}
+	var conds []any
+	var ready *metav1.Condition
+	if o.appSet != nil {
+		ready = meta.FindStatusCondition(o.appSet.Status.Conditions, "Ready")
+	}
+	switch {
+	case o.problem() != "":
+		conds = append(conds, cond("ErrorOccurred", "True", "ApplicationSetSpecInvalid", o.problem()),
+			cond("ParametersGenerated", "False", "ApplicationSetSpecInvalid", o.problem()),
+			cond("ResourcesUpToDate", "False", "ApplicationSetSpecInvalid", o.problem()))
+	case ready == nil:
+		conds = append(conds, cond("ResourcesUpToDate", "Unknown", "Progressing", "waiting for tend to generate the Apps"))
+	case ready.Status == metav1.ConditionTrue:
+		conds = append(conds, cond("ErrorOccurred", "False", "ApplicationSetUpToDate", "Successfully generated parameters for all Applications"),
+			cond("ParametersGenerated", "True", "ParametersGenerated", "Successfully generated parameters for all Applications"),
+			cond("ResourcesUpToDate", "True", "ApplicationSetUpToDate", ready.Message))
+	default:
+		conds = append(conds, cond("ErrorOccurred", "True", "ApplicationGenerationFromParamsError", ready.Message),
+			cond("ResourcesUpToDate", "False", "ApplicationGenerationFromParamsError", ready.Message))
+	}
+	for _, w := range o.conv.warnings {
+		conds = append(conds, map[string]any{"type": argoWarning, "status": "True", "reason": "Compatibility", "message": w,
+			"lastTransitionTime": argoTransition(old, argoWarning, w, o.now)})
+	}
+	st := map[string]any{"conditions": conds}
+	var resources []any
+	for _, app := range o.generated {
+		health := app.Status.Health
+		if health == "" {
+			health = "Unknown"
+		}
+		sync := "OutOfSync"
+		if app.Status.Sync == tendv1.SyncSynced {
+			sync = "Synced"
+		}
+		resources = append(resources, map[string]any{
+			"group": tendv1.GroupVersion.Group, "version": tendv1.GroupVersion.Version, "kind": "App",
+			"namespace": app.Namespace, "name": app.Name, "status": sync, "health": map[string]any{"status": health},
+		})
+	}
+	if len(resources) > 0 {
+		st["resources"] = resources
+	}
+	return st
+}
+
 // argoRefresh is the annotation with which Argo CD's CLI and UI ask for a
 // refresh ("normal" or "hard"); Argo CD removes it when it has refreshed.
 const argoRefresh = "argocd.argoproj.io/refresh"
@@ -71,24 +171,42 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 	if err != nil {
 		return &conversion{err: fmt.Errorf("reading Argo CD Application %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
 	}
+	opts, clusters, err := argoOptions(ctx, c, obj)
+	if err != nil || opts == nil {
+		return clusters, err
+	}
+	res, err := argocd.Convert(app, *opts)
+	if err != nil {
+		return &conversion{err: err}, nil
+	}
+	objs := append([]client.Object{res.App, res.Source}, clusters.objects...)
+	return &conversion{objects: objs, app: res.App.Name, source: res.Source.Name, warnings: res.Warnings}, nil
+}
+
+// argoOptions are the conversion options of obj: credentials and clusters
+// from the Argo CD Secrets of its namespace, where Argo CD keeps them. The
+// Clusters the conversion names are collected in the returned
+// conversion's objects; a nil opts comes with the conversion that stops
+// obj (a Secret tend cannot read).
+func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*argocd.Options, *conversion, error) {
 	var list corev1.SecretList
 	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.HasLabels{argocd.SecretTypeLabel}); err != nil {
-		return nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
+		return nil, nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
 	}
 	secs := argocd.NewSecrets()
 	for i := range list.Items {
 		if err := secs.Add(&list.Items[i]); err != nil {
-			return &conversion{err: err}, nil
+			return nil, &conversion{err: err}, nil
 		}
 	}
-	var clusters []client.Object
-	opts := argocd.Options{
+	clusters := &conversion{}
+	opts := &argocd.Options{
 		Cluster: func(server, name string) (string, error) {
 			sec := secs.Cluster(server, name)
 			if sec == nil {
 				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in namespace %s", orDash(server, name), obj.GetNamespace())
 			}
-			clusters = append(clusters, &tendv1.Cluster{
+			clusters.objects = append(clusters.objects, &tendv1.Cluster{
 				TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
 				ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: obj.GetNamespace()},
 				Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
@@ -102,12 +220,7 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 			return ""
 		},
 	}
-	res, err := argocd.Convert(app, opts)
-	if err != nil {
-		return &conversion{err: err}, nil
-	}
-	objs := append([]client.Object{res.App, res.Source}, clusters...)
-	return &conversion{objects: objs, app: res.App.Name, source: res.Source.Name, warnings: res.Warnings}, nil
+	return opts, clusters, nil
 }
 
 func orDash(a, b string) string {

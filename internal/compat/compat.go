@@ -1,8 +1,8 @@
 // Package compat reconciles Argo CD and Flux objects found in the cluster,
-// as they are: each Application, GitRepository, HelmRepository,
-// Kustomization and HelmRelease is mapped (by internal/argocd and
+// as they are: each Application, ApplicationSet, GitRepository,
+// HelmRepository, Kustomization and HelmRelease is mapped (by internal/argocd and
 // internal/flux, the mapping `tend migrate` prints) to the tend Sources,
-// Apps and Clusters of the same meaning. tend creates those, owned by the
+// Apps, AppSets and Clusters of the same meaning. tend creates those, owned by the
 // object they come from, syncs them as its own, and writes the object's
 // status back in its own shape (Argo CD: status.sync, status.health,
 // status.operationState; Flux: Ready, Reconciling and Stalled conditions,
@@ -103,6 +103,8 @@ type conversion struct {
 	app string
 	// source names the Source the object maps to or its App reads.
 	source string
+	// appSet names the AppSet the object maps to ("" for other kinds).
+	appSet string
 	// warnings say where tend behaves differently, without changing what
 	// is applied.
 	warnings []string
@@ -118,7 +120,10 @@ type observed struct {
 	applyErr error
 	app      *tendv1.App
 	src      *tendv1.Source
-	now      metav1.Time
+	appSet   *tendv1.AppSet
+	// generated are the Apps appSet generated.
+	generated []tendv1.App
+	now       metav1.Time
 }
 
 // problem is the message of what stops the object, "" when nothing does.
@@ -205,7 +210,8 @@ func (r *Reconciler) setup(mgr manager.Manager) error {
 		Named("compat-"+strings.ToLower(r.kind.gvk.Kind)+"-"+r.kind.gvk.Group).
 		For(obj).
 		Watches(&tendv1.App{}, owner).
-		Watches(&tendv1.Source{}, owner)
+		Watches(&tendv1.Source{}, owner).
+		Watches(&tendv1.AppSet{}, owner)
 	return b.Complete(r)
 }
 
@@ -251,6 +257,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		var app tendv1.App
 		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: conv.app}, &app); err == nil && ownedBy(&app, obj.GetUID()) {
 			o.app = &app
+		}
+	}
+	if conv.appSet != "" {
+		var set tendv1.AppSet
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: conv.appSet}, &set); err == nil && ownedBy(&set, obj.GetUID()) {
+			o.appSet = &set
+			var apps tendv1.AppList
+			if err := r.Client.List(ctx, &apps, client.InNamespace(obj.GetNamespace()), client.MatchingLabels{tendv1.LabelAppSet: set.Name}); err == nil {
+				o.generated = apps.Items
+			}
 		}
 	}
 	if conv.source != "" {
@@ -335,7 +351,7 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 	for _, obj := range objs {
 		kind := obj.GetObjectKind().GroupVersionKind().Kind
 		want[kind+"/"+obj.GetName()] = true
-		controller := kind == "App"
+		controller := kind == "App" || kind == "AppSet"
 		refs := []metav1.OwnerReference{{
 			APIVersion: owner.GetAPIVersion(), Kind: owner.GetKind(), Name: owner.GetName(), UID: uid,
 			Controller: &controller,
@@ -471,6 +487,15 @@ func (r *Reconciler) release(ctx context.Context, owner *unstructured.Unstructur
 	if err := r.Client.List(ctx, &cls, client.InNamespace(owner.GetNamespace())); err != nil {
 		return &transientError{err}
 	}
+	var sets tendv1.AppSetList
+	if err := r.Client.List(ctx, &sets, client.InNamespace(owner.GetNamespace())); err != nil {
+		return &transientError{err}
+	}
+	for i := range sets.Items {
+		if ownedBy(&sets.Items[i], uid) && !want["AppSet/"+sets.Items[i].Name] {
+			stale = append(stale, &sets.Items[i])
+		}
+	}
 	for i := range cls.Items {
 		if ownedBy(&cls.Items[i], uid) && !want["Cluster/"+cls.Items[i].Name] {
 			stale = append(stale, &cls.Items[i])
@@ -509,6 +534,8 @@ func (r *Reconciler) live(ctx context.Context, kind, namespace, name string) (cl
 		obj = &tendv1.Source{}
 	case "Cluster":
 		obj = &tendv1.Cluster{}
+	case "AppSet":
+		obj = &tendv1.AppSet{}
 	default:
 		return nil, fmt.Errorf("compat: cannot apply a %s", kind)
 	}

@@ -83,7 +83,7 @@ type Options struct {
 	// these namespaces (the objects Apps apply may be anywhere).
 	Namespaces []string
 	// Compat names the families of foreign objects to reconcile as they
-	// are: "argo" (Argo CD Applications) and "flux" (Flux's sources,
+	// are: "argo" (Argo CD Applications and ApplicationSets) and "flux" (Flux's sources,
 	// Kustomizations and HelmReleases). Their CRDs must be installed.
 	Compat []string
 	// Log is the structured logger (default slog.Default()).
