@@ -142,23 +142,25 @@ type HelmSpec struct {
 	// chart's own values.
 	// +optional
 	ValuesFiles []string `json:"valuesFiles,omitempty"`
-	// ValuesFrom are Secrets and ConfigMaps holding values, merged in order
-	// after valuesFiles and before values.
+	// ValuesFrom are Secrets, ConfigMaps and files of git Sources holding
+	// values, merged in order after valuesFiles and before values.
 	// +optional
 	ValuesFrom []ValuesReference `json:"valuesFrom,omitempty"`
 }
 
-// ValuesReference names values held in a Secret or ConfigMap.
+// ValuesReference names values held in a Secret, a ConfigMap, or a file of
+// a git Source (Argo CD's multi-source `$values`).
 type ValuesReference struct {
-	// Kind is Secret or ConfigMap.
-	// +kubebuilder:validation:Enum=Secret;ConfigMap
+	// Kind is Secret, ConfigMap or Source.
+	// +kubebuilder:validation:Enum=Secret;ConfigMap;Source
 	Kind string `json:"kind"`
 	// Name of the object, in the App's namespace.
 	Name string `json:"name"`
-	// Key holding YAML values; default "values.yaml".
+	// Key holding YAML values; default "values.yaml". For a Source, the
+	// path of a file in its current revision, relative to its root.
 	// +optional
 	Key string `json:"key,omitempty"`
-	// Optional makes a missing object or key no error.
+	// Optional makes a missing object, key or file no error.
 	// +optional
 	Optional bool `json:"optional,omitempty"`
 	// TargetPath, when set, places the key's content as one value at this

@@ -8,9 +8,11 @@ import (
 type AppSetSpec struct {
 	// Generators produce parameter sets; one App per set.
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=32
 	Generators []Generator `json:"generators"`
-	// Template of each App. In string fields, {{name}}, {{path}},
-	// {{path.basename}} and list element keys are replaced.
+	// Template of each App. In string fields, {{key}} is replaced by the
+	// parameter key of the set: {{name}}, {{path}}, {{path.basename}}, list
+	// element keys, the keys of a files generator's documents.
 	Template AppTemplate `json:"template"`
 	// PruneApps deletes generated Apps whose parameter set disappeared
 	// (e.g. the directory was removed). Without it they are kept and
@@ -19,15 +21,82 @@ type AppSetSpec struct {
 	PruneApps bool `json:"pruneApps,omitempty"`
 }
 
-// Generator produces parameter sets: exactly one of directories or list.
-// +kubebuilder:validation:XValidation:rule="has(self.directories) != has(self.list)",message="set exactly one of directories or list"
+// Generator produces parameter sets: exactly one of directories, files,
+// list, matrix or merge.
+// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) + (has(self.matrix) ? 1 : 0) + (has(self.merge) ? 1 : 0) == 1",message="set exactly one of directories, files, list, matrix or merge"
 type Generator struct {
 	// Directories generates one set per directory of a Source matching a glob.
 	// +optional
 	Directories *DirectoriesGenerator `json:"directories,omitempty"`
+	// Files generates sets from the JSON or YAML files of a Source
+	// matching a glob.
+	// +optional
+	Files *FilesGenerator `json:"files,omitempty"`
 	// List generates one set per element.
 	// +optional
 	List *ListGenerator `json:"list,omitempty"`
+	// Matrix combines every set of its first generator with every set of
+	// its second.
+	// +optional
+	Matrix *MatrixGenerator `json:"matrix,omitempty"`
+	// Merge overrides the sets of its first generator with the sets of the
+	// others that have the same values for the merge keys.
+	// +optional
+	Merge *MergeGenerator `json:"merge,omitempty"`
+}
+
+// NestedGenerator is a generator inside matrix or merge: exactly one of
+// directories, files or list.
+// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) == 1",message="set exactly one of directories, files or list"
+type NestedGenerator struct {
+	// Directories generates one set per directory of a Source matching a glob.
+	// +optional
+	Directories *DirectoriesGenerator `json:"directories,omitempty"`
+	// Files generates sets from the JSON or YAML files of a Source
+	// matching a glob.
+	// +optional
+	Files *FilesGenerator `json:"files,omitempty"`
+	// List generates one set per element.
+	// +optional
+	List *ListGenerator `json:"list,omitempty"`
+}
+
+// MatrixGenerator is the product of two generators: one set per pair,
+// with the keys of both (a key both have is an error).
+type MatrixGenerator struct {
+	// Generators are exactly two.
+	// +kubebuilder:validation:MinItems=2
+	// +kubebuilder:validation:MaxItems=2
+	Generators []NestedGenerator `json:"generators"`
+}
+
+// MergeGenerator starts from the sets of the first generator; a set of a
+// later generator whose merge keys equal a base set's overrides that set's
+// values. Later sets that match no base set are dropped.
+type MergeGenerator struct {
+	// MergeKeys are the parameters that identify a set, e.g. name.
+	// +kubebuilder:validation:MinItems=1
+	MergeKeys []string `json:"mergeKeys"`
+	// Generators: the first gives the sets, the others override them.
+	// +kubebuilder:validation:MinItems=2
+	// +kubebuilder:validation:MaxItems=32
+	Generators []NestedGenerator `json:"generators"`
+}
+
+// FilesGenerator reads JSON or YAML files of a git Source. A file holding
+// an object gives one set, a file holding a list one set per element.
+// Nested keys are joined with dots ({{cluster.name}}); every set also has
+// path (the file's directory), path.basename, path.filename and
+// path.filenameNormalized.
+type FilesGenerator struct {
+	// SourceRef names the git Source.
+	SourceRef NamespacedObjectReference `json:"sourceRef"`
+	// Include globs of files, e.g. clusters/*/config.json.
+	// +kubebuilder:validation:MinItems=1
+	Include []string `json:"include"`
+	// Exclude globs of files.
+	// +optional
+	Exclude []string `json:"exclude,omitempty"`
 }
 
 // DirectoriesGenerator matches directories in a git Source.

@@ -70,7 +70,7 @@ func TestChartDirWithoutHelmSpecNamesTheReleaseAfterTheApp(t *testing.T) {
 	}
 	app := &tendv1.App{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "team"}, Spec: tendv1.AppSpec{Path: "chart"}}
 	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: "team"}, Spec: tendv1.SourceSpec{Git: &tendv1.GitSource{URL: "https://example.com/repo.git"}}}
-	opts, err := RenderOptions(context.Background(), nil, app, src)
+	opts, err := RenderOptions(context.Background(), nil, nil, app, src)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,10 @@ package appspec
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"slices"
 	"sort"
 	"strings"
 
@@ -20,13 +23,30 @@ import (
 	"github.com/tend-gitops/tend/internal/source/chart"
 )
 
+// SourceFiles reads files of git Sources other than the one an App renders
+// (spec.helm.valuesFrom kind Source): the controller from the artifacts
+// it fetched, the CLI from checkouts of its own.
+type SourceFiles interface {
+	// ReadFile returns the file at name (slash-separated, relative to the
+	// repository root) in the Source's current revision, and the revision.
+	// A file that does not exist is an error satisfying
+	// errors.Is(err, fs.ErrNotExist); a Source that has fetched nothing
+	// yet, ErrSourceNotReady.
+	ReadFile(ctx context.Context, src *tendv1.Source, name string) (data []byte, revision string, err error)
+}
+
+// ErrSourceNotReady says a Source has no revision to read yet: wait for it.
+var ErrSourceNotReady = errors.New("the Source has not fetched a revision yet")
+
 // RenderOptions builds the render options of an App from its spec and what
-// it references (values from Secrets and ConfigMaps, chart repository
-// credentials, SOPS keys), as the controller renders it; `tend render` and
-// `tend diff` use it too. Secrets it reads end up only in the options, never
-// in status or logs. Errors the user must fix satisfy objstatus.IsPermanent.
-func RenderOptions(ctx context.Context, c client.Reader, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
-	r := &optionsReader{Client: c}
+// it references (values from Secrets, ConfigMaps and other Sources' files,
+// chart repository credentials, SOPS keys), as the controller renders it;
+// `tend render` and `tend diff` use it too. Secrets it reads end up only in
+// the options, never in status or logs. Errors the user must fix satisfy
+// objstatus.IsPermanent; a values Source not fetched yet is
+// ErrSourceNotReady. files may be nil when no valuesFrom names a Source.
+func RenderOptions(ctx context.Context, c client.Reader, files SourceFiles, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
+	r := &optionsReader{Client: c, files: files}
 	opts := render.Options{
 		Path:      app.Spec.Path,
 		Namespace: app.Spec.Destination.Namespace,
@@ -124,7 +144,53 @@ func fieldError(field string, err error) error {
 }
 
 // optionsReader reads what RenderOptions needs.
-type optionsReader struct{ Client client.Reader }
+type optionsReader struct {
+	Client client.Reader
+	files  SourceFiles
+}
+
+// sourceFile reads a values file from a git Source of the App's namespace.
+// A missing Source or file is permanent (or nothing, when optional).
+func (r *optionsReader) sourceFile(ctx context.Context, ns string, ref tendv1.ValuesReference, key string) ([]byte, error) {
+	if strings.HasPrefix(key, "/") || slices.Contains(strings.Split(key, "/"), "..") {
+		return nil, objstatus.Permanentf("key %q: a Source's file is named by a path relative to the repository root, without ..", key)
+	}
+	var src tendv1.Source
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, &src); err != nil {
+		switch {
+		case ref.Optional && apierrors.IsNotFound(err):
+			return nil, nil
+		case apierrors.IsNotFound(err):
+			return nil, objstatus.Permanentf("the Source %s/%s was not found", ns, ref.Name)
+		}
+		return nil, fmt.Errorf("reading the Source %s/%s: %w", ns, ref.Name, err)
+	}
+	if src.Spec.Git == nil {
+		return nil, objstatus.Permanentf("the Source %s/%s is a chart repository; values files are read from git Sources", ns, ref.Name)
+	}
+	if r.files == nil {
+		return nil, objstatus.Permanentf("values from the Source %s/%s cannot be read here", ns, ref.Name)
+	}
+	data, rev, err := r.files.ReadFile(ctx, &src, key)
+	switch {
+	case errors.Is(err, ErrSourceNotReady):
+		return nil, fmt.Errorf("the Source %s/%s: %w", ns, ref.Name, err)
+	case errors.Is(err, fs.ErrNotExist) && ref.Optional:
+		return nil, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, objstatus.Permanentf("the Source %s/%s has no file %q at %s", ns, ref.Name, key, shortRevision(rev))
+	case err != nil:
+		return nil, fmt.Errorf("the Source %s/%s file %q: %w", ns, ref.Name, key, err)
+	}
+	return data, nil
+}
+
+func shortRevision(rev string) string {
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	return rev
+}
 
 func (r *optionsReader) secret(ctx context.Context, ns, name string) (*corev1.Secret, error) {
 	var sec corev1.Secret
@@ -180,8 +246,17 @@ func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 			return nil, objstatus.Permanentf("ConfigMap %s/%s has no key %q", ns, ref.Name, key)
 		}
 		data = []byte(s)
+	case "Source":
+		if ref.Key == "" {
+			key = "values.yaml"
+		}
+		b, err := r.sourceFile(ctx, ns, ref, key)
+		if err != nil || b == nil {
+			return nil, err
+		}
+		data = b
 	default:
-		return nil, objstatus.Permanentf("kind %q: want Secret or ConfigMap", ref.Kind)
+		return nil, objstatus.Permanentf("kind %q: want Secret, ConfigMap or Source", ref.Kind)
 	}
 	vals := map[string]any{}
 	if ref.TargetPath != "" {
@@ -197,6 +272,9 @@ func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 	if err := yaml.Unmarshal(data, &vals); err != nil {
 		// The error may quote the content; keep only the position.
 		return nil, objstatus.Permanentf("%s %s/%s key %q is not a YAML map of values", ref.Kind, ns, ref.Name, key)
+	}
+	if sops, ok := vals["sops"].(map[string]any); ok && sops["mac"] != nil {
+		return nil, objstatus.Permanentf("%s %s/%s key %q is SOPS-encrypted; tend decrypts values files only in the App's own Source (spec.helm.valuesFiles with spec.decryption)", ref.Kind, ns, ref.Name, key)
 	}
 	return vals, nil
 }

@@ -41,9 +41,24 @@ type ApplicationSetSpec struct {
 	IgnoreApplicationDifferences Raw                       `json:"ignoreApplicationDifferences,omitempty"`
 }
 
-// ApplicationSetGenerator is one generator; tend reads list and git
-// directories.
+// ApplicationSetGenerator is one generator; tend reads list, git
+// directories and files, matrix and merge.
 type ApplicationSetGenerator struct {
+	List                    *ListGenerator   `json:"list,omitempty"`
+	Git                     *GitGenerator    `json:"git,omitempty"`
+	Clusters                Raw              `json:"clusters,omitempty"`
+	Matrix                  *MatrixGenerator `json:"matrix,omitempty"`
+	Merge                   *MergeGenerator  `json:"merge,omitempty"`
+	SCMProvider             Raw              `json:"scmProvider,omitempty"`
+	ClusterDecisionResource Raw              `json:"clusterDecisionResource,omitempty"`
+	PullRequest             Raw              `json:"pullRequest,omitempty"`
+	Plugin                  Raw              `json:"plugin,omitempty"`
+	Selector                Raw              `json:"selector,omitempty"`
+}
+
+// ApplicationSetNestedGenerator is a generator inside matrix or merge; a
+// matrix or merge inside it is kept raw, as Argo CD's CRD does.
+type ApplicationSetNestedGenerator struct {
 	List                    *ListGenerator `json:"list,omitempty"`
 	Git                     *GitGenerator  `json:"git,omitempty"`
 	Clusters                Raw            `json:"clusters,omitempty"`
@@ -54,6 +69,19 @@ type ApplicationSetGenerator struct {
 	PullRequest             Raw            `json:"pullRequest,omitempty"`
 	Plugin                  Raw            `json:"plugin,omitempty"`
 	Selector                Raw            `json:"selector,omitempty"`
+}
+
+// MatrixGenerator combines the parameter sets of two generators.
+type MatrixGenerator struct {
+	Generators []ApplicationSetNestedGenerator `json:"generators"`
+	Template   Raw                             `json:"template,omitempty"`
+}
+
+// MergeGenerator overrides the first generator's sets by merge keys.
+type MergeGenerator struct {
+	Generators []ApplicationSetNestedGenerator `json:"generators"`
+	MergeKeys  []string                        `json:"mergeKeys"`
+	Template   Raw                             `json:"template,omitempty"`
 }
 
 // ListGenerator generates one Application per element.
@@ -68,7 +96,7 @@ type GitGenerator struct {
 	RepoURL             string                      `json:"repoURL"`
 	Revision            string                      `json:"revision,omitempty"`
 	Directories         []GitDirectoryGeneratorItem `json:"directories,omitempty"`
-	Files               Raw                         `json:"files,omitempty"`
+	Files               []GitFileGeneratorItem      `json:"files,omitempty"`
 	RequeueAfterSeconds *int64                      `json:"requeueAfterSeconds,omitempty"`
 	Template            Raw                         `json:"template,omitempty"`
 	PathParamPrefix     string                      `json:"pathParamPrefix,omitempty"`
@@ -77,6 +105,12 @@ type GitGenerator struct {
 
 // GitDirectoryGeneratorItem is a directory glob, included or excluded.
 type GitDirectoryGeneratorItem struct {
+	Path    string `json:"path"`
+	Exclude bool   `json:"exclude,omitempty"`
+}
+
+// GitFileGeneratorItem is a file glob, included or excluded.
+type GitFileGeneratorItem struct {
 	Path    string `json:"path"`
 	Exclude bool   `json:"exclude,omitempty"`
 }
@@ -123,7 +157,11 @@ type SetResult struct {
 	Warnings []string
 }
 
-var placeholder = regexp.MustCompile(`\{\{\s*([^}\s]*)\s*\}\}`)
+var (
+	placeholder = regexp.MustCompile(`\{\{\s*([^}\s]*)\s*\}\}`)
+	// pathSegment is a git generator's {{path[n]}}.
+	pathSegment = regexp.MustCompile(`^path\[[0-9]+\]$`)
+)
 
 // ConvertApplicationSet maps set to a tend AppSet: list and git
 // directories generators, and the template as an App template (converted
@@ -136,7 +174,7 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 	}
 	spec := &set.Spec
 	if spec.GoTemplate {
-		c.fail("spec.goTemplate", "Go templates are not supported: write placeholders as {{path}}, {{path.basename}} or a list element's {{key}}")
+		c.fail("spec.goTemplate", "Go templates are not supported: write placeholders as {{path}}, {{path.basename}}, a list element's {{key}} or a file's {{key.subkey}}")
 	}
 	c.unsupported("spec", "not supported; remove it", map[string]bool{
 		"goTemplateOptions":            len(spec.GoTemplateOptions) > 0,
@@ -161,32 +199,51 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 		}
 	}
 	res := &SetResult{AppSet: out}
-	params := map[string]bool{}
+	params := &setParams{}
 	for i, g := range spec.Generators {
 		field := fmt.Sprintf("spec.generators[%d]", i)
-		c.unsupported(field, "generator not supported (tend has list and git directories)", map[string]bool{
-			"clusters": len(g.Clusters.Raw) > 0, "matrix": len(g.Matrix.Raw) > 0, "merge": len(g.Merge.Raw) > 0,
-			"scmProvider": len(g.SCMProvider.Raw) > 0, "clusterDecisionResource": len(g.ClusterDecisionResource.Raw) > 0,
-			"pullRequest": len(g.PullRequest.Raw) > 0, "plugin": len(g.Plugin.Raw) > 0,
-		})
-		if len(g.Selector.Raw) > 0 {
-			c.fail(field+".selector", "not supported; remove it")
-		}
+		nested := ApplicationSetNestedGenerator{List: g.List, Git: g.Git, Clusters: g.Clusters, SCMProvider: g.SCMProvider,
+			ClusterDecisionResource: g.ClusterDecisionResource, PullRequest: g.PullRequest, Plugin: g.Plugin, Selector: g.Selector}
 		switch {
-		case g.List != nil:
-			out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{List: c.listGenerator(g.List, field+".list", params)})
-		case g.Git != nil:
-			gen, src := c.gitGenerator(g.Git, field+".git", ns)
-			if gen != nil {
-				out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Directories: gen})
-				res.Sources = append(res.Sources, src)
-				params["path"], params["path.basename"], params["name"] = true, true, true
+		case g.Matrix != nil:
+			c.onlyOne(field, nested, "matrix")
+			if len(g.Matrix.Template.Raw) > 0 {
+				c.fail(field+".matrix.template", "per-generator templates are not supported")
+			}
+			if len(g.Matrix.Generators) != 2 {
+				c.fail(field+".matrix.generators", "a matrix combines exactly two generators")
+			}
+			m := &tendv1.MatrixGenerator{}
+			for j, n := range g.Matrix.Generators {
+				if gen := c.nestedGenerator(n, fmt.Sprintf("%s.matrix.generators[%d]", field, j), ns, false, params, res); gen != nil {
+					m.Generators = append(m.Generators, *gen)
+				}
+			}
+			out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Matrix: m})
+		case g.Merge != nil:
+			c.onlyOne(field, nested, "merge")
+			if len(g.Merge.Template.Raw) > 0 {
+				c.fail(field+".merge.template", "per-generator templates are not supported")
+			}
+			if len(g.Merge.MergeKeys) == 0 {
+				c.fail(field+".merge.mergeKeys", "required: name the parameters that identify a set")
+			}
+			m := &tendv1.MergeGenerator{MergeKeys: g.Merge.MergeKeys}
+			for j, n := range g.Merge.Generators {
+				if gen := c.nestedGenerator(n, fmt.Sprintf("%s.merge.generators[%d]", field, j), ns, false, params, res); gen != nil {
+					m.Generators = append(m.Generators, *gen)
+				}
+			}
+			out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Merge: m})
+		default:
+			if gen := c.nestedGenerator(nested, field, ns, true, params, res); gen != nil {
+				out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Directories: gen.Directories, Files: gen.Files, List: gen.List})
 			}
 		}
 	}
 	// The template converts as an Application does.
 	tpl := &Application{
-		TypeMeta:   metav1.TypeMeta{APIVersion: Group + "/v1alpha1", Kind: "Application"},
+		TypeMeta: metav1.TypeMeta{APIVersion: Group + "/v1alpha1", Kind: "Application"},
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Template.Metadata.Name, Namespace: set.Namespace, Labels: spec.Template.Metadata.Labels,
 			Finalizers: spec.Template.Metadata.Finalizers},
 		Spec: spec.Template.Spec,
@@ -203,15 +260,17 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 			Spec:     app.App.Spec,
 		}
 		res.Sources = append(res.Sources, app.Source)
+		res.Sources = append(res.Sources, app.ValuesSources...)
 		if b, _ := json.Marshal(app.Source.Spec); placeholder.Match(b) {
 			c.fail("spec.template.spec.source", "repoURL and targetRevision cannot hold placeholders: tend names one Source for the template")
 		}
 	}
-	// Every placeholder must be one tend fills.
+	// Every placeholder must be one tend fills; a files generator's keys
+	// are only known when the files are read.
 	raw, _ := json.Marshal(spec.Template)
 	for _, m := range placeholder.FindAllStringSubmatch(string(raw), -1) {
-		if !params[m[1]] {
-			c.fail("spec.template", "placeholder {{%s}} is not filled by tend's generators here (%s)", m[1], strings.Join(slices.Sorted(maps.Keys(params)), ", "))
+		if !params.files && !params.keys[m[1]] && !(params.keys["path"] && pathSegment.MatchString(m[1])) {
+			c.fail("spec.template", "placeholder {{%s}} is not filled by tend's generators here (%s)", m[1], strings.Join(slices.Sorted(maps.Keys(params.keys)), ", "))
 		}
 	}
 	if len(c.errs) > 0 {
@@ -221,7 +280,76 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 	return res, nil
 }
 
-func (c *converter) listGenerator(l *ListGenerator, field string, params map[string]bool) *tendv1.ListGenerator {
+// setParams are the parameters the converted generators fill.
+type setParams struct {
+	keys map[string]bool
+	// files is set when a files generator fills keys read from files.
+	files bool
+}
+
+func (p *setParams) add(keys ...string) {
+	if p.keys == nil {
+		p.keys = map[string]bool{}
+	}
+	for _, k := range keys {
+		p.keys[k] = true
+	}
+}
+
+// onlyOne fails every generator field of g set beside the one named kind.
+func (c *converter) onlyOne(field string, g ApplicationSetNestedGenerator, kind string) {
+	if g.List != nil || g.Git != nil || len(g.Clusters.Raw) > 0 || len(g.SCMProvider.Raw) > 0 || len(g.ClusterDecisionResource.Raw) > 0 ||
+		len(g.PullRequest.Raw) > 0 || len(g.Plugin.Raw) > 0 {
+		c.fail(field, "set exactly one generator beside %s", kind)
+	}
+	if len(g.Selector.Raw) > 0 {
+		c.fail(field+".selector", "not supported; remove it")
+	}
+}
+
+// nestedGenerator converts a list or git generator (top level, or inside
+// matrix or merge); it adds the Sources it reads to res.
+func (c *converter) nestedGenerator(g ApplicationSetNestedGenerator, field, ns string, top bool, params *setParams, res *SetResult) *tendv1.NestedGenerator {
+	c.unsupported(field, "generator not supported (tend has list, git directories and files, matrix and merge)", map[string]bool{
+		"clusters": len(g.Clusters.Raw) > 0, "scmProvider": len(g.SCMProvider.Raw) > 0,
+		"clusterDecisionResource": len(g.ClusterDecisionResource.Raw) > 0,
+		"pullRequest":             len(g.PullRequest.Raw) > 0, "plugin": len(g.Plugin.Raw) > 0,
+	})
+	if !top {
+		c.unsupported(field, "a matrix or merge inside a matrix or merge is not supported", map[string]bool{
+			"matrix": len(g.Matrix.Raw) > 0, "merge": len(g.Merge.Raw) > 0,
+		})
+	}
+	if len(g.Selector.Raw) > 0 {
+		c.fail(field+".selector", "not supported; remove it")
+	}
+	if g.Git != nil {
+		if b, _ := json.Marshal(g.Git); placeholder.Match(b) {
+			c.fail(field+".git", "placeholders in a generator (one generator reading another's parameters) are not supported")
+		}
+	}
+	switch {
+	case g.List != nil && g.Git != nil:
+		c.fail(field, "set exactly one of list or git")
+	case g.List != nil:
+		return &tendv1.NestedGenerator{List: c.listGenerator(g.List, field+".list", top, params)}
+	case g.Git != nil:
+		dirs, files, src := c.gitGenerator(g.Git, field+".git", ns)
+		if src == nil {
+			return nil
+		}
+		res.Sources = append(res.Sources, src)
+		if dirs != nil {
+			params.add("path", "path.basename", "path.basenameNormalized", "name")
+			return &tendv1.NestedGenerator{Directories: dirs}
+		}
+		params.files = true
+		return &tendv1.NestedGenerator{Files: files}
+	}
+	return nil
+}
+
+func (c *converter) listGenerator(l *ListGenerator, field string, top bool, params *setParams) *tendv1.ListGenerator {
 	if l.ElementsYaml != "" {
 		c.fail(field+".elementsYaml", "not supported: write the elements as a list")
 	}
@@ -235,36 +363,48 @@ func (c *converter) listGenerator(l *ListGenerator, field string, params map[str
 			c.fail(fmt.Sprintf("%s.elements[%d]", field, i), "tend's list elements are maps of strings")
 			continue
 		}
-		if el["name"] == "" {
+		if top && el["name"] == "" {
 			c.fail(fmt.Sprintf("%s.elements[%d]", field, i), "tend's list elements need a name (it names the App's parameter set)")
 		}
-		for k := range el {
-			params[k] = true
-		}
+		params.add(slices.Collect(maps.Keys(el))...)
 		out.Elements = append(out.Elements, el)
 	}
 	return out
 }
 
-func (c *converter) gitGenerator(g *GitGenerator, field, ns string) (*tendv1.DirectoriesGenerator, *tendv1.Source) {
-	if len(g.Files.Raw) > 0 {
-		c.fail(field+".files", "the files generator is not supported; use directories")
-	}
+// gitGenerator converts a git generator: directories or files, and the
+// Source it reads.
+func (c *converter) gitGenerator(g *GitGenerator, field, ns string) (*tendv1.DirectoriesGenerator, *tendv1.FilesGenerator, *tendv1.Source) {
 	c.unsupported(field, "not supported; remove it", map[string]bool{
 		"template":        len(g.Template.Raw) > 0,
 		"pathParamPrefix": g.PathParamPrefix != "",
 		"values":          len(g.Values) > 0,
 	})
-	if len(g.Directories) == 0 {
-		c.fail(field+".directories", "required (the files generator is not supported)")
-		return nil, nil
+	if (len(g.Directories) == 0) == (len(g.Files) == 0) {
+		c.fail(field, "set exactly one of directories or files")
+		return nil, nil, nil
 	}
 	ref := c.gitRef(g.RepoURL, g.Revision, field+".revision")
 	src := newSource(ns)
 	src.Name = sourceName(g.RepoURL, refString(ref))
 	src.Spec.Git = &tendv1.GitSource{URL: g.RepoURL, Ref: ref}
 	c.credentials(src, g.RepoURL)
-	gen := &tendv1.DirectoriesGenerator{SourceRef: tendv1.NamespacedObjectReference{Name: src.Name}}
+	srcRef := tendv1.NamespacedObjectReference{Name: src.Name}
+	if len(g.Files) > 0 {
+		gen := &tendv1.FilesGenerator{SourceRef: srcRef}
+		for _, f := range g.Files {
+			if f.Exclude {
+				gen.Exclude = append(gen.Exclude, f.Path)
+			} else {
+				gen.Include = append(gen.Include, f.Path)
+			}
+		}
+		if len(gen.Include) == 0 {
+			c.fail(field+".files", "every path is excluded: add one that is not")
+		}
+		return nil, gen, src
+	}
+	gen := &tendv1.DirectoriesGenerator{SourceRef: srcRef}
 	for _, d := range g.Directories {
 		if d.Exclude {
 			gen.Exclude = append(gen.Exclude, d.Path)
@@ -272,5 +412,5 @@ func (c *converter) gitGenerator(g *GitGenerator, field, ns string) (*tendv1.Dir
 			gen.Include = append(gen.Include, d.Path)
 		}
 	}
-	return gen, src
+	return gen, nil, src
 }

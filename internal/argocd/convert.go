@@ -73,6 +73,10 @@ type Result struct {
 	// Source is named after its URL and revision, so Applications of one
 	// repository and revision share it.
 	Source *tendv1.Source
+	// ValuesSources are the git Sources of a multi-source Application's
+	// `ref` sources, whose files the App reads as Helm values
+	// (spec.helm.valuesFrom kind Source).
+	ValuesSources []*tendv1.Source
 	// Warnings say where tend behaves differently from Argo CD in a way
 	// that does not change what is applied.
 	Warnings []string
@@ -96,6 +100,9 @@ type converter struct {
 	opts     Options
 	errs     []error
 	warnings []string
+	// refs are a multi-source Application's `ref` sources by name, with
+	// the Source each maps to.
+	refs map[string]*tendv1.Source
 }
 
 // fail records that field cannot be honoured; what says why or what to do.
@@ -127,11 +134,10 @@ func (c *converter) convert() *Result {
 	switch {
 	case src != nil && len(spec.Sources) > 0:
 		c.fail("spec.sources", "set either spec.source or spec.sources, not both")
-	case src == nil && len(spec.Sources) == 1:
-		src, field = &spec.Sources[0], "spec.sources[0]"
-	case len(spec.Sources) > 1:
-		c.fail("spec.sources", "tend reads an Application with one source; %d sources (ref and $values included) are not supported yet: split it into one Application per source", len(spec.Sources))
-		return &Result{}
+	case src == nil && len(spec.Sources) > 0:
+		if src, field = c.sources(spec.Sources, ns); src == nil {
+			return &Result{}
+		}
 	case src == nil:
 		c.fail("spec.source", "required")
 		return &Result{}
@@ -169,7 +175,63 @@ func (c *converter) convert() *Result {
 			JSONPointers: d.JSONPointers, JQPathExpressions: d.JQPathExpressions, Managers: d.ManagedFieldsManagers,
 		})
 	}
-	return &Result{App: out, Source: source}
+	res := &Result{App: out, Source: source}
+	for _, name := range slices.Sorted(maps.Keys(c.refs)) {
+		if ref := c.refs[name]; ref.Name != source.Name && !slices.ContainsFunc(res.ValuesSources, func(s *tendv1.Source) bool { return s.Name == ref.Name }) {
+			res.ValuesSources = append(res.ValuesSources, ref)
+		}
+	}
+	return res
+}
+
+// sources reads a multi-source Application: one source renders (a chart,
+// or a path of a git repository), the others are `ref` sources that only
+// serve their files to the first's `$ref/...` value files. It returns the
+// rendering source and its field path; nil when there is none or more
+// than one.
+func (c *converter) sources(list []ApplicationSource, ns string) (*ApplicationSource, string) {
+	var (
+		render []int
+		refs   = map[string]*tendv1.Source{}
+	)
+	for i := range list {
+		s := &list[i]
+		field := fmt.Sprintf("spec.sources[%d]", i)
+		// Argo CD renders a ref source only when it names a path or chart.
+		if s.Ref == "" || s.Path != "" || s.Chart != "" {
+			render = append(render, i)
+		}
+		if s.Ref == "" {
+			continue
+		}
+		switch {
+		case refs[s.Ref] != nil:
+			c.fail(field+".ref", "%q names another source too; ref names must be unique", s.Ref)
+			continue
+		case s.Chart != "":
+			c.fail(field+".ref", "a ref source serves files of a git repository; %q is a chart", s.Chart)
+			continue
+		case s.RepoURL == "":
+			c.fail(field+".repoURL", "required")
+			continue
+		}
+		src := newSource(ns)
+		ref := c.gitRef(s.RepoURL, s.TargetRevision, field+".targetRevision")
+		src.Spec.Git = &tendv1.GitSource{URL: s.RepoURL, Ref: ref}
+		src.Name = sourceName(s.RepoURL, refString(ref))
+		c.credentials(src, s.RepoURL)
+		refs[s.Ref] = src
+	}
+	c.refs = refs
+	switch len(render) {
+	case 1:
+		return &list[render[0]], fmt.Sprintf("spec.sources[%d]", render[0])
+	case 0:
+		c.fail("spec.sources", "no source renders anything: every source is a ref source without a path or chart")
+	default:
+		c.fail("spec.sources", "tend renders one source per Application, and %d sources here render (%v); keep the others as ref sources of values files, or split them into one Application each", len(render), render)
+	}
+	return nil, ""
 }
 
 // source maps an ApplicationSource to a Source and the App's path, chart,
@@ -177,9 +239,6 @@ func (c *converter) convert() *Result {
 func (c *converter) source(s *ApplicationSource, field, ns string, spec *tendv1.AppSpec) *tendv1.Source {
 	if s.RepoURL == "" {
 		c.fail(field+".repoURL", "required")
-	}
-	if s.Ref != "" {
-		c.fail(field+".ref", "a ref source only serves $values to other sources, which tend does not support yet")
 	}
 	if len(s.Plugin.Raw) > 0 {
 		c.fail(field+".plugin", "config management plugins are not supported: render in CI and commit the output, or use Helm or kustomize")
@@ -421,10 +480,13 @@ func (c *converter) helm(h *ApplicationSourceHelm, field string, chart bool, spe
 	if h == nil {
 		return
 	}
+	// ignoreMissingValueFiles holds for files of ref sources (optional
+	// valuesFrom entries), not for the App's own valuesFiles.
+	ownFiles := slices.ContainsFunc(h.ValueFiles, func(f string) bool { return !strings.HasPrefix(f, "$") })
 	c.unsupported(field, "not supported by tend's Helm options; remove it", map[string]bool{
 		"fileParameters":          len(h.FileParameters) > 0,
 		"passCredentials":         h.PassCredentials,
-		"ignoreMissingValueFiles": h.IgnoreMissingValueFiles,
+		"ignoreMissingValueFiles": h.IgnoreMissingValueFiles && ownFiles,
 		"skipCrds":                h.SkipCrds,
 		"skipTests":               h.SkipTests,
 		"skipSchemaValidation":    h.SkipSchemaValidation,
@@ -436,10 +498,24 @@ func (c *converter) helm(h *ApplicationSourceHelm, field string, chart bool, spe
 		c.fail(field+".version", "only Helm 3 charts are rendered (version %q)", h.Version)
 	}
 	hs := &tendv1.HelmSpec{ReleaseName: h.ReleaseName}
+	refFile := false
 	for i, f := range h.ValueFiles {
 		if strings.HasPrefix(f, "$") {
-			c.fail(fmt.Sprintf("%s.valueFiles[%d]", field, i), "%q reads another source's files, which tend does not support yet", f)
+			name, file, _ := strings.Cut(f[1:], "/")
+			src := c.refs[name]
+			switch {
+			case src == nil:
+				c.fail(fmt.Sprintf("%s.valueFiles[%d]", field, i), "%q: no source of spec.sources has ref %q", f, name)
+			case file == "" || strings.HasPrefix(file, "/") || slices.Contains(strings.Split(file, "/"), ".."):
+				c.fail(fmt.Sprintf("%s.valueFiles[%d]", field, i), "%q: name a file inside the %s repository after $%s/", f, name, name)
+			default:
+				hs.ValuesFrom = append(hs.ValuesFrom, tendv1.ValuesReference{Kind: "Source", Name: src.Name, Key: file, Optional: h.IgnoreMissingValueFiles})
+				refFile = true
+			}
 			continue
+		}
+		if refFile {
+			c.warn("%s.valueFiles[%d] %q: tend merges the App's own values files before those of ref sources, whatever their order", field, i, f)
 		}
 		if chart {
 			c.fail(fmt.Sprintf("%s.valueFiles[%d]", field, i), "a chart from a chart repository has no files of its own to read %q from; move the values into helm.valuesObject", f)

@@ -252,18 +252,87 @@ spec:
 		}
 	}
 
-	// Multiple sources are refused whole, with what to do.
+	// Two sources that both render are refused, with what to do; so is
+	// a $ref no source names.
 	_, err = convertYAML(t, `
 apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata: {name: multi, namespace: argocd}
 spec:
   project: default
-  sources: [{repoURL: https://a/x.git, ref: values}, {repoURL: https://charts, chart: c, helm: {valueFiles: [$values/c.yaml]}}]
+  sources:
+  - {repoURL: https://a/x.git, path: base, ref: values}
+  - {repoURL: https://charts, chart: c}
   destination: {namespace: x}
 `, Options{})
-	if err == nil || !strings.Contains(err.Error(), "spec.sources: tend reads an Application with one source") {
-		t.Errorf("two sources: %v", err)
+	if want := "spec.sources: tend renders one source per Application, and 2 sources here render ([0 1])"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("error lacks %q:\n%v", want, err)
+	}
+	_, err = convertYAML(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: multi, namespace: argocd}
+spec:
+  project: default
+  sources:
+  - {repoURL: https://a/x.git, ref: values}
+  - {repoURL: https://charts, chart: c, helm: {valueFiles: [$values/c.yaml, $other/d.yaml, $values/../e.yaml]}}
+  destination: {namespace: x}
+`, Options{})
+	for _, want := range []string{
+		`spec.sources[1].helm.valueFiles[1]: "$other/d.yaml": no source of spec.sources has ref "other"`,
+		`spec.sources[1].helm.valueFiles[2]: "$values/../e.yaml": name a file inside the values repository`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// A multi-source Application with a chart and `ref` sources of values
+// files: one App rendering the chart, its values files read from the ref
+// sources' Sources, in order.
+func TestConvertMultiSourceValues(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web, namespace: argocd}
+spec:
+  project: default
+  sources:
+  - repoURL: https://charts.example.com
+    chart: web
+    targetRevision: 1.2.x
+    helm:
+      ignoreMissingValueFiles: true
+      valueFiles: [$values/web/values.yaml, $env/prod.yaml]
+      valuesObject: {replicas: 2}
+  - {repoURL: https://git.example.com/platform.git, targetRevision: main, ref: values}
+  - {repoURL: https://git.example.com/env.git, targetRevision: v1.0.0, ref: env}
+  destination: {namespace: web}
+`, Options{})
+	if res.App.Spec.Chart == nil || res.App.Spec.Chart.Name != "web" || res.Source.Spec.Helm == nil {
+		t.Fatalf("the chart source does not render: %+v, %+v", res.App.Spec, res.Source.Spec)
+	}
+	if len(res.ValuesSources) != 2 {
+		t.Fatalf("values sources %+v, want the two ref sources", res.ValuesSources)
+	}
+	byURL := map[string]string{}
+	for _, s := range res.ValuesSources {
+		byURL[s.Spec.Git.URL] = s.Name
+	}
+	want := []tendv1.ValuesReference{
+		{Kind: "Source", Name: byURL["https://git.example.com/platform.git"], Key: "web/values.yaml", Optional: true},
+		{Kind: "Source", Name: byURL["https://git.example.com/env.git"], Key: "prod.yaml", Optional: true},
+	}
+	if got := res.App.Spec.Helm.ValuesFrom; !reflect.DeepEqual(got, want) || want[0].Name == "" || want[1].Name == "" {
+		t.Errorf("valuesFrom %+v, want %+v", got, want)
+	}
+	if env := res.ValuesSources[0]; env.Spec.Git.URL == "https://git.example.com/env.git" && env.Spec.Git.Ref.Tag != "v1.0.0" {
+		t.Errorf("ref source env at %+v, want tag v1.0.0", env.Spec.Git.Ref)
+	}
+	if string(res.App.Spec.Helm.Values.Raw) != `{"replicas":2}` {
+		t.Errorf("values %s", res.App.Spec.Helm.Values.Raw)
 	}
 }
 
@@ -413,6 +482,100 @@ spec:
 		"spec.generators[1].list.elements[0]: tend's list elements need a name",
 		"spec.template.spec.source: repoURL and targetRevision cannot hold placeholders",
 		"placeholder {{path.basenameNormalized}} is not filled",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+// Matrix and merge generators over git directories, git files and lists
+// convert to tend's; a files generator's keys are accepted in the
+// template; a nested matrix, a matrix of three and a merge without keys
+// are refused by field.
+func TestConvertApplicationSetMatrixMergeFiles(t *testing.T) {
+	set, err := ParseApplicationSet([]byte(`
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: fleet, namespace: argocd}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - git:
+          repoURL: https://git.example.com/platform.git
+          revision: main
+          files: [{path: "clusters/*/config.json"}, {path: clusters/old/config.json, exclude: true}]
+      - list:
+          elements: [{env: dev}, {env: prod}]
+  - merge:
+      mergeKeys: [name]
+      generators:
+      - git: {repoURL: https://git.example.com/platform.git, revision: main, directories: [{path: "apps/*"}]}
+      - list: {elements: [{name: web, replicas: "3"}]}
+  template:
+    metadata: {name: "{{cluster.name}}-{{env}}"}
+    spec:
+      project: default
+      source: {repoURL: https://git.example.com/platform.git, targetRevision: main, path: "{{path[0]}}/{{path.basename}}"}
+      destination: {server: https://kubernetes.default.svc, namespace: "{{env}}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ConvertApplicationSet(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gens := res.AppSet.Spec.Generators
+	if len(gens) != 2 || gens[0].Matrix == nil || len(gens[0].Matrix.Generators) != 2 || gens[1].Merge == nil {
+		t.Fatalf("generators %+v", gens)
+	}
+	files := gens[0].Matrix.Generators[0].Files
+	if files == nil || !reflect.DeepEqual(files.Include, []string{"clusters/*/config.json"}) || !reflect.DeepEqual(files.Exclude, []string{"clusters/old/config.json"}) ||
+		files.SourceRef.Name != res.Sources[0].Name {
+		t.Errorf("files generator %+v", files)
+	}
+	if l := gens[0].Matrix.Generators[1].List; l == nil || len(l.Elements) != 2 || l.Elements[1]["env"] != "prod" {
+		t.Errorf("matrix list %+v", l)
+	}
+	m := gens[1].Merge
+	if !reflect.DeepEqual(m.MergeKeys, []string{"name"}) || len(m.Generators) != 2 || m.Generators[0].Directories == nil || m.Generators[1].List.Elements[0]["replicas"] != "3" {
+		t.Errorf("merge %+v", m)
+	}
+
+	bad, err := ParseApplicationSet([]byte(`
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: bad, namespace: argocd}
+spec:
+  generators:
+  - matrix:
+      generators:
+      - list: {elements: [{a: "1"}]}
+      - matrix: {generators: []}
+      - git: {repoURL: https://git.example.com/x.git, directories: [{path: "envs/{{a}}"}]}
+  - merge:
+      generators:
+      - list: {elements: [{name: a}]}
+      - git: {repoURL: https://git.example.com/x.git, directories: [{path: a}], files: [{path: b.json}]}
+  template:
+    metadata: {name: "{{a}}"}
+    spec:
+      project: default
+      source: {repoURL: https://git.example.com/x.git, path: "{{b}}"}
+      destination: {namespace: x}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ConvertApplicationSet(bad, Options{})
+	for _, want := range []string{
+		"spec.generators[0].matrix.generators: a matrix combines exactly two generators",
+		"spec.generators[0].matrix.generators[1].matrix: a matrix or merge inside a matrix or merge is not supported",
+		"spec.generators[1].merge.mergeKeys: required",
+		"spec.generators[0].matrix.generators[2].git: placeholders in a generator",
+		"spec.generators[1].merge.generators[1].git: set exactly one of directories or files",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

@@ -13,6 +13,7 @@ package artifact
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -166,6 +167,34 @@ func (s *Store) Open(src types.NamespacedName) (art Artifact, release func(), ok
 		return Artifact{}, func() {}, false
 	}
 	return art, release, true
+}
+
+// ErrNoArtifact says a Source has no current artifact (it has not fetched
+// yet, or its fetches failed since the controller started).
+var ErrNoArtifact = errors.New("no artifact yet")
+
+// ReadFile returns the file at name (slash-separated, relative to the
+// checkout root; it cannot leave the checkout, through .. or a symlink) in
+// the current artifact of src, and the artifact's revision.
+func (s *Store) ReadFile(src types.NamespacedName, name string) ([]byte, string, error) {
+	art, release, ok := s.Open(src)
+	if !ok {
+		return nil, "", ErrNoArtifact
+	}
+	defer release()
+	data, err := ReadFileIn(art.Dir, name)
+	return data, art.Revision, err
+}
+
+// ReadFileIn reads the file at name (slash-separated, relative to dir)
+// without leaving dir, through .. or a symlink.
+func ReadFileIn(dir, name string) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(filepath.FromSlash(name))
 }
 
 // Remove forgets src and deletes its checkout.

@@ -2,6 +2,8 @@ package artifact
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -108,5 +110,36 @@ func TestOpenNamesTheFilesOnDisk(t *testing.T) {
 	}
 	if _, err := os.Stat(s.Dir(src)); !os.IsNotExist(err) {
 		t.Errorf("Remove kept the checkout: %v", err)
+	}
+}
+
+// ReadFileIn reads inside its directory only: neither .. nor a symlink
+// leads out of it.
+func TestReadFileInStaysInside(t *testing.T) {
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret.yaml"), []byte("password: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "envs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "envs", "prod.yaml"), []byte("a: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret.yaml"), filepath.Join(dir, "envs", "link.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadFileIn(dir, "envs/prod.yaml"); err != nil || string(b) != "a: 1\n" {
+		t.Errorf("envs/prod.yaml: %q, %v", b, err)
+	}
+	rel, _ := filepath.Rel(dir, filepath.Join(outside, "secret.yaml"))
+	for _, name := range []string{"envs/link.yaml", filepath.ToSlash(rel)} {
+		if b, err := ReadFileIn(dir, name); err == nil {
+			t.Errorf("%s read outside the directory: %q", name, b)
+		}
+	}
+	if _, err := ReadFileIn(dir, "envs/absent.yaml"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing file: %v, want fs.ErrNotExist", err)
 	}
 }

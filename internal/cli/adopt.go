@@ -188,7 +188,7 @@ func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adop
 	if app.Spec.Destination.ClusterRef != nil {
 		return 0, &exitError{code: ExitUsage, err: fmt.Errorf("it deploys to Cluster %s: preview it with --kubeconfig pointing at that cluster", app.Spec.Destination.ClusterRef.Name)}
 	}
-	ar, err := renderAppFrom(ctx, k, app, src, "")
+	ar, err := renderAppFrom(ctx, k, app, src, "", sources)
 	if err != nil {
 		return 0, err
 	}

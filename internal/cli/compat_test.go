@@ -26,6 +26,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/install"
+	"github.com/tend-gitops/tend/internal/source/chart/charttest"
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
@@ -756,4 +757,65 @@ spec:
 		return cl.c.List(ctx, &apps, client.InNamespace(ns)) == nil && len(apps.Items) == 0 &&
 			cl.c.List(ctx, &sets, client.InNamespace(ns)) == nil && len(sets.Items) == 0
 	})
+}
+
+// A multi-source Argo CD Application: a chart from a chart repository with
+// values files from a git repository (`ref: values`, `$values/...`).
+// tend renders the chart with those values; a commit to the values
+// repository is applied after a refresh; `tend diff` reads the same files
+// and finds nothing to change.
+func TestCompatArgoCDMultiSourceValues(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	charts := charttest.NewRepo(t, "", "")
+	charts.Add(t, charttest.Package(t, map[string]string{
+		"Chart.yaml":        "apiVersion: v2\nname: web\nversion: 1.2.0\n",
+		"values.yaml":       "greeting: chart-default\nreplicas: 1\n",
+		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"{{ .Release.Name }}-settings\"}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  replicas: {{ .Values.replicas | quote }}\n",
+	}))
+	values := testenv.NewGitRepo(t, nil)
+	values.Commit("values", map[string]string{"envs/prod/web.yaml": "greeting: hello from git\n"})
+	createYAML(t, dyn, argoApplications, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web, namespace: %[1]s, finalizers: [resources-finalizer.argocd.argoproj.io]}
+spec:
+  project: default
+  sources:
+  - repoURL: %[2]s
+    chart: web
+    targetRevision: 1.x
+    helm:
+      valueFiles: [$values/envs/prod/web.yaml]
+      valuesObject: {replicas: 3}
+  - repoURL: %[3]s
+    targetRevision: main
+    ref: values
+  destination: {server: https://kubernetes.default.svc, namespace: %[1]s}
+  syncPolicy: {automated: {prune: true}}
+`, ns, charts.URL, values.URL))
+	logIfFailed(t, dyn, argoApplications, ns, "web")
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"argo"} })
+
+	settings := func(greeting string) {
+		t.Helper()
+		eventually(t, "web-settings greeting "+greeting, 2*time.Minute, func() bool {
+			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
+			return err == nil && cm.Data["greeting"] == greeting && cm.Data["replicas"] == "3" &&
+				getStatus(dyn, argoApplications, ns, "web", "sync", "status") == "Synced"
+		})
+	}
+	settings("hello from git")
+	if code, out, stderr := cl.tend(t, "diff", "web"); code != 0 {
+		t.Errorf("tend diff web: exit %d\n%s%s", code, out, stderr)
+	}
+
+	values.Commit("prod greets again", map[string]string{"envs/prod/web.yaml": "greeting: hello again\n"})
+	refresh := []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`)
+	if _, err := dyn.Resource(argoApplications).Namespace(ns).Patch(ctx, "web", types.MergePatchType, refresh, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	settings("hello again")
 }

@@ -177,7 +177,9 @@ func (m *Main) migrate(paths []string, namespace string) error {
 			refused = append(refused, fmt.Errorf("%s: Application %s/%s: another Application becomes App %s already; pass --app-namespace or rename one", d.where, app.Namespace, app.Name, key[2:]))
 			continue
 		}
-		objects["1/"+res.Source.Namespace+"/"+res.Source.Name] = res.Source
+		for _, src := range append([]*tendv1.Source{res.Source}, res.ValuesSources...) {
+			objects["1/"+src.Namespace+"/"+src.Name] = src
+		}
 		objects[key] = res.App
 		maps.Copy(objects, clusters)
 	}

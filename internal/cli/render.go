@@ -17,10 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/render"
@@ -393,24 +395,36 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	if err != nil {
 		return nil, err
 	}
-	return renderAppFrom(ctx, k, app, src, ref)
+	return renderAppFrom(ctx, k, app, src, ref, nil)
 }
 
-// renderAppFrom is renderApp with the App's Source given (tend adopt
-// renders from Sources not created yet).
-func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string) (*appRendered, error) {
-	opts, err := appspec.RenderOptions(ctx, k.c, app, src)
+// renderAppFrom is renderApp with the App's Source given; known are Sources
+// of the App's namespace by name that are not created yet (tend adopt
+// renders from the Sources a Flux or Argo CD object maps to).
+func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string, known map[string]*tendv1.Source) (*appRendered, error) {
+	base, err := os.MkdirTemp("", "tend-render-")
 	if err != nil {
-		if objstatus.IsPermanent(err) {
+		return nil, err
+	}
+	defer os.RemoveAll(base)
+	// The App's Source is checked out (or a chart rendered) under dir,
+	// other Sources' values files under base/values.
+	dir := filepath.Join(base, "src")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var rd client.Reader = k.c
+	if len(known) > 0 {
+		rd = knownSources{Reader: k.c, ns: app.Namespace, known: known}
+	}
+	files := &checkoutFiles{k: k, dir: filepath.Join(base, "values"), revs: map[string]checkout{}}
+	opts, err := appspec.RenderOptions(ctx, rd, files, app, src)
+	if err != nil {
+		if objstatus.IsPermanent(err) || errors.Is(err, appspec.ErrSourceNotReady) {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
 		}
 		return nil, k.wrap(err)
 	}
-	dir, err := os.MkdirTemp("", "tend-render-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
 	rev := "chart"
 	if src.Spec.Git != nil {
 		if rev, dir, err = fetchSource(ctx, k, src, app, ref, dir); err != nil {
@@ -425,6 +439,49 @@ func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.So
 	}
 	objs := res.Objects()
 	return &appRendered{objects: objs, revision: rev, src: src}, nil
+}
+
+// knownSources reads Sources of namespace ns from known first.
+type knownSources struct {
+	client.Reader
+	ns    string
+	known map[string]*tendv1.Source
+}
+
+func (r knownSources) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	if s, ok := obj.(*tendv1.Source); ok && key.Namespace == r.ns && r.known[key.Name] != nil {
+		r.known[key.Name].DeepCopyInto(s)
+		return nil
+	}
+	return r.Reader.Get(ctx, key, obj, opts...)
+}
+
+// checkoutFiles reads other Sources' files (Helm values) from checkouts of
+// their current revision under dir, one per Source.
+type checkoutFiles struct {
+	k    *kube
+	dir  string
+	revs map[string]checkout
+}
+
+type checkout struct{ rev, dir string }
+
+func (f *checkoutFiles) ReadFile(ctx context.Context, src *tendv1.Source, name string) ([]byte, string, error) {
+	key := src.Namespace + "/" + src.Name
+	co, ok := f.revs[key]
+	if !ok {
+		if src.ResourceVersion != "" && (src.Status.Artifact == nil || src.Status.Artifact.Revision == "") {
+			return nil, "", appspec.ErrSourceNotReady
+		}
+		rev, dir, err := fetchSource(ctx, f.k, src, &tendv1.App{}, "", filepath.Join(f.dir, strconv.Itoa(len(f.revs))))
+		if err != nil {
+			return nil, "", err
+		}
+		co = checkout{rev: rev, dir: dir}
+		f.revs[key] = co
+	}
+	data, err := artifact.ReadFileIn(co.dir, name)
+	return data, co.rev, err
 }
 
 // fetchSource checks the App's git Source out into a directory under dir

@@ -179,7 +179,11 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 	if err != nil {
 		return &conversion{err: err}, nil
 	}
-	objs := append([]client.Object{res.App, res.Source}, clusters.objects...)
+	objs := []client.Object{res.App, res.Source}
+	for _, src := range res.ValuesSources {
+		objs = append(objs, src)
+	}
+	objs = append(objs, clusters.objects...)
 	return &conversion{objects: objs, app: res.App.Name, source: res.Source.Name, warnings: res.Warnings}, nil
 }
 

@@ -40,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
@@ -212,6 +213,18 @@ func (r *Reconciler) setup(mgr manager.Manager) error {
 		Watches(&tendv1.App{}, owner).
 		Watches(&tendv1.Source{}, owner).
 		Watches(&tendv1.AppSet{}, owner)
+	if r.kind.gvk.Kind == "ApplicationSet" {
+		// Its status lists the generated Apps, which the AppSet owns, not
+		// the ApplicationSet: an App's change reaches it through the
+		// AppSet's name, which is the ApplicationSet's.
+		b = b.Watches(&tendv1.App{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			set := o.GetLabels()[tendv1.LabelAppSet]
+			if set == "" {
+				return nil
+			}
+			return []reconcile.Request{{NamespacedName: client.ObjectKey{Namespace: o.GetNamespace(), Name: set}}}
+		}))
+	}
 	return b.Complete(r)
 }
 

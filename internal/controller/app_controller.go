@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -136,7 +137,7 @@ func (r *AppReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	idx := mgr.GetFieldIndexer()
 	if err := idx.IndexField(ctx, &tendv1.App{}, indexSource, func(o client.Object) []string {
 		a := o.(*tendv1.App)
-		return []string{refKey(a.Namespace, a.Spec.SourceRef)}
+		return appSources(a)
 	}); err != nil {
 		return err
 	}
@@ -172,6 +173,20 @@ func (healthChanged) Update(e event.UpdateEvent) bool {
 	o, ok1 := e.ObjectOld.(*tendv1.App)
 	n, ok2 := e.ObjectNew.(*tendv1.App)
 	return ok1 && ok2 && (o.Status.Health != n.Status.Health || o.Status.Revision != n.Status.Revision)
+}
+
+// appSources are the keys of the Sources an App reads: its own and those
+// it takes Helm values files from.
+func appSources(a *tendv1.App) []string {
+	keys := []string{refKey(a.Namespace, a.Spec.SourceRef)}
+	if a.Spec.Helm != nil {
+		for _, v := range a.Spec.Helm.ValuesFrom {
+			if k := a.Namespace + "/" + v.Name; v.Kind == "Source" && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
 }
 
 func refKey(ns string, ref tendv1.NamespacedObjectReference) string {

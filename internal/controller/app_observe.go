@@ -106,6 +106,11 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 		return nil, nil, err // the apiserver or the cluster did not answer: back off
 	}
 	if obs.opts, err = r.renderOptions(ctx, app, &obs.src); err != nil {
+		if errors.Is(err, appspec.ErrSourceNotReady) {
+			// A values Source that has not fetched yet: its first
+			// revision reconciles the App (the Source index).
+			return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: err, after: 5 * time.Second}, nil
+		}
 		if objstatus.IsPermanent(err) {
 			return nil, stalledBy(ReasonInvalidSpec, err), nil
 		}

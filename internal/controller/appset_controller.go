@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -89,8 +90,8 @@ func (r *AppSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// SourceChanged enqueues every AppSet with a directories generator that
-// reads src. The Source reconciler calls it after a new revision is in
+// SourceChanged enqueues every AppSet with a directories or files
+// generator that reads src. The Source reconciler calls it after a new revision is in
 // Artifacts (it fits SourceReconciler.OnNewRevision). It does not block;
 // before the controller started it does nothing, as every AppSet is
 // reconciled when it starts.
@@ -115,14 +116,9 @@ func (r *AppSetReconciler) SourceChanged(src types.NamespacedName) {
 	}
 }
 
-// appSetReads reports whether a directories generator of set reads src.
+// appSetReads reports whether a generator of set reads src.
 func appSetReads(set *v1alpha1.AppSet, src types.NamespacedName) bool {
-	for _, g := range set.Spec.Generators {
-		if g.Directories != nil && appSetSourceOf(set.Namespace, g.Directories) == src {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(appSetSources(set), src)
 }
 
 func (r *AppSetReconciler) log() *slog.Logger {
@@ -165,10 +161,8 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 	log := r.log().With("appset", set.Namespace+"/"+set.Name)
 	set.Status.ObservedGeneration = set.Generation
 	var again ctrl.Result
-	for _, g := range set.Spec.Generators {
-		if g.Directories != nil {
-			again.RequeueAfter = r.resync()
-		}
+	if len(appSetSources(set)) > 0 {
+		again.RequeueAfter = r.resync()
 	}
 
 	desired, err := r.desired(set)

@@ -692,3 +692,125 @@ func TestAppSetManager(t *testing.T) {
 	}
 	waitFor("Apps garbage-collected", func() bool { return len(f.apps(t)) == 0 })
 }
+
+// file writes content at p in the checkout and publishes a new revision.
+func (f *appSetFixture) file(t *testing.T, p, content string) {
+	t.Helper()
+	full := filepath.Join(f.dir, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t)
+}
+
+// A matrix of a files generator (one JSON file per cluster) and a list
+// generates one App per pair; a changed file changes its Apps and a
+// removed one prunes them. A merge overrides list sets with the values of
+// a YAML file.
+func TestAppSetFilesMatrixMerge(t *testing.T) {
+	f := newAppSetFixture(t)
+	f.file(t, "clusters/dev/config.json", `{"cluster": {"name": "dev", "replicas": 1}}`)
+	f.file(t, "clusters/prod/config.json", `{"cluster": {"name": "prod", "replicas": 3}}`)
+	f.file(t, "clusters/retired/config.json", `{"cluster": {"name": "retired", "replicas": 0}}`)
+	files := &v1alpha1.FilesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: f.src.Name}, Include: []string{"clusters/*/config.json"}, Exclude: []string{"clusters/retired"}}
+	tiers := &v1alpha1.ListGenerator{Elements: []map[string]string{{"tier": "web"}, {"tier": "db"}}}
+	set := &v1alpha1.AppSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.env.Namespace, Name: "fleet"},
+		Spec: v1alpha1.AppSetSpec{
+			PruneApps:  true,
+			Generators: []v1alpha1.Generator{{Matrix: &v1alpha1.MatrixGenerator{Generators: []v1alpha1.NestedGenerator{{Files: files}, {List: tiers}}}}},
+			Template: v1alpha1.AppTemplate{
+				Metadata: v1alpha1.AppTemplateMeta{Name: "{{cluster.name}}-{{tier}}", Annotations: map[string]string{"example.com/replicas": "{{cluster.replicas}}"}},
+				Spec: v1alpha1.AppSpec{
+					SourceRef:   v1alpha1.NamespacedObjectReference{Name: f.src.Name},
+					Path:        "{{path}}/{{tier}}",
+					Destination: v1alpha1.Destination{Namespace: "{{path.basename}}"},
+				},
+			},
+		},
+	}
+	f.create(t, set)
+	if res := f.reconcile(t, "fleet"); res.RequeueAfter <= 0 {
+		t.Errorf("RequeueAfter = %v: an AppSet reading files must be looked at again", res.RequeueAfter)
+	}
+	apps := f.apps(t)
+	if got, want := strings.Join(appSetNames(apps), ","), "dev-db,dev-web,prod-db,prod-web"; got != want {
+		t.Fatalf("Apps = %s, want %s", got, want)
+	}
+	if got := apps["prod-web"]; got.Spec.Path != "clusters/prod/web" || got.Spec.Destination.Namespace != "prod" || got.Annotations["example.com/replicas"] != "3" {
+		t.Errorf("App prod-web: path %q, namespace %q, annotations %v", got.Spec.Path, got.Spec.Destination.Namespace, got.Annotations)
+	}
+	if !appSetReads(f.get(t, "fleet"), f.src) {
+		t.Errorf("the AppSet is not found as a reader of Source %s: a new revision would not regenerate it", f.src)
+	}
+
+	f.file(t, "clusters/prod/config.json", `{"cluster": {"name": "prod", "replicas": 5}}`)
+	if err := os.RemoveAll(filepath.Join(f.dir, "clusters", "dev")); err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t)
+	f.reconcile(t, "fleet")
+	apps = f.apps(t)
+	if got, want := strings.Join(appSetNames(apps), ","), "prod-db,prod-web"; got != want {
+		t.Fatalf("after removing clusters/dev: Apps = %s, want %s", got, want)
+	}
+	if got := apps["prod-db"].Annotations["example.com/replicas"]; got != "5" {
+		t.Errorf("App prod-db: replicas annotation %q after the file changed, want 5", got)
+	}
+
+	// A broken file stalls the AppSet naming the file; its Apps stay.
+	f.file(t, "clusters/prod/config.json", `{"cluster": [`)
+	f.reconcile(t, "fleet")
+	stalled := appSetCond(t, f.get(t, "fleet"), v1alpha1.ConditionStalled)
+	if stalled.Reason != AppSetReasonInvalidGenerator || !strings.Contains(stalled.Message, "file clusters/prod/config.json of Source") {
+		t.Errorf("Stalled = %s %q, want InvalidGenerator naming the file", stalled.Reason, stalled.Message)
+	}
+	if got, want := strings.Join(appSetNames(f.apps(t)), ","), "prod-db,prod-web"; got != want {
+		t.Errorf("with a broken file: Apps = %s, want %s kept", got, want)
+	}
+
+	f.file(t, "overrides/web.yaml", "name: web\nreplicas: \"4\"\n")
+	f.file(t, "overrides/api.yaml", "name: api\nreplicas: \"7\"\n") // excluded
+	merged := &v1alpha1.AppSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.env.Namespace, Name: "merged"},
+		Spec: v1alpha1.AppSetSpec{
+			Generators: []v1alpha1.Generator{{Merge: &v1alpha1.MergeGenerator{MergeKeys: []string{"name"}, Generators: []v1alpha1.NestedGenerator{
+				{List: &v1alpha1.ListGenerator{Elements: []map[string]string{{"name": "web", "replicas": "1"}, {"name": "api", "replicas": "1"}}}},
+				{Files: &v1alpha1.FilesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: f.src.Name}, Include: []string{"overrides/*.yaml"}, Exclude: []string{"overrides/api.yaml"}}},
+			}}}},
+			Template: v1alpha1.AppTemplate{
+				Metadata: v1alpha1.AppTemplateMeta{Name: "m-{{name}}", Annotations: map[string]string{"example.com/replicas": "{{replicas}}"}},
+				Spec: v1alpha1.AppSpec{
+					SourceRef:   v1alpha1.NamespacedObjectReference{Name: f.src.Name},
+					Path:        "apps/{{name}}",
+					Destination: v1alpha1.Destination{Namespace: "{{name}}"},
+				},
+			},
+		},
+	}
+	f.create(t, merged)
+	f.reconcile(t, "merged")
+	apps = f.apps(t)
+	if got, want := apps["m-web"].Annotations["example.com/replicas"], "4"; got != want {
+		t.Errorf("merged App m-web: replicas %q, want %q from overrides/web.yaml", got, want)
+	}
+	if got, want := apps["m-api"].Annotations["example.com/replicas"], "1"; got != want {
+		t.Errorf("merged App m-api: replicas %q, want %q from the list", got, want)
+	}
+
+	// The apiserver refuses a generator that is two at once, at the top
+	// level and inside a matrix.
+	two := merged.DeepCopy()
+	two.ObjectMeta = metav1.ObjectMeta{Namespace: f.env.Namespace, Name: "two"}
+	two.Spec.Generators = []v1alpha1.Generator{{List: tiers, Files: files}}
+	if err := f.cl.Create(f.ctx(t), two); err == nil || !strings.Contains(err.Error(), "set exactly one of directories, files, list, matrix or merge") {
+		t.Errorf("create an AppSet with list and files in one generator: %v, want refused", err)
+	}
+	two.Spec.Generators = []v1alpha1.Generator{{Matrix: &v1alpha1.MatrixGenerator{Generators: []v1alpha1.NestedGenerator{{List: tiers, Files: files}, {List: tiers}}}}}
+	if err := f.cl.Create(f.ctx(t), two); err == nil || !strings.Contains(err.Error(), "set exactly one of directories, files or list") {
+		t.Errorf("create an AppSet with list and files in one matrix generator: %v, want refused", err)
+	}
+}

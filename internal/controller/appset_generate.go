@@ -1,15 +1,19 @@
 package controller
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -18,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/yaml"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/artifact"
@@ -103,21 +108,24 @@ type appSetGenerator struct {
 // transient (reading the checkout failed).
 func (g appSetGenerator) params(set *v1alpha1.AppSet) ([]appSetParams, error) {
 	if len(set.Spec.Generators) == 0 {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators is empty: add a directories or list generator")
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators is empty: add a directories, files, list, matrix or merge generator")
 	}
 	var out []appSetParams
 	for i, gen := range set.Spec.Generators {
+		at := fmt.Sprintf("spec.generators[%d]", i)
 		var (
 			ps  []appSetParams
 			err error
 		)
-		switch {
-		case gen.Directories != nil && gen.List != nil, gen.Directories == nil && gen.List == nil:
-			return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators[%d]: set exactly one of directories or list", i)
-		case gen.Directories != nil:
-			ps, err = g.directories(set.Namespace, i, gen.Directories)
+		switch n := appSetCount(gen.Directories != nil, gen.Files != nil, gen.List != nil, gen.Matrix != nil, gen.Merge != nil); {
+		case n != 1:
+			return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: set exactly one of directories, files, list, matrix or merge", at)
+		case gen.Matrix != nil:
+			ps, err = g.matrix(set.Namespace, at+".matrix", gen.Matrix)
+		case gen.Merge != nil:
+			ps, err = g.merge(set.Namespace, at+".merge", gen.Merge)
 		default:
-			ps, err = appSetListParams(i, gen.List)
+			ps, err = g.leaf(set.Namespace, at, v1alpha1.NestedGenerator{Directories: gen.Directories, Files: gen.Files, List: gen.List}, true)
 		}
 		if err != nil {
 			return nil, err
@@ -127,59 +135,360 @@ func (g appSetGenerator) params(set *v1alpha1.AppSet) ([]appSetParams, error) {
 	return out, nil
 }
 
-// appSetSourceOf returns the Source a directories generator reads, its
-// namespace defaulting to the AppSet's.
-func appSetSourceOf(namespace string, d *v1alpha1.DirectoriesGenerator) types.NamespacedName {
-	src := types.NamespacedName{Namespace: d.SourceRef.Namespace, Name: d.SourceRef.Name}
+func appSetCount(set ...bool) int {
+	n := 0
+	for _, b := range set {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// leaf returns the sets of a directories, files or list generator. A list
+// element needs a name only at the top level: inside matrix or merge the
+// other generator may give it.
+func (g appSetGenerator) leaf(namespace, at string, gen v1alpha1.NestedGenerator, top bool) ([]appSetParams, error) {
+	switch n := appSetCount(gen.Directories != nil, gen.Files != nil, gen.List != nil); {
+	case n != 1:
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: set exactly one of directories, files or list", at)
+	case gen.Directories != nil:
+		return g.directories(namespace, at+".directories", gen.Directories)
+	case gen.Files != nil:
+		return g.files(namespace, at+".files", gen.Files)
+	default:
+		return appSetListParams(at+".list", gen.List, top)
+	}
+}
+
+// matrix returns one set per pair of the two generators' sets, with the
+// keys of both. A key both have with different values is an error: one
+// would silently hide the other.
+func (g appSetGenerator) matrix(namespace, at string, m *v1alpha1.MatrixGenerator) ([]appSetParams, error) {
+	if len(m.Generators) != 2 {
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.generators has %d generators: a matrix combines exactly two", at, len(m.Generators))
+	}
+	a, err := g.leaf(namespace, at+".generators[0]", m.Generators[0], false)
+	if err != nil {
+		return nil, err
+	}
+	b, err := g.leaf(namespace, at+".generators[1]", m.Generators[1], false)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]appSetParams, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			values := maps.Clone(x.values)
+			for k, v := range y.values {
+				if old, ok := values[k]; ok && old != v {
+					return nil, appSetStalledf(AppSetReasonInvalidGenerator,
+						"%s: both generators set %q (%s: %q, %s: %q); rename the key in one of them", at, k, x.origin, old, y.origin, v)
+				}
+				values[k] = v
+			}
+			out = append(out, appSetParams{origin: x.origin + " × " + y.origin, values: values})
+		}
+	}
+	return out, nil
+}
+
+// merge returns the first generator's sets, each overridden by the sets of
+// later generators with equal merge keys, in generator order.
+func (g appSetGenerator) merge(namespace, at string, m *v1alpha1.MergeGenerator) ([]appSetParams, error) {
+	if len(m.MergeKeys) == 0 {
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.mergeKeys is empty: name the parameters that identify a set, e.g. name", at)
+	}
+	if len(m.Generators) < 2 {
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.generators has %d generator: a merge needs a base generator and at least one that overrides it", at, len(m.Generators))
+	}
+	key := func(p appSetParams, where string) (string, error) {
+		parts := make([]string, len(m.MergeKeys))
+		for i, k := range m.MergeKeys {
+			v, ok := p.values[k]
+			if !ok {
+				return "", appSetStalledf(AppSetReasonInvalidGenerator, "%s: %s has no merge key %q; every set of a merge needs all of %s", where, p, k, strings.Join(m.MergeKeys, ", "))
+			}
+			parts[i] = v
+		}
+		b, _ := json.Marshal(parts)
+		return string(b), nil
+	}
+	var base []appSetParams
+	index := map[string]int{}
+	for gi, gen := range m.Generators {
+		where := fmt.Sprintf("%s.generators[%d]", at, gi)
+		ps, err := g.leaf(namespace, where, gen, false)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range ps {
+			k, err := key(p, where)
+			if err != nil {
+				return nil, err
+			}
+			if gi == 0 {
+				if _, dup := index[k]; dup {
+					return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: two sets have the same merge keys %s; the base generator must give each set once", where, k)
+				}
+				index[k] = len(base)
+				base = append(base, appSetParams{origin: p.origin, values: maps.Clone(p.values)})
+				continue
+			}
+			j, ok := index[k]
+			if !ok {
+				continue
+			}
+			maps.Copy(base[j].values, p.values)
+			base[j].origin += " + " + p.origin
+		}
+	}
+	return base, nil
+}
+
+// appSetSources returns every Source the generators of set read.
+func appSetSources(set *v1alpha1.AppSet) []types.NamespacedName {
+	var out []types.NamespacedName
+	add := func(g v1alpha1.NestedGenerator) {
+		if g.Directories != nil {
+			out = append(out, appSetSourceRef(set.Namespace, g.Directories.SourceRef))
+		}
+		if g.Files != nil {
+			out = append(out, appSetSourceRef(set.Namespace, g.Files.SourceRef))
+		}
+	}
+	for _, g := range set.Spec.Generators {
+		add(v1alpha1.NestedGenerator{Directories: g.Directories, Files: g.Files})
+		var nested []v1alpha1.NestedGenerator
+		if g.Matrix != nil {
+			nested = append(nested, g.Matrix.Generators...)
+		}
+		if g.Merge != nil {
+			nested = append(nested, g.Merge.Generators...)
+		}
+		for _, n := range nested {
+			add(n)
+		}
+	}
+	return out
+}
+
+// appSetSourceRef returns the Source a generator reads, its namespace
+// defaulting to the AppSet's.
+func appSetSourceRef(namespace string, ref v1alpha1.NamespacedObjectReference) types.NamespacedName {
+	src := types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}
 	if src.Namespace == "" {
 		src.Namespace = namespace
 	}
 	return src
 }
 
-// directories returns one parameter set per directory of the Source's
-// checkout that matches an include glob and no exclude glob.
-func (g appSetGenerator) directories(namespace string, i int, d *v1alpha1.DirectoriesGenerator) ([]appSetParams, error) {
-	src := appSetSourceOf(namespace, d)
-	if len(d.Include) == 0 {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators[%d].directories.include is empty: add a glob such as apps/*", i)
-	}
-	include, err := appSetPatterns(d.Include)
-	if err != nil {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators[%d].directories.include: %v", i, err)
-	}
-	exclude, err := appSetPatterns(d.Exclude)
-	if err != nil {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators[%d].directories.exclude: %v", i, err)
-	}
+// checkout opens the git checkout of src for a generator at `at`; release
+// it when done reading.
+func (g appSetGenerator) checkout(at string, src types.NamespacedName) (artifact.Artifact, func(), error) {
 	var art artifact.Artifact
 	release, ok := func() {}, false
 	if g.artifacts != nil {
-		// Held while the directories are listed: they are the artifact's.
 		art, release, ok = g.artifacts.Open(src)
 	}
-	defer release()
 	if !ok {
-		return nil, &appSetWaiting{reason: AppSetReasonArtifactNotReady,
+		release()
+		return art, nil, &appSetWaiting{reason: AppSetReasonArtifactNotReady,
 			message: fmt.Sprintf("Source %s has no artifact yet; waiting for it to be fetched", src)}
 	}
 	if art.Dir == "" {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator,
-			"spec.generators[%d].directories: Source %s has no checkout (is it a git Source?); the directories generator needs a git Source", i, src)
+		release()
+		return art, nil, appSetStalledf(AppSetReasonInvalidGenerator,
+			"%s: Source %s has no checkout (is it a git Source?); this generator needs a git Source", at, src)
 	}
-	dirs, err := appSetMatchDirs(art.Dir, include, exclude)
+	return art, release, nil
+}
+
+// directories returns one parameter set per directory of the Source's
+// checkout that matches an include glob and no exclude glob.
+func (g appSetGenerator) directories(namespace, at string, d *v1alpha1.DirectoriesGenerator) ([]appSetParams, error) {
+	src := appSetSourceRef(namespace, d.SourceRef)
+	include, exclude, err := appSetGlobs(at, d.Include, d.Exclude, "apps/*")
+	if err != nil {
+		return nil, err
+	}
+	art, release, err := g.checkout(at, src)
+	if err != nil {
+		return nil, err
+	}
+	defer release() // held while the directories are listed: they are the artifact's
+	dirs, err := appSetMatch(art.Dir, include, exclude, true)
 	if err != nil {
 		return nil, fmt.Errorf("list directories of Source %s at revision %s: %w", src, art.Revision, err)
 	}
 	out := make([]appSetParams, len(dirs))
 	for j, p := range dirs {
-		base := path.Base(p)
-		out[j] = appSetParams{
-			origin: "directory " + p,
-			values: map[string]string{"path": p, "path.basename": base, "name": base},
+		values := map[string]string{"name": path.Base(p)}
+		appSetPathParams(p, values)
+		out[j] = appSetParams{origin: "directory " + p, values: values}
+	}
+	return out, nil
+}
+
+// appSetPathParams sets the parameters of a directory as Argo CD's git
+// generator does: path, path.basename, path.basenameNormalized and
+// path[n], the n-th segment.
+func appSetPathParams(dir string, values map[string]string) {
+	values["path"] = dir
+	values["path.basename"] = path.Base(dir)
+	values["path.basenameNormalized"] = appSetNormalize(path.Base(dir))
+	if dir != "." {
+		for k, seg := range strings.Split(dir, "/") {
+			values[fmt.Sprintf("path[%d]", k)] = seg
+		}
+	}
+}
+
+// appSetGlobs checks a generator's include and exclude globs.
+func appSetGlobs(at string, include, exclude []string, example string) ([]string, []string, error) {
+	if len(include) == 0 {
+		return nil, nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.include is empty: add a glob such as %s", at, example)
+	}
+	inc, err := appSetPatterns(include)
+	if err != nil {
+		return nil, nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.include: %v", at, err)
+	}
+	exc, err := appSetPatterns(exclude)
+	if err != nil {
+		return nil, nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.exclude: %v", at, err)
+	}
+	return inc, exc, nil
+}
+
+// appSetMaxFile bounds a file a files generator reads: parameter files
+// are small, and a large one is a mistake in the glob.
+const appSetMaxFile = 1 << 20
+
+// files returns the parameter sets of the JSON or YAML files of the
+// Source's checkout matching an include glob and no exclude glob.
+func (g appSetGenerator) files(namespace, at string, f *v1alpha1.FilesGenerator) ([]appSetParams, error) {
+	src := appSetSourceRef(namespace, f.SourceRef)
+	include, exclude, err := appSetGlobs(at, f.Include, f.Exclude, "clusters/*/config.json")
+	if err != nil {
+		return nil, err
+	}
+	art, release, err := g.checkout(at, src)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	files, err := appSetMatch(art.Dir, include, exclude, false)
+	if err != nil {
+		return nil, fmt.Errorf("list files of Source %s at revision %s: %w", src, art.Revision, err)
+	}
+	var out []appSetParams
+	for _, p := range files {
+		docs, err := appSetReadFile(art.Dir, p)
+		if err != nil {
+			return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: file %s of Source %s at revision %s: %v", at, p, src, art.Revision, err)
+		}
+		for j, doc := range docs {
+			values := map[string]string{}
+			appSetFlatten("", doc, values)
+			appSetPathParams(path.Dir(p), values)
+			values["path.filename"] = path.Base(p)
+			values["path.filenameNormalized"] = appSetNormalize(path.Base(p))
+			origin := "file " + p
+			if len(docs) > 1 {
+				origin = fmt.Sprintf("file %s element %d", p, j)
+			}
+			out = append(out, appSetParams{origin: origin, values: values})
 		}
 	}
 	return out, nil
+}
+
+// appSetReadFile decodes a files generator's file: an object, or a list
+// of objects.
+func appSetReadFile(root, rel string) ([]map[string]any, error) {
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	f, err := r.Open(filepath.FromSlash(rel))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, appSetMaxFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > appSetMaxFile {
+		return nil, fmt.Errorf("larger than %d bytes; a files generator reads small parameter files", appSetMaxFile)
+	}
+	js, err := yaml.YAMLToJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not JSON or YAML: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("not JSON or YAML: %v", err)
+	}
+	switch t := doc.(type) {
+	case map[string]any:
+		return []map[string]any{t}, nil
+	case []any:
+		out := make([]map[string]any, len(t))
+		for i, e := range t {
+			m, ok := e.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("element %d is not an object; a list file holds one object per parameter set", i)
+			}
+			out[i] = m
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("holds neither an object nor a list of objects")
+	}
+}
+
+// appSetFlatten adds the leaves of v to out, keys joined with dots and
+// list indexes as keys (Argo CD's flat parameters): {"a": {"b": 1}}
+// is a.b=1.
+func appSetFlatten(prefix string, v any, out map[string]string) {
+	join := func(k string) string {
+		if prefix == "" {
+			return k
+		}
+		return prefix + "." + k
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			appSetFlatten(join(k), e, out)
+		}
+	case []any:
+		for i, e := range t {
+			appSetFlatten(join(strconv.Itoa(i)), e, out)
+		}
+	case nil:
+		out[prefix] = ""
+	case string:
+		out[prefix] = t
+	default:
+		out[prefix] = fmt.Sprint(t)
+	}
+}
+
+// appSetNormalize makes s a DNS-1123 name as Argo CD's
+// path.filenameNormalized does: lower case, other characters as "-".
+func appSetNormalize(s string) string {
+	b := []byte(strings.ToLower(s))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '.' {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b), "-.")
 }
 
 // appSetPatterns cleans globs ("./apps/*/" is "apps/*") and checks their
@@ -199,16 +508,16 @@ func appSetPatterns(globs []string) ([]string, error) {
 	return out, nil
 }
 
-// appSetMatchDirs returns the slash-separated paths, relative to root and
-// sorted, of the directories matching an include glob and no exclude
-// glob. Globs use path.Match per path segment, so apps/* matches the
+// appSetMatch returns the slash-separated paths, relative to root and
+// sorted, of the directories (dirs) or regular files matching an include
+// glob and no exclude glob. Globs use path.Match per path segment, so apps/* matches the
 // direct subdirectories of apps. Hidden directories (.git, .github) and
 // symbolic links are never matched or entered. An exclude glob matching a
 // directory also excludes everything below it.
-func appSetMatchDirs(root string, include, exclude []string) ([]string, error) {
+func appSetMatch(root string, include, exclude []string, dirs bool) ([]string, error) {
 	found := map[string]struct{}{}
 	for _, inc := range include {
-		if err := appSetWalkGlob(root, "", strings.Split(inc, "/"), found); err != nil {
+		if err := appSetWalkGlob(root, "", strings.Split(inc, "/"), dirs, found); err != nil {
 			return nil, err
 		}
 	}
@@ -222,8 +531,9 @@ func appSetMatchDirs(root string, include, exclude []string) ([]string, error) {
 	return out, nil
 }
 
-// appSetWalkGlob adds to found the directories below root/rel matching segs.
-func appSetWalkGlob(root, rel string, segs []string, found map[string]struct{}) error {
+// appSetWalkGlob adds to found the directories (dirs) or regular files
+// below root/rel matching segs.
+func appSetWalkGlob(root, rel string, segs []string, dirs bool, found map[string]struct{}) error {
 	entries, err := os.ReadDir(filepath.Join(root, filepath.FromSlash(rel)))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -233,18 +543,23 @@ func appSetWalkGlob(root, rel string, segs []string, found map[string]struct{}) 
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !e.IsDir() || strings.HasPrefix(name, ".") {
+		last := len(segs) == 1
+		want := e.IsDir()
+		if last && !dirs {
+			want = e.Type().IsRegular()
+		}
+		if !want || strings.HasPrefix(name, ".") {
 			continue
 		}
 		if ok, _ := path.Match(segs[0], name); !ok {
 			continue
 		}
 		p := path.Join(rel, name)
-		if len(segs) == 1 {
+		if last {
 			found[p] = struct{}{}
 			continue
 		}
-		if err := appSetWalkGlob(root, p, segs[1:], found); err != nil {
+		if err := appSetWalkGlob(root, p, segs[1:], dirs, found); err != nil {
 			return err
 		}
 	}
@@ -263,12 +578,13 @@ func appSetExcluded(p string, exclude []string) bool {
 	return false
 }
 
-// appSetListParams returns one parameter set per element of a list generator.
-func appSetListParams(i int, l *v1alpha1.ListGenerator) ([]appSetParams, error) {
+// appSetListParams returns one parameter set per element of a list
+// generator; at the top level (top) each element needs a name.
+func appSetListParams(at string, l *v1alpha1.ListGenerator, top bool) ([]appSetParams, error) {
 	out := make([]appSetParams, len(l.Elements))
 	for j, el := range l.Elements {
-		if el["name"] == "" {
-			return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators[%d].list.elements[%d] has no \"name\": give every element a name", i, j)
+		if top && el["name"] == "" {
+			return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.elements[%d] has no \"name\": give every element a name", at, j)
 		}
 		values := make(map[string]string, len(el))
 		for k, v := range el {

@@ -71,7 +71,7 @@ func TestAppSetMatchDirs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := appSetMatchDirs(root, inc, exc)
+		got, err := appSetMatch(root, inc, exc, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestAppSetDirectoriesArtifact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"path": "apps/web", "path.basename": "web", "name": "web"}
+	want := map[string]string{"path": "apps/web", "path.basename": "web", "path.basenameNormalized": "web", "path[0]": "apps", "path[1]": "web", "name": "web"}
 	if len(ps) != 1 || !reflect.DeepEqual(ps[0].values, want) {
 		t.Errorf("params = %+v, want one set %v", ps, want)
 	}
@@ -260,5 +260,178 @@ func TestAppSetOwnedCovered(t *testing.T) {
 		if got := appSetOwnedCovered(owned, obj); got != tc.want {
 			t.Errorf("owned %s: covered = %v, want %v", tc.owned, got, tc.want)
 		}
+	}
+}
+
+// appSetFiles writes files with their content under a temp dir.
+func appSetFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(root, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// appSetGen returns a generator whose Source ns/repo is checked out at root.
+func appSetGen(t *testing.T, root string) appSetGenerator {
+	t.Helper()
+	arts := artifact.NewStore(t.TempDir(), nil)
+	arts.Set(types.NamespacedName{Namespace: "ns", Name: "repo"}, artifact.Artifact{Dir: root, Revision: "r1"}, nil)
+	return appSetGenerator{artifacts: arts}
+}
+
+func appSetValues(ps []appSetParams) []map[string]string {
+	out := make([]map[string]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.values
+	}
+	return out
+}
+
+// The files generator: an object file gives one set, a list file one set
+// per element; nested keys are joined with dots; numbers keep their text;
+// the path parameters name the file; hidden files and excluded ones are
+// skipped.
+func TestAppSetFilesGenerator(t *testing.T) {
+	root := appSetFiles(t, map[string]string{
+		"clusters/dev/config.json":     `{"cluster": {"name": "dev", "replicas": 2, "big": 12345678901}, "tier": null, "tags": ["a", "b"]}`,
+		"clusters/prod/config.json":    `{"cluster": {"name": "prod", "replicas": 3}, "enabled": true}`,
+		"clusters/legacy/config.json":  `{"cluster": {"name": "legacy"}}`,
+		"clusters/.hidden/config.json": `{"cluster": {"name": "hidden"}}`,
+		"teams/list.yaml":              "- {name: web, owner: alice}\n- name: db\n  owner: bob\n",
+	})
+	g := appSetGen(t, root)
+	set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}, Spec: v1alpha1.AppSetSpec{Generators: []v1alpha1.Generator{
+		{Files: &v1alpha1.FilesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Include: []string{"clusters/*/config.json"}, Exclude: []string{"clusters/legacy"}}},
+		{Files: &v1alpha1.FilesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Include: []string{"teams/*.yaml"}}},
+	}}}
+	ps, err := g.params(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]string{
+		{"cluster.name": "dev", "cluster.replicas": "2", "cluster.big": "12345678901", "tier": "", "tags.0": "a", "tags.1": "b",
+			"path": "clusters/dev", "path.basename": "dev", "path.basenameNormalized": "dev", "path.filename": "config.json", "path.filenameNormalized": "config.json", "path[0]": "clusters", "path[1]": "dev"},
+		{"cluster.name": "prod", "cluster.replicas": "3", "enabled": "true",
+			"path": "clusters/prod", "path.basename": "prod", "path.basenameNormalized": "prod", "path.filename": "config.json", "path.filenameNormalized": "config.json", "path[0]": "clusters", "path[1]": "prod"},
+		{"name": "web", "owner": "alice", "path": "teams", "path.basename": "teams", "path.basenameNormalized": "teams", "path.filename": "list.yaml", "path.filenameNormalized": "list.yaml", "path[0]": "teams"},
+		{"name": "db", "owner": "bob", "path": "teams", "path.basename": "teams", "path.basenameNormalized": "teams", "path.filename": "list.yaml", "path.filenameNormalized": "list.yaml", "path[0]": "teams"},
+	}
+	if got := appSetValues(ps); !reflect.DeepEqual(got, want) {
+		t.Errorf("params =\n%v\nwant\n%v", got, want)
+	}
+	if got := ps[3].origin; got != "file teams/list.yaml element 1" {
+		t.Errorf("origin = %q", got)
+	}
+	if got := appSetSources(set); len(got) != 2 || got[0] != (types.NamespacedName{Namespace: "ns", Name: "repo"}) {
+		t.Errorf("sources = %v, want ns/repo twice", got)
+	}
+
+	// Sources read inside matrix and merge, namespaces defaulted to the
+	// AppSet's: a new revision of any of them regenerates the AppSet.
+	ref := func(ns, name string) v1alpha1.NamespacedObjectReference {
+		return v1alpha1.NamespacedObjectReference{Namespace: ns, Name: name}
+	}
+	nested := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "n"}, Spec: v1alpha1.AppSetSpec{Generators: []v1alpha1.Generator{
+		{Matrix: &v1alpha1.MatrixGenerator{Generators: []v1alpha1.NestedGenerator{
+			{Files: &v1alpha1.FilesGenerator{SourceRef: ref("shared", "fleet")}}, {Directories: &v1alpha1.DirectoriesGenerator{SourceRef: ref("", "apps")}},
+		}}},
+		{Merge: &v1alpha1.MergeGenerator{Generators: []v1alpha1.NestedGenerator{
+			{Directories: &v1alpha1.DirectoriesGenerator{SourceRef: ref("shared", "base")}}, {Files: &v1alpha1.FilesGenerator{SourceRef: ref("", "overrides")}},
+		}}},
+	}}}
+	want2 := []types.NamespacedName{{Namespace: "shared", Name: "fleet"}, {Namespace: "ns", Name: "apps"}, {Namespace: "shared", Name: "base"}, {Namespace: "ns", Name: "overrides"}}
+	if got := appSetSources(nested); !reflect.DeepEqual(got, want2) {
+		t.Errorf("nested sources = %v, want %v", got, want2)
+	}
+}
+
+// A file that is not a parameter file stalls the AppSet with a message
+// naming the generator, the file and the revision.
+func TestAppSetFilesGeneratorBadFile(t *testing.T) {
+	for _, tc := range []struct{ name, content, want string }{
+		{"scalar", "just text\n", "neither an object nor a list"},
+		{"list of scalars", "[1, 2]\n", "element 0 is not an object"},
+		{"broken", "a: [\n", "not JSON or YAML"},
+		{"too big", "a: " + strings.Repeat("x", appSetMaxFile) + "\n", "larger than"},
+	} {
+		g := appSetGen(t, appSetFiles(t, map[string]string{"conf/a.yaml": tc.content}))
+		set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}, Spec: v1alpha1.AppSetSpec{Generators: []v1alpha1.Generator{
+			{Files: &v1alpha1.FilesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Include: []string{"conf/*.yaml"}}},
+		}}}
+		_, err := g.params(set)
+		var stalled *appSetStalled
+		if !errors.As(err, &stalled) || !strings.Contains(err.Error(), "spec.generators[0].files: file conf/a.yaml of Source ns/repo at revision r1") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want stalled naming the file and %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Matrix: every pair, keys of both; a key both set differently is refused.
+// Merge: the base sets overridden by matching later sets, others dropped.
+func TestAppSetMatrixAndMerge(t *testing.T) {
+	root := appSetFiles(t, map[string]string{"apps/web/k.yaml": "{}", "apps/db/k.yaml": "{}", "apps/old/k.yaml": "{}"})
+	g := appSetGen(t, root)
+	dirs := v1alpha1.NestedGenerator{Directories: &v1alpha1.DirectoriesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Include: []string{"apps/*"}, Exclude: []string{"apps/old"}}}
+	envs := v1alpha1.NestedGenerator{List: &v1alpha1.ListGenerator{Elements: []map[string]string{{"env": "dev"}, {"env": "prod"}}}}
+	set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "s"}, Spec: v1alpha1.AppSetSpec{Generators: []v1alpha1.Generator{
+		{Matrix: &v1alpha1.MatrixGenerator{Generators: []v1alpha1.NestedGenerator{dirs, envs}}},
+	}}}
+	ps, err := g.params(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.values["name"]+"-"+p.values["env"]+"@"+p.values["path"])
+	}
+	if want := []string{"db-dev@apps/db", "db-prod@apps/db", "web-dev@apps/web", "web-prod@apps/web"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("matrix = %v, want %v", got, want)
+	}
+	if got, want := ps[0].origin, "directory apps/db × list element 0"; got != want {
+		t.Errorf("origin = %q, want %q", got, want)
+	}
+
+	clash := v1alpha1.NestedGenerator{List: &v1alpha1.ListGenerator{Elements: []map[string]string{{"name": "other"}}}}
+	set.Spec.Generators[0].Matrix.Generators[1] = clash
+	_, err = g.params(set)
+	var stalled *appSetStalled
+	if !errors.As(err, &stalled) || !strings.Contains(err.Error(), `spec.generators[0].matrix: both generators set "name"`) {
+		t.Errorf("clash: got %v, want stalled naming the key", err)
+	}
+
+	overrides := v1alpha1.NestedGenerator{List: &v1alpha1.ListGenerator{Elements: []map[string]string{
+		{"name": "web", "replicas": "3"}, {"name": "cache", "replicas": "9"},
+	}}}
+	set.Spec.Generators[0] = v1alpha1.Generator{Merge: &v1alpha1.MergeGenerator{MergeKeys: []string{"name"}, Generators: []v1alpha1.NestedGenerator{dirs, overrides}}}
+	ps, err = g.params(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]string{
+		{"name": "db", "path": "apps/db", "path.basename": "db", "path.basenameNormalized": "db", "path[0]": "apps", "path[1]": "db"},
+		{"name": "web", "path": "apps/web", "path.basename": "web", "path.basenameNormalized": "web", "path[0]": "apps", "path[1]": "web", "replicas": "3"},
+	}
+	if got := appSetValues(ps); !reflect.DeepEqual(got, want) {
+		t.Errorf("merge = %v, want %v", got, want)
+	}
+
+	set.Spec.Generators[0].Merge.MergeKeys = []string{"env"}
+	_, err = g.params(set)
+	if !errors.As(err, &stalled) || !strings.Contains(err.Error(), `has no merge key "env"`) {
+		t.Errorf("missing merge key: got %v", err)
+	}
+	set.Spec.Generators[0].Merge.MergeKeys = []string{"name"}
+	set.Spec.Generators[0].Merge.Generators[0] = v1alpha1.NestedGenerator{List: &v1alpha1.ListGenerator{Elements: []map[string]string{{"name": "a"}, {"name": "a"}}}}
+	_, err = g.params(set)
+	if !errors.As(err, &stalled) || !strings.Contains(err.Error(), "two sets have the same merge keys") {
+		t.Errorf("duplicate base: got %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	corev1apply "k8s.io/client-go/applyconfigurations/core/v1"
@@ -353,6 +354,65 @@ func TestAppHelmValuesFrom(t *testing.T) {
 		msg := readyMessage(a)
 		return strings.Contains(msg, "spec.helm.valuesFrom[1]") && strings.Contains(msg, `"absent.yaml"`)
 	})
+}
+
+// TestAppHelmValuesFromSource: spec.helm.valuesFrom kind Source reads a
+// values file from another git Source (Argo CD's multi-source $values). A
+// new revision of that Source re-renders the App, though its own Source
+// did not change; a missing file stops it with a message naming the entry
+// and the file, and an optional one is skipped.
+func TestAppHelmValuesFromSource(t *testing.T) {
+	e := startController(t)
+	charts := newCtlRepo(t)
+	chartRev := charts.commit("chart", map[string]string{
+		"chart/Chart.yaml":        "apiVersion: v2\nname: web\nversion: 1.0.0\n",
+		"chart/values.yaml":       "greeting: chart-default\nsize: small\n",
+		"chart/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-values\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  size: {{ .Values.size | quote }}\n",
+	})
+	values := newCtlRepo(t)
+	values.commit("values", map[string]string{"envs/prod/web.yaml": "greeting: hello from git\n"})
+	e.create(t, gitSource("charts", charts.URL), gitSource("values", values.URL), newApp("web", "charts", "chart", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Helm = &tendv1.HelmSpec{ValuesFrom: []tendv1.ValuesReference{
+			{Kind: "Source", Name: "values", Key: "envs/prod/web.yaml"},
+			{Kind: "Source", Name: "values", Key: "envs/prod/absent.yaml", Optional: true},
+		}}
+	}))
+	configMap := func(want string) {
+		t.Helper()
+		e.waitApp(t, "web", "web-values greeting "+want, 60*time.Second, func(a *tendv1.App) bool {
+			cm, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), "web-values", metav1.GetOptions{})
+			return err == nil && cm.Data["greeting"] == want && a.Status.Sync == tendv1.SyncSynced
+		})
+	}
+	configMap("hello from git")
+
+	// A commit to the values repository only: applied, the App's own
+	// revision unchanged.
+	values.commit("prod greets differently", map[string]string{"envs/prod/web.yaml": "greeting: hello again\nsize: large\n"})
+	configMap("hello again")
+	if a := e.app(t, "web"); a.Status.Revision != chartRev {
+		t.Errorf("revision %s, want the chart repository's %s", a.Status.Revision, chartRev)
+	}
+	cm, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), "web-values", metav1.GetOptions{})
+	if err != nil || cm.Data["size"] != "large" {
+		t.Errorf("size %q (%v), want large from the values file", cm.Data["size"], err)
+	}
+
+	// A file that is not there, required: the App stops and says which.
+	e.create(t, newApp("strict", "charts", "chart", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Helm = &tendv1.HelmSpec{ReleaseName: "strict", ValuesFrom: []tendv1.ValuesReference{
+			{Kind: "Source", Name: "values", Key: "envs/prod/web.yaml"},
+			{Kind: "Source", Name: "values", Key: "envs/staging/web.yaml"},
+		}}
+	}))
+	e.waitApp(t, "strict", "the missing file reported", 30*time.Second, func(a *tendv1.App) bool {
+		msg := readyMessage(a)
+		return strings.Contains(msg, "spec.helm.valuesFrom[1]") && strings.Contains(msg, `has no file "envs/staging/web.yaml"`) &&
+			apimeta.IsStatusConditionTrue(a.Status.Conditions, "Stalled")
+	})
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(context.Background(), "strict-values", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("strict-values applied though its values are missing: %v", err)
+	}
 }
 
 // TestAppStatusHistoryDurationAndOutOfSync: status.outOfSync names each
