@@ -298,6 +298,7 @@ type Decryption struct {
 }
 
 // Destination is where an App's objects go.
+// +kubebuilder:validation:XValidation:rule="!has(self.namespaceMetadata) || (has(self.createNamespace) && self.createNamespace)",message="namespaceMetadata needs createNamespace: tend labels only the Namespace it creates"
 type Destination struct {
 	// Namespace for namespaced objects that do not set one.
 	// +optional
@@ -305,9 +306,24 @@ type Destination struct {
 	// CreateNamespace creates Namespace if it does not exist.
 	// +optional
 	CreateNamespace bool `json:"createNamespace,omitempty"`
+	// NamespaceMetadata are labels and annotations tend keeps on the
+	// Namespace it creates (Argo CD's managedNamespaceMetadata), on an
+	// existing one too; removing one here removes it from the Namespace.
+	// +optional
+	NamespaceMetadata *NamespaceMetadata `json:"namespaceMetadata,omitempty"`
 	// ClusterRef names a Cluster; the default is the cluster tend runs in.
 	// +optional
 	ClusterRef *LocalObjectReference `json:"clusterRef,omitempty"`
+}
+
+// NamespaceMetadata labels and annotates a created Namespace.
+type NamespaceMetadata struct {
+	// Labels of the Namespace, e.g. istio-injection: enabled.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// Annotations of the Namespace.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // SyncPolicy says when and how to sync.

@@ -14,6 +14,16 @@ type AppSetSpec struct {
 	// parameter key of the set: {{name}}, {{path}}, {{path.basename}}, list
 	// element keys, the keys of a files generator's documents.
 	Template AppTemplate `json:"template"`
+	// GoTemplate makes the template's strings Go templates (text/template
+	// with Sprig's functions, as Argo CD's goTemplate) over nested
+	// parameters: {{.path.basename}}, {{.cluster.name | upper}}.
+	// +optional
+	GoTemplate bool `json:"goTemplate,omitempty"`
+	// GoTemplateOptions are text/template options, e.g. missingkey=error
+	// (a parameter a set lacks stalls the AppSet instead of printing
+	// "<no value>").
+	// +optional
+	GoTemplateOptions []string `json:"goTemplateOptions,omitempty"`
 	// PruneApps deletes generated Apps whose parameter set disappeared
 	// (e.g. the directory was removed). Without it they are kept and
 	// reported.

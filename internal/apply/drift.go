@@ -114,6 +114,15 @@ func (e *Engine) PreviewFrom(ctx context.Context, req Request, inv *Inventory) (
 	for ref := range need {
 		toApply = append(toApply, ref)
 	}
+	// The created Namespace's labels and annotations are part of what
+	// the App wants (spec.destination.namespaceMetadata).
+	stale, err := s.namespaceStale(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if stale {
+		toApply = append(toApply, ObjectRef{Kind: "Namespace", Name: req.CreateNamespace})
+	}
 	sort.Slice(toApply, func(i, j int) bool { return toApply[i].String() < toApply[j].String() })
 	return toApply, s.pruneCandidates(), nil
 }

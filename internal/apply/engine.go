@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -142,6 +143,10 @@ type Request struct {
 	// CD's CreateNamespace and Helm's --create-namespace, the App does not
 	// own it: several Apps may deploy into it, and no prune deletes it.
 	CreateNamespace string
+	// NamespaceLabels and NamespaceAnnotations are kept on CreateNamespace
+	// (spec.destination.namespaceMetadata), server-side applied when they
+	// changed since tend last applied them.
+	NamespaceLabels, NamespaceAnnotations map[string]string
 	// Deleting says the App is being deleted (Objects is empty, Prune and
 	// AllowEmpty set): objects annotated argocd.argoproj.io/sync-options:
 	// Delete=false are left in the cluster, as Argo CD leaves them.
@@ -456,10 +461,14 @@ func (s *syncRun) run(ctx context.Context) error {
 		return err
 	}
 	prune := s.pruneCandidates()
-	if !s.req.Force && len(owned) == 0 && len(prune) == 0 {
+	nsStale, err := s.namespaceStale(ctx)
+	if err != nil {
+		return err
+	}
+	if !s.req.Force && len(owned) == 0 && len(prune) == 0 && !nsStale {
 		return nil // nothing to do: steady state
 	}
-	if err := s.ensureNamespace(ctx); err != nil {
+	if err := s.ensureNamespace(ctx, nsStale); err != nil {
 		return err
 	}
 	steps := s.plan.Steps
@@ -547,9 +556,65 @@ func (s *syncRun) prepare(ctx context.Context) (map[ObjectRef]string, error) {
 	return need, nil
 }
 
+// AnnotationNamespaceMetadataPrefix starts the annotation with which a
+// Namespace records, per App, a hash of the labels and annotations the App
+// last applied to it (spec.destination.namespaceMetadata), so that a
+// change, a removal included, is applied once and a steady state costs
+// nothing. The key's name is a hash of the App's namespace and name.
+const AnnotationNamespaceMetadataPrefix = "namespace-metadata.tend.dev/"
+
+// namespaceMetadataKey is the App's annotation key on the Namespace.
+func (s *syncRun) namespaceMetadataKey() string {
+	sum := sha256.Sum256([]byte(s.req.App.String()))
+	return AnnotationNamespaceMetadataPrefix + hex.EncodeToString(sum[:8])
+}
+
+// namespaceManager is the field manager of the App's Namespace metadata:
+// one per App, so that Apps sharing a Namespace each keep their own labels
+// and removing one from an App does not remove another App's.
+func (s *syncRun) namespaceManager() string {
+	m := FieldManager + "/" + s.req.App.String()
+	if len(m) > 128 {
+		m = FieldManager + "/" + strings.TrimPrefix(s.namespaceMetadataKey(), AnnotationNamespaceMetadataPrefix)
+	}
+	return m
+}
+
+// namespaceMetadataHash is the value of the App's annotation for the
+// request's metadata, "" when it has none.
+func (s *syncRun) namespaceMetadataHash() string {
+	if len(s.req.NamespaceLabels) == 0 && len(s.req.NamespaceAnnotations) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal([]map[string]string{s.req.NamespaceLabels, s.req.NamespaceAnnotations})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// namespaceStale reports whether the Namespace tend creates lacks the
+// labels and annotations it should carry (or carries ones removed from
+// the App), from the watch cache.
+func (s *syncRun) namespaceStale(ctx context.Context) (bool, error) {
+	name := s.req.CreateNamespace
+	if name == "" || s.req.DryRun || s.req.Deleting {
+		return false, nil // a deleted App leaves the Namespace as it is
+	}
+	gvk := schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}
+	if err := s.e.Live.Watch(ctx, gvk); err != nil {
+		return false, err
+	}
+	live, ok := s.e.Live.Get(gvk, "", name)
+	if !ok || live.GetDeletionTimestamp() != nil {
+		return false, nil // created by ensureNamespace when needed
+	}
+	return live.GetAnnotations()[s.namespaceMetadataKey()] != s.namespaceMetadataHash(), nil
+}
+
 // ensureNamespace creates Request.CreateNamespace if it does not exist,
-// without an owner: it is not part of the App.
-func (s *syncRun) ensureNamespace(ctx context.Context) error {
+// without an owner: it is not part of the App. With namespace metadata, or
+// when the metadata changed (stale), it server-side applies the Namespace
+// with it instead.
+func (s *syncRun) ensureNamespace(ctx context.Context, stale bool) error {
 	name := s.req.CreateNamespace
 	if name == "" || s.req.DryRun {
 		return nil
@@ -561,17 +626,43 @@ func (s *syncRun) ensureNamespace(ctx context.Context) error {
 	if err := s.e.Live.Watch(ctx, ns.GroupVersionKind()); err != nil {
 		return err
 	}
-	if live, ok := s.e.Live.Get(ns.GroupVersionKind(), "", name); ok && live.GetDeletionTimestamp() == nil {
+	live, exists := s.e.Live.Get(ns.GroupVersionKind(), "", name)
+	exists = exists && live.GetDeletionTimestamp() == nil
+	hash := s.namespaceMetadataHash()
+	if exists && !stale {
 		return nil
 	}
 	ri, _, err := s.e.resourceFor(ns)
 	if err != nil {
 		return err
 	}
-	if _, err := ri.Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return &SyncError{Step: "namespace", Err: fmt.Errorf("creating Namespace %s (spec.destination.createNamespace): %s", name, serverMessage(err))}
+	if hash == "" && !exists {
+		if _, err := ri.Create(ctx, ns, metav1.CreateOptions{FieldManager: FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return &SyncError{Step: "namespace", Err: fmt.Errorf("creating Namespace %s (spec.destination.createNamespace): %s", name, serverMessage(err))}
+		}
+		s.progress("namespace", RefOf(ns), Created, "spec.destination.createNamespace")
+		return nil
 	}
-	s.progress("namespace", RefOf(ns), Created, "spec.destination.createNamespace")
+	// Applied with only what the App keeps, under its own field manager:
+	// labels and annotations removed from the App leave the Namespace with
+	// that manager's ownership.
+	ns.SetLabels(s.req.NamespaceLabels)
+	annotations := maps.Clone(s.req.NamespaceAnnotations)
+	if hash != "" {
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[s.namespaceMetadataKey()] = hash
+	}
+	ns.SetAnnotations(annotations)
+	if _, err := ri.Apply(ctx, name, ns, metav1.ApplyOptions{FieldManager: s.namespaceManager(), Force: true}); err != nil {
+		return &SyncError{Step: "namespace", Err: fmt.Errorf("applying Namespace %s (spec.destination.namespaceMetadata): %s", name, serverMessage(err))}
+	}
+	action := Configured
+	if !exists {
+		action = Created
+	}
+	s.progress("namespace", RefOf(ns), action, "spec.destination.namespaceMetadata")
 	return nil
 }
 

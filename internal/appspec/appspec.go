@@ -78,6 +78,9 @@ func Request(app *tendv1.App, c Compiled) apply.Request {
 	}
 	if d := app.Spec.Destination; d.CreateNamespace {
 		req.CreateNamespace = d.Namespace
+		if m := d.NamespaceMetadata; m != nil {
+			req.NamespaceLabels, req.NamespaceAnnotations = m.Labels, m.Annotations
+		}
 	}
 	if c.Health != nil {
 		req.Health = c.Health

@@ -1,6 +1,7 @@
 package argocd
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -173,11 +174,12 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 		ns = set.Namespace
 	}
 	spec := &set.Spec
-	if spec.GoTemplate {
-		c.fail("spec.goTemplate", "Go templates are not supported: write placeholders as {{path}}, {{path.basename}}, a list element's {{key}} or a file's {{key.subkey}}")
+	for i, o := range spec.GoTemplateOptions {
+		if !strings.HasPrefix(o, "missingkey=") {
+			c.fail(fmt.Sprintf("spec.goTemplateOptions[%d]", i), "%q: only missingkey= options are supported", o)
+		}
 	}
 	c.unsupported("spec", "not supported; remove it", map[string]bool{
-		"goTemplateOptions":            len(spec.GoTemplateOptions) > 0,
 		"strategy":                     len(spec.Strategy.Raw) > 0,
 		"preservedFields":              len(spec.PreservedFields.Raw) > 0,
 		"templatePatch":                spec.TemplatePatch != nil,
@@ -186,6 +188,7 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 	out := &tendv1.AppSet{
 		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "AppSet"},
 		ObjectMeta: metav1.ObjectMeta{Name: set.Name, Namespace: ns, Labels: set.Labels},
+		Spec:       tendv1.AppSetSpec{GoTemplate: spec.GoTemplate, GoTemplateOptions: spec.GoTemplateOptions},
 	}
 	// Argo CD deletes the Applications a generator no longer makes unless
 	// its policy is create-only or create-update.
@@ -261,14 +264,18 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 		}
 		res.Sources = append(res.Sources, app.Source)
 		res.Sources = append(res.Sources, app.ValuesSources...)
-		if b, _ := json.Marshal(app.Source.Spec); placeholder.Match(b) {
+		if b, _ := json.Marshal(app.Source.Spec); bytes.Contains(b, []byte("{{")) {
 			c.fail("spec.template.spec.source", "repoURL and targetRevision cannot hold placeholders: tend names one Source for the template")
 		}
 	}
 	// Every placeholder must be one tend fills; a files generator's keys
-	// are only known when the files are read.
+	// are only known when the files are read, and Go templates are
+	// checked when they run (missingkey=error).
 	raw, _ := json.Marshal(spec.Template)
 	for _, m := range placeholder.FindAllStringSubmatch(string(raw), -1) {
+		if spec.GoTemplate {
+			break
+		}
 		if !params.files && !params.keys[m[1]] && !(params.keys["path"] && pathSegment.MatchString(m[1])) {
 			c.fail("spec.template", "placeholder {{%s}} is not filled by tend's generators here (%s)", m[1], strings.Join(slices.Sorted(maps.Keys(params.keys)), ", "))
 		}
@@ -324,7 +331,7 @@ func (c *converter) nestedGenerator(g ApplicationSetNestedGenerator, field, ns s
 		c.fail(field+".selector", "not supported; remove it")
 	}
 	if g.Git != nil {
-		if b, _ := json.Marshal(g.Git); placeholder.Match(b) {
+		if b, _ := json.Marshal(g.Git); bytes.Contains(b, []byte("{{")) {
 			c.fail(field+".git", "placeholders in a generator (one generator reading another's parameters) are not supported")
 		}
 	}

@@ -653,7 +653,11 @@ func (c *converter) syncPolicy(p *SyncPolicy, spec *tendv1.AppSpec) {
 		c.fail(field, "sync option %q is not supported", o)
 	}
 	if m := p.ManagedNamespaceMetadata; m != nil && (len(m.Labels) > 0 || len(m.Annotations) > 0) {
-		c.fail("spec.syncPolicy.managedNamespaceMetadata", "not supported yet: declare the Namespace with its labels and annotations in git")
+		if spec.Destination.CreateNamespace {
+			spec.Destination.NamespaceMetadata = &tendv1.NamespaceMetadata{Labels: m.Labels, Annotations: m.Annotations}
+		} else {
+			c.warn("spec.syncPolicy.managedNamespaceMetadata has no effect without the sync option CreateNamespace=true (as in Argo CD); it is left out")
+		}
 	}
 	if r := p.Retry; r != nil {
 		c.retry(r, spec)

@@ -58,6 +58,7 @@ spec:
   syncPolicy:
     automated: {prune: true, selfHeal: true}
     syncOptions: [CreateNamespace=true, ServerSideApply=true, PruneLast=true, RespectIgnoreDifferences=true]
+    managedNamespaceMetadata: {labels: {istio-injection: enabled}, annotations: {owner: web}}
     retry: {limit: 5, backoff: {duration: 5s, factor: 2, maxDuration: "180"}}
   ignoreDifferences:
   - {group: apps, kind: Deployment, jsonPointers: [/spec/replicas], managedFieldsManagers: [kube-controller-manager]}
@@ -91,7 +92,8 @@ spec:
 			}},
 			Components: []string{"../../components/tls"},
 		},
-		Destination: tendv1.Destination{Namespace: "shop", CreateNamespace: true},
+		Destination: tendv1.Destination{Namespace: "shop", CreateNamespace: true, NamespaceMetadata: &tendv1.NamespaceMetadata{
+			Labels: map[string]string{"istio-injection": "enabled"}, Annotations: map[string]string{"owner": "web"}}},
 		Sync: tendv1.SyncPolicy{
 			Prune: true, SelfHeal: true,
 			Retry: &tendv1.RetryPolicy{Limit: 5, Backoff: duration(5 * time.Second), MaxBackoff: duration(3 * time.Minute)},
@@ -229,7 +231,6 @@ spec:
   syncPolicy:
     syncOptions: [Replace=true]
     retry: {limit: 0, backoff: {factor: 3}}
-    managedNamespaceMetadata: {labels: {a: b}}
 `, Options{})
 	if err == nil {
 		t.Fatal("no error")
@@ -245,7 +246,6 @@ spec:
 		`spec.syncPolicy.syncOptions[0]: sync option "Replace=true" is not supported`,
 		"spec.syncPolicy.retry.limit",
 		"spec.syncPolicy.retry.backoff.factor",
-		"spec.syncPolicy.managedNamespaceMetadata",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -460,7 +460,7 @@ apiVersion: argoproj.io/v1alpha1
 kind: ApplicationSet
 metadata: {name: clusters, namespace: argocd}
 spec:
-  goTemplate: true
+  goTemplateOptions: [strict]
   generators:
   - clusters: {}
   - list: {elements: [{cluster: a}]}
@@ -477,7 +477,7 @@ spec:
 	_, err = ConvertApplicationSet(bad, Options{})
 	for _, want := range []string{
 		"converting Argo CD ApplicationSet argocd/clusters",
-		"spec.goTemplate",
+		`spec.goTemplateOptions[0]: "strict": only missingkey= options`,
 		"spec.generators[0].clusters",
 		"spec.generators[1].list.elements[0]: tend's list elements need a name",
 		"spec.template.spec.source: repoURL and targetRevision cannot hold placeholders",
@@ -580,5 +580,41 @@ spec:
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// An ApplicationSet with goTemplate converts to an AppSet with goTemplate
+// and its options; its template's Go templates pass through as they are.
+func TestConvertApplicationSetGoTemplate(t *testing.T) {
+	set, err := ParseApplicationSet([]byte(`
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: apps, namespace: argocd}
+spec:
+  goTemplate: true
+  goTemplateOptions: ["missingkey=error"]
+  generators:
+  - git: {repoURL: https://git.example.com/platform.git, revision: main, directories: [{path: "apps/*"}]}
+  template:
+    metadata: {name: "{{ .path.basename | lower }}"}
+    spec:
+      project: default
+      source: {repoURL: https://git.example.com/platform.git, targetRevision: main, path: "{{ .path.path }}"}
+      destination: {server: https://kubernetes.default.svc, namespace: "{{ index .path.segments 1 }}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := ConvertApplicationSet(set, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := res.AppSet
+	if !as.Spec.GoTemplate || !reflect.DeepEqual(as.Spec.GoTemplateOptions, []string{"missingkey=error"}) {
+		t.Errorf("goTemplate %v, options %v", as.Spec.GoTemplate, as.Spec.GoTemplateOptions)
+	}
+	if tpl := as.Spec.Template; tpl.Metadata.Name != "{{ .path.basename | lower }}" || tpl.Spec.Path != "{{ .path.path }}" ||
+		tpl.Spec.Destination.Namespace != "{{ index .path.segments 1 }}" {
+		t.Errorf("template %+v", tpl)
 	}
 }

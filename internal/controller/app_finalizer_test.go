@@ -178,3 +178,81 @@ func TestCreateNamespaceShared(t *testing.T) {
 		t.Errorf("App b's ConfigMap: %v", err)
 	}
 }
+
+// TestCreateNamespaceMetadata: the Namespace an App creates carries the
+// labels and annotations of spec.destination.namespaceMetadata; a
+// changed or removed one is changed or removed on the Namespace, with no
+// other change in git; deleting the App leaves the Namespace as it is.
+// namespaceMetadata without createNamespace is refused by the apiserver.
+func TestCreateNamespaceMetadata(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	target := e.Namespace + "-meta"
+	t.Cleanup(func() {
+		_ = e.Clientset.CoreV1().Namespaces().Delete(context.Background(), target, metav1.DeleteOptions{})
+	})
+	repo := newCtlRepo(t)
+	repo.commit("cm", map[string]string{"web/cm.yaml": configMapYAML("web", "v1"), "api/cm.yaml": configMapYAML("api", "v1")})
+	app := newApp("web", "repo", "web", target, func(a *tendv1.App) {
+		a.Spec.Destination.CreateNamespace = true
+		a.Spec.Destination.NamespaceMetadata = &tendv1.NamespaceMetadata{
+			Labels:      map[string]string{"istio-injection": "enabled", "team": "web"},
+			Annotations: map[string]string{"example.com/owner": "web-team"},
+		}
+	})
+	// A second App in the same Namespace keeps its own label.
+	api := newApp("api", "repo", "api", target, func(a *tendv1.App) {
+		a.Spec.Destination.CreateNamespace = true
+		a.Spec.Destination.NamespaceMetadata = &tendv1.NamespaceMetadata{Labels: map[string]string{"api": "yes"}}
+	})
+	e.create(t, gitSource("repo", repo.URL), app, api)
+	for _, name := range []string{"web", "api"} {
+		e.waitApp(t, name, "Synced", 60*time.Second, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced })
+	}
+	ns, err := e.Clientset.CoreV1().Namespaces().Get(ctx, target, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels["istio-injection"] != "enabled" || ns.Labels["team"] != "web" || ns.Annotations["example.com/owner"] != "web-team" || ns.Labels["api"] != "yes" {
+		t.Errorf("Namespace labels %v annotations %v, want both Apps' namespaceMetadata", ns.Labels, ns.Annotations)
+	}
+
+	// Someone else's label on the Namespace is left alone.
+	ns.Labels["other"] = "kept"
+	if _, err := e.Clientset.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{FieldManager: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	live := e.app(t, "web")
+	live.Spec.Destination.NamespaceMetadata.Labels = map[string]string{"istio-injection": "disabled"}
+	live.Spec.Destination.NamespaceMetadata.Annotations = nil
+	if err := e.c.Update(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Namespace metadata follows the App's", 60*time.Second, func() bool {
+		ns, err := e.Clientset.CoreV1().Namespaces().Get(ctx, target, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		_, team := ns.Labels["team"]
+		_, owner := ns.Annotations["example.com/owner"]
+		return ns.Labels["istio-injection"] == "disabled" && !team && !owner && ns.Labels["other"] == "kept" && ns.Labels["api"] == "yes"
+	})
+
+	if err := e.c.Delete(ctx, e.app(t, "web")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "App web deleted", 30*time.Second, func() bool {
+		return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: "web"}, &tendv1.App{}))
+	})
+	if ns, err := e.Clientset.CoreV1().Namespaces().Get(ctx, target, metav1.GetOptions{}); err != nil || ns.Labels["istio-injection"] != "disabled" {
+		t.Errorf("Namespace after the App was deleted: %v, labels %v; want it kept with its labels", err, ns.Labels)
+	}
+
+	bad := newApp("bad", "repo", "web", target, func(a *tendv1.App) {
+		a.Spec.Destination.NamespaceMetadata = &tendv1.NamespaceMetadata{Labels: map[string]string{"a": "b"}}
+	})
+	bad.SetNamespace(e.Namespace)
+	if err := e.c.Create(ctx, bad); err == nil || !strings.Contains(err.Error(), "namespaceMetadata needs createNamespace") {
+		t.Errorf("create an App with namespaceMetadata and no createNamespace: %v, want refused", err)
+	}
+}

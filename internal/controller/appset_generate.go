@@ -15,7 +15,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/template"
 
+	"github.com/Masterminds/sprig/v3"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -60,6 +62,9 @@ type appSetParams struct {
 	// apps/web` or `list element 0`.
 	origin string
 	values map[string]string
+	// tree holds the same parameters nested, for Go templates
+	// (spec.goTemplate): {{.path.basename}}, {{.cluster.name}}.
+	tree map[string]any
 }
 
 // String describes the set for messages, e.g.
@@ -187,7 +192,8 @@ func (g appSetGenerator) matrix(namespace, at string, m *v1alpha1.MatrixGenerato
 				}
 				values[k] = v
 			}
-			out = append(out, appSetParams{origin: x.origin + " × " + y.origin, values: values})
+			tree := appSetMergeTree(maps.Clone(x.tree), y.tree)
+			out = append(out, appSetParams{origin: x.origin + " × " + y.origin, values: values, tree: tree})
 		}
 	}
 	return out, nil
@@ -232,7 +238,7 @@ func (g appSetGenerator) merge(namespace, at string, m *v1alpha1.MergeGenerator)
 					return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: two sets have the same merge keys %s; the base generator must give each set once", where, k)
 				}
 				index[k] = len(base)
-				base = append(base, appSetParams{origin: p.origin, values: maps.Clone(p.values)})
+				base = append(base, appSetParams{origin: p.origin, values: maps.Clone(p.values), tree: maps.Clone(p.tree)})
 				continue
 			}
 			j, ok := index[k]
@@ -240,6 +246,7 @@ func (g appSetGenerator) merge(namespace, at string, m *v1alpha1.MergeGenerator)
 				continue
 			}
 			maps.Copy(base[j].values, p.values)
+			base[j].tree = appSetMergeTree(base[j].tree, p.tree)
 			base[j].origin += " + " + p.origin
 		}
 	}
@@ -324,24 +331,47 @@ func (g appSetGenerator) directories(namespace, at string, d *v1alpha1.Directori
 	out := make([]appSetParams, len(dirs))
 	for j, p := range dirs {
 		values := map[string]string{"name": path.Base(p)}
-		appSetPathParams(p, values)
-		out[j] = appSetParams{origin: "directory " + p, values: values}
+		pathTree := appSetPathParams(p, values)
+		tree := map[string]any{"name": path.Base(p), "path": pathTree}
+		out[j] = appSetParams{origin: "directory " + p, values: values, tree: tree}
 	}
 	return out, nil
 }
 
 // appSetPathParams sets the parameters of a directory as Argo CD's git
 // generator does: path, path.basename, path.basenameNormalized and
-// path[n], the n-th segment.
-func appSetPathParams(dir string, values map[string]string) {
+// path[n], the n-th segment. It returns them as Go templates see them:
+// .path.path, .path.basename, .path.basenameNormalized, .path.segments.
+func appSetPathParams(dir string, values map[string]string) map[string]any {
 	values["path"] = dir
 	values["path.basename"] = path.Base(dir)
 	values["path.basenameNormalized"] = appSetNormalize(path.Base(dir))
+	segments := []any{}
 	if dir != "." {
 		for k, seg := range strings.Split(dir, "/") {
 			values[fmt.Sprintf("path[%d]", k)] = seg
+			segments = append(segments, seg)
 		}
 	}
+	return map[string]any{"path": dir, "basename": path.Base(dir), "basenameNormalized": appSetNormalize(path.Base(dir)), "segments": segments}
+}
+
+// appSetMergeTree merges src into dst, nested objects key by key, and
+// returns dst.
+func appSetMergeTree(dst, src map[string]any) map[string]any {
+	if dst == nil {
+		dst = map[string]any{}
+	}
+	for k, v := range src {
+		if sm, ok := v.(map[string]any); ok {
+			if dm, ok := dst[k].(map[string]any); ok {
+				dst[k] = appSetMergeTree(maps.Clone(dm), sm)
+				continue
+			}
+		}
+		dst[k] = v
+	}
+	return dst
 }
 
 // appSetGlobs checks a generator's include and exclude globs.
@@ -390,14 +420,17 @@ func (g appSetGenerator) files(namespace, at string, f *v1alpha1.FilesGenerator)
 		for j, doc := range docs {
 			values := map[string]string{}
 			appSetFlatten("", doc, values)
-			appSetPathParams(path.Dir(p), values)
+			pathTree := appSetPathParams(path.Dir(p), values)
 			values["path.filename"] = path.Base(p)
 			values["path.filenameNormalized"] = appSetNormalize(path.Base(p))
+			pathTree["filename"], pathTree["filenameNormalized"] = path.Base(p), appSetNormalize(path.Base(p))
+			tree := maps.Clone(doc)
+			tree["path"] = pathTree
 			origin := "file " + p
 			if len(docs) > 1 {
 				origin = fmt.Sprintf("file %s element %d", p, j)
 			}
-			out = append(out, appSetParams{origin: origin, values: values})
+			out = append(out, appSetParams{origin: origin, values: values, tree: tree})
 		}
 	}
 	return out, nil
@@ -590,7 +623,11 @@ func appSetListParams(at string, l *v1alpha1.ListGenerator, top bool) ([]appSetP
 		for k, v := range el {
 			values[k] = v
 		}
-		out[j] = appSetParams{origin: fmt.Sprintf("list element %d", j), values: values}
+		tree := make(map[string]any, len(el))
+		for k, v := range el {
+			tree[k] = v
+		}
+		out[j] = appSetParams{origin: fmt.Sprintf("list element %d", j), values: values, tree: tree}
 	}
 	return out, nil
 }
@@ -598,15 +635,25 @@ func appSetListParams(at string, l *v1alpha1.ListGenerator, top bool) ([]appSetP
 // appSetPlaceholder matches {{key}} with optional spaces inside the braces.
 var appSetPlaceholder = regexp.MustCompile(`\{\{\s*([^{}]*?)\s*\}\}`)
 
-// appSetSubstituter replaces placeholders and remembers unknown ones.
+// appSetSubstituter replaces placeholders and remembers unknown ones; with
+// goTemplate set it executes each string as a Go template over tree and
+// remembers the first error.
 type appSetSubstituter struct {
 	values  map[string]string
 	unknown map[string]struct{}
+
+	goTemplate bool
+	tree       map[string]any
+	options    []string
+	err        error
 }
 
 func (s *appSetSubstituter) replace(in string) string {
 	if !strings.Contains(in, "{{") {
 		return in
+	}
+	if s.goTemplate {
+		return s.execute(in)
 	}
 	return appSetPlaceholder.ReplaceAllStringFunc(in, func(m string) string {
 		key := appSetPlaceholder.FindStringSubmatch(m)[1]
@@ -617,6 +664,57 @@ func (s *appSetSubstituter) replace(in string) string {
 		}
 		return v
 	})
+}
+
+// execute runs in as a Go template over s.tree.
+func (s *appSetSubstituter) execute(in string) string {
+	if s.err != nil {
+		return in
+	}
+	tmpl, err := template.New("").Funcs(appSetFuncs).Option(s.options...).Parse(in)
+	if err != nil {
+		s.err = fmt.Errorf("template %q: %v", in, err)
+		return in
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, s.tree); err != nil {
+		s.err = fmt.Errorf("template %q: %v", in, err)
+		return in
+	}
+	return b.String()
+}
+
+// appSetFuncs are the functions of Go templates: Sprig's, as Argo CD's
+// ApplicationSets have them (without env, expandenv and getHostByName,
+// which would read the controller's environment and DNS), and
+// normalize, toYaml and fromYaml.
+var appSetFuncs = func() template.FuncMap {
+	f := sprig.TxtFuncMap()
+	for _, name := range []string{"env", "expandenv", "getHostByName"} {
+		delete(f, name)
+	}
+	f["normalize"] = appSetNormalize
+	f["toYaml"] = func(v any) (string, error) {
+		b, err := yaml.Marshal(v)
+		return strings.TrimSuffix(string(b), "\n"), err
+	}
+	f["fromYaml"] = func(s string) (map[string]any, error) {
+		var m map[string]any
+		return m, yaml.Unmarshal([]byte(s), &m)
+	}
+	return f
+}()
+
+// appSetTemplateOptions checks spec.goTemplateOptions.
+func appSetTemplateOptions(opts []string) error {
+	for _, o := range opts {
+		switch o {
+		case "missingkey=default", "missingkey=invalid", "missingkey=zero", "missingkey=error":
+		default:
+			return appSetStalledf(AppSetReasonInvalidTemplate, "spec.goTemplateOptions: %q is not an option; use missingkey=error (or missingkey=zero, missingkey=default)", o)
+		}
+	}
+	return nil
 }
 
 // replaceAll replaces placeholders in every string value of a decoded
@@ -651,7 +749,13 @@ func (s *appSetSubstituter) replaceMap(in map[string]string) map[string]string {
 // appSetRenderApp fills in set's template with p and returns the App to apply,
 // without owner reference. Template errors are *appSetStalled.
 func appSetRenderApp(set *v1alpha1.AppSet, p appSetParams) (*v1alpha1.App, error) {
-	s := &appSetSubstituter{values: p.values, unknown: map[string]struct{}{}}
+	s := &appSetSubstituter{values: p.values, unknown: map[string]struct{}{},
+		goTemplate: set.Spec.GoTemplate, tree: p.tree, options: set.Spec.GoTemplateOptions}
+	if s.goTemplate {
+		if err := appSetTemplateOptions(s.options); err != nil {
+			return nil, err
+		}
+	}
 	tmpl := set.Spec.Template
 	app := &v1alpha1.App{
 		TypeMeta: metav1.TypeMeta{APIVersion: v1alpha1.GroupVersion.String(), Kind: "App"},
@@ -673,6 +777,9 @@ func appSetRenderApp(set *v1alpha1.AppSet, p appSetParams) (*v1alpha1.App, error
 	raw, err = json.Marshal(s.replaceAll(doc))
 	if err != nil {
 		return nil, fmt.Errorf("encode template spec: %w", err)
+	}
+	if s.err != nil {
+		return nil, appSetStalledf(AppSetReasonInvalidTemplate, "%v; %s", s.err, p)
 	}
 	if len(s.unknown) > 0 {
 		unknown := make([]string, 0, len(s.unknown))

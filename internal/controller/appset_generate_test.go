@@ -435,3 +435,88 @@ func TestAppSetMatrixAndMerge(t *testing.T) {
 		t.Errorf("duplicate base: got %v", err)
 	}
 }
+
+// With goTemplate the template's strings are Go templates over nested
+// parameters, with Sprig's functions; missingkey=error makes a missing
+// parameter stall the AppSet; functions that read the controller's
+// environment are not there.
+func TestAppSetGoTemplate(t *testing.T) {
+	root := appSetFiles(t, map[string]string{
+		"clusters/Edge_1/config.yaml": "cluster: {name: Edge-1, replicas: 2, zones: [a, b]}\n",
+	})
+	g := appSetGen(t, root)
+	set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "fleet"}, Spec: v1alpha1.AppSetSpec{
+		GoTemplate:        true,
+		GoTemplateOptions: []string{"missingkey=error"},
+		Generators: []v1alpha1.Generator{{Matrix: &v1alpha1.MatrixGenerator{Generators: []v1alpha1.NestedGenerator{
+			{Files: &v1alpha1.FilesGenerator{SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Include: []string{"clusters/*/config.yaml"}}},
+			{List: &v1alpha1.ListGenerator{Elements: []map[string]string{{"tier": "web"}}}},
+		}}}},
+		Template: v1alpha1.AppTemplate{
+			Metadata: v1alpha1.AppTemplateMeta{
+				Name:        "{{ .cluster.name | lower }}-{{ .tier }}",
+				Annotations: map[string]string{"example.com/where": `{{ index .path.segments 0 }}/{{ .path.basenameNormalized }}/{{ .path.filename }}`},
+			},
+			Spec: v1alpha1.AppSpec{
+				SourceRef:   v1alpha1.NamespacedObjectReference{Name: "repo"},
+				Path:        "{{ .path.path }}/{{ .tier }}",
+				Destination: v1alpha1.Destination{Namespace: `{{ .cluster.name | normalize }}`},
+				Helm: &v1alpha1.HelmSpec{Values: &apiextensionsv1.JSON{Raw: []byte(
+					`{"replicas":"{{ .cluster.replicas }}","zones":"{{ join \",\" .cluster.zones }}","upper":"{{ upper .tier }}"}`)}},
+			},
+		},
+	}}
+	ps, err := g.params(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps) != 1 {
+		t.Fatalf("params = %v, want one set", ps)
+	}
+	app, err := appSetRenderApp(set, ps[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := app.Name, "edge-1-web"; got != want {
+		t.Errorf("name = %q, want %q", got, want)
+	}
+	if got, want := app.Annotations["example.com/where"], "clusters/edge-1/config.yaml"; got != want {
+		t.Errorf("annotation = %q, want %q", got, want)
+	}
+	if got, want := app.Spec.Path, "clusters/Edge_1/web"; got != want {
+		t.Errorf("path = %q, want %q", got, want)
+	}
+	if got, want := app.Spec.Destination.Namespace, "edge-1"; got != want {
+		t.Errorf("namespace = %q, want %q", got, want)
+	}
+	if got, want := string(app.Spec.Helm.Values.Raw), `{"replicas":"2","upper":"WEB","zones":"a,b"}`; got != want {
+		t.Errorf("values = %s, want %s", got, want)
+	}
+
+	for _, tc := range []struct {
+		name    string
+		edit    func(*v1alpha1.AppSet)
+		reason  string
+		message string
+	}{
+		{"missing key", func(s *v1alpha1.AppSet) { s.Spec.Template.Spec.Path = "{{ .env }}" }, AppSetReasonInvalidTemplate, `template "{{ .env }}"`},
+		{"env", func(s *v1alpha1.AppSet) { s.Spec.Template.Spec.Path = `{{ env "HOME" }}` }, AppSetReasonInvalidTemplate, `function "env" not defined`},
+		{"option", func(s *v1alpha1.AppSet) { s.Spec.GoTemplateOptions = []string{"missingkey=maybe"} }, AppSetReasonInvalidTemplate, `spec.goTemplateOptions: "missingkey=maybe"`},
+	} {
+		bad := set.DeepCopy()
+		tc.edit(bad)
+		_, err := appSetRenderApp(bad, ps[0])
+		var stalled *appSetStalled
+		if !errors.As(err, &stalled) || stalled.reason != tc.reason || !strings.Contains(stalled.message, tc.message) {
+			t.Errorf("%s: got %v, want %s containing %q", tc.name, err, tc.reason, tc.message)
+		}
+	}
+	// Without missingkey=error a missing key prints as Go prints it.
+	lax := set.DeepCopy()
+	lax.Spec.GoTemplateOptions = nil
+	lax.Spec.Template.Metadata.Annotations = map[string]string{"example.com/env": "{{ .env }}"}
+	app, err = appSetRenderApp(lax, ps[0])
+	if err != nil || app.Annotations["example.com/env"] != "<no value>" {
+		t.Errorf("missing key without missingkey=error: %v, annotations %v", err, app.Annotations)
+	}
+}
