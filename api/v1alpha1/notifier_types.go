@@ -37,6 +37,10 @@ type NotifierSpec struct {
 	// events are sent; empty selects every App there.
 	// +optional
 	AppSelector *metav1.LabelSelector `json:"appSelector,omitempty"`
+	// Apps names the Apps, in the Notifier's namespace, whose events are
+	// sent; with appSelector an App must match both. Empty: any App.
+	// +optional
+	Apps []string `json:"apps,omitempty"`
 	// Events lists the event types to send: SyncStarted, SyncSucceeded,
 	// SyncFailed, HealthDegraded, HealthRecovered, DriftDetected,
 	// DriftCorrected, Pruned, HookFailed, RolledBack. Empty: all of them

@@ -1100,6 +1100,11 @@ func (in *NotifierSpec) DeepCopyInto(out *NotifierSpec) {
 		*out = new(metav1.LabelSelector)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.Apps != nil {
+		in, out := &in.Apps, &out.Apps
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Events != nil {
 		in, out := &in.Events, &out.Events
 		*out = make([]NotifierEvent, len(*in))

@@ -7,7 +7,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -818,4 +822,110 @@ spec:
 		t.Fatal(err)
 	}
 	settings("hello again")
+}
+
+var (
+	fluxAlerts    = schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1beta3", Resource: "alerts"}
+	fluxProviders = schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1beta3", Resource: "providers"}
+)
+
+// A Flux Alert with its generic Provider sends the events of the
+// Kustomizations it names, as a Notifier: a sync of the named one reaches
+// the receiver, the other's does not. An Alert whose Provider does not
+// exist yet says so in an event and works once the Provider is created.
+// Deleting the Alert deletes its Notifier.
+func TestCompatFluxAlertsNotify(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	var mu sync.Mutex
+	var got []map[string]any
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+			t.Errorf("delivery is not JSON: %v", err)
+		}
+		mu.Lock()
+		got = append(got, m)
+		mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	delivered := func(app, kind string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range got {
+			a, _ := m["app"].(map[string]any)
+			if a["name"] == app && m["kind"] == kind {
+				return true
+			}
+		}
+		return false
+	}
+
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("fleet", map[string]string{"infra/cm.yaml": configMapYAML("infra", "1"), "apps/cm.yaml": configMapYAML("shop", "1")})
+	createYAML(t, dyn, fluxGitRepos, fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: %s}
+spec: {interval: 1m, url: %s, ref: {branch: main}}
+`, ns, repo.URL))
+	createYAML(t, dyn, fluxAlerts, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: on-call, namespace: %s}
+spec:
+  providerRef: {name: hook}
+  eventSources: [{kind: Kustomization, name: apps}]
+`, ns))
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
+	eventually(t, "an event on Alert on-call naming the missing Provider", time.Minute, func() bool {
+		evs, err := cl.Clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, e := range evs.Items {
+			if e.Regarding.Kind == "Alert" && e.Regarding.Name == "on-call" && strings.Contains(e.Note, "Provider "+ns+"/hook is not in the input") {
+				return true
+			}
+		}
+		return false
+	})
+	createYAML(t, dyn, fluxProviders, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata: {name: hook, namespace: %s}
+spec: {type: generic, address: %s}
+`, ns, srv.URL))
+	eventually(t, "Notifier on-call made from the Alert and its Provider", time.Minute, func() bool {
+		var n tendv1.Notifier
+		return cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "on-call"}, &n) == nil &&
+			n.Spec.Provider == "webhook" && n.Spec.Address == srv.URL && slices.Equal(n.Spec.Apps, []string{"apps"})
+	})
+	kustomization := func(name string) {
+		createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: %[2]s, namespace: %[1]s}
+spec: {interval: 10m, path: ./%[2]s, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+`, ns, name))
+	}
+	// infra syncs first; its events go through the dispatcher before
+	// apps' do, and this Notifier does not send them.
+	kustomization("infra")
+	eventually(t, "App infra synced", time.Minute, func() bool {
+		var a tendv1.App
+		return cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "infra"}, &a) == nil && a.Status.Sync == tendv1.SyncSynced
+	})
+	kustomization("apps")
+	eventually(t, "SyncSucceeded of App apps delivered", 2*time.Minute, func() bool { return delivered("apps", "SyncSucceeded") })
+	if delivered("infra", "SyncSucceeded") || delivered("infra", "SyncStarted") {
+		t.Errorf("an event of App infra was delivered; the Alert names only apps")
+	}
+
+	if err := dyn.Resource(fluxAlerts).Namespace(ns).Delete(ctx, "on-call", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Notifier on-call deleted with the Alert", time.Minute, func() bool {
+		return apierrors.IsNotFound(cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "on-call"}, &tendv1.Notifier{}))
+	})
 }

@@ -31,15 +31,17 @@ func (m *Main) migrateCommand() *cobra.Command {
 	var namespace string
 	cmd := &cobra.Command{
 		Use:   "migrate FILE|DIR|- ...",
-		Short: "Print the tend Sources and Apps of Argo CD and Flux objects",
-		Long: `Print the tend Sources and Apps of Argo CD and Flux objects.
+		Short: "Print the tend Sources, Apps, AppSets and Notifiers of Argo CD and Flux objects",
+		Long: `Print the tend Sources, Apps, AppSets and Notifiers of Argo CD and Flux objects.
 
-Reads Argo CD Applications and ApplicationSets (list and git directories
-generators) and Flux GitRepositories, HelmRepositories (HTTP
-and OCI), Kustomizations and HelmReleases (Flux 2's current APIs) from YAML
-files, from the .yaml and .yml files under directories, or from standard
-input (-), including kubectl's List output, and prints the tend Sources and
-Apps of the same meaning, ready for kubectl apply or to commit next to them.
+Reads Argo CD Applications and ApplicationSets (list, git directories and
+files, matrix and merge generators) and Flux GitRepositories,
+HelmRepositories (HTTP and OCI), Kustomizations, HelmReleases, Alerts and
+Providers (Flux 2's current APIs) from YAML files, from the .yaml and .yml
+files under directories, or from standard input (-), including kubectl's
+List output, and prints the tend Sources, Apps, AppSets and Notifiers of the
+same meaning, ready for kubectl apply or to commit next to them. A Flux
+Alert becomes a Notifier with its Provider's type and address.
 Other objects are skipped; other kinds of Argo CD and Flux objects are
 reported as not converted.
 
@@ -206,6 +208,9 @@ func (m *Main) migrate(paths []string, namespace string) error {
 			}
 			objects[key] = a
 		}
+		for _, n := range res.Notifiers {
+			objects["4/"+n.Namespace+"/"+n.Name] = n
+		}
 	}
 	for _, w := range warnings {
 		fmt.Fprintf(m.Stderr, "warning: %s\n", w)
@@ -214,7 +219,7 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		fmt.Fprintf(m.Stderr, "not converted: %v\n", err)
 	}
 	if len(objects) == 0 && len(refused) == 0 {
-		return &exitError{code: ExitUsage, err: fmt.Errorf("no Argo CD Application or Flux GitRepository, HelmRepository, Kustomization or HelmRelease in %s", strings.Join(paths, ", "))}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("no Argo CD Application or Flux GitRepository, HelmRepository, Kustomization, HelmRelease or Alert in %s", strings.Join(paths, ", "))}
 	}
 	if err := m.printConverted(objects); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -383,5 +384,35 @@ spec:
 	}
 	if slices.Sort(names); strings.Join(names, ",") != "api,worker" {
 		t.Errorf("generated Apps %v, want api,worker (legacy excluded)", names)
+	}
+}
+
+// A Flux Alert and its Provider, in separate files, print as one Notifier
+// named as the Alert.
+func TestMigrateFluxAlert(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"alert.yaml": `apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: on-call, namespace: flux-system}
+spec:
+  providerRef: {name: discord}
+  eventSeverity: error
+  eventSources: [{kind: Kustomization, name: "*"}]
+`,
+		"provider.yaml": `apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Provider
+metadata: {name: discord, namespace: flux-system}
+spec: {type: discord, secretRef: {name: discord-webhook}}
+`,
+	})
+	code, out, stderr := runIn(t, time.Minute, "migrate", dir)
+	objs := objectsOf(t, out)
+	if code != ExitOK || len(objs) != 1 || objs[0].GetKind() != "Notifier" || objs[0].GetName() != "on-call" {
+		t.Fatalf("exit %d, output:\n%s\nstderr:\n%s\nwant Notifier on-call", code, out, stderr)
+	}
+	spec, _, _ := unstructured.NestedMap(objs[0].Object, "spec")
+	if spec["provider"] != "discord" || spec["severity"] != "error" || spec["secretRef"].(map[string]any)["name"] != "discord-webhook" {
+		t.Errorf("Notifier spec %v", spec)
 	}
 }

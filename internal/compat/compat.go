@@ -37,6 +37,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -73,8 +74,16 @@ type kind struct {
 	// convert maps obj to tend objects. A returned error is transient
 	// (reading Secrets failed); what cannot be mapped is conversion.err.
 	convert func(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error)
-	// status is obj's status in its own shape, from what it maps to.
+	// status is obj's status in its own shape, from what it maps to; nil
+	// for kinds without a status (Flux's Alerts), whose problems and
+	// warnings are events, recorded in ProblemAnnotation.
 	status func(obj *unstructured.Unstructured, o *observed) map[string]any
+	// optional kinds are skipped, with a log line, when the cluster lacks
+	// their CRD (Flux installed without its notification-controller).
+	optional bool
+	// watch, when set, adds watches that enqueue obj for changes of the
+	// objects it reads (an Alert's Provider).
+	watch func(b *builder.Builder, c client.Client) *builder.Builder
 	// statusSubresource: the CRD has one (Flux's); Argo CD's does not,
 	// and its status is written with the object.
 	statusSubresource bool
@@ -190,6 +199,10 @@ func Setup(mgr manager.Manager, families []string, inventory apply.InventoryStor
 	}
 	for _, k := range ks {
 		if _, err := mgr.GetRESTMapper().RESTMapping(k.gvk.GroupKind(), k.gvk.Version); err != nil {
+			if meta.IsNoMatchError(err) && k.optional {
+				log.Info("compat: the cluster has no CRD for this kind; its objects are not reconciled (tend install --compat installs it)", "kind", k.gvk.String())
+				continue
+			}
 			if meta.IsNoMatchError(err) {
 				return fmt.Errorf("--compat %s: the cluster has no %s %s CRD: install it with tend install --compat %s", k.family, k.gvk.Kind, k.gvk.GroupVersion(), k.family)
 			}
@@ -212,7 +225,11 @@ func (r *Reconciler) setup(mgr manager.Manager) error {
 		For(obj).
 		Watches(&tendv1.App{}, owner).
 		Watches(&tendv1.Source{}, owner).
-		Watches(&tendv1.AppSet{}, owner)
+		Watches(&tendv1.AppSet{}, owner).
+		Watches(&tendv1.Notifier{}, owner)
+	if r.kind.watch != nil {
+		b = r.kind.watch(b, mgr.GetClient())
+	}
 	if r.kind.gvk.Kind == "ApplicationSet" {
 		// Its status lists the generated Apps, which the AppSet owns, not
 		// the ApplicationSet: an App's change reaches it through the
@@ -364,7 +381,7 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 	for _, obj := range objs {
 		kind := obj.GetObjectKind().GroupVersionKind().Kind
 		want[kind+"/"+obj.GetName()] = true
-		controller := kind == "App" || kind == "AppSet"
+		controller := kind == "App" || kind == "AppSet" || kind == "Notifier"
 		refs := []metav1.OwnerReference{{
 			APIVersion: owner.GetAPIVersion(), Kind: owner.GetKind(), Name: owner.GetName(), UID: uid,
 			Controller: &controller,
@@ -514,6 +531,15 @@ func (r *Reconciler) release(ctx context.Context, owner *unstructured.Unstructur
 			stale = append(stale, &cls.Items[i])
 		}
 	}
+	var notifiers tendv1.NotifierList
+	if err := r.Client.List(ctx, &notifiers, client.InNamespace(owner.GetNamespace())); err != nil {
+		return &transientError{err}
+	}
+	for i := range notifiers.Items {
+		if ownedBy(&notifiers.Items[i], uid) && !want["Notifier/"+notifiers.Items[i].Name] {
+			stale = append(stale, &notifiers.Items[i])
+		}
+	}
 	for _, obj := range stale {
 		if len(obj.GetOwnerReferences()) == 1 {
 			if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
@@ -549,6 +575,8 @@ func (r *Reconciler) live(ctx context.Context, kind, namespace, name string) (cl
 		obj = &tendv1.Cluster{}
 	case "AppSet":
 		obj = &tendv1.AppSet{}
+	case "Notifier":
+		obj = &tendv1.Notifier{}
 	default:
 		return nil, fmt.Errorf("compat: cannot apply a %s", kind)
 	}
@@ -626,6 +654,9 @@ func (r *Reconciler) finalize(ctx context.Context, obj *unstructured.Unstructure
 // writeStatus writes obj's status when it changed, and records an event
 // when what stops the object is new.
 func (r *Reconciler) writeStatus(ctx context.Context, obj *unstructured.Unstructured, o *observed) error {
+	if r.kind.status == nil {
+		return r.writeProblem(ctx, obj, o)
+	}
 	oldStatus, _, _ := unstructured.NestedMap(obj.Object, "status")
 	oldProblem := problemOf(oldStatus)
 	status := r.kind.status(obj, o)
@@ -656,6 +687,47 @@ func (r *Reconciler) writeStatus(ctx context.Context, obj *unstructured.Unstruct
 		if !strings.Contains(fmt.Sprint(oldStatus), w) {
 			r.Recorder.Eventf(obj, nil, "Normal", "Differs", "Reconcile", "%s", w)
 		}
+	}
+	return nil
+}
+
+// ProblemAnnotation records, on an object whose kind has no status
+// (Flux's Alerts), a hash of the problem and warnings last reported as
+// events, so that each is sent once, across restarts too.
+const ProblemAnnotation = "tend.dev/compat-reported"
+
+// writeProblem reports what stops obj and where tend differs as events,
+// once per change, for kinds without a status.
+func (r *Reconciler) writeProblem(ctx context.Context, obj *unstructured.Unstructured, o *observed) error {
+	p := o.problem()
+	sum := ""
+	if p != "" || len(o.conv.warnings) > 0 {
+		h := sha256.Sum256([]byte(p + "\x00" + strings.Join(o.conv.warnings, "\x00")))
+		sum = hex.EncodeToString(h[:8])
+	}
+	if obj.GetAnnotations()[ProblemAnnotation] == sum {
+		return nil
+	}
+	var value any
+	if sum != "" {
+		value = sum
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{ProblemAnnotation: value}}})
+	if err != nil {
+		return err
+	}
+	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if p != "" {
+		reason := ReasonUnsupported
+		if o.conv.err == nil {
+			reason = ReasonConflict
+		}
+		r.Recorder.Eventf(obj, nil, "Warning", reason, "Reconcile", "%s", p)
+	}
+	for _, w := range o.conv.warnings {
+		r.Recorder.Eventf(obj, nil, "Normal", "Differs", "Reconcile", "%s", w)
 	}
 	return nil
 }

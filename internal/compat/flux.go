@@ -10,11 +10,16 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	notifyv1beta3 "github.com/fluxcd/notification-controller/api/v1beta3"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
@@ -29,6 +34,67 @@ var fluxKinds = []*kind{
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.HelmRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
 	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: fluxInventory},
 	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects},
+	// An Alert and its Provider map to one Notifier; Flux gives neither a
+	// status.
+	{family: Flux, gvk: notifyv1beta3.GroupVersion.WithKind(notifyv1beta3.AlertKind), convert: convertFluxAlert, optional: true, watch: watchProviders,
+		request: func(*unstructured.Unstructured) string { return "" }},
+}
+
+// providerGVK is Flux's Provider, which Alerts read.
+var providerGVK = notifyv1beta3.GroupVersion.WithKind(notifyv1beta3.ProviderKind)
+
+// convertFluxAlert maps an Alert with the Provider it names to a Notifier.
+func convertFluxAlert(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
+	body, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	docs := []flux.Document{{Where: "in the cluster", Body: body}}
+	name, _, _ := unstructured.NestedString(obj.Object, "spec", "providerRef", "name")
+	p := &unstructured.Unstructured{}
+	p.SetGroupVersionKind(providerGVK)
+	switch err := c.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}, p); {
+	case apierrors.IsNotFound(err):
+		// Converted alone, the Alert names the missing Provider.
+	case err != nil:
+		return nil, err
+	default:
+		pb, err := p.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, flux.Document{Where: "in the cluster", Body: pb})
+	}
+	res := flux.Convert(docs)
+	if len(res.Errors) > 0 {
+		return &conversion{err: errors.Join(res.Errors...)}, nil
+	}
+	conv := &conversion{warnings: res.Warnings}
+	for _, n := range res.Notifiers {
+		conv.objects = append(conv.objects, n)
+	}
+	return conv, nil
+}
+
+// watchProviders enqueues the Alerts of a Provider's namespace that name
+// it when it changes.
+func watchProviders(b *builder.Builder, c client.Client) *builder.Builder {
+	p := &unstructured.Unstructured{}
+	p.SetGroupVersionKind(providerGVK)
+	return b.Watches(p, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		alerts := &unstructured.UnstructuredList{}
+		alerts.SetGroupVersionKind(notifyv1beta3.GroupVersion.WithKind(notifyv1beta3.AlertKind + "List"))
+		if err := c.List(ctx, alerts, client.InNamespace(o.GetNamespace())); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, a := range alerts.Items {
+			if name, _, _ := unstructured.NestedString(a.Object, "spec", "providerRef", "name"); name == o.GetName() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&a)})
+			}
+		}
+		return out
+	}))
 }
 
 // fluxRequestedAt is the annotation `flux reconcile` sets; Flux answers it

@@ -1,6 +1,7 @@
 // Package flux reads Flux's API (GitRepository, HelmRepository,
-// Kustomization, HelmRelease, decoded with Flux's own Go types) and maps it
-// to tend's: Sources and Apps of the same meaning, named as the Flux
+// Kustomization, HelmRelease, Alert and Provider, decoded with Flux's own
+// Go types) and maps it to tend's: Sources, Apps and Notifiers of the same
+// meaning, named as the Flux
 // objects are, so that dependsOn and sourceRef keep pointing where they
 // did and the Secrets Flux reads (git credentials, SOPS keys, values) are
 // read by tend unchanged.
@@ -17,6 +18,7 @@ import (
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	notifyv1beta3 "github.com/fluxcd/notification-controller/api/v1beta3"
 	"github.com/fluxcd/pkg/apis/kustomize"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,6 +52,8 @@ type Result struct {
 	// Sources and Apps are the objects that converted completely.
 	Sources []*tendv1.Source
 	Apps    []*tendv1.App
+	// Notifiers are Flux's Alerts, each with its Provider.
+	Notifiers []*tendv1.Notifier
 	// Errors name, for each object that did not convert, the document,
 	// the object and every field tend cannot honour (or why it could not
 	// be read); such an object is left out rather than converted in part.
@@ -61,11 +65,13 @@ type Result struct {
 
 // Convert maps the Flux objects in docs; other objects are ignored.
 func Convert(docs []Document) *Result {
-	c := &converter{res: &Result{}, sources: map[string]string{}, apps: map[string]string{}}
+	c := &converter{res: &Result{}, sources: map[string]string{}, apps: map[string]string{},
+		notifiers: map[string]string{}, providers: map[string]*notifyv1beta3.Provider{}}
 	for _, d := range docs {
 		c.where = d.Where
 		c.document(d.Body)
 	}
+	c.alerts()
 	c.res.Errors = c.errs
 	return c.res
 }
@@ -78,7 +84,11 @@ type converter struct {
 	obj   string // the current object, "Kind namespace/name"
 	// sources and apps map "namespace/name" to where it was converted,
 	// to refuse two Flux objects that become one tend object.
-	sources, apps map[string]string
+	sources, apps, notifiers map[string]string
+	// providers are Flux's Providers by "namespace/name"; pendingAlerts
+	// are converted once every document is read.
+	providers     map[string]*notifyv1beta3.Provider
+	pendingAlerts []alertDoc
 }
 
 func (c *converter) fail(field, format string, args ...any) {
@@ -135,6 +145,16 @@ func (c *converter) document(body []byte) {
 		var o helmv2.HelmRelease
 		if c.version(head, helmv2.GroupVersion.Version) && decode(&o) {
 			c.helmRelease(&o)
+		}
+	case kindProvider:
+		var o notifyv1beta3.Provider
+		if c.version(head, notifyv1beta3.GroupVersion.Version) && decode(&o) {
+			c.providers[o.Namespace+"/"+o.Name] = &o
+		}
+	case kindAlert:
+		var o notifyv1beta3.Alert
+		if c.version(head, notifyv1beta3.GroupVersion.Version) && decode(&o) {
+			c.pendingAlerts = append(c.pendingAlerts, alertDoc{where: c.where, alert: &o})
 		}
 	default:
 		c.res.Skipped = append(c.res.Skipped, fmt.Sprintf("%s: %s", c.where, head.Kind))

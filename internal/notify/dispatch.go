@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -278,6 +279,9 @@ func (d *Dispatcher) route(ctx context.Context, e Event) {
 // severity is at least the minimum.
 func Selects(n *tendv1.Notifier, e Event) bool {
 	if n.Spec.Suspend || n.Namespace != e.AppNamespace {
+		return false
+	}
+	if len(n.Spec.Apps) > 0 && !slices.Contains(n.Spec.Apps, e.AppName) {
 		return false
 	}
 	if n.Spec.AppSelector != nil {

@@ -182,3 +182,32 @@ func TestNotifierLastFailureAt(t *testing.T) {
 		t.Errorf("lastFailureAt = %v after a second failure, was %s", n.Status.LastFailureAt, first)
 	}
 }
+
+// TestNotifierApps: a Notifier's apps sends only the named Apps' events,
+// and with appSelector an App must match both.
+func TestNotifierApps(t *testing.T) {
+	named, both := &recorder{}, &recorder{}
+	e := startDispatcher(t, Options{}, map[string]Provider{"https://hook.test/named": named, "https://hook.test/both": both})
+	e.notifier(t, "named", "https://hook.test/named", func(s *tendv1.NotifierSpec) { s.Apps = []string{"web", "ops"} })
+	e.notifier(t, "both", "https://hook.test/both", func(s *tendv1.NotifierSpec) {
+		s.Apps = []string{"web", "db", "ops"}
+		s.AppSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"team": "web"}}
+	})
+	e.waitNotifiers(t, 2)
+
+	e.d.Publish(e.labelled("web", "web", "r1"))
+	e.d.Publish(e.labelled("db", "data", "r1"))
+	e.d.Publish(e.labelled("cache", "web", "r1"))
+	// Selected by both: once it has arrived at both, everything published
+	// before it has been delivered or dropped.
+	e.d.Publish(e.labelled("ops", "web", "last"))
+	waitFor(t, "the last event at both Notifiers", 10*time.Second, func() bool {
+		return received(named, "ops", "last") && received(both, "ops", "last")
+	})
+	if got, want := appsOf(named), "web/r1,ops/last"; got != want {
+		t.Errorf("apps [web ops]: sent %s, want %s", got, want)
+	}
+	if got, want := appsOf(both), "web/r1,ops/last"; got != want {
+		t.Errorf("apps [web db ops] and team=web: sent %s, want %s", got, want)
+	}
+}
