@@ -77,6 +77,10 @@ type Result struct {
 	// `ref` sources, whose files the App reads as Helm values
 	// (spec.helm.valuesFrom kind Source).
 	ValuesSources []*tendv1.Source
+	// SourceNames, for a multi-source Application, name the tend Source
+	// of each spec.sources entry, in order; "" is the rendering source,
+	// whose revision is the App's.
+	SourceNames []string
 	// Warnings say where tend behaves differently from Argo CD in a way
 	// that does not change what is applied.
 	Warnings []string
@@ -176,6 +180,15 @@ func (c *converter) convert() *Result {
 		})
 	}
 	res := &Result{App: out, Source: source}
+	for i := range spec.Sources {
+		name := ""
+		if s := &spec.Sources[i]; s != src {
+			if r := c.refs[s.Ref]; r != nil {
+				name = r.Name
+			}
+		}
+		res.SourceNames = append(res.SourceNames, name)
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.refs)) {
 		if ref := c.refs[name]; ref.Name != source.Name && !slices.ContainsFunc(res.ValuesSources, func(s *tendv1.Source) bool { return s.Name == ref.Name }) {
 			res.ValuesSources = append(res.ValuesSources, ref)

@@ -816,12 +816,23 @@ spec:
 		t.Errorf("tend diff web: exit %d\n%s%s", code, out, stderr)
 	}
 
-	values.Commit("prod greets again", map[string]string{"envs/prod/web.yaml": "greeting: hello again\n"})
+	rev := values.Commit("prod greets again", map[string]string{"envs/prod/web.yaml": "greeting: hello again\n"})
 	refresh := []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`)
 	if _, err := dyn.Resource(argoApplications).Namespace(ns).Patch(ctx, "web", types.MergePatchType, refresh, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	settings("hello again")
+	// As Argo CD writes a multi-source Application's status: one
+	// revision per source, the chart's version and the values commit.
+	eventually(t, "status.sync.revisions [1.2.0, "+rev+"]", time.Minute, func() bool {
+		u, err := dyn.Resource(argoApplications).Namespace(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		revs, _, _ := unstructured.NestedStringSlice(u.Object, "status", "sync", "revisions")
+		synced, _, _ := unstructured.NestedStringSlice(u.Object, "status", "operationState", "syncResult", "revisions")
+		return slices.Equal(revs, []string{"1.2.0", rev}) && slices.Equal(synced, revs)
+	})
 }
 
 var (

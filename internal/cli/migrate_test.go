@@ -172,18 +172,18 @@ spec:
   commonMetadata: {labels: {converted: from-flux}}
   sourceRef: {kind: GitRepository, name: fleet}
 ---
-apiVersion: notification.toolkit.fluxcd.io/v1beta3
-kind: Alert
-metadata: {name: slack, namespace: %[1]s}
-spec: {providerRef: {name: slack}}
+apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: github, namespace: %[1]s}
+spec: {type: github, resources: [{kind: GitRepository, name: fleet}], secretRef: {name: token}}
 `, ns, repo.URL)
 	m := &Main{Stdout: new(strings.Builder), Stderr: new(strings.Builder), Stdin: strings.NewReader(flux)}
 	if code := m.Run(context.Background(), []string{"migrate", "-"}); code != ExitOK {
 		t.Fatalf("migrate: exit %d: %s", code, m.Stderr)
 	}
 	out, stderr := m.Stdout.(*strings.Builder).String(), m.Stderr.(*strings.Builder).String()
-	if !strings.Contains(stderr, "Alert is not converted") {
-		t.Errorf("stderr lacks the skipped Alert:\n%s", stderr)
+	if !strings.Contains(stderr, "Receiver is not converted") {
+		t.Errorf("stderr lacks the skipped Receiver:\n%s", stderr)
 	}
 	objs := objectsOf(t, out)
 	var names []string

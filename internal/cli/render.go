@@ -425,15 +425,18 @@ func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.So
 		}
 		return nil, k.wrap(err)
 	}
-	rev := "chart"
+	rnd := clusterRenderer(k)
+	var rev string
 	if src.Spec.Git != nil {
 		if rev, dir, err = fetchSource(ctx, k, src, app, ref, dir); err != nil {
 			return nil, err
 		}
 	} else if ref != "" {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--revision: Source %s/%s is a chart repository, not git; set spec.chart.version to render another version", src.Namespace, src.Name)}
+	} else if rev, err = rnd.ChartRevision(ctx, opts); err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s: %w", app.Namespace, app.Name, err)}
 	}
-	res, err := clusterRenderer(k).Render(ctx, dir, opts)
+	res, err := rnd.Render(ctx, dir, opts)
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
 	}

@@ -184,7 +184,7 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 		objs = append(objs, src)
 	}
 	objs = append(objs, clusters.objects...)
-	return &conversion{objects: objs, app: res.App.Name, source: res.Source.Name, warnings: res.Warnings}, nil
+	return &conversion{objects: objs, app: res.App.Name, source: res.Source.Name, sourceNames: res.SourceNames, warnings: res.Warnings}, nil
 }
 
 // argoOptions are the conversion options of obj: credentials and clusters
@@ -234,6 +234,37 @@ func orDash(a, b string) string {
 	return b
 }
 
+// sourceRevisions are a multi-source Application's revisions, one per
+// spec.sources entry as Argo CD writes them (status.sync.revisions): the
+// App's for the source it renders, each ref source's Source's current
+// revision for the others; nil for a single source.
+func sourceRevisions(o *observed, appRev string) []any {
+	if len(o.conv.sourceNames) == 0 {
+		return nil
+	}
+	out := make([]any, len(o.conv.sourceNames))
+	for i, name := range o.conv.sourceNames {
+		rev := appRev
+		if name != "" {
+			rev = ""
+			if src := o.sources[name]; src != nil && src.Status.Artifact != nil {
+				rev = src.Status.Artifact.Revision
+			}
+		}
+		out[i] = rev
+	}
+	return out
+}
+
+// historySync is the revision of a sync, or its revisions for a
+// multi-source Application.
+func historySync(o *observed, rev string) map[string]any {
+	if revs := sourceRevisions(o, rev); revs != nil {
+		return map[string]any{"revisions": revs}
+	}
+	return map[string]any{"revision": rev}
+}
+
 // applicationStatus is an Application's status as Argo CD writes it:
 // sync and health, the last sync as operationState, and conditions.
 func applicationStatus(obj *unstructured.Unstructured, o *observed) map[string]any {
@@ -258,6 +289,11 @@ func applicationStatus(obj *unstructured.Unstructured, o *observed) map[string]a
 		if app.Status.Revision != "" {
 			sync["revision"] = app.Status.Revision
 		}
+		if revs := sourceRevisions(o, app.Status.Revision); revs != nil {
+			// A multi-source Application has one revision per source.
+			delete(sync, "revision")
+			sync["revisions"] = revs
+		}
 	}
 	sync["status"] = syncStatus
 	compared := map[string]any{}
@@ -281,14 +317,14 @@ func applicationStatus(obj *unstructured.Unstructured, o *observed) map[string]a
 		}
 		st["operationState"] = map[string]any{
 			"operation": map[string]any{
-				"sync":        map[string]any{"revision": h.Revision},
+				"sync":        historySync(o, h.Revision),
 				"initiatedBy": map[string]any{"automated": true, "username": "tend"},
 			},
 			"phase":      phase,
 			"message":    msg,
 			"startedAt":  h.StartedAt.UTC().Format(time.RFC3339),
 			"finishedAt": h.StartedAt.Add(h.Duration.Duration).UTC().Format(time.RFC3339),
-			"syncResult": map[string]any{"revision": h.Revision},
+			"syncResult": historySync(o, h.Revision),
 		}
 	}
 	var conds []any

@@ -115,6 +115,9 @@ type conversion struct {
 	source string
 	// appSet names the AppSet the object maps to ("" for other kinds).
 	appSet string
+	// sourceNames are a multi-source Application's Sources, one per
+	// spec.sources entry ("" for the one the App renders).
+	sourceNames []string
 	// warnings say where tend behaves differently, without changing what
 	// is applied.
 	warnings []string
@@ -130,7 +133,9 @@ type observed struct {
 	applyErr error
 	app      *tendv1.App
 	src      *tendv1.Source
-	appSet   *tendv1.AppSet
+	// sources are conversion.sourceNames' Sources, by name.
+	sources map[string]*tendv1.Source
+	appSet  *tendv1.AppSet
 	// generated are the Apps appSet generated.
 	generated []tendv1.App
 	now       metav1.Time
@@ -297,6 +302,18 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			if err := r.Client.List(ctx, &apps, client.InNamespace(obj.GetNamespace()), client.MatchingLabels{tendv1.LabelAppSet: set.Name}); err == nil {
 				o.generated = apps.Items
 			}
+		}
+	}
+	for _, name := range conv.sourceNames {
+		var src tendv1.Source
+		if name == "" || o.sources[name] != nil {
+			continue
+		}
+		if err := r.Client.Get(ctx, client.ObjectKey{Namespace: obj.GetNamespace(), Name: name}, &src); err == nil {
+			if o.sources == nil {
+				o.sources = map[string]*tendv1.Source{}
+			}
+			o.sources[name] = &src
 		}
 	}
 	if conv.source != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,7 +28,7 @@ type observed struct {
 	srcKey   types.NamespacedName
 	conn     *cluster.Conn
 	opts     render.Options
-	// rev is the revision rendered ("chart" for chart Sources), result
+	// rev is the revision rendered (a chart Source's: the chart version), result
 	// its render.
 	rev    string
 	result *render.Result
@@ -182,19 +181,17 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 		// chart fetcher keeps the index and archive, so the render that
 		// follows does not fetch again).
 		key := "chart:" + chartURL(src)
+		rev := "chart"
 		if ref := chartRefOf(opts); ref != nil && r.Charts != nil {
-			var auth *url.Userinfo
-			if ref.Username != "" || ref.Password != "" {
-				auth = url.UserPassword(ref.Username, ref.Password)
-			}
-			_, version, err := r.Charts.FetchChart(ctx, ref.RepoURL, ref.Name, ref.Version, auth)
+			version, err := rnd.ChartRevision(ctx, opts)
 			if err != nil {
 				return "chart", nil, fmt.Errorf("helm chart %q from %s: %w", ref.Name, chartURL(src), err)
 			}
 			key += "@" + ref.Name + "@" + version
+			rev = version
 		}
 		res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), key, opts)
-		return "chart", res, err
+		return rev, res, err
 	}
 	// The Store names the revision on disk; holding the artifact keeps
 	// fetches out of its checkout while it renders.

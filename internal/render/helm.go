@@ -305,3 +305,24 @@ func displayDir(dir string) string {
 	}
 	return dir
 }
+
+// ChartRevision is the revision of a render from a chart repository or
+// registry: the version of the chart opts names that it renders today (a
+// range resolved against the repository, as Argo CD and Flux report a
+// chart's revision), "chart" when opts names no remote chart or r has no
+// fetcher. The controller and the CLI both record it.
+func (r *Renderer) ChartRevision(ctx context.Context, opts Options) (string, error) {
+	if opts.Helm == nil || opts.Helm.Chart == nil || r.Charts == nil {
+		return "chart", nil
+	}
+	ref := opts.Helm.Chart
+	var auth *url.Userinfo
+	if ref.Username != "" || ref.Password != "" {
+		auth = url.UserPassword(ref.Username, ref.Password)
+	}
+	_, version, err := r.Charts.FetchChart(ctx, ref.RepoURL, ref.Name, ref.Version, auth)
+	if err != nil {
+		return "chart", err
+	}
+	return version, nil
+}
