@@ -16,6 +16,16 @@ type AppSpec struct {
 	// Recursive includes subdirectories of a plain YAML path.
 	// +optional
 	Recursive bool `json:"recursive,omitempty"`
+	// Include keeps, of a plain YAML path, only the manifest files whose
+	// path relative to path matches one of these globs: * matches any
+	// characters, / included; ? one character; [a-z] a class; {a,b}
+	// either (Argo CD's directory.include). Example: "{web,db}/*.yaml".
+	// +optional
+	Include []string `json:"include,omitempty"`
+	// Exclude leaves out the manifest files of a plain YAML path whose
+	// relative path matches one of these globs, even when included.
+	// +optional
+	Exclude []string `json:"exclude,omitempty"`
 	// Chart names a chart in a Helm or OCI Source.
 	// +optional
 	Chart *ChartSpec `json:"chart,omitempty"`

@@ -192,6 +192,16 @@ func (in *AppSetStatus) DeepCopy() *AppSetStatus {
 func (in *AppSpec) DeepCopyInto(out *AppSpec) {
 	*out = *in
 	out.SourceRef = in.SourceRef
+	if in.Include != nil {
+		in, out := &in.Include, &out.Include
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
+	if in.Exclude != nil {
+		in, out := &in.Exclude, &out.Exclude
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Chart != nil {
 		in, out := &in.Chart, &out.Chart
 		*out = new(ChartSpec)

@@ -51,6 +51,8 @@ func RenderOptions(ctx context.Context, c client.Reader, files SourceFiles, app 
 		Path:      app.Spec.Path,
 		Namespace: app.Spec.Destination.Namespace,
 		Recursive: app.Spec.Recursive,
+		Include:   app.Spec.Include,
+		Exclude:   app.Spec.Exclude,
 	}
 	if opts.Namespace == "" {
 		opts.Namespace = app.Namespace

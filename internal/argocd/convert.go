@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/render"
 )
 
 // InCluster is the server URL Argo CD names the cluster it runs in by.
@@ -404,11 +405,19 @@ func (c *converter) directory(d *ApplicationSourceDirectory, field string, spec 
 		return
 	}
 	spec.Recursive = d.Recurse
-	if d.Include != "" {
-		c.fail(field+".include", "file globs are not supported: move the files into their own directory")
-	}
-	if d.Exclude != "" {
-		c.fail(field+".exclude", "file globs are not supported: move the files out of the App's path, or list the others in a kustomization.yaml")
+	for f, glob := range map[string]string{"include": d.Include, "exclude": d.Exclude} {
+		if glob == "" {
+			continue
+		}
+		if _, err := render.FileGlob(glob); err != nil {
+			c.fail(field+"."+f, "glob %q: %v", glob, err)
+			continue
+		}
+		if f == "include" {
+			spec.Include = []string{glob}
+		} else {
+			spec.Exclude = []string{glob}
+		}
 	}
 	if len(d.Jsonnet.Raw) > 0 && string(d.Jsonnet.Raw) != "{}" {
 		c.fail(field+".jsonnet", "Jsonnet is not supported: render it in CI and commit the output")

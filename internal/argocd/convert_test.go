@@ -224,7 +224,7 @@ spec:
   source:
     repoURL: https://git.example.com/platform.git
     path: legacy
-    directory: {recurse: true, include: "*.yaml"}
+    directory: {recurse: true, include: "{*.yaml"}
     helm: {fileParameters: [{name: cert, path: cert.pem}], valueFiles: [$values/x.yaml]}
     kustomize: {forceCommonLabels: true, images: ["="]}
   destination: {server: https://prod.example.com:6443, namespace: legacy}
@@ -237,7 +237,7 @@ spec:
 	}
 	for _, want := range []string{
 		"converting Argo CD Application argocd/legacy",
-		"spec.source.directory.include",
+		`spec.source.directory.include: glob "{*.yaml": unmatched {`,
 		"spec.source.helm.fileParameters",
 		"spec.source.helm.valueFiles[0]",
 		"spec.source.kustomize.forceCommonLabels",
@@ -616,5 +616,25 @@ spec:
 	if tpl := as.Spec.Template; tpl.Metadata.Name != "{{ .path.basename | lower }}" || tpl.Spec.Path != "{{ .path.path }}" ||
 		tpl.Spec.Destination.Namespace != "{{ index .path.segments 1 }}" {
 		t.Errorf("template %+v", tpl)
+	}
+}
+
+// directory.include and exclude become the App's include and exclude.
+func TestConvertDirectoryIncludeExclude(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: web, namespace: argocd}
+spec:
+  project: default
+  source:
+    repoURL: https://git.example.com/platform.git
+    path: web
+    directory: {recurse: true, include: "{*.yaml,*.yml}", exclude: "{config.yaml,env-*/*}"}
+  destination: {server: https://kubernetes.default.svc, namespace: web}
+`, Options{})
+	spec := res.App.Spec
+	if !spec.Recursive || !reflect.DeepEqual(spec.Include, []string{"{*.yaml,*.yml}"}) || !reflect.DeepEqual(spec.Exclude, []string{"{config.yaml,env-*/*}"}) {
+		t.Errorf("recursive %v include %q exclude %q", spec.Recursive, spec.Include, spec.Exclude)
 	}
 }

@@ -108,7 +108,7 @@ func TestMigrateArgoCDApplicationsRunUnderTheController(t *testing.T) {
 // is left out and tend migrate exits 1, while what converts is printed.
 func TestMigrateListsWhatItCannotConvert(t *testing.T) {
 	bad := strings.Replace(argoApplication("web", "https://git.example.com/r.git", "apps/web", "web"),
-		"    kustomize:\n", "    directory: {include: \"*.yaml\"}\n    kustomize:\n      forceCommonLabels: true\n", 1)
+		"    kustomize:\n", "    directory: {include: \"{*.yaml\"}\n    kustomize:\n      forceCommonLabels: true\n", 1)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
 		"web.yaml":  bad,

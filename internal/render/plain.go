@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"path"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -17,6 +18,9 @@ import (
 func (r *Renderer) renderPlain(f *files, dir string, opts Options) ([]*unstructured.Unstructured, error) {
 	paths, err := manifestFiles(f, dir, opts.Recursive)
 	if err != nil {
+		return nil, err
+	}
+	if paths, err = filterFiles(paths, dir, opts.Include, opts.Exclude); err != nil {
 		return nil, err
 	}
 	var objs []*unstructured.Unstructured
@@ -79,4 +83,109 @@ func isManifestFile(name string) bool {
 		return true
 	}
 	return false
+}
+
+// filterFiles keeps the paths (below dir) whose path relative to dir
+// matches an include glob (all when there is none) and no exclude glob.
+func filterFiles(paths []string, dir string, include, exclude []string) ([]string, error) {
+	if len(include) == 0 && len(exclude) == 0 {
+		return paths, nil
+	}
+	compile := func(field string, globs []string) ([]*regexp.Regexp, error) {
+		out := make([]*regexp.Regexp, len(globs))
+		for i, g := range globs {
+			re, err := FileGlob(g)
+			if err != nil {
+				return nil, fmt.Errorf("spec.%s[%d] %q: %w", field, i, g, err)
+			}
+			out[i] = re
+		}
+		return out, nil
+	}
+	inc, err := compile("include", include)
+	if err != nil {
+		return nil, err
+	}
+	exc, err := compile("exclude", exclude)
+	if err != nil {
+		return nil, err
+	}
+	matches := func(res []*regexp.Regexp, rel string) bool {
+		for _, re := range res {
+			if re.MatchString(rel) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for _, p := range paths {
+		rel := strings.TrimPrefix(p, dir+"/")
+		if dir == "." {
+			rel = p
+		}
+		if (len(inc) == 0 || matches(inc, rel)) && !matches(exc, rel) {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// FileGlob compiles a glob over slash-separated relative paths, as Argo
+// CD's directory include and exclude read them: * matches any characters,
+// / included; ? one character; [abc] and [a-z] a class ([!a] or [^a]
+// negated); {a,b} either alternative (nested allowed); \ quotes the next
+// character. The glob matches the whole path.
+func FileGlob(glob string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString("^")
+	depth := 0
+	for i := 0; i < len(glob); i++ {
+		c := glob[i]
+		switch c {
+		case '*':
+			b.WriteString(".*")
+		case '?':
+			b.WriteString(".")
+		case '{':
+			depth++
+			b.WriteString("(?:")
+		case '}':
+			if depth == 0 {
+				return nil, fmt.Errorf("unmatched }")
+			}
+			depth--
+			b.WriteString(")")
+		case ',':
+			if depth > 0 {
+				b.WriteString("|")
+			} else {
+				b.WriteString(",")
+			}
+		case '[':
+			end := strings.IndexByte(glob[i+1:], ']')
+			if end < 0 {
+				return nil, fmt.Errorf("unmatched [")
+			}
+			class := glob[i+1 : i+1+end]
+			if strings.HasPrefix(class, "!") {
+				class = "^" + class[1:]
+			}
+			b.WriteString("[" + strings.ReplaceAll(class, `\`, `\\`) + "]")
+			i += end + 1
+		case '\\':
+			if i+1 == len(glob) {
+				return nil, fmt.Errorf("trailing \\")
+			}
+			i++
+			b.WriteString(regexp.QuoteMeta(string(glob[i])))
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	if depth > 0 {
+		return nil, fmt.Errorf("unmatched {")
+	}
+	b.WriteString("$")
+	return regexp.Compile(b.String())
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -168,5 +169,45 @@ func TestPlainArtifactRoot(t *testing.T) {
 	}
 	if !slices.Contains(res.Files, "./") {
 		t.Errorf("Files %v lack the root listing ./", res.Files)
+	}
+}
+
+// spec.include and spec.exclude (copied to Options.Include and Exclude)
+// filter a plain directory's files by their path relative to Path, with
+// Argo CD's glob syntax; exclude wins; a bad glob names the field; a
+// kustomization refuses them.
+func TestRenderPlainIncludeExclude(t *testing.T) {
+	root := t.TempDir()
+	cm := func(name string) string { return "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: " + name + "}\n" }
+	writeFiles(t, root, map[string]string{
+		"app/web.yaml":            cm("web"),
+		"app/db.yml":              cm("db"),
+		"app/config.json":         `{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "config"}}`,
+		"app/env/prod.yaml":       cm("prod"),
+		"app/env/staging.yaml":    cm("staging"),
+		"kust/kustomization.yaml": "resources: [cm.yaml]\n",
+		"kust/cm.yaml":            cm("k"),
+	})
+	for _, tc := range []struct {
+		include, exclude []string
+		want             []string
+	}{
+		{[]string{"*.yaml"}, nil, []string{"ConfigMap ns/prod", "ConfigMap ns/staging", "ConfigMap ns/web"}},
+		{[]string{"{web.yaml,env/*}"}, []string{"env/staging.yaml"}, []string{"ConfigMap ns/prod", "ConfigMap ns/web"}},
+		{nil, []string{"config.json", "env/*"}, []string{"ConfigMap ns/db", "ConfigMap ns/web"}},
+		{[]string{"[dw]*.y*ml"}, nil, []string{"ConfigMap ns/db", "ConfigMap ns/web"}},
+	} {
+		res := mustRender(t, &Renderer{}, root, Options{Path: "app", Namespace: "ns", Recursive: true, Include: tc.include, Exclude: tc.exclude})
+		got := ids(res.Objects())
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("include %q exclude %q: got %v, want %v", tc.include, tc.exclude, got, tc.want)
+		}
+	}
+	if _, err := render(t, &Renderer{}, root, Options{Path: "app", Include: []string{"{web"}}); err == nil || !strings.Contains(err.Error(), `spec.include[0] "{web": unmatched {`) {
+		t.Errorf("bad glob: %v", err)
+	}
+	if _, err := render(t, &Renderer{}, root, Options{Path: "kust", Exclude: []string{"cm.yaml"}}); err == nil || !strings.Contains(err.Error(), "is a chart or a kustomization") {
+		t.Errorf("exclude on a kustomization: %v", err)
 	}
 }

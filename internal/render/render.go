@@ -42,6 +42,10 @@ type Options struct {
 	Namespace string
 	// Recursive makes plain YAML directories include subdirectories.
 	Recursive bool
+	// Include and Exclude filter the files of a plain YAML directory by
+	// globs over their path relative to Path (see FileGlob).
+	Include []string `json:",omitempty"`
+	Exclude []string `json:",omitempty"`
 	// AllowRemoteBases lets kustomizations reference remote (URL) bases.
 	AllowRemoteBases bool
 	// Helm configures chart rendering. It is required for a remote chart
@@ -241,6 +245,10 @@ func (r *Renderer) Render(ctx context.Context, root string, opts Options) (*Resu
 		objs []*unstructured.Unstructured
 		err  error
 	)
+	plain := !(opts.Helm != nil && opts.Helm.Chart != nil) && !f.exists(path.Join(dir, "Chart.yaml")) && kustomizationFile(f, dir) == ""
+	if !plain && (len(opts.Include) > 0 || len(opts.Exclude) > 0) {
+		return nil, fmt.Errorf("spec.include and spec.exclude filter the files of a plain YAML directory, and path %q is a chart or a kustomization: remove them (a kustomization lists its resources itself)", opts.Path)
+	}
 	switch {
 	case opts.Helm != nil && opts.Helm.Chart != nil:
 		objs, err = r.renderRemoteChart(ctx, f, dir, opts)
