@@ -629,6 +629,9 @@ func hash(u map[string]any) (string, error) {
 // garbage collector, which deletes the Apps (each App's deletionPolicy
 // says what happens to its objects).
 func (r *Reconciler) finalize(ctx context.Context, obj *unstructured.Unstructured) (ctrl.Result, error) {
+	if r.kind.cascading == nil {
+		return ctrl.Result{}, nil // Flux's Alerts: the Notifier goes by garbage collection
+	}
 	fins := r.kind.cascading(obj.GetFinalizers())
 	if len(fins) == 0 {
 		return ctrl.Result{}, nil
