@@ -48,6 +48,8 @@ the fields the old tool's field manager (argocd-controller, kustomize-controller
 helm-controller, helm, kubectl's client-side apply) set become tend's, values
 unchanged. Objects tend cannot map are listed with every field that stops them.
 Sources (GitRepository, HelmRepository) are read to render but not listed.
+Flux Alerts are listed with the Notifier each becomes (with its Provider)
+and where tend sends differently; they change nothing in the cluster.
 
 --dry-run is required: the takeover itself is done by the controller, started
 with --compat (tend install --compat argo,flux).
@@ -98,6 +100,8 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string) error 
 	var (
 		apps    []adoptee
 		sources = map[string]*tendv1.Source{}
+		// notifiers are the Notifiers Flux Alerts become, one line each.
+		notifiers []string
 	)
 	for _, gvk := range gvks {
 		mapping, err := k.c.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
@@ -124,6 +128,13 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string) error 
 				if src, ok := o.(*tendv1.Source); ok {
 					sources[src.Name] = src
 				}
+				if n, ok := o.(*tendv1.Notifier); ok && mapped.Err == nil && (len(names) == 0 || slices.Contains(names, obj.GetName())) {
+					line := fmt.Sprintf("%s %s/%s: becomes Notifier %s (%s)\n", obj.GetKind(), obj.GetNamespace(), obj.GetName(), n.Name, n.Spec.Provider)
+					for _, w := range mapped.Warnings {
+						line += "  note: " + w + "\n"
+					}
+					notifiers = append(notifiers, line)
+				}
 			}
 			if mapped.App != nil || mapped.Err != nil {
 				apps = append(apps, adoptee{obj: obj, mapped: mapped})
@@ -132,6 +143,13 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string) error 
 	}
 	if len(names) > 0 {
 		apps = slices.DeleteFunc(apps, func(a adoptee) bool { return !slices.Contains(names, a.obj.GetName()) })
+	}
+	sort.Strings(notifiers)
+	for _, n := range notifiers {
+		fmt.Fprint(m.Stdout, n)
+	}
+	if len(apps) == 0 && len(notifiers) > 0 {
+		return nil // only Alerts: nothing in the cluster changes
 	}
 	if len(apps) == 0 {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("no Argo CD Application or Flux Kustomization or HelmRelease to adopt in namespace %s", k.ns)}

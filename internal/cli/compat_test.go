@@ -913,6 +913,12 @@ spec: {type: generic, address: %s}
 		return cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "on-call"}, &n) == nil &&
 			n.Spec.Provider == "webhook" && n.Spec.Address == srv.URL && slices.Equal(n.Spec.Apps, []string{"apps"})
 	})
+	// The preview lists what the Alert becomes, and changes nothing.
+	code, out, stderr := cl.tend(t, "adopt", "--dry-run")
+	if want := "Alert " + ns + "/on-call: becomes Notifier on-call (webhook)"; code != ExitOK || !strings.Contains(out, want) ||
+		!strings.Contains(out, "note: in the cluster: Alert "+ns+"/on-call: Provider "+ns+"/hook spec.type generic: tend posts its own JSON event") {
+		t.Errorf("tend adopt --dry-run: exit %d, output lacks %q or the note on the generic Provider:\n%s%s", code, want, out, stderr)
+	}
 	kustomization := func(name string) {
 		createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
 kind: Kustomization
