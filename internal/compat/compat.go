@@ -512,49 +512,22 @@ func (r *Reconciler) seedInventory(ctx context.Context, owner *unstructured.Unst
 func (r *Reconciler) release(ctx context.Context, owner *unstructured.Unstructured, want map[string]bool) error {
 	uid := owner.GetUID()
 	var stale []client.Object
-	var apps tendv1.AppList
-	if err := r.Client.List(ctx, &apps, client.InNamespace(owner.GetNamespace())); err != nil {
-		return &transientError{err}
-	}
-	for i := range apps.Items {
-		if ownedBy(&apps.Items[i], uid) && !want["App/"+apps.Items[i].Name] {
-			stale = append(stale, &apps.Items[i])
+	// Every kind live() reads: what an object can map to.
+	for kind, list := range map[string]client.ObjectList{
+		"App": &tendv1.AppList{}, "Source": &tendv1.SourceList{}, "Cluster": &tendv1.ClusterList{},
+		"AppSet": &tendv1.AppSetList{}, "Notifier": &tendv1.NotifierList{},
+	} {
+		if err := r.Client.List(ctx, list, client.InNamespace(owner.GetNamespace())); err != nil {
+			return &transientError{err}
 		}
-	}
-	var srcs tendv1.SourceList
-	if err := r.Client.List(ctx, &srcs, client.InNamespace(owner.GetNamespace())); err != nil {
-		return &transientError{err}
-	}
-	for i := range srcs.Items {
-		if ownedBy(&srcs.Items[i], uid) && !want["Source/"+srcs.Items[i].Name] {
-			stale = append(stale, &srcs.Items[i])
+		items, err := meta.ExtractList(list)
+		if err != nil {
+			return err
 		}
-	}
-	var cls tendv1.ClusterList
-	if err := r.Client.List(ctx, &cls, client.InNamespace(owner.GetNamespace())); err != nil {
-		return &transientError{err}
-	}
-	var sets tendv1.AppSetList
-	if err := r.Client.List(ctx, &sets, client.InNamespace(owner.GetNamespace())); err != nil {
-		return &transientError{err}
-	}
-	for i := range sets.Items {
-		if ownedBy(&sets.Items[i], uid) && !want["AppSet/"+sets.Items[i].Name] {
-			stale = append(stale, &sets.Items[i])
-		}
-	}
-	for i := range cls.Items {
-		if ownedBy(&cls.Items[i], uid) && !want["Cluster/"+cls.Items[i].Name] {
-			stale = append(stale, &cls.Items[i])
-		}
-	}
-	var notifiers tendv1.NotifierList
-	if err := r.Client.List(ctx, &notifiers, client.InNamespace(owner.GetNamespace())); err != nil {
-		return &transientError{err}
-	}
-	for i := range notifiers.Items {
-		if ownedBy(&notifiers.Items[i], uid) && !want["Notifier/"+notifiers.Items[i].Name] {
-			stale = append(stale, &notifiers.Items[i])
+		for _, item := range items {
+			if obj, ok := item.(client.Object); ok && ownedBy(obj, uid) && !want[kind+"/"+obj.GetName()] {
+				stale = append(stale, obj)
+			}
 		}
 	}
 	for _, obj := range stale {
@@ -669,153 +642,4 @@ func (r *Reconciler) finalize(ctx context.Context, obj *unstructured.Unstructure
 	}
 	r.Log.Info("removed finalizers after deleting what the object maps to", "object", obj.GetNamespace()+"/"+obj.GetName(), "finalizers", fins)
 	return ctrl.Result{}, nil
-}
-
-// writeStatus writes obj's status when it changed, and records an event
-// when what stops the object is new.
-func (r *Reconciler) writeStatus(ctx context.Context, obj *unstructured.Unstructured, o *observed) error {
-	if r.kind.status == nil {
-		return r.writeProblem(ctx, obj, o)
-	}
-	oldStatus, _, _ := unstructured.NestedMap(obj.Object, "status")
-	oldProblem := problemOf(oldStatus)
-	status := r.kind.status(obj, o)
-	if sameStatus(oldStatus, status) {
-		return nil
-	}
-	patch, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": status}})
-	if err != nil {
-		return err
-	}
-	var opts []client.SubResourcePatchOption
-	if r.kind.statusSubresource {
-		err = r.Client.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch), opts...)
-	} else {
-		err = r.Client.Patch(ctx, obj, client.RawPatch(types.JSONPatchType, patch))
-	}
-	if err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if p := o.problem(); p != "" && p != oldProblem {
-		reason := ReasonUnsupported
-		if o.conv.err == nil {
-			reason = ReasonConflict
-		}
-		r.Recorder.Eventf(obj, nil, "Warning", reason, "Reconcile", "%s", p)
-	}
-	for _, w := range o.conv.warnings {
-		if !strings.Contains(fmt.Sprint(oldStatus), w) {
-			r.Recorder.Eventf(obj, nil, "Normal", "Differs", "Reconcile", "%s", w)
-		}
-	}
-	return nil
-}
-
-// ProblemAnnotation records, on an object whose kind has no status
-// (Flux's Alerts), a hash of the problem and warnings last reported as
-// events, so that each is sent once, across restarts too.
-const ProblemAnnotation = "tend.dev/compat-reported"
-
-// writeProblem reports what stops obj and where tend differs as events,
-// once per change, for kinds without a status.
-func (r *Reconciler) writeProblem(ctx context.Context, obj *unstructured.Unstructured, o *observed) error {
-	p := o.problem()
-	sum := ""
-	if p != "" || len(o.conv.warnings) > 0 {
-		h := sha256.Sum256([]byte(p + "\x00" + strings.Join(o.conv.warnings, "\x00")))
-		sum = hex.EncodeToString(h[:8])
-	}
-	if obj.GetAnnotations()[ProblemAnnotation] == sum {
-		return nil
-	}
-	var value any
-	if sum != "" {
-		value = sum
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{ProblemAnnotation: value}}})
-	if err != nil {
-		return err
-	}
-	if err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	if p != "" {
-		reason := ReasonUnsupported
-		if o.conv.err == nil {
-			reason = ReasonConflict
-		}
-		r.Recorder.Eventf(obj, nil, "Warning", reason, "Reconcile", "%s", p)
-	}
-	for _, w := range o.conv.warnings {
-		r.Recorder.Eventf(obj, nil, "Normal", "Differs", "Reconcile", "%s", w)
-	}
-	return nil
-}
-
-// problemOf finds the message of the problem condition a status written
-// by tend holds (Argo CD's InvalidSpecError or Flux's Stalled).
-func problemOf(status map[string]any) string {
-	conds, _, _ := unstructured.NestedSlice(status, "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		t, _ := m["type"].(string)
-		if t == argoInvalidSpec || (t == "Stalled" && m["status"] == "True") {
-			msg, _ := m["message"].(string)
-			return msg
-		}
-	}
-	return ""
-}
-
-// sameStatus compares two statuses, ignoring the times written only when
-// something else changes.
-func sameStatus(a, b map[string]any) bool {
-	strip := func(m map[string]any) string {
-		c, _ := toJSON(orEmpty(m)).(map[string]any)
-		delete(c, "reconciledAt")
-		if conds, ok := c["conditions"].([]any); ok {
-			for _, x := range conds {
-				if cm, ok := x.(map[string]any); ok {
-					delete(cm, "lastTransitionTime")
-				}
-			}
-		}
-		b, _ := json.Marshal(c)
-		return string(b)
-	}
-	return strip(a) == strip(b)
-}
-
-func orEmpty(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
-}
-
-// toJSON converts a typed value to its JSON form (maps, slices, strings,
-// float64), as unstructured objects hold it.
-func toJSON(v any) any {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	var out any
-	_ = json.Unmarshal(b, &out)
-	return out
-}
-
-// transitionTime keeps a condition's lastTransitionTime while its status
-// stays, from the old status's conditions.
-func transitionTime(old map[string]any, typ, status string, now metav1.Time) string {
-	conds, _, _ := unstructured.NestedSlice(old, "conditions")
-	for _, c := range conds {
-		m, _ := c.(map[string]any)
-		if m["type"] == typ && m["status"] == status {
-			if t, ok := m["lastTransitionTime"].(string); ok {
-				return t
-			}
-		}
-	}
-	return now.UTC().Format(time.RFC3339)
 }

@@ -245,8 +245,8 @@ func (r *Renderer) Render(ctx context.Context, root string, opts Options) (*Resu
 		objs []*unstructured.Unstructured
 		err  error
 	)
-	plain := !(opts.Helm != nil && opts.Helm.Chart != nil) && !f.exists(path.Join(dir, "Chart.yaml")) && kustomizationFile(f, dir) == ""
-	if !plain && (len(opts.Include) > 0 || len(opts.Exclude) > 0) {
+	if (len(opts.Include) > 0 || len(opts.Exclude) > 0) &&
+		(opts.Helm != nil && opts.Helm.Chart != nil || f.exists(path.Join(dir, "Chart.yaml")) || kustomizationFile(f, dir) != "") {
 		return nil, fmt.Errorf("spec.include and spec.exclude filter the files of a plain YAML directory, and path %q is a chart or a kustomization: remove them (a kustomization lists its resources itself)", opts.Path)
 	}
 	switch {
