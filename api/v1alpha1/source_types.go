@@ -14,8 +14,11 @@ type SourceSpec struct {
 	// name a chart in it with spec.chart.
 	// +optional
 	Helm *HelmRepositorySource `json:"helm,omitempty"`
-	// OCI is an OCI registry holding Helm charts (oci://host/path). Apps
-	// name a chart in it with spec.chart.
+	// OCI is an OCI registry. Without spec.oci.ref it holds Helm charts
+	// (oci://host/path) and Apps name a chart in it with spec.chart. With
+	// spec.oci.ref the URL is one repository and the Source holds the files
+	// of the artifact the ref selects (Flux's OCIRepository), as a git
+	// Source holds a checkout: Apps render spec.path in it.
 	// +optional
 	OCI *OCIRepositorySource `json:"oci,omitempty"`
 	// Interval between fetches. Push webhooks trigger a fetch at once.
@@ -76,9 +79,12 @@ type HelmRepositorySource struct {
 	SecretRef *LocalObjectReference `json:"secretRef,omitempty"`
 }
 
-// OCIRepositorySource is an OCI registry path holding charts.
+// OCIRepositorySource is an OCI registry path holding charts, or, with
+// ref, one repository holding an artifact of files.
+// +kubebuilder:validation:XValidation:rule="!has(self.layerSelector) || has(self.ref)",message="layerSelector needs ref: it selects a layer of the artifact ref names"
 type OCIRepositorySource struct {
 	// URL is oci://host[:port]/path; charts are path/<chart>:<version>.
+	// With ref, the URL is the artifact's repository itself.
 	// +kubebuilder:validation:Pattern=`^oci://`
 	URL string `json:"url"`
 	// SecretRef names a Secret with "username" and "password".
@@ -87,6 +93,58 @@ type OCIRepositorySource struct {
 	// Insecure allows plain HTTP.
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`
+	// Ref makes the Source hold one artifact of the repository: the one
+	// it selects by digest, semver range or tag. Its layer (a gzipped tar,
+	// as `flux push artifact` and `helm push` write) is unpacked and Apps
+	// render spec.path in it; a Helm chart's layer is unpacked with the
+	// chart at the root.
+	// +optional
+	Ref *OCIRef `json:"ref,omitempty"`
+	// LayerSelector picks the artifact's layer by media type; the default
+	// is the first layer.
+	// +optional
+	LayerSelector *OCILayerSelector `json:"layerSelector,omitempty"`
+}
+
+// OCIRef selects an artifact: digest wins over semver, semver over tag.
+// +kubebuilder:validation:XValidation:rule="has(self.tag) || has(self.semver) || has(self.digest)",message="set tag, semver or digest"
+type OCIRef struct {
+	// Tag of the artifact, e.g. "latest" or "v1.2.0".
+	// +optional
+	Tag string `json:"tag,omitempty"`
+	// SemVer is a range over the repository's tags, e.g. ">=1.2 <2"; the
+	// highest matching tag is pulled.
+	// +optional
+	SemVer string `json:"semver,omitempty"`
+	// SemverFilter is a regular expression the tags must match before the
+	// semver range picks one, e.g. ".*-rc.*" to follow release candidates.
+	// +optional
+	SemverFilter string `json:"semverFilter,omitempty"`
+	// Digest pins the artifact, "sha256:<hex>".
+	// +kubebuilder:validation:Pattern=`^sha256:[0-9a-f]{64}$`
+	// +optional
+	Digest string `json:"digest,omitempty"`
+}
+
+// OCILayerSelector picks one layer of an artifact.
+type OCILayerSelector struct {
+	// MediaType of the layer, e.g.
+	// "application/vnd.cncf.helm.chart.content.v1.tar+gzip".
+	MediaType string `json:"mediaType"`
+}
+
+// ChartRegistry reports whether the Source is a repository of Helm charts
+// (an HTTP chart repository, or an OCI registry without spec.oci.ref):
+// Apps name a chart in it with spec.chart. Other Sources hold files (a git
+// checkout or an OCI artifact) that Apps render with spec.path.
+func (s *SourceSpec) ChartRegistry() bool {
+	return s.Helm != nil || (s.OCI != nil && s.OCI.Ref == nil)
+}
+
+// OCIArtifact reports whether the Source holds the files of an OCI
+// artifact (spec.oci.ref).
+func (s *SourceSpec) OCIArtifact() bool {
+	return s.OCI != nil && s.OCI.Ref != nil
 }
 
 // SourceStatus is what tend last fetched.
@@ -106,10 +164,11 @@ type SourceStatus struct {
 
 // Artifact is one fetched revision.
 type Artifact struct {
-	// Revision is the commit SHA for git; for chart sources, the digest of
-	// the repository index.
+	// Revision is the commit SHA for git, the manifest digest
+	// (sha256:<hex>) for an OCI artifact.
 	Revision string `json:"revision"`
-	// Ref is the resolved ref, e.g. refs/tags/v1.2.0.
+	// Ref is the resolved ref, e.g. refs/tags/v1.2.0, or an OCI
+	// artifact's tag.
 	// +optional
 	Ref string `json:"ref,omitempty"`
 	// Subject is the commit subject.

@@ -65,12 +65,16 @@ func RenderOptions(ctx context.Context, c client.Reader, files SourceFiles, app 
 		}
 		opts.Overlay = ov
 	}
-	chartSource := src.Spec.Helm != nil || src.Spec.OCI != nil
+	chartSource := src.Spec.ChartRegistry()
 	if chartSource && app.Spec.Chart == nil {
 		return opts, objstatus.Permanentf("Source %s is a chart repository: set spec.chart.name", src.Name)
 	}
 	if !chartSource && app.Spec.Chart != nil {
-		return opts, objstatus.Permanentf("spec.chart is set but Source %s is a git repository; use spec.path to name a chart directory", src.Name)
+		what := "a git repository"
+		if src.Spec.OCIArtifact() {
+			what = "an OCI artifact (spec.oci.ref)"
+		}
+		return opts, objstatus.Permanentf("spec.chart is set but Source %s is %s; use spec.path to name a chart directory", src.Name, what)
 	}
 	if app.Spec.Helm != nil || app.Spec.Chart != nil {
 		h := &render.HelmOptions{ReleaseName: app.Name}
@@ -109,6 +113,13 @@ func RenderOptions(ctx context.Context, c client.Reader, files SourceFiles, app 
 					return opts, fieldError("Source "+src.Name+" credentials", err)
 				}
 				ref.Username, ref.Password = string(sec.Data["username"]), string(sec.Data["password"])
+				if src.Spec.OCI != nil {
+					// Also a .dockerconfigjson, as Flux's OCI repositories read.
+					host, _, _ := strings.Cut(strings.TrimPrefix(src.Spec.OCI.URL, "oci://"), "/")
+					if ref.Username, ref.Password, err = chart.SecretCredentials(sec.Data, host); err != nil {
+						return opts, objstatus.Permanentf("Source %s credentials: Secret %s/%s: %v", src.Name, src.Namespace, secret.Name, err)
+					}
+				}
 			}
 			h.Chart = ref
 		}
@@ -167,8 +178,8 @@ func (r *optionsReader) sourceFile(ctx context.Context, ns string, ref tendv1.Va
 		}
 		return nil, fmt.Errorf("reading the Source %s/%s: %w", ns, ref.Name, err)
 	}
-	if src.Spec.Git == nil {
-		return nil, objstatus.Permanentf("the Source %s/%s is a chart repository; values files are read from git Sources", ns, ref.Name)
+	if src.Spec.ChartRegistry() {
+		return nil, objstatus.Permanentf("the Source %s/%s is a chart repository; values files are read from git Sources and OCI artifacts", ns, ref.Name)
 	}
 	if r.files == nil {
 		return nil, objstatus.Permanentf("values from the Source %s/%s cannot be read here", ns, ref.Name)

@@ -1,5 +1,5 @@
-// Package artifact owns what tend has fetched of each git Source: the
-// checkout on disk, the revision it holds, and the files each fetch
+// Package artifact owns what tend has fetched of each Source that holds
+// files (a git repository, or an OCI artifact): the checkout on disk, the revision it holds, and the files each fetch
 // changed. It is the one place that says which revision of a Source is
 // current. The git fetcher tells the Store about a checkout while the
 // checkout is still locked, so a reader that opens an artifact (Open) sees
@@ -38,6 +38,9 @@ type Artifact struct {
 	Subject string
 	// FetchedAt is when the revision was checked out.
 	FetchedAt time.Time
+	// OCI says the files were unpacked from an OCI artifact (Pull), whose
+	// digest is Revision.
+	OCI bool
 }
 
 // step records which files one fetch changed.
@@ -95,9 +98,15 @@ func (s *Store) Fetch(ctx context.Context, src types.NamespacedName, opts git.Op
 		abs = filepath.Clean(dir)
 	}
 	s.mu.Lock()
-	_, had := s.cur[src]
+	prev, had := s.cur[src]
 	s.byDir[abs] = src
 	s.mu.Unlock()
+	if had && prev.OCI {
+		// The Source held an OCI artifact until its spec changed: git
+		// starts from an empty directory.
+		s.forget(src, dir)
+		had = false
+	}
 	res, err = s.fetcher.Fetch(ctx, dir, opts)
 	if err != nil {
 		return Artifact{}, nil, false, err
@@ -110,6 +119,83 @@ func (s *Store) Fetch(ctx context.Context, src types.NamespacedName, opts git.Op
 		art = Artifact{Dir: res.Dir, Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: art.FetchedAt}
 	}
 	return art, res, !had, nil
+}
+
+// PullFunc unpacks an artifact into dir unless its revision is have; it
+// returns the artifact it found and whether it unpacked it.
+type PullFunc func(ctx context.Context, have, dir string) (art Artifact, pulled bool, err error)
+
+// Pull brings src's files to the artifact pull finds (an OCI artifact: its
+// files never change under one revision). pull unpacks into a directory of
+// its own; the new files replace the old ones only once they are all
+// there, while no reader holds the artifact (Open). A pull that finds the
+// current revision changes nothing. first is as for Fetch; changed says
+// the revision is new.
+func (s *Store) Pull(ctx context.Context, src types.NamespacedName, pull PullFunc) (art Artifact, first, changed bool, err error) {
+	dir := s.Dir(src)
+	s.mu.RLock()
+	cur, had := s.cur[src]
+	s.mu.RUnlock()
+	have := ""
+	if had && cur.OCI {
+		have = cur.Revision
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return Artifact{}, false, false, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+src.Name+".pull-")
+	if err != nil {
+		return Artifact{}, false, false, err
+	}
+	defer os.RemoveAll(tmp)
+	art, pulled, err := pull(ctx, have, tmp)
+	if err != nil {
+		return Artifact{}, false, false, err
+	}
+	if !pulled {
+		return cur, false, false, nil
+	}
+	release := s.lock(dir)
+	defer release()
+	if err := os.RemoveAll(dir); err != nil {
+		return Artifact{}, false, false, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return Artifact{}, false, false, err
+	}
+	art.Dir, art.OCI = dir, true
+	if art.FetchedAt.IsZero() {
+		art.FetchedAt = time.Now()
+	}
+	if had && !cur.OCI {
+		// From a git checkout: no file list to compare with.
+		s.mu.Lock()
+		delete(s.cur, src)
+		delete(s.steps, src)
+		s.mu.Unlock()
+		had = false
+	}
+	s.Set(src, art, nil)
+	return art, !had, true, nil
+}
+
+// lock keeps readers and fetches out of dir until release is called.
+func (s *Store) lock(dir string) (release func()) {
+	if s.fetcher == nil {
+		return func() {}
+	}
+	return s.fetcher.Lock(dir)
+}
+
+// forget drops src's artifact and deletes its files, waiting for readers.
+func (s *Store) forget(src types.NamespacedName, dir string) {
+	release := s.lock(dir)
+	defer release()
+	s.mu.Lock()
+	delete(s.cur, src)
+	delete(s.steps, src)
+	s.mu.Unlock()
+	_ = os.RemoveAll(dir)
 }
 
 // checkedOut is the Fetcher's hook: a fetch into dir has finished and

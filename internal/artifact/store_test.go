@@ -143,3 +143,58 @@ func TestReadFileInStaysInside(t *testing.T) {
 		t.Errorf("a missing file: %v, want fs.ErrNotExist", err)
 	}
 }
+
+// TestPullReplacesFiles: Pull unpacks into a directory of its own and
+// swaps it in only when the pull succeeds; a pull that finds the revision
+// the Store has changes nothing; a failed pull keeps the last artifact's
+// files; a git fetch after an OCI artifact starts from an empty directory.
+func TestPullReplacesFiles(t *testing.T) {
+	ctx := context.Background()
+	s := NewStore(t.TempDir(), &git.Fetcher{})
+	src := types.NamespacedName{Namespace: "ns", Name: "oci"}
+	pull := func(rev, content string, fail error) PullFunc {
+		return func(_ context.Context, have, dir string) (Artifact, bool, error) {
+			if fail != nil {
+				os.WriteFile(filepath.Join(dir, "half.yaml"), []byte("x"), 0o644)
+				return Artifact{}, false, fail
+			}
+			if have == rev {
+				return Artifact{Revision: rev}, false, nil
+			}
+			return Artifact{Revision: rev}, true, os.WriteFile(filepath.Join(dir, "cm.yaml"), []byte(content), 0o644)
+		}
+	}
+	read := func() string {
+		data, _, err := s.ReadFile(src, "cm.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	art, first, changed, err := s.Pull(ctx, src, pull("sha256:1", "one", nil))
+	if err != nil || !first || !changed || !art.OCI || art.Revision != "sha256:1" || read() != "one" {
+		t.Fatalf("first pull: %+v first %v changed %v err %v", art, first, changed, err)
+	}
+	if _, first, changed, err = s.Pull(ctx, src, pull("sha256:1", "other", nil)); err != nil || first || changed || read() != "one" {
+		t.Fatalf("pull of the same revision: first %v changed %v err %v, files %q", first, changed, err, read())
+	}
+	if _, _, _, err = s.Pull(ctx, src, pull("sha256:2", "", errors.New("registry down"))); err == nil || read() != "one" {
+		t.Fatalf("failed pull: err %v, files %q", err, read())
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(src), "half.yaml")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a failed pull's files reached the artifact: %v", err)
+	}
+	if _, _, changed, err = s.Pull(ctx, src, pull("sha256:2", "two", nil)); err != nil || !changed || read() != "two" {
+		t.Fatalf("new revision: changed %v err %v files %q", changed, err, read())
+	}
+	if got := s.ChangedBetween(src, "sha256:1", "sha256:2"); got != nil {
+		t.Errorf("ChangedBetween two artifacts = %v, want nil (unknown: render everything)", got)
+	}
+
+	repo := testenv.NewGitRepo(t, nil)
+	rev := repo.Commit("c", map[string]string{"cm.yaml": "git"})
+	got, _, first, err := s.Fetch(ctx, src, git.Options{URL: repo.URL, Ref: git.Ref{Branch: "main"}})
+	if err != nil || got.Revision != rev || got.OCI || !first || read() != "git" {
+		t.Fatalf("git fetch after an OCI artifact: %+v first %v err %v", got, first, err)
+	}
+}

@@ -136,7 +136,7 @@ Exits 0 when nothing would change and 1 when something would.`,
 	kf.addFlags(f)
 	rf.addFlags(f)
 	f.StringVar(&app, "app", "", "PATH: the App the objects belong to; its inventory shows what a sync would prune")
-	f.StringVar(&revision, "revision", "", "APP: diff this git branch, tag or commit of the App's Source")
+	f.StringVar(&revision, "revision", "", "APP: diff this git branch, tag or commit of the App's Source (a tag or digest of an OCI artifact Source)")
 	f.BoolVar(&prune, "prune", false, "show objects that left git as deletions (default for an App: its spec.sync.prune)")
 	return cmd
 }

@@ -364,7 +364,7 @@ is a PATH; anything else is an App name.`,
 	f.StringVar(&app, "app", "", "PATH: App name used as the default Helm release name")
 	f.StringVarP(&output, "output", "o", formatYAML, "output format: yaml or json")
 	f.BoolVar(&showSecrets, "show-secrets", false, "print Secret values instead of (masked)")
-	f.StringVar(&revision, "revision", "", "APP: render this git branch, tag or commit of the App's Source")
+	f.StringVar(&revision, "revision", "", "APP: render this git branch, tag or commit of the App's Source (a tag or digest of an OCI artifact Source)")
 	return cmd
 }
 
@@ -427,7 +427,7 @@ func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.So
 	}
 	rnd := clusterRenderer(k)
 	var rev string
-	if src.Spec.Git != nil {
+	if !src.Spec.ChartRegistry() {
 		if rev, dir, err = fetchSource(ctx, k, src, app, ref, dir); err != nil {
 			return nil, err
 		}
@@ -490,6 +490,9 @@ func (f *checkoutFiles) ReadFile(ctx context.Context, src *tendv1.Source, name s
 // fetchSource checks the App's git Source out into a directory under dir
 // and returns the revision and the checkout.
 func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.App, ref, dir string) (string, string, error) {
+	if src.Spec.OCIArtifact() {
+		return pullSource(ctx, k, src, app, ref, dir)
+	}
 	auth, err := controller.GitAuth(ctx, k.c, src)
 	if err != nil {
 		return "", "", err
@@ -540,3 +543,35 @@ func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.A
 }
 
 var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
+// pullSource pulls the App's OCI artifact Source into dir, as the
+// controller does (controller.ArtifactPull): ref (a digest or a tag), the
+// App's pin, the Source's ref for a Source not in the cluster yet, or the
+// digest the Source last pulled.
+func pullSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.App, ref, dir string) (string, string, error) {
+	src = src.DeepCopy()
+	digest := ""
+	switch {
+	case strings.HasPrefix(ref, "sha256:"):
+		digest = ref
+	case ref != "":
+		src.Spec.OCI.Ref = &tendv1.OCIRef{Tag: ref}
+	case app.Spec.TargetRevision != "":
+		digest = app.Spec.TargetRevision
+	case src.ResourceVersion == "":
+	case src.Status.Artifact == nil || src.Status.Artifact.Revision == "":
+		return "", "", &exitError{code: ExitUsage, err: fmt.Errorf("the Source %s/%s has not pulled its artifact yet (is the tend controller running? `tend status` shows the Source); pass --revision to render a tag or digest", src.Namespace, src.Name)}
+	default:
+		digest = src.Status.Artifact.Revision
+	}
+	pull, err := controller.ArtifactPull(ctx, k.c, chart.New(chart.Options{}), src, digest)
+	if err != nil {
+		return "", "", err
+	}
+	dir = filepath.Join(dir, "oci")
+	art, _, err := pull(ctx, "", dir)
+	if err != nil {
+		return "", "", fmt.Errorf("pull Source %s/%s: %w", src.Namespace, src.Name, err)
+	}
+	return art.Revision, dir, nil
+}

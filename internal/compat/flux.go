@@ -32,6 +32,9 @@ const fluxFinalizer = "finalizers.fluxcd.io"
 var fluxKinds = []*kind{
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.GitRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.HelmRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest},
+	// OCIRepository is v1 since Flux 2.6; a cluster with an older Flux
+	// has no such kind.
+	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.OCIRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, optional: true},
 	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: fluxInventory},
 	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects},
 	// An Alert and its Provider map to one Notifier; Flux gives neither a
@@ -148,9 +151,19 @@ func convertFlux(_ context.Context, _ client.Reader, obj *unstructured.Unstructu
 	return c, nil
 }
 
-// fluxRevision writes a git revision as Flux does: "main@sha1:<hash>".
+// fluxRevision writes a revision as Flux does: "main@sha1:<hash>" for
+// git, "<tag>@sha256:<hex>" for an OCI artifact.
 func fluxRevision(src *tendv1.Source, rev string) string {
-	if rev == "" || src == nil || src.Spec.Git == nil {
+	if rev == "" || src == nil {
+		return rev
+	}
+	if src.Spec.OCIArtifact() {
+		if a := src.Status.Artifact; a != nil && a.Revision == rev && a.Ref != "" {
+			return a.Ref + "@" + rev
+		}
+		return rev
+	}
+	if src.Spec.Git == nil {
 		return rev
 	}
 	ref := ""
@@ -245,10 +258,10 @@ func releasedCondition(app *tendv1.App) *metav1.Condition {
 	return c
 }
 
-// fluxSourceStatus is a GitRepository's or HelmRepository's status from
-// its Source. tend keeps artifacts to itself: the artifact's path and URL
-// are empty, and its digest is the commit's ("sha1:<hash>") or the chart
-// index's.
+// fluxSourceStatus is a GitRepository's, HelmRepository's or
+// OCIRepository's status from its Source. tend keeps artifacts to itself:
+// the artifact's path and URL are empty, and its digest is the commit's
+// ("sha1:<hash>"), the OCI manifest's, or the chart index's.
 func fluxSourceStatus(obj *unstructured.Unstructured, o *observed) map[string]any {
 	st := map[string]any{"observedGeneration": obj.GetGeneration()}
 	var from []metav1.Condition
@@ -258,9 +271,12 @@ func fluxSourceStatus(obj *unstructured.Unstructured, o *observed) map[string]an
 		from = src.Status.Conditions
 		if a := src.Status.Artifact; a != nil {
 			rev, digest := a.Revision, a.Revision
-			if src.Spec.Git != nil {
+			switch {
+			case src.Spec.Git != nil:
 				rev, digest = fluxRevision(src, a.Revision), "sha1:"+a.Revision
-			} else if !strings.Contains(digest, ":") {
+			case src.Spec.OCIArtifact():
+				rev = fluxRevision(src, a.Revision)
+			case !strings.Contains(digest, ":"):
 				digest = "sha256:" + digest
 			}
 			st["artifact"] = map[string]any{

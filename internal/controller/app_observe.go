@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -175,7 +177,7 @@ func (r *AppReconciler) renderer(conn *cluster.Conn) *render.Renderer {
 // pinned revision.
 func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *cluster.Conn, opts render.Options, st *appState) (string, *render.Result, error) {
 	rnd := r.renderer(conn)
-	if src.Spec.Git == nil {
+	if src.Spec.ChartRegistry() {
 		// Chart sources: the version a range selects today is part of the
 		// cache key, so a new chart version in the range is rendered (the
 		// chart fetcher keeps the index and archive, so the render that
@@ -247,14 +249,47 @@ func (r *AppReconciler) emptyDir() string {
 // a pinned App; a rollback's read starts one that the App's next render
 // lets go unless the Source still reads it).
 func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src *tendv1.Source, rev string) (string, string, error) {
+	dir := fmt.Sprintf("%s/pins/%s/%s", r.DataDir, app.Namespace, app.Name)
+	if src.Spec.OCIArtifact() {
+		return r.pinnedArtifact(ctx, app, src, rev, dir)
+	}
 	auth, err := GitAuth(ctx, readerFor(r.Client, appOwner(app)), src)
 	if err != nil {
 		return rev, "", err
 	}
-	dir := fmt.Sprintf("%s/pins/%s/%s", r.DataDir, app.Namespace, app.Name)
 	res, err := r.Fetcher.Fetch(ctx, dir, git.Options{URL: src.Spec.Git.URL, Ref: git.Ref{Commit: rev}, Auth: auth, Timeout: src.Spec.Timeout.Duration})
 	if err != nil {
 		return rev, "", fmt.Errorf("fetch pinned revision %s (spec.targetRevision): %w", rev, err)
 	}
 	return res.Revision, res.Dir, nil
+}
+
+// pinnedArtifact pulls the OCI artifact of digest rev into dir, unless dir
+// already holds it (an artifact's files never change under one digest).
+func (r *AppReconciler) pinnedArtifact(ctx context.Context, app *tendv1.App, src *tendv1.Source, rev, dir string) (string, string, error) {
+	if !strings.HasPrefix(rev, "sha256:") {
+		return rev, "", objstatus.Permanentf("spec.targetRevision %q: the Source %s is an OCI artifact; pin it to a digest (sha256:<hex>)", rev, src.Name)
+	}
+	marker := dir + ".digest"
+	if have, err := os.ReadFile(marker); err == nil && string(have) == rev {
+		return rev, dir, nil
+	}
+	puller, ok := r.Charts.(ArtifactPuller)
+	if !ok {
+		return rev, "", fmt.Errorf("this controller's chart fetcher cannot pull OCI artifacts")
+	}
+	pull, err := ArtifactPull(ctx, readerFor(r.Client, appOwner(app)), puller, src, rev)
+	if err != nil {
+		return rev, "", err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return rev, "", err
+	}
+	if _, _, err := pull(ctx, "", dir); err != nil {
+		return rev, "", fmt.Errorf("pull pinned revision %s (spec.targetRevision): %w", rev, err)
+	}
+	if err := os.WriteFile(marker, []byte(rev), 0o644); err != nil {
+		return rev, "", err
+	}
+	return rev, dir, nil
 }

@@ -131,6 +131,8 @@ func (r *SourceReconciler) reconcile(ctx context.Context, src *tendv1.Source) (c
 	switch {
 	case src.Spec.Git != nil:
 		return r.reconcileGit(ctx, rd, src, interval)
+	case src.Spec.OCIArtifact():
+		return r.reconcileArtifact(ctx, rd, src, interval)
 	case src.Spec.OCI != nil:
 		return r.reconcileOCI(ctx, src, interval)
 	case src.Spec.Helm != nil:
@@ -169,39 +171,57 @@ func (r *SourceReconciler) reconcileGit(ctx context.Context, rd client.Reader, s
 		r.metrics.fetch.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds())
 	}
 	if err != nil {
-		msg := err.Error()
-		if src.Status.Artifact != nil {
-			msg += "; still serving revision " + src.Status.Artifact.Revision
+		// Wrong credentials, URL or ref need a change of the Source or
+		// its Secret.
+		reason := ""
+		switch {
+		case errors.Is(err, git.ErrInvalid):
+			reason = ReasonInvalidSpec
+		case fetchNeedsChange(err):
+			reason = ReasonFetchFailed
 		}
-		if fetchNeedsChange(err) {
-			// Wrong credentials, URL or ref: retrying does not help
-			// until the Source or its Secret changes.
-			reason := ReasonFetchFailed
-			if errors.Is(err, git.ErrInvalid) {
-				reason = ReasonInvalidSpec
-			}
-			stall(&src.Status.Conditions, src.Generation, reason, err.Error())
-			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, msg)
-			return ctrl.Result{RequeueAfter: interval}, nil
-		}
-		// Unreachable, timed out: retried with backoff. One event per
-		// failure, not one per retry.
-		if was := meta.FindStatusCondition(src.Status.Conditions, tendv1.ConditionReady); was == nil || was.Reason != ReasonFetchFailed || was.Message != msg {
-			r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
-		}
-		setNotReady(&src.Status.Conditions, src.Generation, ReasonFetchFailed, msg)
-		return ctrl.Result{}, err
+		return r.fetchFailed(src, err, reason, interval)
 	}
-	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
-	if src.Status.Artifact == nil || src.Status.Artifact.Revision != art.Revision {
-		src.Status.Artifact = &tendv1.Artifact{Revision: art.Revision, Ref: art.Ref, Subject: art.Subject, FetchedAt: metav1.NewTime(art.FetchedAt)}
-		r.event(src, corev1.EventTypeNormal, ReasonNewRevision, fmt.Sprintf("fetched %s: %s", shortRev(art.Revision), art.Subject))
-	}
-	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, "revision "+shortRev(art.Revision))
+	r.fetched(src, art, "fetched "+shortRev(art.Revision), "revision "+shortRev(art.Revision))
 	if r.OnNewRevision != nil && (first || len(res.ChangedFiles) > 0 || res.ChangedFiles == nil) {
 		r.OnNewRevision(key)
 	}
 	return ctrl.Result{RequeueAfter: interval}, nil
+}
+
+// fetchFailed records a failed fetch of src; the last good artifact
+// stays. stallReason, when set, says only a change of the Source or its
+// Secret helps (wrong credentials, URL or ref): src is Stalled for that
+// reason and fetched again after its interval. Otherwise (unreachable,
+// timed out) the fetch is retried with backoff, with one event per
+// failure, not one per retry.
+func (r *SourceReconciler) fetchFailed(src *tendv1.Source, err error, stallReason string, interval time.Duration) (ctrl.Result, error) {
+	msg := err.Error()
+	if src.Status.Artifact != nil {
+		msg += "; still serving revision " + src.Status.Artifact.Revision
+	}
+	if stallReason != "" {
+		stall(&src.Status.Conditions, src.Generation, stallReason, err.Error())
+		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, msg)
+		return ctrl.Result{RequeueAfter: interval}, nil
+	}
+	if was := meta.FindStatusCondition(src.Status.Conditions, tendv1.ConditionReady); was == nil || was.Reason != ReasonFetchFailed || was.Message != msg {
+		r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
+	}
+	setNotReady(&src.Status.Conditions, src.Generation, ReasonFetchFailed, msg)
+	return ctrl.Result{}, err
+}
+
+// fetched records src's artifact art: a new revision is written to its
+// status with one event (what, then the subject); ready is the Ready
+// message.
+func (r *SourceReconciler) fetched(src *tendv1.Source, art artifact.Artifact, what, ready string) {
+	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
+	if src.Status.Artifact == nil || src.Status.Artifact.Revision != art.Revision {
+		src.Status.Artifact = &tendv1.Artifact{Revision: art.Revision, Ref: art.Ref, Subject: art.Subject, FetchedAt: metav1.NewTime(art.FetchedAt)}
+		r.event(src, corev1.EventTypeNormal, ReasonNewRevision, what+": "+art.Subject)
+	}
+	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, ready)
 }
 
 // reconcileOCI checks that an OCI Source's registry answers over the

@@ -1,5 +1,5 @@
 // Package flux reads Flux's API (GitRepository, HelmRepository,
-// Kustomization, HelmRelease, Alert and Provider, decoded with Flux's own
+// OCIRepository, Kustomization, HelmRelease, Alert and Provider, decoded with Flux's own
 // Go types) and maps it to tend's: Sources, Apps and Notifiers of the same
 // meaning, named as the Flux
 // objects are, so that dependsOn and sourceRef keep pointing where they
@@ -31,6 +31,7 @@ import (
 const (
 	kindGitRepository  = "source.toolkit.fluxcd.io/GitRepository"
 	kindHelmRepository = "source.toolkit.fluxcd.io/HelmRepository"
+	kindOCIRepository  = "source.toolkit.fluxcd.io/OCIRepository"
 	kindKustomization  = "kustomize.toolkit.fluxcd.io/Kustomization"
 	kindHelmRelease    = "helm.toolkit.fluxcd.io/HelmRelease"
 )
@@ -135,6 +136,11 @@ func (c *converter) document(body []byte) {
 		var o sourcev1.HelmRepository
 		if c.version(head, sourcev1.GroupVersion.Version) && decode(&o) {
 			c.helmRepository(&o)
+		}
+	case kindOCIRepository:
+		var o sourcev1.OCIRepository
+		if c.version(head, sourcev1.GroupVersion.Version) && decode(&o) {
+			c.ociRepository(&o)
 		}
 	case kindKustomization:
 		var o kustomizev1.Kustomization
@@ -287,6 +293,43 @@ func (c *converter) helmRepository(o *sourcev1.HelmRepository) {
 	c.addSource(src)
 }
 
+// helmChartLayer is the media type of a Helm chart's layer.
+const helmChartLayer = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
+
+func (c *converter) ociRepository(o *sourcev1.OCIRepository) {
+	c.begin("OCIRepository", &o.ObjectMeta)
+	s := o.Spec
+	src := newSource(&o.ObjectMeta)
+	oci := &tendv1.OCIRepositorySource{URL: s.URL, Insecure: s.Insecure, Ref: &tendv1.OCIRef{}}
+	if s.SecretRef != nil {
+		oci.SecretRef = &tendv1.LocalObjectReference{Name: s.SecretRef.Name}
+	}
+	if r := s.Reference; r != nil {
+		oci.Ref = &tendv1.OCIRef{Tag: r.Tag, SemVer: r.SemVer, SemverFilter: r.SemverFilter, Digest: r.Digest}
+	}
+	if *oci.Ref == (tendv1.OCIRef{}) {
+		oci.Ref.Tag = "latest" // Flux's default
+	}
+	if l := s.LayerSelector; l != nil {
+		if l.MediaType != "" {
+			oci.LayerSelector = &tendv1.OCILayerSelector{MediaType: l.MediaType}
+		}
+		if l.Operation == sourcev1.OCILayerCopy && l.MediaType != helmChartLayer {
+			c.fail("spec.layerSelector.operation", "copy keeps the layer as an archive; tend unpacks layers (a Helm chart's too, to render it): remove it or select the Helm chart layer")
+		}
+	}
+	src.Spec = tendv1.SourceSpec{OCI: oci, Interval: s.Interval, Timeout: duration(s.Timeout), Suspend: s.Suspend}
+	c.unsupported("not supported by tend's OCI Sources; remove it", map[string]bool{
+		"spec.provider":           s.Provider != "" && s.Provider != sourcev1.GenericOCIProvider,
+		"spec.verify":             s.Verify != nil,
+		"spec.serviceAccountName": s.ServiceAccountName != "",
+		"spec.certSecretRef":      s.CertSecretRef != nil,
+		"spec.proxySecretRef":     s.ProxySecretRef != nil,
+		"spec.ignore":             s.Ignore != nil,
+	})
+	c.addSource(src)
+}
+
 // sourceRef maps a Flux source reference of an App; tend Sources have the
 // Flux sources' names.
 func (c *converter) sourceRef(field, kind, name, namespace string, want ...string) tendv1.NamespacedObjectReference {
@@ -305,7 +348,7 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 	s := o.Spec
 	app := newApp(&o.ObjectMeta)
 	a := &app.Spec
-	a.SourceRef = c.sourceRef("spec.sourceRef", s.SourceRef.Kind, s.SourceRef.Name, s.SourceRef.Namespace, sourcev1.GitRepositoryKind)
+	a.SourceRef = c.sourceRef("spec.sourceRef", s.SourceRef.Kind, s.SourceRef.Name, s.SourceRef.Namespace, sourcev1.GitRepositoryKind, sourcev1.OCIRepositoryKind)
 	a.Path = strings.TrimPrefix(strings.TrimPrefix(s.Path, "./"), "/")
 	if a.Path == "." {
 		a.Path = ""
@@ -412,7 +455,10 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 	}
 	switch {
 	case s.ChartRef != nil:
-		c.fail("spec.chartRef", "OCIRepository and HelmChart references are not converted; use spec.chart with a HelmRepository")
+		// The OCIRepository's artifact is the chart; tend unpacks it with
+		// the chart at the root.
+		ref := s.ChartRef
+		a.SourceRef = c.sourceRef("spec.chartRef", ref.Kind, ref.Name, ref.Namespace, sourcev1.OCIRepositoryKind)
 	case s.Chart == nil:
 		c.fail("spec.chart", "required")
 	default:

@@ -202,7 +202,7 @@ spec:
   interval: 10m
   path: ./apps
   prune: true
-  sourceRef: {kind: OCIRepository, name: manifests}
+  sourceRef: {kind: Bucket, name: manifests}
   healthChecks: [{apiVersion: apps/v1, kind: Deployment, name: web, namespace: x}]
   kubeConfig: {secretRef: {name: remote}}
 `, `
@@ -241,7 +241,7 @@ spec: {interval: 1m, url: https://x/fine.git}
 		t.Fatal("no error")
 	}
 	for _, want := range []string{
-		"doc1: Kustomization flux-system/apps: spec.sourceRef.kind: OCIRepository sources are not converted",
+		"doc1: Kustomization flux-system/apps: spec.sourceRef.kind: Bucket sources are not converted",
 		"doc1: Kustomization flux-system/apps: spec.healthChecks",
 		"doc1: Kustomization flux-system/apps: spec.kubeConfig",
 		"doc2: Kustomization kustomize.toolkit.fluxcd.io/v1beta2: convert objects of Flux 2's current API (v1)",
@@ -253,5 +253,89 @@ spec: {interval: 1m, url: https://x/fine.git}
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
+	}
+}
+
+// OCIRepositories become OCI artifact Sources (tag, semver with its filter,
+// digest, layer selector; Flux's default tag "latest"); Kustomizations
+// render them, and a HelmRelease's chartRef to one renders the chart it
+// holds. A copy of a layer that is not a chart, and OCIRepository fields
+// tend does not honour, are refused by name.
+func TestConvertOCIRepositories(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: manifests, namespace: flux-system}
+spec: {interval: 5m, url: oci://ghcr.io/org/manifests, ref: {semver: ">=1.0.0", semverFilter: ".*-rc.*"}, secretRef: {name: ghcr}, insecure: true}
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: podinfo, namespace: flux-system}
+spec:
+  interval: 10m
+  url: oci://ghcr.io/stefanprodan/charts/podinfo
+  layerSelector: {mediaType: application/vnd.cncf.helm.chart.content.v1.tar+gzip, operation: copy}
+`, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec: {interval: 10m, path: ./apps, prune: true, sourceRef: {kind: OCIRepository, name: manifests}}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo, namespace: flux-system}
+spec:
+  interval: 10m
+  chartRef: {kind: OCIRepository, name: podinfo}
+  values: {replicaCount: 2}
+`)
+	if len(res.Sources) != 2 || len(res.Apps) != 2 {
+		t.Fatalf("%d Sources, %d Apps", len(res.Sources), len(res.Apps))
+	}
+	want := &tendv1.OCIRepositorySource{URL: "oci://ghcr.io/org/manifests", Insecure: true, SecretRef: &tendv1.LocalObjectReference{Name: "ghcr"},
+		Ref: &tendv1.OCIRef{SemVer: ">=1.0.0", SemverFilter: ".*-rc.*"}}
+	if got := res.Sources[0].Spec.OCI; !reflect.DeepEqual(got, want) || !res.Sources[0].Spec.OCIArtifact() {
+		t.Errorf("manifests: %+v, want %+v", got, want)
+	}
+	chartSrc := res.Sources[1].Spec.OCI
+	if chartSrc.Ref.Tag != "latest" || chartSrc.LayerSelector == nil || chartSrc.LayerSelector.MediaType != helmChartLayer {
+		t.Errorf("podinfo chart Source: %+v (ref %+v)", chartSrc, chartSrc.Ref)
+	}
+	if a := res.Apps[0].Spec; a.SourceRef.Name != "manifests" || a.Path != "apps" {
+		t.Errorf("apps: %+v", a)
+	}
+	if a := res.Apps[1].Spec; a.SourceRef.Name != "podinfo" || a.Path != "" || a.Chart != nil || a.Helm.ReleaseName != "podinfo" || string(a.Helm.Values.Raw) != `{"replicaCount":2}` {
+		t.Errorf("podinfo HelmRelease: %+v", a)
+	}
+
+	bad := convert(t, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: OCIRepository
+metadata: {name: bad, namespace: flux-system}
+spec:
+  interval: 10m
+  url: oci://ghcr.io/org/manifests
+  provider: aws
+  verify: {provider: cosign}
+  layerSelector: {mediaType: application/vnd.cncf.flux.content.v1.tar+gzip, operation: copy}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: hc, namespace: flux-system}
+spec: {interval: 10m, chartRef: {kind: HelmChart, name: podinfo}}
+`)
+	msg := errors.Join(bad.Errors...).Error()
+	for _, s := range []string{
+		"doc1: OCIRepository flux-system/bad: spec.layerSelector.operation: copy keeps the layer",
+		"doc1: OCIRepository flux-system/bad: spec.provider: not supported",
+		"doc1: OCIRepository flux-system/bad: spec.verify: not supported",
+		"doc2: HelmRelease flux-system/hc: spec.chartRef.kind: HelmChart sources are not converted (want OCIRepository)",
+	} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("errors lack %q:\n%s", s, msg)
+		}
+	}
+	if len(bad.Sources)+len(bad.Apps) != 0 {
+		t.Errorf("objects with errors were converted: %d Sources, %d Apps", len(bad.Sources), len(bad.Apps))
 	}
 }

@@ -209,15 +209,29 @@ func (f *Fetcher) Fetch(ctx context.Context, dir string, opts Options) (*Result,
 // can read the checkout while it stays at one revision. It waits for a
 // fetch that is running.
 func (f *Fetcher) Hold(dir string) (release func()) {
+	st := f.dirState(dir)
+	st.mu.RLock()
+	return sync.OnceFunc(st.mu.RUnlock)
+}
+
+// Lock blocks fetches into dir and Holds of it until release is called,
+// for a writer of dir other than git (the artifact Store unpacking an OCI
+// artifact), so that readers wait on one lock whatever wrote the files.
+func (f *Fetcher) Lock(dir string) (release func()) {
+	st := f.dirState(dir)
+	st.mu.Lock()
+	return sync.OnceFunc(st.mu.Unlock)
+}
+
+// dirState returns the lock state of dir.
+func (f *Fetcher) dirState(dir string) *dirState {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = filepath.Clean(dir)
 	}
 	f.mu.Lock()
-	st := f.dirLocked(abs)
-	f.mu.Unlock()
-	st.mu.RLock()
-	return sync.OnceFunc(st.mu.RUnlock)
+	defer f.mu.Unlock()
+	return f.dirLocked(abs)
 }
 
 func (f *Fetcher) dirLocked(abs string) *dirState {
