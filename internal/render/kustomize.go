@@ -84,7 +84,7 @@ func resmapObjects(resources []*resource.Resource, what string) ([]*unstructured
 }
 
 // kustRewriter checks each kustomization kustomize reads and serves it
-// rewritten when it has helmCharts.
+// rewritten when it has helmCharts or KSOPS generators.
 type kustRewriter struct {
 	ctx  context.Context
 	r    *Renderer
@@ -116,9 +116,16 @@ func (kr *kustRewriter) rewrite(p string, b []byte) ([]byte, error) {
 	if _, ok := k["helmChartInflationGenerator"]; ok {
 		return nil, fmt.Errorf("%s: helmChartInflationGenerator is not supported; use helmCharts", p)
 	}
+	rewritten, err := kr.ksops(p, kdir, k)
+	if err != nil {
+		return nil, err
+	}
 	charts, ok := k["helmCharts"].([]any)
 	if !ok || len(charts) == 0 {
-		return b, nil
+		if !rewritten {
+			return b, nil
+		}
+		return marshalKustomization(p, k)
 	}
 	chartHome := "charts"
 	if g, ok := k["helmGlobals"].(map[string]any); ok {
@@ -157,6 +164,11 @@ func (kr *kustRewriter) rewrite(p string, b []byte) ([]byte, error) {
 	delete(k, "helmCharts")
 	delete(k, "helmGlobals")
 	k["resources"] = resources
+	return marshalKustomization(p, k)
+}
+
+// marshalKustomization serves a kustomization rewritten.
+func marshalKustomization(p string, k map[string]any) ([]byte, error) {
 	out, err := sigsyaml.Marshal(k)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
