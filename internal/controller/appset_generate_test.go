@@ -520,3 +520,45 @@ func TestAppSetGoTemplate(t *testing.T) {
 		t.Errorf("missing key without missingkey=error: %v, annotations %v", err, app.Annotations)
 	}
 }
+
+// TestAppSetSlugify: Argo CD's slugify in Go templates: lowercase, runs of
+// other characters one hyphen, cut to maxSize at a hyphen (smart) or
+// anywhere; bad arguments are template errors.
+func TestAppSetSlugify(t *testing.T) {
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"Feature/JIRA-123_Add OAuth!"}, "feature-jira-123-add-oauth"},
+		{[]any{"--Already--slugged--"}, "already-slugged"},
+		{[]any{10, "release-candidate-one"}, "release"},
+		{[]any{10, false, "release-candidate-one"}, "release-ca"},
+		{[]any{7, "release-x"}, "release"},
+		{[]any{strings.Repeat("a", 60)}, strings.Repeat("a", 50)},
+	} {
+		got, err := appSetSlugify(tc.args...)
+		if err != nil || got != tc.want {
+			t.Errorf("slugify %v = %q, %v; want %q", tc.args, got, err, tc.want)
+		}
+	}
+	for _, bad := range [][]any{{}, {3}, {0, "x"}, {5, "yes", "x"}} {
+		if _, err := appSetSlugify(bad...); err == nil {
+			t.Errorf("slugify %v: no error", bad)
+		}
+	}
+	set := &v1alpha1.AppSet{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "previews"}, Spec: v1alpha1.AppSetSpec{
+		GoTemplate: true,
+		Generators: []v1alpha1.Generator{{List: &v1alpha1.ListGenerator{Elements: []map[string]string{{"branch": "Feature/Login_Page"}}}}},
+		Template: v1alpha1.AppTemplate{
+			Metadata: v1alpha1.AppTemplateMeta{Name: "preview-{{ slugify 20 .branch }}"},
+			Spec:     v1alpha1.AppSpec{SourceRef: v1alpha1.NamespacedObjectReference{Name: "repo"}, Path: "apps", Destination: v1alpha1.Destination{Namespace: "{{ slugify .branch }}"}},
+		},
+	}}
+	app, err := appSetRenderApp(set, appSetParams{origin: "list element 0", values: map[string]string{"branch": "Feature/Login_Page"}, tree: map[string]any{"branch": "Feature/Login_Page"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if app.Name != "preview-feature-login-page" || app.Spec.Destination.Namespace != "feature-login-page" {
+		t.Errorf("App %s in %s, want preview-feature-login-page in feature-login-page", app.Name, app.Spec.Destination.Namespace)
+	}
+}

@@ -77,13 +77,14 @@ func (s *appSetSubstituter) execute(in string) string {
 // appSetFuncs are the functions of Go templates: Sprig's, as Argo CD's
 // ApplicationSets have them (without env, expandenv and getHostByName,
 // which would read the controller's environment and DNS), and
-// normalize, toYaml and fromYaml.
+// normalize, slugify, toYaml and fromYaml.
 var appSetFuncs = func() template.FuncMap {
 	f := sprig.TxtFuncMap()
 	for _, name := range []string{"env", "expandenv", "getHostByName"} {
 		delete(f, name)
 	}
 	f["normalize"] = appSetNormalize
+	f["slugify"] = appSetSlugify
 	f["toYaml"] = func(v any) (string, error) {
 		b, err := yaml.Marshal(v)
 		return strings.TrimSuffix(string(b), "\n"), err
@@ -94,6 +95,51 @@ var appSetFuncs = func() template.FuncMap {
 	}
 	return f
 }()
+
+var (
+	slugInvalid = regexp.MustCompile(`[^a-z0-9-]+`)
+	slugHyphens = regexp.MustCompile(`-+`)
+)
+
+// appSetSlugify is Argo CD's slugify: `slugify [maxSize [smartTruncate]]
+// text` lowercases text, turns every run of other characters than letters,
+// digits and hyphens into one hyphen, and cuts it to maxSize (default 50)
+// characters: at the last hyphen that fits when smartTruncate (default
+// true), else anywhere. Leading and trailing hyphens are removed.
+func appSetSlugify(args ...any) (string, error) {
+	maxSize, smart := 50, true
+	if len(args) == 0 || len(args) > 3 {
+		return "", fmt.Errorf("slugify takes [maxSize [smartTruncate]] text, got %d arguments", len(args))
+	}
+	text, ok := args[len(args)-1].(string)
+	if !ok {
+		return "", fmt.Errorf("slugify: the text to slugify is %T, not a string", args[len(args)-1])
+	}
+	if len(args) > 1 {
+		n, ok := args[0].(int)
+		if !ok || n <= 0 {
+			return "", fmt.Errorf("slugify: maxSize %v is not a positive number", args[0])
+		}
+		maxSize = n
+	}
+	if len(args) > 2 {
+		b, ok := args[1].(bool)
+		if !ok {
+			return "", fmt.Errorf("slugify: smartTruncate %v is not true or false", args[1])
+		}
+		smart = b
+	}
+	s := slugHyphens.ReplaceAllString(slugInvalid.ReplaceAllString(strings.ToLower(text), "-"), "-")
+	s = strings.Trim(s, "-")
+	if len(s) > maxSize {
+		cut := s[:maxSize]
+		if i := strings.LastIndex(cut, "-"); smart && i > 0 && s[maxSize] != '-' {
+			cut = cut[:i]
+		}
+		s = strings.Trim(cut, "-")
+	}
+	return s, nil
+}
 
 // appSetTemplateOptions checks spec.goTemplateOptions.
 func appSetTemplateOptions(opts []string) error {
