@@ -2,6 +2,8 @@ package apply
 
 import (
 	"context"
+	"k8s.io/apimachinery/pkg/types"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -53,8 +55,9 @@ var severity = map[health.State]int{
 // App's overall health: the worst of them. Objects still Progressing
 // longer than timeout after since count as Degraded. It reads only the
 // watch cache. h, when not nil, replaces the Engine's checker (an App's
-// own health rules).
-func (e *Engine) Assess(h HealthChecker, inv *Inventory, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
+// own health rules). Objects with one of the owners' UIDs (Request.Owners)
+// count as Healthy.
+func (e *Engine) Assess(h HealthChecker, owners []types.UID, inv *Inventory, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
 	overall := health.Healthy
 	var out []ObjectHealth
 	if h == nil {
@@ -69,6 +72,8 @@ func (e *Engine) Assess(h HealthChecker, inv *Inventory, since time.Time, timeou
 		switch {
 		case !ok:
 			r = health.Result{State: health.Missing, Reason: health.ReasonNotFound, Message: ref.String() + " is not in the cluster"}
+		case slices.Contains(owners, live.GetUID()):
+			continue
 		case checker != nil && timeout > 0:
 			r = checker.CheckWithTimeout(live, since, timeout, time.Now())
 		default:

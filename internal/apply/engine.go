@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/types"
 	"log/slog"
 	"maps"
 	"sort"
@@ -172,6 +173,11 @@ type Request struct {
 	// Health, when set, assesses this App's objects in place of the
 	// Engine's checker (an App's own health rules).
 	Health HealthChecker
+	// Owners are the UIDs of the objects that own the App. One of them
+	// among the App's own objects (a Flux Kustomization that applies its
+	// own definition, as `flux bootstrap` sets up) has the App's health:
+	// it counts as Healthy instead of being waited for.
+	Owners []types.UID
 	// WaitHealthy makes the sync wait for the last step to be healthy too
 	// (it always waits when there are post-sync hooks).
 	WaitHealthy bool

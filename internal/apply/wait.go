@@ -3,6 +3,7 @@ package apply
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +30,9 @@ func (s *syncRun) waitHealthy(ctx context.Context, step string, objs []*unstruct
 			if !ok {
 				pending = append(pending, describe(o)+": not yet in the cluster")
 				continue
+			}
+			if slices.Contains(s.req.Owners, live.GetUID()) {
+				continue // it owns the App: its health is the App's
 			}
 			r := checker.Check(live)
 			switch r.State {

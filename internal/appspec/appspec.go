@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"k8s.io/apimachinery/pkg/types"
 	"time"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -85,7 +86,17 @@ func Request(app *tendv1.App, c Compiled) apply.Request {
 	if c.Health != nil {
 		req.Health = c.Health
 	}
+	req.Owners = Owners(app)
 	return req
+}
+
+// Owners are the UIDs of app's owners (apply.Request.Owners).
+func Owners(app *tendv1.App) []types.UID {
+	var out []types.UID
+	for _, o := range app.OwnerReferences {
+		out = append(out, o.UID)
+	}
+	return out
 }
 
 // HealthTimeout is spec.health.timeout, or its default.

@@ -232,7 +232,7 @@ func (m *Main) runEngine(ctx context.Context, conn *cluster.Conn, req apply.Requ
 	if req.DryRun {
 		return nil
 	}
-	state, bad := conn.Engine.Assess(req.Health, res.Inventory, time.Now(), 0)
+	state, bad := conn.Engine.Assess(req.Health, req.Owners, res.Inventory, time.Now(), 0)
 	if state != health.Healthy {
 		for _, b := range bad {
 			fmt.Fprintf(m.Stdout, "  %s %s: %s\n", p.paint(stateColor(string(b.Result.State)), string(b.Result.State)), b.Ref, b.Result.Message)

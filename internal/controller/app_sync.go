@@ -263,7 +263,7 @@ func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *cluster.Conn
 		h := app.Status.History[0]
 		since = h.StartedAt.Add(h.Duration.Duration)
 	}
-	state, objs := conn.Engine.Assess(st.health(), st.inv, since, appspec.HealthTimeout(app))
+	state, objs := conn.Engine.Assess(st.health(), appspec.Owners(app), st.inv, since, appspec.HealthTimeout(app))
 	if len(st.inv.Entries) == 0 {
 		state = health.Healthy
 	}

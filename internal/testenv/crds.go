@@ -19,7 +19,7 @@ import (
 	"github.com/tend-gitops/tend/config"
 )
 
-var crds struct {
+var crds, compatCRDs struct {
 	once sync.Once
 	err  error
 }
@@ -29,13 +29,23 @@ var crds struct {
 // they are Established. They are never deleted: other tests use them.
 func InstallCRDs(t testing.TB, cfg *rest.Config) {
 	t.Helper()
-	crds.once.Do(func() { crds.err = applyCRDs(cfg) })
+	crds.once.Do(func() { crds.err = applyCRDs(cfg, config.CRDs, "crd/*.yaml") })
 	if crds.err != nil {
 		t.Fatalf("testenv: install tend's CRDs: %v", crds.err)
 	}
 }
 
-func applyCRDs(cfg *rest.Config) error {
+// InstallCompatCRDs applies the Argo CD and Flux CRDs `tend install
+// --compat` installs (config/compat), as InstallCRDs does tend's.
+func InstallCompatCRDs(t testing.TB, cfg *rest.Config) {
+	t.Helper()
+	compatCRDs.once.Do(func() { compatCRDs.err = applyCRDs(cfg, config.CompatCRDs, "compat/*.yaml") })
+	if compatCRDs.err != nil {
+		t.Fatalf("testenv: install the Argo CD and Flux CRDs: %v", compatCRDs.err)
+	}
+}
+
+func applyCRDs(cfg *rest.Config, fsys fs.FS, glob string) error {
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -44,16 +54,16 @@ func applyCRDs(cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	files, err := fs.Glob(config.CRDs, "crd/*.yaml")
+	files, err := fs.Glob(fsys, glob)
 	if err != nil || len(files) == 0 {
-		return fmt.Errorf("no CRDs embedded from config/crd (%v)", err)
+		return fmt.Errorf("no CRDs embedded as %s (%v)", glob, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	gvr := apiextv1.SchemeGroupVersion.WithResource("customresourcedefinitions")
 	var names []string
 	for _, f := range files {
-		raw, err := fs.ReadFile(config.CRDs, f)
+		raw, err := fs.ReadFile(fsys, f)
 		if err != nil {
 			return err
 		}

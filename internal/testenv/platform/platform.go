@@ -45,6 +45,9 @@ type Options struct {
 	Controller func(*controller.Options)
 	// Timeout bounds each wait (default 60 s).
 	Timeout time.Duration
+	// Compat names the foreign families (argo, flux) the controller
+	// reconciles as they are; their CRDs are installed first.
+	Compat []string
 }
 
 // Env is the cluster, the controller running in this process, and clients.
@@ -69,6 +72,9 @@ func Start(t *testing.T, opts Options) *Env {
 	}
 	te := testenv.New(t)
 	testenv.InstallCRDs(t, te.Config)
+	if len(opts.Compat) > 0 {
+		testenv.InstallCompatCRDs(t, te.Config)
+	}
 	c, err := client.New(te.Config, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +91,7 @@ func Start(t *testing.T, opts Options) *Env {
 		Config: te.Config, DataDir: t.TempDir(), MetricsAddr: "0", ProbeAddr: "0",
 		Namespaces: []string{te.Namespace},
 		Log:        slog.New(slog.NewTextHandler(e.Log, nil)),
+		Compat:     opts.Compat,
 	}
 	if opts.Controller != nil {
 		opts.Controller(&copts)
