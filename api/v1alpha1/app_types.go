@@ -302,8 +302,8 @@ type KustomizeReplica struct {
 // Decryption configures SOPS decryption.
 type Decryption struct {
 	// SecretRef names a Secret in the App's namespace whose keys ending in
-	// ".agekey" hold age identities and ".asc" hold armored OpenPGP private
-	// keys.
+	// ".agekey" (or the key "keys.txt", sops's age key file) hold age
+	// identities and ".asc" hold armored OpenPGP private keys.
 	SecretRef LocalObjectReference `json:"secretRef"`
 }
 

@@ -292,8 +292,10 @@ func (r *optionsReader) valuesFrom(ctx context.Context, ns string, ref tendv1.Va
 	return vals, nil
 }
 
-// decryptionKeys reads SOPS keys from a Secret: keys ending in .agekey hold
-// age identities (one or more lines), .asc armored OpenPGP private keys.
+// decryptionKeys reads SOPS keys from a Secret: keys ending in .agekey, and
+// keys.txt (sops's own name for its age key file, as Argo CD teams mount
+// it into the repo-server), hold age identities (one or more lines), .asc
+// armored OpenPGP private keys.
 func (r *optionsReader) decryptionKeys(ctx context.Context, ns, name string) (*render.Keys, error) {
 	sec, err := r.secret(ctx, ns, name)
 	if err != nil {
@@ -308,7 +310,7 @@ func (r *optionsReader) decryptionKeys(ctx context.Context, ns, name string) (*r
 	for _, k := range names {
 		v := sec.Data[k]
 		switch {
-		case strings.HasSuffix(k, ".agekey"):
+		case strings.HasSuffix(k, ".agekey") || k == "keys.txt":
 			for _, line := range strings.Split(string(v), "\n") {
 				if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
 					keys.Age = append(keys.Age, line)
@@ -319,7 +321,7 @@ func (r *optionsReader) decryptionKeys(ctx context.Context, ns, name string) (*r
 		}
 	}
 	if len(keys.Age) == 0 && len(keys.PGP) == 0 {
-		return nil, objstatus.Permanentf("the Secret %s/%s has no key ending in .agekey (age identities) or .asc (OpenPGP private key)", ns, name)
+		return nil, objstatus.Permanentf("the Secret %s/%s has no key ending in .agekey or keys.txt (age identities) or .asc (OpenPGP private key)", ns, name)
 	}
 	return keys, nil
 }

@@ -65,6 +65,10 @@ type Options struct {
 	// Argo CD resolves it against the repository. Nil guesses: a name that
 	// looks like a version (v1.2.3, 1.2) is a tag, any other a branch.
 	RefKind func(repoURL, revision string) (RefKind, error)
+	// DecryptionSecret names the Secret (in Namespace) with the SOPS keys
+	// the Apps decrypt KSOPS generators and SOPS files with (Argo CD
+	// gives them to its repo-server); "" for none.
+	DecryptionSecret string
 }
 
 // Result is what one Application maps to.
@@ -179,6 +183,11 @@ func (c *converter) convert() *Result {
 			Group: d.Group, Kind: d.Kind, Name: d.Name, Namespace: d.Namespace,
 			JSONPointers: d.JSONPointers, JQPathExpressions: d.JQPathExpressions, Managers: d.ManagedFieldsManagers,
 		})
+	}
+	if c.opts.DecryptionSecret != "" {
+		// KSOPS generators and SOPS files decrypt with the keys Argo CD
+		// gives its repo-server.
+		out.Spec.Decryption = &tendv1.Decryption{SecretRef: tendv1.LocalObjectReference{Name: c.opts.DecryptionSecret}}
 	}
 	res := &Result{App: out, Source: source}
 	for i := range spec.Sources {

@@ -638,3 +638,24 @@ spec:
 		t.Errorf("recursive %v include %q exclude %q", spec.Recursive, spec.Include, spec.Exclude)
 	}
 }
+
+// Options.DecryptionSecret gives the App the SOPS keys Argo CD's
+// repo-server has (KSOPS): spec.decryption names it; without it the App
+// has none.
+func TestConvertDecryptionSecret(t *testing.T) {
+	doc := `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: vault, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: https://git.example.com/platform.git, path: apps/vault, targetRevision: main}
+  destination: {server: https://kubernetes.default.svc, namespace: vault}
+`
+	if d := mustConvert(t, doc, Options{DecryptionSecret: "sops-age"}).App.Spec.Decryption; d == nil || d.SecretRef.Name != "sops-age" {
+		t.Errorf("spec.decryption = %+v, want the Secret sops-age", d)
+	}
+	if d := mustConvert(t, doc, Options{}).App.Spec.Decryption; d != nil {
+		t.Errorf("spec.decryption = %+v without the option, want none", d)
+	}
+}

@@ -29,6 +29,7 @@ func (m *Main) adoptCommand() *cobra.Command {
 	var (
 		kf     kubeFlags
 		dryRun bool
+		copts  compat.Options
 	)
 	cmd := &cobra.Command{
 		Use:   "adopt [NAME...] --dry-run",
@@ -67,12 +68,13 @@ cannot be mapped).`,
 			if err != nil {
 				return err
 			}
-			return m.adoptPreview(cmd.Context(), k, args)
+			return m.adoptPreview(cmd.Context(), k, args, copts)
 		},
 	}
 	f := cmd.Flags()
 	kf.addFlags(f)
 	f.BoolVar(&dryRun, "dry-run", false, "show what the takeover would change, changing nothing (required)")
+	f.StringVar(&copts.ArgoDecryptionSecret, "argo-decryption-secret", "", "as the controller's flag: the Secret with the SOPS keys Argo CD Applications' Apps decrypt with")
 	return cmd
 }
 
@@ -88,7 +90,7 @@ func (a adoptee) String() string {
 
 // adoptPreview maps the foreign objects of k.ns (those named, if any) and
 // prints what syncing each App would change.
-func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string) error {
+func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts compat.Options) error {
 	dyn, err := dynamic.NewForConfig(k.cfg)
 	if err != nil {
 		return err
@@ -117,7 +119,7 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string) error 
 		}
 		for i := range list.Items {
 			obj := &list.Items[i]
-			mapped, err := compat.Map(ctx, k.c, obj)
+			mapped, err := compat.Map(ctx, k.c, obj, copts)
 			if err != nil {
 				return k.wrap(err)
 			}

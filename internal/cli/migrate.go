@@ -28,7 +28,7 @@ import (
 )
 
 func (m *Main) migrateCommand() *cobra.Command {
-	var namespace string
+	var namespace, decryption string
 	cmd := &cobra.Command{
 		Use:   "migrate FILE|DIR|- ...",
 		Short: "Print the tend Sources, Apps, AppSets and Notifiers of Argo CD and Flux objects",
@@ -67,16 +67,17 @@ converted in part (exit 1). docs/adopt.md maps every field.`,
 		Annotations: map[string]string{annotationExit1: "when an object could not be converted (its fields are listed)"},
 		Args:        cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return m.migrate(args, namespace)
+			return m.migrate(args, namespace, decryption)
 		},
 	}
 	cmd.Flags().StringVar(&namespace, "app-namespace", "", "namespace of the Apps and Sources of Argo CD Applications (default: each Application's own)")
+	cmd.Flags().StringVar(&decryption, "argo-decryption-secret", "", "the Secret (in each App's namespace) with the SOPS keys Apps of Argo CD Applications decrypt KSOPS generators and SOPS files with: their spec.decryption")
 	return cmd
 }
 
 // migrate converts the Argo CD and Flux objects in paths and prints what
 // converted; what did not is listed on stderr.
-func (m *Main) migrate(paths []string, namespace string) error {
+func (m *Main) migrate(paths []string, namespace, decryption string) error {
 	docs, errs := m.convertInput(paths)
 	if len(errs) > 0 {
 		return &exitError{code: ExitUsage, err: errors.Join(errs...)}
@@ -114,7 +115,7 @@ func (m *Main) migrate(paths []string, namespace string) error {
 		what := fmt.Sprintf("%s: %s %s/%s", d.where, d.kind.Kind, head.Namespace, head.Name)
 		// Clusters are printed only for what converts.
 		clusters := map[string]any{}
-		opts := argocd.Options{Namespace: namespace, Cluster: func(server, name string) (string, error) {
+		opts := argocd.Options{Namespace: namespace, DecryptionSecret: decryption, Cluster: func(server, name string) (string, error) {
 			sec := creds.Cluster(server, name)
 			if sec == nil {
 				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in the input; add it (kubectl get secrets -n argocd -l argocd.argoproj.io/secret-type=cluster -o yaml)", orDash(server, name))

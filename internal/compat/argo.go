@@ -69,7 +69,7 @@ func init() { argoKinds = append(argoKinds, applicationSetKind) }
 
 // convertApplicationSet maps an ApplicationSet to an AppSet (whose Apps
 // tend generates) and its Sources.
-func convertApplicationSet(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
+func convertApplicationSet(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, copts Options) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func convertApplicationSet(ctx context.Context, c client.Reader, obj *unstructur
 	if err != nil {
 		return &conversion{err: fmt.Errorf("reading Argo CD ApplicationSet %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
 	}
-	opts, clusters, err := argoOptions(ctx, c, obj)
+	opts, clusters, err := argoOptions(ctx, c, obj, copts)
 	if err != nil || opts == nil {
 		return clusters, err
 	}
@@ -162,7 +162,7 @@ func argoCascading(finalizers []string) []string {
 
 // convertApplication maps an Application with the repository, repo-creds
 // and cluster Secrets of its namespace (where Argo CD keeps them).
-func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
+func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, copts Options) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -171,7 +171,7 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 	if err != nil {
 		return &conversion{err: fmt.Errorf("reading Argo CD Application %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
 	}
-	opts, clusters, err := argoOptions(ctx, c, obj)
+	opts, clusters, err := argoOptions(ctx, c, obj, copts)
 	if err != nil || opts == nil {
 		return clusters, err
 	}
@@ -192,7 +192,7 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 // Clusters the conversion names are collected in the returned
 // conversion's objects; a nil opts comes with the conversion that stops
 // obj (a Secret tend cannot read).
-func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*argocd.Options, *conversion, error) {
+func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, copts Options) (*argocd.Options, *conversion, error) {
 	var list corev1.SecretList
 	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.HasLabels{argocd.SecretTypeLabel}); err != nil {
 		return nil, nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
@@ -205,6 +205,7 @@ func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstruc
 	}
 	clusters := &conversion{}
 	opts := &argocd.Options{
+		DecryptionSecret: copts.ArgoDecryptionSecret,
 		Cluster: func(server, name string) (string, error) {
 			sec := secs.Cluster(server, name)
 			if sec == nil {

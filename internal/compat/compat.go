@@ -73,7 +73,7 @@ type kind struct {
 	gvk    schema.GroupVersionKind
 	// convert maps obj to tend objects. A returned error is transient
 	// (reading Secrets failed); what cannot be mapped is conversion.err.
-	convert func(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error)
+	convert func(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, opts Options) (*conversion, error)
 	// status is obj's status in its own shape, from what it maps to; nil
 	// for kinds without a status (Flux's Alerts), whose problems and
 	// warnings are events, recorded in ProblemAnnotation.
@@ -162,6 +162,7 @@ type Reconciler struct {
 	// tool recorded, so that tend prunes what left git since, and only
 	// that.
 	Inventory apply.InventoryStore
+	Options   Options
 	kind      *kind
 }
 
@@ -195,9 +196,18 @@ func kindsOf(families []string) ([]*kind, error) {
 	return out, nil
 }
 
+// Options adjust how foreign objects map to tend's.
+type Options struct {
+	// ArgoDecryptionSecret names the Secret, in each Argo CD
+	// Application's namespace, with the SOPS keys its App decrypts KSOPS
+	// generators and SOPS files with (Argo CD gives them to its
+	// repo-server); "" for none.
+	ArgoDecryptionSecret string
+}
+
 // Setup adds a reconciler for every kind of families to mgr. Their CRDs
 // must be installed (tend install --compat).
-func Setup(mgr manager.Manager, families []string, inventory apply.InventoryStore, log *slog.Logger) error {
+func Setup(mgr manager.Manager, families []string, inventory apply.InventoryStore, opts Options, log *slog.Logger) error {
 	ks, err := kindsOf(families)
 	if err != nil {
 		return err
@@ -213,7 +223,7 @@ func Setup(mgr manager.Manager, families []string, inventory apply.InventoryStor
 			}
 			return err
 		}
-		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: log.With("controller", "compat", "kind", k.gvk.Kind), Inventory: inventory, kind: k}
+		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: log.With("controller", "compat", "kind", k.gvk.Kind), Inventory: inventory, Options: opts, kind: k}
 		if err := r.setup(mgr); err != nil {
 			return err
 		}
@@ -260,7 +270,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if obj.GetDeletionTimestamp() != nil {
 		return r.finalize(ctx, obj)
 	}
-	conv, err := r.kind.convert(ctx, r.Client, obj)
+	conv, err := r.kind.convert(ctx, r.Client, obj, r.Options)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -343,13 +353,13 @@ type Mapped struct {
 // Map maps obj as the reconciler does, without writing anything (tend
 // adopt --dry-run); c reads Argo CD's repository and cluster Secrets. It
 // returns nil for kinds tend does not reconcile.
-func Map(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*Mapped, error) {
+func Map(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, opts Options) (*Mapped, error) {
 	ks, _ := kindsOf([]string{Argo, Flux})
 	for _, k := range ks {
 		if k.gvk != obj.GroupVersionKind() {
 			continue
 		}
-		conv, err := k.convert(ctx, c, obj)
+		conv, err := k.convert(ctx, c, obj, opts)
 		if err != nil {
 			return nil, err
 		}

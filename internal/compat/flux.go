@@ -47,7 +47,7 @@ var fluxKinds = []*kind{
 var providerGVK = notifyv1beta3.GroupVersion.WithKind(notifyv1beta3.ProviderKind)
 
 // convertFluxAlert maps an Alert with the Provider it names to a Notifier.
-func convertFluxAlert(ctx context.Context, c client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
+func convertFluxAlert(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, _ Options) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -127,7 +127,7 @@ func fluxCascading(finalizers []string) []string {
 
 // convertFlux maps one Flux object; each maps on its own (sourceRef and
 // dependsOn name objects that keep their names).
-func convertFlux(_ context.Context, _ client.Reader, obj *unstructured.Unstructured) (*conversion, error) {
+func convertFlux(_ context.Context, _ client.Reader, obj *unstructured.Unstructured, _ Options) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err

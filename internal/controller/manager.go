@@ -86,6 +86,9 @@ type Options struct {
 	// are: "argo" (Argo CD Applications and ApplicationSets) and "flux" (Flux's sources,
 	// Kustomizations and HelmReleases). Their CRDs must be installed.
 	Compat []string
+	// ArgoDecryptionSecret names the Secret in each Argo CD Application's
+	// namespace with the SOPS keys its App decrypts with (--compat argo).
+	ArgoDecryptionSecret string
 	// Log is the structured logger (default slog.Default()).
 	Log *slog.Logger
 	// OnSync is told about every sync (notifications).
@@ -293,7 +296,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := (&notify.Reconciler{Client: mgr.GetClient(), Refs: refs, RefChanged: owners.notifiers, Log: opts.Log.With("controller", "notifier"), Namespaces: opts.Namespaces}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := compat.Setup(mgr, opts.Compat, connOpts.Inventory, opts.Log); err != nil {
+	if err := compat.Setup(mgr, opts.Compat, connOpts.Inventory, compat.Options{ArgoDecryptionSecret: opts.ArgoDecryptionSecret}, opts.Log); err != nil {
 		return nil, err
 	}
 	metrics.addSource(mgr.GetClient(), clusters)
