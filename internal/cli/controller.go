@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/tend-gitops/tend/internal/apply"
@@ -53,11 +54,19 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				if webhookAddr == "0" || webhookAddr == "" {
 					return nil
 				}
-				return mgr.Add(&webhookServer{addr: webhookAddr, log: opts.Log, handler: &webhook.Receiver{
+				srv := &webhookServer{addr: webhookAddr, log: opts.Log, handler: &webhook.Receiver{
 					Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
 					SecretNamespace: opts.LeaderElectionNamespace, SecretName: webhookSecret,
 					Log: opts.Log.With("component", "webhook"),
-				}})
+				}}
+				if slices.Contains(opts.Compat, "flux") {
+					// Flux's Receivers, at the paths Flux gave them.
+					srv.flux = &webhook.FluxReceivers{
+						Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(), Namespaces: opts.Namespaces,
+						Log: opts.Log.With("component", "flux-receiver"),
+					}
+				}
+				return mgr.Add(srv)
 			}
 			c, err := controller.New(cmd.Context(), opts)
 			if err != nil {
@@ -85,7 +94,7 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.StringSliceVar(&opts.Namespaces, "watch-namespace", nil, "only manage Apps, Sources and AppSets in these namespaces (default: all)")
 	f.StringSliceVar(&opts.Compat, "compat", nil, "also reconcile Argo CD (argo) and Flux (flux) objects as they are; their CRDs must be installed (tend install --compat)")
 	f.StringVar(&opts.ArgoDecryptionSecret, "argo-decryption-secret", "", "with --compat argo: the Secret, in each Application's namespace, holding the SOPS keys (keys.txt, *.agekey, *.asc) KSOPS generators and SOPS files decrypt with, as Argo CD's repo-server has them")
-	f.StringVar(&webhookAddr, "webhook-addr", ":9292", "address of the push webhook receiver, /hooks/{github,gitlab,gitea,bitbucket,generic} (0 disables)")
+	f.StringVar(&webhookAddr, "webhook-addr", ":9292", "address of the push webhook receiver, /hooks/{github,gitlab,gitea,bitbucket,generic}, and with --compat flux Flux's Receivers at /hook/<digest> (0 disables)")
 	f.StringVar(&webhookSecret, "webhook-secret", "tend-webhook", "Secret in --leader-election-namespace holding the webhook tokens")
 	f.BoolVar(&json, "log-json", false, "log as JSON")
 	f.IntVar(&gcPercent, "gc-percent", DefaultGCPercent, "how far Go's heap may grow over live data before a collection, in percent (GOGC; the GOGC variable wins unless this flag is given)")
@@ -112,7 +121,9 @@ func setGCPercent(percent int, flagGiven bool) {
 type webhookServer struct {
 	addr    string
 	handler http.Handler
-	log     *slog.Logger
+	// flux serves Flux's Receivers (/hook/...) under --compat flux.
+	flux http.Handler
+	log  *slog.Logger
 }
 
 var (
@@ -129,6 +140,9 @@ func (w *webhookServer) Start(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/hooks/", w.handler)
+	if w.flux != nil {
+		mux.Handle("/hook/", w.flux)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second}
 	go func() {
 		<-ctx.Done()

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+
+	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/testenv"
+	"github.com/tend-gitops/tend/internal/webhook"
+)
+
+// A Flux Receiver keeps working once tend has taken over: GitHub's push,
+// sent to the path Flux gave the Receiver (/hook/<sha256 of token, name
+// and namespace>) and signed with its token, makes tend fetch the
+// GitRepository at once (its interval is an hour) and apply the commit; a
+// wrong signature is refused, a ping answered, an unknown path is 404.
+func TestCompatFluxReceiver(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	receivers := schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1", Resource: "receivers"}
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("v1", map[string]string{"apps/cm.yaml": configMapYAML("shop", "1")})
+	const token = "s3cret-receiver-token"
+	if _, err := cl.Clientset.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "webhook-token"}, StringData: map[string]string{"token": token},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createYAML(t, dyn, fluxGitRepos, fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: fleet, namespace: %s}
+spec: {interval: 1h, url: %s, ref: {branch: main}}
+`, ns, repo.URL))
+	createYAML(t, dyn, fluxKustomization, fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: %s}
+spec: {interval: 1h, path: ./apps, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+`, ns))
+	createYAML(t, dyn, receivers, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: github, namespace: %s}
+spec:
+  type: github
+  events: [push]
+  secretRef: {name: webhook-token}
+  resources: [{kind: GitRepository, name: fleet}]
+`, ns))
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
+	eventually(t, "the first commit applied", 2*time.Minute, func() bool { return configMapData(cl, ns, "shop", "value") == "1" })
+
+	srv := httptest.NewServer(&webhook.FluxReceivers{Client: cl.c, SecretReader: cl.c, Namespaces: []string{ns}})
+	defer srv.Close()
+	sum := sha256.Sum256([]byte(token + "github" + ns))
+	path := "/hook/" + hex.EncodeToString(sum[:])
+	post := func(path, event, signWith string) (int, webhook.FluxResponse) {
+		t.Helper()
+		body := []byte(`{"ref":"refs/heads/main"}`)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", event)
+		m := hmac.New(sha256.New, []byte(signWith))
+		m.Write(body)
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out webhook.FluxResponse
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+
+	if code, out := post(path, "push", "wrong-token"); code != http.StatusUnauthorized || !strings.Contains(out.Message, "X-Hub-Signature-256") {
+		t.Errorf("wrong signature: %d %+v, want 401 naming the header", code, out)
+	}
+	if code, _ := post("/hook/"+strings.Repeat("0", 64), "push", token); code != http.StatusNotFound {
+		t.Errorf("unknown path: %d, want 404", code)
+	}
+	if code, out := post(path, "ping", token); code != http.StatusOK || !strings.Contains(out.Message, "pong") {
+		t.Errorf("ping: %d %+v, want 200 pong", code, out)
+	}
+	if got := annotation(t, dyn, fluxGitRepos, ns, "fleet", webhook.FluxRequestedAt); got != "" {
+		t.Errorf("the GitRepository was asked to reconcile (%q) by a refused or ping delivery", got)
+	}
+
+	repo.Commit("v2", map[string]string{"apps/cm.yaml": configMapYAML("shop", "2")})
+	code, out := post(path, "push", token)
+	if code != http.StatusOK || len(out.Resources) != 1 || out.Resources[0] != "GitRepository/"+ns+"/fleet" {
+		t.Fatalf("push: %d %+v, want 200 naming GitRepository %s/fleet", code, out, ns)
+	}
+	eventually(t, "the pushed commit applied at once (the interval is an hour)", time.Minute, func() bool {
+		return configMapData(cl, ns, "shop", "value") == "2"
+	})
+}
+
+func annotation(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name, key string) string {
+	t.Helper()
+	u, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.GetAnnotations()[key]
+}
