@@ -101,9 +101,11 @@ func (s *Store) Fetch(ctx context.Context, src types.NamespacedName, opts git.Op
 	prev, had := s.cur[src]
 	s.byDir[abs] = src
 	s.mu.Unlock()
-	if had && prev.OCI {
-		// The Source held an OCI artifact until its spec changed: git
-		// starts from an empty directory.
+	if (had && prev.OCI) || (!had && unpacked(dir)) {
+		// The Source held an OCI artifact until its spec changed (before
+		// a restart, too: the directory is the Store's alone, so files
+		// without a git checkout were unpacked by Pull): git starts from
+		// an empty directory.
 		s.forget(src, dir)
 		had = false
 	}
@@ -177,6 +179,16 @@ func (s *Store) Pull(ctx context.Context, src types.NamespacedName, pull PullFun
 	}
 	s.Set(src, art, nil)
 	return art, !had, true, nil
+}
+
+// unpacked reports whether dir holds files but no git checkout.
+func unpacked(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) == 0 {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(dir, ".git"))
+	return err != nil
 }
 
 // lock keeps readers and fetches out of dir until release is called.

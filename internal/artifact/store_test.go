@@ -197,4 +197,15 @@ func TestPullReplacesFiles(t *testing.T) {
 	if err != nil || got.Revision != rev || got.OCI || !first || read() != "git" {
 		t.Fatalf("git fetch after an OCI artifact: %+v first %v err %v", got, first, err)
 	}
+
+	// After a restart (a new Store on the same directory), a Source that
+	// was an OCI artifact and is now git fetches too.
+	other := types.NamespacedName{Namespace: "ns", Name: "was-oci"}
+	if _, _, _, err := s.Pull(ctx, other, pull("sha256:3", "three", nil)); err != nil {
+		t.Fatal(err)
+	}
+	restarted := NewStore(s.root, &git.Fetcher{})
+	if got, _, _, err := restarted.Fetch(ctx, other, git.Options{URL: repo.URL, Ref: git.Ref{Branch: "main"}}); err != nil || got.Revision != rev {
+		t.Fatalf("git fetch into a directory an OCI artifact was unpacked in before a restart: %+v, %v", got, err)
+	}
 }
