@@ -71,6 +71,7 @@ installed is left as it is. See docs/adopt.md.`,
 	f.StringVar(&o.Namespace, "tend-namespace", install.DefaultNamespace, "namespace tend runs in")
 	f.BoolVar(&o.ClusterAdmin, "cluster-admin", false, "bind tend to cluster-admin instead of its least-privilege role")
 	f.StringSliceVar(&o.Compat, "compat", nil, "also reconcile Argo CD (argo) and Flux (flux) objects as they are, and install their CRDs")
+	f.StringVar(&o.ArgoDecryptionSecret, "argo-decryption-secret", "", "with --compat argo: the controller's --argo-decryption-secret (the Secret with the SOPS keys Argo CD's repo-server has)")
 	f.StringVar(&o.Image, "image", "", "controller image (default "+install.DefaultImageRepo+":<version>)")
 	f.IntVar(&o.Replicas, "replicas", install.DefaultReplicas, "controller replicas (one leads, the others stand by)")
 	f.BoolVar(&o.LocalController, "local-controller", false, "install everything but the controller Deployment; run `tend controller` yourself")

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,6 +75,9 @@ type Options struct {
 	// they are ("argo", "flux"): their CRDs (config/compat) are added, the
 	// controller may write those objects, and runs with --compat.
 	Compat []string
+	// ArgoDecryptionSecret is the controller's --argo-decryption-secret
+	// (with Compat argo).
+	ArgoDecryptionSecret string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -99,6 +103,9 @@ func (o Options) withDefaults() (Options, error) {
 		if _, ok := compatGroups[f]; !ok {
 			return o, fmt.Errorf("install: compat %q: tend reads argo (Argo CD) and flux (Flux)", f)
 		}
+	}
+	if o.ArgoDecryptionSecret != "" && !slices.Contains(o.Compat, "argo") {
+		return o, fmt.Errorf("install: --argo-decryption-secret is for Argo CD Applications: add --compat argo")
 	}
 	return o, nil
 }
@@ -500,5 +507,9 @@ func compatArgs(o Options) []string {
 	if len(o.Compat) == 0 {
 		return nil
 	}
-	return []string{"--compat=" + strings.Join(o.Compat, ",")}
+	args := []string{"--compat=" + strings.Join(o.Compat, ",")}
+	if o.ArgoDecryptionSecret != "" {
+		args = append(args, "--argo-decryption-secret="+o.ArgoDecryptionSecret)
+	}
+	return args
 }

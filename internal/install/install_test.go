@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,6 +126,19 @@ func TestManifestsOptions(t *testing.T) {
 		if o.GetNamespace() != "gitops" {
 			t.Errorf("%s %s in namespace %q", o.GetKind(), o.GetName(), o.GetNamespace())
 		}
+	}
+
+	// --compat and its decryption Secret reach the controller's arguments.
+	objs, err = Manifests(Options{Compat: []string{"argo"}, ArgoDecryptionSecret: "sops-age"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	containers, _, _ = unstructured.NestedSlice(find(objs, "Deployment")[0].Object, "spec", "template", "spec", "containers")
+	if args := fmt.Sprint(containers[0].(map[string]any)["args"]); !strings.Contains(args, "--compat=argo") || !strings.Contains(args, "--argo-decryption-secret=sops-age") {
+		t.Errorf("controller args %s: want --compat=argo and --argo-decryption-secret=sops-age", args)
+	}
+	if _, err := Manifests(Options{ArgoDecryptionSecret: "sops-age"}); err == nil || !strings.Contains(err.Error(), "--compat argo") {
+		t.Errorf("decryption Secret without --compat argo: err = %v", err)
 	}
 
 	if _, err := Manifests(Options{Namespace: "Not_A_Namespace"}); err == nil || !strings.Contains(err.Error(), "Not_A_Namespace") {
