@@ -41,6 +41,8 @@ type Artifact struct {
 	// OCI says the files were unpacked from an OCI artifact (Pull), whose
 	// digest is Revision.
 	OCI bool
+	// Selector says which part of the artifact was unpacked (Pull).
+	Selector string
 }
 
 // step records which files one fetch changed.
@@ -133,13 +135,16 @@ type PullFunc func(ctx context.Context, have, dir string) (art Artifact, pulled 
 // there, while no reader holds the artifact (Open). A pull that finds the
 // current revision changes nothing. first is as for Fetch; changed says
 // the revision is new.
-func (s *Store) Pull(ctx context.Context, src types.NamespacedName, pull PullFunc) (art Artifact, first, changed bool, err error) {
+//
+// selector says which part of the artifact pull unpacks (its layer): the
+// same revision under another selector is pulled again.
+func (s *Store) Pull(ctx context.Context, src types.NamespacedName, selector string, pull PullFunc) (art Artifact, first, changed bool, err error) {
 	dir := s.Dir(src)
 	s.mu.RLock()
 	cur, had := s.cur[src]
 	s.mu.RUnlock()
 	have := ""
-	if had && cur.OCI {
+	if had && cur.OCI && cur.Selector == selector {
 		have = cur.Revision
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -160,21 +165,21 @@ func (s *Store) Pull(ctx context.Context, src types.NamespacedName, pull PullFun
 	release := s.lock(dir)
 	defer release()
 	if err := os.RemoveAll(dir); err != nil {
+		s.drop(src)
 		return Artifact{}, false, false, err
 	}
 	if err := os.Rename(tmp, dir); err != nil {
+		// The old files are gone: the next pull starts over.
+		s.drop(src)
 		return Artifact{}, false, false, err
 	}
-	art.Dir, art.OCI = dir, true
+	art.Dir, art.OCI, art.Selector = dir, true, selector
 	if art.FetchedAt.IsZero() {
 		art.FetchedAt = time.Now()
 	}
 	if had && !cur.OCI {
 		// From a git checkout: no file list to compare with.
-		s.mu.Lock()
-		delete(s.cur, src)
-		delete(s.steps, src)
-		s.mu.Unlock()
+		s.drop(src)
 		had = false
 	}
 	s.Set(src, art, nil)
@@ -203,11 +208,16 @@ func (s *Store) lock(dir string) (release func()) {
 func (s *Store) forget(src types.NamespacedName, dir string) {
 	release := s.lock(dir)
 	defer release()
+	s.drop(src)
+	_ = os.RemoveAll(dir)
+}
+
+// drop forgets src's artifact.
+func (s *Store) drop(src types.NamespacedName) {
 	s.mu.Lock()
 	delete(s.cur, src)
 	delete(s.steps, src)
 	s.mu.Unlock()
-	_ = os.RemoveAll(dir)
 }
 
 // checkedOut is the Fetcher's hook: a fetch into dir has finished and

@@ -171,21 +171,26 @@ func TestPullReplacesFiles(t *testing.T) {
 		}
 		return string(data)
 	}
-	art, first, changed, err := s.Pull(ctx, src, pull("sha256:1", "one", nil))
+	art, first, changed, err := s.Pull(ctx, src, "", pull("sha256:1", "one", nil))
 	if err != nil || !first || !changed || !art.OCI || art.Revision != "sha256:1" || read() != "one" {
 		t.Fatalf("first pull: %+v first %v changed %v err %v", art, first, changed, err)
 	}
-	if _, first, changed, err = s.Pull(ctx, src, pull("sha256:1", "other", nil)); err != nil || first || changed || read() != "one" {
+	if _, first, changed, err = s.Pull(ctx, src, "", pull("sha256:1", "other", nil)); err != nil || first || changed || read() != "one" {
 		t.Fatalf("pull of the same revision: first %v changed %v err %v, files %q", first, changed, err, read())
 	}
-	if _, _, _, err = s.Pull(ctx, src, pull("sha256:2", "", errors.New("registry down"))); err == nil || read() != "one" {
+	if _, _, _, err = s.Pull(ctx, src, "", pull("sha256:2", "", errors.New("registry down"))); err == nil || read() != "one" {
 		t.Fatalf("failed pull: err %v, files %q", err, read())
 	}
 	if _, err := os.Stat(filepath.Join(s.Dir(src), "half.yaml")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("a failed pull's files reached the artifact: %v", err)
 	}
-	if _, _, changed, err = s.Pull(ctx, src, pull("sha256:2", "two", nil)); err != nil || !changed || read() != "two" {
+	if _, _, changed, err = s.Pull(ctx, src, "", pull("sha256:2", "two", nil)); err != nil || !changed || read() != "two" {
 		t.Fatalf("new revision: changed %v err %v files %q", changed, err, read())
+	}
+	// The same revision under another selector (a layerSelector changed)
+	// is pulled again.
+	if _, _, changed, err = s.Pull(ctx, src, "other-layer", pull("sha256:2", "two, other layer", nil)); err != nil || !changed || read() != "two, other layer" {
+		t.Fatalf("same revision, other selector: changed %v err %v files %q", changed, err, read())
 	}
 	if got := s.ChangedBetween(src, "sha256:1", "sha256:2"); got != nil {
 		t.Errorf("ChangedBetween two artifacts = %v, want nil (unknown: render everything)", got)
@@ -201,7 +206,7 @@ func TestPullReplacesFiles(t *testing.T) {
 	// After a restart (a new Store on the same directory), a Source that
 	// was an OCI artifact and is now git fetches too.
 	other := types.NamespacedName{Namespace: "ns", Name: "was-oci"}
-	if _, _, _, err := s.Pull(ctx, other, pull("sha256:3", "three", nil)); err != nil {
+	if _, _, _, err := s.Pull(ctx, other, "", pull("sha256:3", "three", nil)); err != nil {
 		t.Fatal(err)
 	}
 	restarted := NewStore(s.root, &git.Fetcher{})

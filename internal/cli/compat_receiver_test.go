@@ -62,6 +62,21 @@ spec:
   secretRef: {name: webhook-token}
   resources: [{kind: GitRepository, name: fleet}]
 `, ns))
+	// A generic Receiver whose Secret has no token has no path: anyone
+	// could compute sha256 of its name and namespace alone.
+	if _, err := cl.Clientset.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "no-token"}, StringData: map[string]string{"other": "x"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	createYAML(t, dyn, receivers, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: open, namespace: %s}
+spec:
+  type: generic
+  secretRef: {name: no-token}
+  resources: [{kind: GitRepository, name: fleet}]
+`, ns))
 	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
 	eventually(t, "the first commit applied", 2*time.Minute, func() bool { return configMapData(cl, ns, "shop", "value") == "1" })
 
@@ -92,6 +107,10 @@ spec:
 	}
 	if code, _ := post("/hook/"+strings.Repeat("0", 64), "push", token); code != http.StatusNotFound {
 		t.Errorf("unknown path: %d, want 404", code)
+	}
+	open := sha256.Sum256([]byte("open" + ns))
+	if code, _ := post("/hook/"+hex.EncodeToString(open[:]), "push", ""); code != http.StatusNotFound {
+		t.Errorf("the path of a Receiver without a token: %d, want 404", code)
 	}
 	if code, out := post(path, "ping", token); code != http.StatusOK || !strings.Contains(out.Message, "pong") {
 		t.Errorf("ping: %d %+v, want 200 pong", code, out)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -253,6 +254,15 @@ func (r *AppReconciler) pinnedCheckout(ctx context.Context, app *tendv1.App, src
 	if src.Spec.OCIArtifact() {
 		return r.pinnedArtifact(ctx, app, src, rev, dir)
 	}
+	if _, err := os.Stat(dir + ".digest"); err == nil {
+		// The pin held an OCI artifact until the Source became git.
+		if err := os.RemoveAll(dir); err != nil {
+			return rev, "", err
+		}
+		if err := os.Remove(dir + ".digest"); err != nil {
+			return rev, "", err
+		}
+	}
 	auth, err := GitAuth(ctx, readerFor(r.Client, appOwner(app)), src)
 	if err != nil {
 		return rev, "", err
@@ -282,11 +292,27 @@ func (r *AppReconciler) pinnedArtifact(ctx context.Context, app *tendv1.App, src
 	if err != nil {
 		return rev, "", err
 	}
+	// Unpacked and verified aside, then swapped in: the marker names
+	// only a directory that holds all of its digest.
+	if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return rev, "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return rev, "", err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "."+app.Name+".pull-")
+	if err != nil {
+		return rev, "", err
+	}
+	defer os.RemoveAll(tmp)
+	if _, _, err := pull(ctx, "", tmp); err != nil {
+		return rev, "", fmt.Errorf("pull pinned revision %s (spec.targetRevision): %w", rev, err)
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return rev, "", err
 	}
-	if _, _, err := pull(ctx, "", dir); err != nil {
-		return rev, "", fmt.Errorf("pull pinned revision %s (spec.targetRevision): %w", rev, err)
+	if err := os.Rename(tmp, dir); err != nil {
+		return rev, "", err
 	}
 	if err := os.WriteFile(marker, []byte(rev), 0o644); err != nil {
 		return rev, "", err

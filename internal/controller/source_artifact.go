@@ -111,7 +111,11 @@ func (r *SourceReconciler) reconcileArtifact(ctx context.Context, rd client.Read
 		return ctrl.Result{}, err
 	}
 	start := time.Now()
-	art, first, changed, err := r.Artifacts.Pull(ctx, key, pull)
+	selector := ""
+	if l := src.Spec.OCI.LayerSelector; l != nil {
+		selector = l.MediaType
+	}
+	art, first, changed, err := r.Artifacts.Pull(ctx, key, selector, pull)
 	if r.metrics != nil {
 		r.metrics.fetch.WithLabelValues(resultLabel(err)).Observe(time.Since(start).Seconds())
 	}

@@ -307,8 +307,8 @@ func (c *converter) ociRepository(o *sourcev1.OCIRepository) {
 	if r := s.Reference; r != nil {
 		oci.Ref = &tendv1.OCIRef{Tag: r.Tag, SemVer: r.SemVer, SemverFilter: r.SemverFilter, Digest: r.Digest}
 	}
-	if *oci.Ref == (tendv1.OCIRef{}) {
-		oci.Ref.Tag = "latest" // Flux's default
+	if r := oci.Ref; r.Tag == "" && r.SemVer == "" && r.Digest == "" {
+		r.Tag = "latest" // Flux's default
 	}
 	if l := s.LayerSelector; l != nil {
 		if l.MediaType != "" {

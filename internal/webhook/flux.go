@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	notifyv1 "github.com/fluxcd/notification-controller/api/v1"
@@ -45,6 +47,9 @@ type FluxReceivers struct {
 	Log        *slog.Logger
 	// Now, when set, replaces time.Now (tests).
 	Now func() time.Time
+
+	mu     sync.Mutex
+	tokens map[string]cachedToken // by Receiver namespace/name
 }
 
 var receiverGVK = notifyv1.GroupVersion.WithKind(notifyv1.ReceiverKind)
@@ -149,18 +154,54 @@ func (f *FluxReceivers) find(ctx context.Context, digest string) (*notifyv1.Rece
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, &rcv); err != nil || rcv.Spec.SecretRef == nil {
 				continue
 			}
-			var sec corev1.Secret
-			if err := f.SecretReader.Get(ctx, types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}, &sec); err != nil {
-				continue // its path cannot be known; other Receivers may match
+			token, path := f.path(ctx, &rcv)
+			if len(token) == 0 {
+				continue // no token: no path (Flux refuses it too)
 			}
-			token := sec.Data["token"]
-			sum := sha256.Sum256([]byte(string(token) + rcv.Name + rcv.Namespace))
-			if hex.EncodeToString(sum[:]) == digest {
+			if subtle.ConstantTimeCompare([]byte(path), []byte(digest)) == 1 {
 				return &rcv, token, nil
 			}
 		}
 	}
 	return nil, nil, nil
+}
+
+// tokenTTL is how long a Receiver's token is reused before its Secret is
+// read again: a request for an unknown path costs no API call meanwhile.
+const tokenTTL = time.Minute
+
+type cachedToken struct {
+	version string // the Receiver's resourceVersion
+	token   []byte
+	path    string
+	read    time.Time
+}
+
+// path returns rcv's token and webhook path (hex sha256 of token, name
+// and namespace, as Flux computes it), reading its Secret at most once a
+// tokenTTL per Receiver version.
+func (f *FluxReceivers) path(ctx context.Context, rcv *notifyv1.Receiver) ([]byte, string) {
+	key := rcv.Namespace + "/" + rcv.Name
+	f.mu.Lock()
+	c, ok := f.tokens[key]
+	f.mu.Unlock()
+	if ok && c.version == rcv.ResourceVersion && time.Since(c.read) < tokenTTL {
+		return c.token, c.path
+	}
+	var sec corev1.Secret
+	if err := f.SecretReader.Get(ctx, types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}, &sec); err != nil {
+		return nil, "" // its path cannot be known; other Receivers may match
+	}
+	token := sec.Data["token"]
+	sum := sha256.Sum256([]byte(string(token) + rcv.Name + rcv.Namespace))
+	c = cachedToken{version: rcv.ResourceVersion, token: token, path: hex.EncodeToString(sum[:]), read: time.Now()}
+	f.mu.Lock()
+	if f.tokens == nil {
+		f.tokens = map[string]cachedToken{}
+	}
+	f.tokens[key] = c
+	f.mu.Unlock()
+	return c.token, c.path
 }
 
 // resources returns the objects one entry of spec.resources names: one by
@@ -183,6 +224,9 @@ func (f *FluxReceivers) resources(ctx context.Context, rcv *notifyv1.Receiver, r
 	ns := r.Namespace
 	if ns == "" {
 		ns = rcv.Namespace
+	}
+	if len(f.Namespaces) > 0 && !slices.Contains(f.Namespaces, ns) {
+		return nil, fmt.Errorf("namespace %s is not one this controller watches", ns)
 	}
 	if r.Name != "*" {
 		u := &unstructured.Unstructured{}

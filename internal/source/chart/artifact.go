@@ -28,6 +28,8 @@ const (
 	MaxArtifactBytes = 100 << 20
 	// MaxUnpackedBytes bounds the files the layer unpacks to.
 	MaxUnpackedBytes = 500 << 20
+	// MaxEntries bounds the files and directories the layer holds.
+	MaxEntries = 100_000
 )
 
 // Media types of artifacts pushed by `flux push artifact`.
@@ -135,7 +137,7 @@ func (f *Fetcher) PullArtifact(ctx context.Context, repoURL string, ref Artifact
 	if err != nil {
 		return Artifact{}, false, err
 	}
-	art.Chart = layer.MediaType == ChartLayerMediaType || m.Config.MediaType == ConfigMediaType
+	art.Chart = layer.MediaType == ChartLayerMediaType || (layer.MediaType == legacyChartLayerMedia && m.Config.MediaType == ConfigMediaType)
 	if layer.Size > MaxArtifactBytes {
 		return Artifact{}, false, mark(fmt.Errorf("%s: its layer is %d bytes, larger than the limit of %d", what, layer.Size, MaxArtifactBytes), ErrNotFound)
 	}
@@ -236,6 +238,7 @@ func unpack(r io.Reader, dir string, stripTop bool) error {
 	defer root.Close()
 	tr := tar.NewReader(zr)
 	var total int64
+	entries := 0
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -245,6 +248,9 @@ func unpack(r io.Reader, dir string, stripTop bool) error {
 			return fmt.Errorf("the layer is not a valid tar archive: %w", err)
 		}
 		name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+		if entries++; entries > MaxEntries {
+			return fmt.Errorf("it has more than %d entries", MaxEntries)
+		}
 		if slices.Contains(strings.Split(h.Name, "/"), "..") {
 			return fmt.Errorf("entry %q leaves the artifact's directory", h.Name)
 		}
