@@ -114,6 +114,8 @@ type Controller struct {
 	// (values, decryption keys, chart credentials, kubeconfigs), one watch
 	// per object, from the first read until nothing references it.
 	Refs *refwatch.Watcher
+
+	fetcher *git.Fetcher
 }
 
 // Scheme has the Kubernetes built-in types and tend's.
@@ -262,7 +264,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	apps.Client = withRefs
 	clusters := &cluster.Clusters{Local: local, Client: withRefs, Opts: connOpts, ReadSecret: readKubeconfig(withRefs)}
 	apps.Clusters = clusters
-	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs}
+	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs, fetcher: fetcher}
 	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
 	c.Sources = &SourceReconciler{
 		Client: withRefs, Artifacts: arts,
@@ -314,6 +316,11 @@ func (c *Controller) Start(ctx context.Context) error {
 	defer func() {
 		for _, conn := range c.Clusters.All() {
 			conn.Close()
+		}
+		// Fetches that outlived their reconcile finish (bounded by their
+		// timeout) before Start returns: nothing writes checkouts after.
+		if c.fetcher != nil {
+			c.fetcher.Wait()
 		}
 	}()
 	return c.Manager.Start(ctx)

@@ -120,7 +120,14 @@ type Fetcher struct {
 	mu    sync.Mutex
 	dirs  map[string]*dirState
 	calls map[string]*call
+	// running counts fetches in flight, which go on after their callers
+	// give up (Wait).
+	running sync.WaitGroup
 }
+
+// Wait blocks until no fetch is running: a process stopping calls it so
+// that no git process writes into a checkout after it returns.
+func (f *Fetcher) Wait() { f.running.Wait() }
 
 // dirState serialises the fetches into one directory.
 type dirState struct {
@@ -180,7 +187,9 @@ func (f *Fetcher) Fetch(ctx context.Context, dir string, opts Options) (*Result,
 		st := f.dirLocked(abs)
 		// The fetch runs on its own so that one caller giving up does not
 		// fail the others; Timeout bounds it.
+		f.running.Add(1)
 		go func() {
+			defer f.running.Done()
 			c.res, c.err = f.fetchDir(context.WithoutCancel(ctx), st, abs, opts)
 			f.mu.Lock()
 			delete(f.calls, key)
