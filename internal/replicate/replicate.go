@@ -163,6 +163,12 @@ func (r *Reconciler) sourceOf(_ context.Context, o client.Object) []reconcile.Re
 		}
 		return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()}}}
 	case secret.ReplicateCopy:
+		// A copy made for an App another controller manages is none of
+		// this one's business: reconciling its source would read it
+		// from the API server for nothing.
+		if !r.managedCopy(o) {
+			return nil
+		}
 		if key, ok := replicaSourceKey(o.GetAnnotations()[secret.AnnotationReplicaOf]); ok {
 			return []reconcile.Request{{NamespacedName: key}}
 		}
