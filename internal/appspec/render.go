@@ -115,8 +115,7 @@ func RenderOptions(ctx context.Context, c client.Reader, files SourceFiles, app 
 				ref.Username, ref.Password = string(sec.Data["username"]), string(sec.Data["password"])
 				if src.Spec.OCI != nil {
 					// Also a .dockerconfigjson, as Flux's OCI repositories read.
-					host, _, _ := strings.Cut(strings.TrimPrefix(src.Spec.OCI.URL, "oci://"), "/")
-					if ref.Username, ref.Password, err = chart.SecretCredentials(sec.Data, host); err != nil {
+					if ref.Username, ref.Password, err = chart.SecretCredentials(sec.Data, chart.OCIHost(src.Spec.OCI.URL)); err != nil {
 						return opts, objstatus.Permanentf("Source %s credentials: Secret %s/%s: %v", src.Name, src.Namespace, secret.Name, err)
 					}
 				}

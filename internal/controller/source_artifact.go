@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,7 +40,7 @@ func ArtifactPull(ctx context.Context, c client.Reader, charts ArtifactPuller, s
 			}
 			return nil, fmt.Errorf("read credentials Secret %s/%s: %w", src.Namespace, o.SecretRef.Name, err)
 		}
-		user, pass, err := chart.SecretCredentials(sec.Data, ociHost(o.URL))
+		user, pass, err := chart.SecretCredentials(sec.Data, chart.OCIHost(o.URL))
 		if err != nil {
 			return nil, objstatus.Permanentf("credentials Secret %s/%s (spec.oci.secretRef): %v", src.Namespace, o.SecretRef.Name, err)
 		}
@@ -68,12 +67,6 @@ func ArtifactPull(ctx context.Context, c client.Reader, charts ArtifactPuller, s
 		}
 		return artifact.Artifact{Revision: a.Digest, Ref: a.Tag, Subject: artifactSubject(a)}, pulled, nil
 	}, nil
-}
-
-// ociHost is the host[:port] of an oci:// URL.
-func ociHost(u string) string {
-	host, _, _ := strings.Cut(strings.TrimPrefix(u, "oci://"), "/")
-	return host
 }
 
 // artifactSubject says what an artifact holds, as a commit subject does.

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/source/chart"
 )
 
 // Kinds Convert reads, by "group/kind".
@@ -293,9 +294,6 @@ func (c *converter) helmRepository(o *sourcev1.HelmRepository) {
 	c.addSource(src)
 }
 
-// helmChartLayer is the media type of a Helm chart's layer.
-const helmChartLayer = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
-
 func (c *converter) ociRepository(o *sourcev1.OCIRepository) {
 	c.begin("OCIRepository", &o.ObjectMeta)
 	s := o.Spec
@@ -314,7 +312,7 @@ func (c *converter) ociRepository(o *sourcev1.OCIRepository) {
 		if l.MediaType != "" {
 			oci.LayerSelector = &tendv1.OCILayerSelector{MediaType: l.MediaType}
 		}
-		if l.Operation == sourcev1.OCILayerCopy && l.MediaType != helmChartLayer {
+		if l.Operation == sourcev1.OCILayerCopy && l.MediaType != chart.ChartLayerMediaType {
 			c.fail("spec.layerSelector.operation", "copy keeps the layer as an archive; tend unpacks layers (a Helm chart's too, to render it): remove it or select the Helm chart layer")
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/source/chart"
 )
 
 func convert(t *testing.T, docs ...string) *Result {
@@ -298,7 +299,7 @@ spec:
 		t.Errorf("manifests: %+v, want %+v", got, want)
 	}
 	chartSrc := res.Sources[1].Spec.OCI
-	if chartSrc.Ref.Tag != "latest" || chartSrc.LayerSelector == nil || chartSrc.LayerSelector.MediaType != helmChartLayer {
+	if chartSrc.Ref.Tag != "latest" || chartSrc.LayerSelector == nil || chartSrc.LayerSelector.MediaType != chart.ChartLayerMediaType {
 		t.Errorf("podinfo chart Source: %+v (ref %+v)", chartSrc, chartSrc.Ref)
 	}
 	if a := res.Apps[0].Spec; a.SourceRef.Name != "manifests" || a.Path != "apps" {

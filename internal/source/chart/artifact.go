@@ -32,12 +32,6 @@ const (
 	MaxEntries = 100_000
 )
 
-// Media types of artifacts pushed by `flux push artifact`.
-const (
-	FluxConfigMediaType  = "application/vnd.cncf.flux.config.v1+json"
-	FluxContentMediaType = "application/vnd.cncf.flux.content.v1.tar+gzip"
-)
-
 // ArtifactRef selects an artifact of one OCI repository and a layer of it.
 // Digest wins over SemVer, SemVer over Tag; all empty means the tag
 // "latest".

@@ -45,6 +45,12 @@ func OCIURL(ociURL string, insecure bool) string {
 	return ociURL
 }
 
+// OCIHost is the host[:port] of an oci:// URL.
+func OCIHost(ociURL string) string {
+	host, _, _ := strings.Cut(strings.TrimPrefix(ociURL, "oci://"), "/")
+	return host
+}
+
 // tagList is an OCI repository's semver tags, kept for the TTL.
 type tagList struct {
 	mu      sync.Mutex
