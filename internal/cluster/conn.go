@@ -44,6 +44,7 @@ type Conn struct {
 	helm       *render.Cluster
 	helmAt     time.Time
 	helmSeen   int64     // apis.count() when helm was discovered
+	helmFound  int64     // discoveries made, for HelmStats
 	apis       *apiWatch // nil: not started yet, or polling
 	apisDenied bool      // the watches may not list: poll for good
 	apisRetry  time.Time // when to try starting them again after a failure
@@ -86,6 +87,7 @@ func (c *Conn) HelmCluster() (*render.Cluster, error) {
 	if c.apis != nil {
 		seen = c.apis.count() // before discovering: a change during it counts
 	}
+	c.helmFound++
 	hc, err := render.DiscoverCluster(c.Config)
 	if err != nil {
 		if c.helm != nil {
@@ -95,6 +97,23 @@ func (c *Conn) HelmCluster() (*render.Cluster, error) {
 	}
 	c.helm, c.helmAt, c.helmSeen = hc, time.Now(), seen
 	return hc, nil
+}
+
+// HelmStats counts what HelmCluster did: discoveries made, changes of the
+// cluster's API definitions seen, and how many of those the last discovery
+// had seen. A discovery is due only while Seen < Changes (or, where the
+// definitions cannot be watched, every few minutes).
+type HelmStats struct{ Discoveries, Changes, Seen int64 }
+
+// HelmStats reports the connection's HelmStats.
+func (c *Conn) HelmStats() HelmStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := HelmStats{Discoveries: c.helmFound, Seen: c.helmSeen}
+	if c.apis != nil {
+		s.Changes = c.apis.count()
+	}
+	return s
 }
 
 // fresh says whether the discovered answer still holds. c.mu is held.

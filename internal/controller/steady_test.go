@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
@@ -62,10 +63,11 @@ func TestSteadyStateReadsReferencesFromWatches(t *testing.T) {
 	proxy.mu.Lock()
 	mark := len(proxy.reqs)
 	proxy.mu.Unlock()
-	before, hits := e.ctrl.Refs.Stats(), e.ctrl.Apps.Cache.Stats().Hits
-	// Each periodic reconcile finds its render in the cache.
+	before, reconciles := e.ctrl.Refs.Stats(), renderRequests(e.ctrl)
+	// Each periodic reconcile asks the render cache (which renders again
+	// only when another test's CRD changed Helm's capabilities).
 	eventually(t, "five periodic reconciles", 60*time.Second, func() bool {
-		return e.ctrl.Apps.Cache.Stats().Hits >= hits+5
+		return renderRequests(e.ctrl) >= reconciles+5
 	})
 	proxy.mu.Lock()
 	after := append(apiRequests(nil), proxy.reqs[mark:]...)
@@ -84,7 +86,7 @@ func TestSteadyStateReadsReferencesFromWatches(t *testing.T) {
 	if len(reads) > 0 {
 		t.Errorf("periodic reconciles read Secrets or ConfigMaps from the apiserver:\n%s", reads)
 	}
-	t.Logf("requests during %d periodic reconciles:\n%s", e.ctrl.Apps.Cache.Stats().Hits-hits, after)
+	t.Logf("requests during %d periodic reconciles:\n%s", renderRequests(e.ctrl)-reconciles, after)
 	if st := e.ctrl.Refs.Stats(); st.Reads < before.Reads+10 || st.Watches != 2 || st.Started != 2 {
 		t.Errorf("refs = %+v, want 2 watches, started once each, and 10 reads more than %d", st, before.Reads)
 	}
@@ -172,31 +174,87 @@ func TestSteadyStateSendsNoAPIRequests(t *testing.T) {
 
 	// Let the first reconciles' status writes settle: the mark is taken
 	// after two reconciles of each App that found their render cached.
-	hits := e.ctrl.Apps.Cache.Stats().Hits
+	reconciles := renderRequests(e.ctrl)
 	eventually(t, "the first periodic reconciles", 60*time.Second, func() bool {
-		return e.ctrl.Apps.Cache.Stats().Hits >= hits+4
+		return renderRequests(e.ctrl) >= reconciles+4
 	})
 	proxy.mu.Lock()
 	mark := len(proxy.reqs)
 	proxy.mu.Unlock()
-	hits, fetches := e.ctrl.Apps.Cache.Stats().Hits, repo.Requests()
-	// Each periodic reconcile finds its render in the cache; each fetch
-	// asks the git server for its refs.
+	helmBefore := helmStats(e.ctrl)
+	reconciles, fetches := renderRequests(e.ctrl), repo.Requests()
+	// Each periodic reconcile asks the render cache; each fetch asks the
+	// git server for its refs.
 	eventually(t, "twenty periodic App reconciles and five git requests", 90*time.Second, func() bool {
-		return e.ctrl.Apps.Cache.Stats().Hits >= hits+20 && repo.Requests() >= fetches+5
+		return renderRequests(e.ctrl) >= reconciles+20 && repo.Requests() >= fetches+5
 	})
 	proxy.mu.Lock()
 	after := append(apiRequests(nil), proxy.reqs[mark:]...)
 	proxy.mu.Unlock()
+	helmAfter := helmStats(e.ctrl)
+	// Helm's capabilities are discovered again only after a CRD or an
+	// APIService changed (other tests sharing the cluster install CRDs):
+	// each connection made at most as many discoveries as changes it had
+	// not yet taken in, and every discovery request belongs to one.
+	var discoveries, due int64
+	for name, a := range helmAfter {
+		b := helmBefore[name]
+		n := a.Discoveries - b.Discoveries
+		if n > a.Changes-b.Seen {
+			t.Errorf("connection %s discovered Helm's capabilities %d times after %d changes of the cluster's API definitions", name, n, a.Changes-b.Seen)
+		}
+		discoveries, due = discoveries+n, due+a.Changes-b.Seen
+	}
 	var unexpected apiRequests
+	var versions int64
 	for _, r := range after {
 		if r.watch || strings.Contains(r.path, "/apis/coordination.k8s.io/v1/namespaces/"+e.Namespace+"/leases/") {
 			continue
 		}
+		if discoveries > 0 && r.method == http.MethodGet && isDiscovery(r.path) {
+			if r.path == "/version" {
+				versions++
+			}
+			continue
+		}
 		unexpected = append(unexpected, r)
 	}
+	if versions != discoveries {
+		t.Errorf("%d GET /version for %d discoveries of Helm's capabilities", versions, discoveries)
+	}
+	t.Logf("%d discoveries of Helm's capabilities after %d changes of the cluster's API definitions", discoveries, due)
 	if len(unexpected) > 0 {
 		t.Errorf("in steady state, %d of %d requests were neither watches nor lease renewals:\n%s", len(unexpected), len(after), unexpected)
 	}
-	t.Logf("%d requests during %d periodic App reconciles and %d git requests:\n%s", len(after), e.ctrl.Apps.Cache.Stats().Hits-hits, repo.Requests()-fetches, after)
+	t.Logf("%d requests during %d periodic App reconciles and %d git requests:\n%s", len(after), renderRequests(e.ctrl)-reconciles, repo.Requests()-fetches, after)
+}
+
+// renderRequests counts the render cache's answers: one per App reconcile
+// that rendered or found its render kept.
+func renderRequests(c *Controller) int64 {
+	s := c.Apps.Cache.Stats()
+	return s.Hits + s.Renders + s.Reused
+}
+
+// helmStats is every connection's cluster.HelmStats by name.
+func helmStats(c *Controller) map[string]cluster.HelmStats {
+	out := map[string]cluster.HelmStats{}
+	for _, conn := range c.Clusters.All() {
+		out[conn.Display()] = conn.HelmStats()
+	}
+	return out
+}
+
+// isDiscovery says whether a path is one a discovery client reads:
+// /version, /api, /apis, /api/v1 or /apis/<group>/<version>.
+func isDiscovery(path string) bool {
+	switch parts := strings.Split(strings.Trim(path, "/"), "/"); {
+	case path == "/version" || path == "/api" || path == "/apis":
+		return true
+	case parts[0] == "api":
+		return len(parts) == 2
+	case parts[0] == "apis":
+		return len(parts) == 3
+	}
+	return false
 }
