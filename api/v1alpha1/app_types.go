@@ -41,6 +41,12 @@ type AppSpec struct {
 	// Destination is where objects go.
 	// +optional
 	Destination Destination `json:"destination,omitempty"`
+	// Project names a Project in the App's namespace whose rules the App
+	// must keep (repositories, destinations, kinds, references to other
+	// namespaces); checked before anything of a revision is applied. Empty:
+	// no Project, no such rules.
+	// +optional
+	Project string `json:"project,omitempty"`
 	// DependsOn lists Apps that must be Healthy before this one syncs.
 	// +optional
 	DependsOn []NamespacedObjectReference `json:"dependsOn,omitempty"`

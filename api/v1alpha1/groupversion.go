@@ -29,6 +29,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&AppSet{}, &AppSetList{},
 		&Cluster{}, &ClusterList{},
 		&Notifier{}, &NotifierList{},
+		&Project{}, &ProjectList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -43,12 +44,14 @@ const (
 // multi-source Application renders a chart from the chart repository with
 // values from this repository ($values); KSOPS decrypts a Secret with the
 // key Argo CD's repo-server would have; a PreSync hook runs before its
-// App's objects. A values commit, picked up on Argo CD's refresh
+// App's objects. An AppProject limits the ApplicationSet's Applications;
+// an Application of it aimed at kube-system is refused, with a condition
+// naming the rule, and nothing of it is applied. A values commit, picked up on Argo CD's refresh
 // annotation, is applied; a replica count changed in the cluster is left
 // alone. The Applications report it in Argo CD's status fields.
 func TestArgoCDPlatform(t *testing.T) {
 	e := platform.Start(t, platform.Options{
-		Apps:    []string{"root", "web", "secrets", "shop", "search"},
+		Apps:    []string{"root", "web", "secrets", "shop", "search", "debug-tools"},
 		Compat:  []string{"argo"},
 		Timeout: 2 * time.Minute,
 		Controller: func(o *controller.Options) {
@@ -122,6 +125,23 @@ func TestArgoCDPlatform(t *testing.T) {
 	}
 	for _, app := range []string{"shop", "search"} {
 		e.WaitApp(t, app, "the ApplicationSet's App synced and healthy", platform.Healthy)
+	}
+
+	// The AppProject, enforced: debug-tools is refused before anything of
+	// it is applied, and says why, in tend's status and Argo CD's.
+	e.WaitApp(t, "debug-tools", "refused by its Project", func(a *tendv1.App) bool {
+		c := apimeta.FindStatusCondition(a.Status.Conditions, tendv1.ConditionStalled)
+		return c != nil && c.Status == metav1.ConditionTrue && c.Reason == "ProjectDenied" &&
+			strings.Contains(c.Message, `namespace "kube-system" on cluster "in-cluster" matches no entry of spec.destinations`)
+	})
+	if got := status(e, applications, "debug-tools", "conditions"); !strings.Contains(got, "InvalidSpecError") || !strings.Contains(got, "the Project "+ns+"/teams does not allow it") {
+		t.Errorf("Application debug-tools status.conditions:\n%s\nwant an InvalidSpecError naming the Project", got)
+	}
+	if _, err := e.Clientset.CoreV1().ConfigMaps("kube-system").Get(ctx, "debug-tools", metav1.GetOptions{}); err == nil {
+		t.Errorf("ConfigMap kube-system/debug-tools exists; the Project should have kept it out")
+	}
+	if p := e.App(t, "shop").Spec.Project; p != "teams" {
+		t.Errorf("App shop spec.project %q; want teams, from the ApplicationSet's template", p)
 	}
 
 	// The chart from the chart repository, with the values file from git.

@@ -154,9 +154,6 @@ func (c *converter) convert() *Result {
 	if len(spec.SourceHydrator.Raw) > 0 {
 		c.fail("spec.sourceHydrator", "not supported: render the manifests into git and point spec.source at them")
 	}
-	if spec.Project != "" && spec.Project != "default" {
-		c.warn("spec.project %q: the AppProject's source, destination and kind restrictions are not enforced by tend", spec.Project)
-	}
 	if spec.RevisionHistoryLimit != nil {
 		c.warn("spec.revisionHistoryLimit: tend keeps its own sync history (status.history)")
 	}
@@ -170,6 +167,12 @@ func (c *converter) convert() *Result {
 	out.Spec.DeletionPolicy = tendv1.DeletionOrphan
 	if HasResourcesFinalizer(c.app.Finalizers) {
 		out.Spec.DeletionPolicy = tendv1.DeletionDelete
+	}
+	// The AppProject maps to a Project of its name in the same namespace
+	// (ConvertProject). "default" is the project Argo CD installs allowing
+	// everything: its Applications name none.
+	if spec.Project != "default" {
+		out.Spec.Project = spec.Project
 	}
 	source := c.source(src, field, ns, &out.Spec)
 	out.Spec.SourceRef = tendv1.NamespacedObjectReference{Name: source.Name}

@@ -158,8 +158,8 @@ spec:
 	if !reflect.DeepEqual(vals, want) || spec.Helm.ReleaseName != "graf" {
 		t.Errorf("values %v release %q, want %v graf", vals, spec.Helm.ReleaseName, want)
 	}
-	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], `spec.project "monitoring"`) {
-		t.Errorf("warnings %q, want one about the AppProject", res.Warnings)
+	if len(res.Warnings) != 0 || res.App.Spec.Project != "monitoring" {
+		t.Errorf("warnings %q, project %q: want none, and the App in the Project the AppProject maps to", res.Warnings, res.App.Spec.Project)
 	}
 
 	// A registry without a scheme is an OCI chart registry, as in Argo CD.

@@ -100,8 +100,8 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 		return err
 	}
 	var (
-		apps    []adoptee
-		sources = map[string]*tendv1.Source{}
+		apps []adoptee
+		kn   = known{sources: map[string]*tendv1.Source{}, projects: map[string]*tendv1.Project{}}
 		// notifiers are the Notifiers Flux Alerts become, one line each.
 		notifiers []string
 	)
@@ -128,7 +128,10 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 			}
 			for _, o := range mapped.Objects {
 				if src, ok := o.(*tendv1.Source); ok {
-					sources[src.Name] = src
+					kn.sources[src.Name] = src
+				}
+				if p, ok := o.(*tendv1.Project); ok && mapped.Err == nil {
+					kn.projects[p.Name] = p
 				}
 				if n, ok := o.(*tendv1.Notifier); ok && mapped.Err == nil && (len(names) == 0 || slices.Contains(names, obj.GetName())) {
 					line := fmt.Sprintf("%s %s/%s: becomes Notifier %s (%s)\n", obj.GetKind(), obj.GetNamespace(), obj.GetName(), n.Name, n.Spec.Provider)
@@ -160,7 +163,7 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 	changes, failed := 0, 0
 	err = m.withConn(ctx, k, func(conn *cluster.Conn) error {
 		for _, a := range apps {
-			n, err := m.adoptOne(ctx, k, conn, a, sources)
+			n, err := m.adoptOne(ctx, k, conn, a, kn)
 			var ee *exitError
 			switch {
 			case errors.As(err, &ee) && ee.code == ExitUsage:
@@ -185,7 +188,7 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 
 // adoptOne prints what adopting a would change and returns how many
 // objects would change.
-func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adoptee, sources map[string]*tendv1.Source) (int, error) {
+func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adoptee, kn known) (int, error) {
 	fmt.Fprintf(m.Stdout, "%s:\n", a)
 	for _, w := range a.mapped.Warnings {
 		fmt.Fprintf(m.Stdout, "  note: %s\n", w)
@@ -194,7 +197,7 @@ func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adop
 		return 0, &exitError{code: ExitUsage, err: a.mapped.Err}
 	}
 	app := a.mapped.App
-	src := sources[app.Spec.SourceRef.Name]
+	src := kn.sources[app.Spec.SourceRef.Name]
 	if src == nil || (app.Spec.SourceRef.Namespace != "" && app.Spec.SourceRef.Namespace != app.Namespace) {
 		ns := app.Namespace
 		if app.Spec.SourceRef.Namespace != "" {
@@ -208,7 +211,7 @@ func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adop
 	if app.Spec.Destination.ClusterRef != nil {
 		return 0, &exitError{code: ExitUsage, err: fmt.Errorf("it deploys to Cluster %s: preview it with --kubeconfig pointing at that cluster", app.Spec.Destination.ClusterRef.Name)}
 	}
-	ar, err := renderAppFrom(ctx, k, app, src, "", sources)
+	ar, err := renderAppFrom(ctx, k, app, src, "", kn)
 	if err != nil {
 		return 0, err
 	}

@@ -99,6 +99,26 @@ func (m *Main) migrate(paths []string, namespace, decryption string) error {
 			continue
 		case d.kind.Group != argocd.Group:
 			continue
+		case d.kind.Kind == "AppProject":
+			// The Project its Applications name (spec.project), in the
+			// namespace they go to.
+			p, err := argocd.ParseAppProject(d.body)
+			var res *argocd.ProjectResult
+			if err == nil {
+				res, err = argocd.ConvertProject(p)
+			}
+			if err != nil {
+				refused = append(refused, fmt.Errorf("%s: %w", d.where, err))
+				continue
+			}
+			if namespace != "" {
+				res.Project.Namespace = namespace
+			}
+			for _, w := range res.Warnings {
+				warnings = append(warnings, fmt.Sprintf("%s: AppProject %s/%s: %s", d.where, p.Namespace, p.Name, w))
+			}
+			objects["0/"+res.Project.Namespace+"/"+res.Project.Name] = res.Project
+			continue
 		case d.kind.Kind != "Application" && d.kind.Kind != "ApplicationSet":
 			warnings = append(warnings, fmt.Sprintf("%s: %s is not converted", d.where, d.kind.Kind))
 			continue

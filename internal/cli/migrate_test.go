@@ -20,7 +20,8 @@ import (
 )
 
 // argoApplication is an Argo CD Application of path in repo, deploying
-// into ns with a kustomize namePrefix and labels, as teams write them.
+// into ns with a kustomize namePrefix and labels, as teams write them, in
+// Argo CD's default project (inProject moves it to another).
 func argoApplication(name, repo, path, ns string) string {
 	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -29,7 +30,7 @@ metadata:
   namespace: argocd
   finalizers: [resources-finalizer.argocd.argoproj.io]
 spec:
-  project: platform
+  project: default
   source:
     repoURL: %[2]s
     targetRevision: main
@@ -46,6 +47,11 @@ spec:
 `, name, repo, path, ns)
 }
 
+// inProject moves an argoApplication into an AppProject.
+func inProject(app, project string) string {
+	return strings.Replace(app, "project: default", "project: "+project, 1)
+}
+
 // An app-of-apps directory of Argo CD Applications converts to tend Apps
 // and one shared Source that a running controller syncs: the objects come
 // out as Argo CD would have applied them.
@@ -59,28 +65,28 @@ func TestMigrateArgoCDApplicationsRunUnderTheController(t *testing.T) {
 	})
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"argocd/web.yaml":     argoApplication("web", repo.URL, "apps/web", ns),
-		"argocd/api.yaml":     argoApplication("api", repo.URL, "apps/api", ns),
-		"argocd/project.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: platform, namespace: argocd}\nspec: {}\n",
-		"argocd/notes.yaml":   "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n",
-		"argocd/README.md":    "not YAML at all: {",
+		"argocd/web.yaml": inProject(argoApplication("web", repo.URL, "apps/web", ns), "platform"),
+		"argocd/api.yaml": inProject(argoApplication("api", repo.URL, "apps/api", ns), "platform"),
+		"argocd/project.yaml": "apiVersion: argoproj.io/v1alpha1\nkind: AppProject\nmetadata: {name: platform, namespace: argocd}\n" +
+			"spec:\n  sourceRepos: ['*']\n  destinations: [{server: 'https://kubernetes.default.svc', namespace: '*'}]\n" +
+			"  roles: [{name: ci, policies: ['p, proj:platform:ci, applications, sync, platform/*, allow']}]\n",
+		"argocd/notes.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n",
+		"argocd/README.md":  "not YAML at all: {",
 	})
 
 	code, out, stderr := runIn(t, time.Minute, "migrate", "--app-namespace", ns, dir+"/argocd")
 	if code != ExitOK {
 		t.Fatalf("migrate: exit %d: %s", code, stderr)
 	}
-	for _, want := range []string{"AppProject is not converted", `spec.project "platform"`} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("migrate warnings lack %q:\n%s", want, stderr)
-		}
+	if want := "AppProject argocd/platform: spec.roles: Argo CD's API roles and tokens have no use under tend"; !strings.Contains(stderr, want) {
+		t.Errorf("migrate warnings lack %q:\n%s", want, stderr)
 	}
 	objs := objectsOf(t, out)
 	var kinds []string
 	for _, o := range objs {
 		kinds = append(kinds, o.GetKind()+" "+o.GetNamespace())
 	}
-	if want := []string{"Source " + ns, "App " + ns, "App " + ns}; strings.Join(kinds, ",") != strings.Join(want, ",") {
+	if want := []string{"Project " + ns, "Source " + ns, "App " + ns, "App " + ns}; strings.Join(kinds, ",") != strings.Join(want, ",") {
 		t.Fatalf("converted %v, want %v:\n%s", kinds, want, out)
 	}
 
@@ -102,6 +108,21 @@ func TestMigrateArgoCDApplicationsRunUnderTheController(t *testing.T) {
 		code, out, _ = cl.tend(t, "status")
 		return code == ExitOK && strings.Contains(out, "web") && strings.Contains(out, "api") && strings.Contains(out, shortRev(rev))
 	})
+
+	// The Project, from the AppProject, holds the Apps: once it allows no
+	// ConfigMaps, tend render refuses web as the controller would.
+	var p tendv1.Project
+	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "platform"}, &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.NamespacedResources.Deny = []tendv1.GroupKindPattern{{Kind: "ConfigMap"}}
+	if err := cl.c.Update(ctx, &p); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = cl.tend(t, "render", "web")
+	if want := "ConfigMap " + ns + "/web-settings: the kind ConfigMap is not allowed by spec.namespacedResources"; code != ExitUsage || !strings.Contains(stderr, want) {
+		t.Errorf("tend render web with the Project denying ConfigMaps: exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
 }
 
 // What tend cannot honour is listed with every field named; such an object

@@ -25,6 +25,7 @@ import (
 	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/objstatus"
+	"github.com/tend-gitops/tend/internal/project"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -395,13 +396,13 @@ func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appR
 	if err != nil {
 		return nil, err
 	}
-	return renderAppFrom(ctx, k, app, src, ref, nil)
+	return renderAppFrom(ctx, k, app, src, ref, known{})
 }
 
-// renderAppFrom is renderApp with the App's Source given; known are Sources
-// of the App's namespace by name that are not created yet (tend adopt
-// renders from the Sources a Flux or Argo CD object maps to).
-func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string, known map[string]*tendv1.Source) (*appRendered, error) {
+// renderAppFrom is renderApp with the App's Source given; kn are Sources and
+// Projects of the App's namespace that are not created yet (tend adopt
+// renders from what Flux or Argo CD objects map to).
+func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string, kn known) (*appRendered, error) {
 	base, err := os.MkdirTemp("", "tend-render-")
 	if err != nil {
 		return nil, err
@@ -414,13 +415,25 @@ func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.So
 		return nil, err
 	}
 	var rd client.Reader = k.c
-	if len(known) > 0 {
-		rd = knownSources{Reader: k.c, ns: app.Namespace, known: known}
+	if len(kn.sources) > 0 || len(kn.projects) > 0 {
+		rd = knownSources{Reader: k.c, ns: app.Namespace, known: kn}
 	}
 	files := &checkoutFiles{k: k, dir: filepath.Join(base, "values"), revs: map[string]checkout{}}
 	opts, err := appspec.RenderOptions(ctx, rd, files, app, src)
 	if err != nil {
 		if objstatus.IsPermanent(err) || errors.Is(err, appspec.ErrSourceNotReady) {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
+		}
+		return nil, k.wrap(err)
+	}
+	// The App's Project, checked as the controller checks it: a render
+	// its Project refuses is refused here too.
+	rules, err := project.Load(ctx, rd, app)
+	if err == nil {
+		err = rules.CheckApp(ctx, rd, app, src)
+	}
+	if err != nil {
+		if objstatus.IsPermanent(err) || errors.Is(err, project.ErrNotFound) || errors.Is(err, project.ErrDenied) {
 			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
 		}
 		return nil, k.wrap(err)
@@ -441,20 +454,40 @@ func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.So
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
 	}
 	objs := res.Objects()
+	if err := rules.CheckObjects(app, objs, rnd.Scope); err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
+	}
 	return &appRendered{objects: objs, revision: rev, src: src}, nil
 }
 
-// knownSources reads Sources of namespace ns from known first.
+// known are tend objects of one namespace, by name, that are not created
+// yet: what tend adopt maps Argo CD and Flux objects to.
+type known struct {
+	sources  map[string]*tendv1.Source
+	projects map[string]*tendv1.Project
+}
+
+// knownSources reads Sources and Projects of namespace ns from known first.
 type knownSources struct {
 	client.Reader
 	ns    string
-	known map[string]*tendv1.Source
+	known known
 }
 
 func (r knownSources) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if s, ok := obj.(*tendv1.Source); ok && key.Namespace == r.ns && r.known[key.Name] != nil {
-		r.known[key.Name].DeepCopyInto(s)
-		return nil
+	if key.Namespace == r.ns {
+		switch o := obj.(type) {
+		case *tendv1.Source:
+			if s := r.known.sources[key.Name]; s != nil {
+				s.DeepCopyInto(o)
+				return nil
+			}
+		case *tendv1.Project:
+			if p := r.known.projects[key.Name]; p != nil {
+				p.DeepCopyInto(o)
+				return nil
+			}
+		}
 	}
 	return r.Reader.Get(ctx, key, obj, opts...)
 }

@@ -65,7 +65,33 @@ var applicationSetKind = &kind{
 	request:           func(*unstructured.Unstructured) string { return "" },
 }
 
-func init() { argoKinds = append(argoKinds, applicationSetKind) }
+// appProjectKind maps AppProjects to Projects. Argo CD gives them no
+// status tend would write; problems are events.
+var appProjectKind = &kind{
+	family:  Argo,
+	gvk:     schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "AppProject"},
+	convert: convertAppProject,
+	request: func(*unstructured.Unstructured) string { return "" },
+}
+
+func init() { argoKinds = append(argoKinds, applicationSetKind, appProjectKind) }
+
+// convertAppProject maps an AppProject to a Project.
+func convertAppProject(_ context.Context, _ client.Reader, obj *unstructured.Unstructured, _ Options) (*conversion, error) {
+	body, err := obj.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	p, err := argocd.ParseAppProject(body)
+	if err != nil {
+		return &conversion{err: fmt.Errorf("reading Argo CD AppProject %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
+	}
+	res, err := argocd.ConvertProject(p)
+	if err != nil {
+		return &conversion{err: err}, nil
+	}
+	return &conversion{objects: []client.Object{res.Project}, warnings: res.Warnings}, nil
+}
 
 // convertApplicationSet maps an ApplicationSet to an AppSet (whose Apps
 // tend generates) and its Sources.
@@ -340,6 +366,9 @@ func applicationStatus(obj *unstructured.Unstructured, o *observed) map[string]a
 		// a ComparisonError, a failed or stalled sync a SyncError.
 		ready := meta.FindStatusCondition(app.Status.Conditions, "Ready")
 		switch {
+		case ready != nil && ready.Status == metav1.ConditionFalse && (ready.Reason == "ProjectDenied" || ready.Reason == "ProjectNotFound"):
+			// As Argo CD reports an Application its AppProject refuses.
+			cond(argoInvalidSpec, ready.Message)
 		case meta.IsStatusConditionTrue(app.Status.Conditions, "Stalled"):
 			cond(argoSyncError, meta.FindStatusCondition(app.Status.Conditions, "Stalled").Message)
 		case ready != nil && ready.Status == metav1.ConditionFalse && ready.Reason == "RenderFailed":

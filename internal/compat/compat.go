@@ -241,7 +241,8 @@ func (r *Reconciler) setup(mgr manager.Manager) error {
 		Watches(&tendv1.App{}, owner).
 		Watches(&tendv1.Source{}, owner).
 		Watches(&tendv1.AppSet{}, owner).
-		Watches(&tendv1.Notifier{}, owner)
+		Watches(&tendv1.Notifier{}, owner).
+		Watches(&tendv1.Project{}, owner)
 	if r.kind.watch != nil {
 		b = r.kind.watch(b, mgr.GetClient())
 	}
@@ -408,7 +409,7 @@ func (r *Reconciler) apply(ctx context.Context, owner *unstructured.Unstructured
 	for _, obj := range objs {
 		kind := obj.GetObjectKind().GroupVersionKind().Kind
 		want[kind+"/"+obj.GetName()] = true
-		controller := kind == "App" || kind == "AppSet" || kind == "Notifier"
+		controller := kind == "App" || kind == "AppSet" || kind == "Notifier" || kind == "Project"
 		refs := []metav1.OwnerReference{{
 			APIVersion: owner.GetAPIVersion(), Kind: owner.GetKind(), Name: owner.GetName(), UID: uid,
 			Controller: &controller,
@@ -525,7 +526,7 @@ func (r *Reconciler) release(ctx context.Context, owner *unstructured.Unstructur
 	// Every kind live() reads: what an object can map to.
 	for kind, list := range map[string]client.ObjectList{
 		"App": &tendv1.AppList{}, "Source": &tendv1.SourceList{}, "Cluster": &tendv1.ClusterList{},
-		"AppSet": &tendv1.AppSetList{}, "Notifier": &tendv1.NotifierList{},
+		"AppSet": &tendv1.AppSetList{}, "Notifier": &tendv1.NotifierList{}, "Project": &tendv1.ProjectList{},
 	} {
 		if err := r.Client.List(ctx, list, client.InNamespace(owner.GetNamespace())); err != nil {
 			return &transientError{err}
@@ -577,6 +578,8 @@ func (r *Reconciler) live(ctx context.Context, kind, namespace, name string) (cl
 		obj = &tendv1.AppSet{}
 	case "Notifier":
 		obj = &tendv1.Notifier{}
+	case "Project":
+		obj = &tendv1.Project{}
 	default:
 		return nil, fmt.Errorf("compat: cannot apply a %s", kind)
 	}
@@ -613,7 +616,7 @@ func hash(u map[string]any) (string, error) {
 // says what happens to its objects).
 func (r *Reconciler) finalize(ctx context.Context, obj *unstructured.Unstructured) (ctrl.Result, error) {
 	if r.kind.cascading == nil {
-		return ctrl.Result{}, nil // Flux's Alerts: the Notifier goes by garbage collection
+		return ctrl.Result{}, nil // Flux's Alerts, AppProjects: what they map to goes by garbage collection
 	}
 	fins := r.kind.cascading(obj.GetFinalizers())
 	if len(fins) == 0 {

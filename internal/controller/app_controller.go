@@ -52,6 +52,8 @@ const (
 	ReasonDegraded           = "Degraded"
 	ReasonOwnershipConflict  = "OwnershipConflict"
 	ReasonInvalidObjects     = "InvalidObjects"
+	ReasonProjectNotFound    = "ProjectNotFound"
+	ReasonProjectDenied      = "ProjectDenied"
 )
 
 // Finalizer makes tend prune an App's objects when the App is deleted
@@ -122,11 +124,23 @@ type appState struct {
 	rendered lastRender
 	// The App's own health and ignore rules, compiled.
 	rules appspec.Compiled
+	// allowed is the render its Project last allowed, and under which
+	// Project and App: a periodic reconcile of an unchanged App does not
+	// check (decode) its objects again.
+	allowed projectCheck
+}
+
+// projectCheck identifies a check of rendered objects against a Project.
+type projectCheck struct {
+	result    *render.Result
+	projectRV string
+	appGen    int64
 }
 
 const (
 	indexSource    = "tend.dev/sourceRef"
 	indexDependsOn = "tend.dev/dependsOn"
+	indexProject   = "tend.dev/project"
 )
 
 // SetupWithManager registers the reconciler and the field indexes it uses.
@@ -151,6 +165,14 @@ func (r *AppReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &tendv1.App{}, indexProject, func(o client.Object) []string {
+		if p := o.(*tendv1.App).Spec.Project; p != "" {
+			return []string{p}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
 	workers := r.Workers
 	if workers <= 0 {
 		workers = 8
@@ -159,6 +181,7 @@ func (r *AppReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 		Named("app").
 		For(&tendv1.App{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&tendv1.Source{}, sourceHandler{r}).
+		Watches(&tendv1.Project{}, handler.EnqueueRequestsFromMapFunc(r.appsOfProject)).
 		Watches(&tendv1.App{}, handler.EnqueueRequestsFromMapFunc(r.dependents), builder.WithPredicates(healthChanged{})).
 		WatchesRawSource(source.Channel(r.trigger, &handler.EnqueueRequestForObject{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: workers}).
@@ -199,6 +222,15 @@ func refKey(ns string, ref tendv1.NamespacedObjectReference) string {
 func (r *AppReconciler) appsOfSource(ctx context.Context, o client.Object) []reconcile.Request {
 	var apps tendv1.AppList
 	if err := r.Client.List(ctx, &apps, client.MatchingFields{indexSource: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+		return nil
+	}
+	return requestsFor(apps.Items)
+}
+
+// appsOfProject are the Apps naming a Project, reconciled when it changes.
+func (r *AppReconciler) appsOfProject(ctx context.Context, o client.Object) []reconcile.Request {
+	var apps tendv1.AppList
+	if err := r.Client.List(ctx, &apps, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexProject: o.GetName()}); err != nil {
 		return nil
 	}
 	return requestsFor(apps.Items)

@@ -18,6 +18,7 @@ import (
 	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/objstatus"
+	"github.com/tend-gitops/tend/internal/project"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/git"
 )
@@ -30,6 +31,7 @@ type observed struct {
 	src      tendv1.Source
 	srcKey   types.NamespacedName
 	conn     *cluster.Conn
+	project  *project.Rules // nil: the App names no Project
 	opts     render.Options
 	// rev is the revision rendered (a chart Source's: the chart version), result
 	// its render.
@@ -83,9 +85,29 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 	if obs.windows, err = parseWindows(app.Spec.Sync.Windows); err != nil {
 		return nil, stalledBy(ReasonInvalidSpec, err), nil
 	}
+	// The Project's rules come before anything the App names is waited
+	// for or read.
+	if obs.project, err = project.Load(ctx, r.Client, app); err != nil {
+		switch {
+		case errors.Is(err, project.ErrNotFound):
+			// Its creation reconciles the App (the Project watch).
+			return nil, &halt{kind: haltWaiting, reason: ReasonProjectNotFound, err: err, after: time.Minute}, nil
+		case objstatus.IsPermanent(err):
+			return nil, stalledBy(ReasonProjectDenied, err), nil
+		}
+		return nil, nil, err
+	}
+	if err := obs.project.CheckRefs(app); err != nil {
+		return nil, stalledBy(ReasonProjectDenied, err), nil
+	}
 	obs.srcKey = types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.SourceRef.Name}
 	if app.Spec.SourceRef.Namespace != "" {
 		obs.srcKey.Namespace = app.Spec.SourceRef.Namespace
+	}
+	if !r.manages(obs.srcKey.Namespace) {
+		// The cache holds only the watched namespaces: a read would fail
+		// on every reconcile.
+		return nil, stalledBy(ReasonSourceNotFound, fmt.Errorf("the Source %s is in a namespace this controller does not watch (its --namespaces); move the Source or fix spec.sourceRef", obs.srcKey)), nil
 	}
 	if err := r.Client.Get(ctx, obs.srcKey, &obs.src); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -94,6 +116,12 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 		return nil, nil, err
 	}
 	st.rememberSource(&obs.src)
+	if err := obs.project.CheckApp(ctx, r.Client, app, &obs.src); err != nil {
+		if errors.Is(err, project.ErrDenied) {
+			return nil, stalledBy(ReasonProjectDenied, err), nil
+		}
+		return nil, nil, err
+	}
 	if msg, cyc, err := r.checkDependencies(ctx, app); err != nil {
 		return nil, nil, err
 	} else if cyc {
@@ -129,6 +157,14 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 			return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: fmt.Errorf("waiting for Source %s to fetch its first revision", obs.srcKey), after: 5 * time.Second}, nil
 		}
 		return nil, &halt{kind: haltRenderFailed, reason: ReasonRenderFailed, err: err, rev: obs.rev}, nil
+	}
+	if check := (projectCheck{obs.result, obs.project.Version(), app.Generation}); obs.project != nil && st.allowed != check {
+		if err := obs.project.CheckObjects(app, obs.result.Objects(), obs.conn.Scope); err != nil {
+			// Nothing of this revision is applied; what an earlier
+			// one applied stays.
+			return nil, stalledBy(ReasonProjectDenied, err), nil
+		}
+		st.allowed = check
 	}
 	if st.inv == nil {
 		inv, err := obs.conn.Engine.Inventory.Load(ctx, apply.AppRef{Namespace: app.Namespace, Name: app.Name})
