@@ -23,18 +23,23 @@ GO_TAGS     := kustomize_disable_go_plugin_support
 COMPAT_PATHS := paths=./internal/argocd/... paths=github.com/fluxcd/source-controller/api/v1 paths=github.com/fluxcd/kustomize-controller/api/v1 paths=github.com/fluxcd/helm-controller/api/v2 paths=github.com/fluxcd/notification-controller/api/v1beta3 paths=github.com/fluxcd/notification-controller/api/v1
 COMPAT_DROP  := source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_externalartifacts.yaml source.toolkit.fluxcd.io_helmcharts.yaml
 TEST_FLAGS  ?= -timeout 30m
+# Stamped into tend binaries (`tend version`, the tend_build_info metric,
+# the install manifests' version label and image tag).
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The scale benchmark runs on a control plane of its own (not the one
 # `make test` uses), stopped afterwards. BENCH_FLAGS are passed to
 # `go run ./bench -mode scale`, e.g. BENCH_FLAGS="-scale 100,500,1000,2000".
 BENCH_CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/bench
 BENCH_FLAGS ?=
 
-.PHONY: demo test lint generate check-generated unit cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench
+.PHONY: demo test lint generate check-generated unit cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench release
 
 ## demo: run examples/homelab on a local control plane (first run builds
 ## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
 demo:
-	$(GO) build -tags $(GO_TAGS) -o bin/tend ./cmd/tend
+	$(GO) build -tags $(GO_TAGS) -ldflags "$(LDFLAGS)" -o bin/tend ./cmd/tend
 	bin/tend demo
 
 ## test: lint, unit tests, a build of the local control plane (with
@@ -116,4 +121,10 @@ cluster-status:
 	$(CLUSTER) status --dir $(CLUSTER_DIR)
 
 build:
-	$(GO) build -tags $(GO_TAGS) -o bin/tend ./cmd/tend
+	$(GO) build -tags $(GO_TAGS) -ldflags "$(LDFLAGS)" -o bin/tend ./cmd/tend
+
+## release: dist/tend_<version>_<os>_<arch>.tar.gz for linux and darwin on
+## amd64 and arm64, and dist/checksums.txt (internal/release). VERSION=v0.4.0
+## to name a release; PLATFORMS=linux/amd64 to build fewer.
+release:
+	$(GO) run ./hack/release -version $(VERSION) -commit $(COMMIT) -out dist $(if $(PLATFORMS),-platforms $(PLATFORMS))

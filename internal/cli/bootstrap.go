@@ -32,6 +32,8 @@ import (
 // bootstrapOptions are the flags of `tend bootstrap`.
 type bootstrapOptions struct {
 	Repo, Path, Branch, AgeKey, Namespace string
+	// Version labels the installed objects and tags the image ("" latest).
+	Version string
 	// LocalController installs everything but the controller Deployment:
 	// the controller runs as a local process (`tend controller`), as in
 	// `make demo` where there is no container runtime.
@@ -70,6 +72,7 @@ a cluster that tend already manages from another repository unless --force.`,
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
+			o.Version = m.releaseVersion()
 			return bootstrap(cmd.Context(), cfg, o, m.Stdout)
 		},
 	}
@@ -110,7 +113,7 @@ func bootstrap(ctx context.Context, cfg *rest.Config, o bootstrapOptions, out io
 		return bootstrapUnreachable(cfg, err)
 	}
 
-	objs, err := install.Manifests(install.Options{Namespace: ns, ClusterAdmin: o.ClusterAdmin})
+	objs, err := install.Manifests(install.Options{Namespace: ns, ClusterAdmin: o.ClusterAdmin, Version: o.Version})
 	if err != nil {
 		return err
 	}

@@ -44,6 +44,7 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				return &exitError{code: ExitUsage, err: err}
 			}
 			opts.Config = cfg
+			opts.Version, opts.Commit = m.Build.Version, m.Build.Commit
 			setGCPercent(gcPercent, cmd.Flags().Changed("gc-percent"))
 			var h slog.Handler = slog.NewTextHandler(m.Stderr, nil)
 			if json {

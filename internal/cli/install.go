@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,6 +45,7 @@ installed is left as it is. See docs/adopt.md.`,
   tend install --compat flux --export > tend.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Version = m.releaseVersion()
 			objs, err := install.Manifests(o.Options)
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
@@ -115,4 +117,17 @@ func installInto(ctx context.Context, cfg *rest.Config, objs []*unstructured.Uns
 	}
 	fmt.Fprintln(out)
 	return nil
+}
+
+// releaseTag matches the versions of releases (v1.2.3, v1.2.3-rc.1), not
+// those of builds between them (v1.2.3-4-gabcdef0, -dirty, dev).
+var releaseTag = regexp.MustCompile(`^v[0-9]+\.[0-9]+\.[0-9]+(-(alpha|beta|rc)(\.?[0-9]+)*)?$`)
+
+// releaseVersion is the version the install manifests label and tag the
+// image with: this binary's, when it is a release; "" (latest) otherwise.
+func (m *Main) releaseVersion() string {
+	if releaseTag.MatchString(m.Build.Version) {
+		return m.Build.Version
+	}
+	return ""
 }

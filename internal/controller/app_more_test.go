@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -88,7 +89,10 @@ func TestSlowAppDoesNotBlockOthers(t *testing.T) {
 
 func TestMetricsAndProbes(t *testing.T) {
 	metrics, probes := freeAddr(t), freeAddr(t)
-	e := startControllerWith(t, func(o *Options) { o.MetricsAddr, o.ProbeAddr = metrics, probes })
+	e := startControllerWith(t, func(o *Options) {
+		o.MetricsAddr, o.ProbeAddr = metrics, probes
+		o.Version, o.Commit = "v9.8.7-metrics", "c0ffee"
+	})
 	repo := newCtlRepo(t)
 	repo.commit("cm", map[string]string{"app/cm.yaml": configMapYAML("m", "x")})
 	e.create(t, gitSource("repo", repo.URL), newApp("app", "repo", "app", e.Namespace))
@@ -111,6 +115,7 @@ func TestMetricsAndProbes(t *testing.T) {
 		`tend_api_requests_total{cluster="in-cluster",verb="PATCH"}`,
 		`tend_live_objects{cluster="in-cluster",group="",kind="ConfigMap"}`,
 		`controller_runtime_reconcile_time_seconds_count{controller="app"}`,
+		`tend_build_info{commit="c0ffee",goversion="` + runtime.Version() + `",version="v9.8.7-metrics"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

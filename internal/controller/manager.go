@@ -50,6 +50,8 @@ type Options struct {
 	DataDir string
 	// MetricsAddr serves /metrics (default ":8080"; "0" disables).
 	MetricsAddr string
+	// Version and Commit of the binary, for the tend_build_info metric.
+	Version, Commit string
 	// ProbeAddr serves /healthz and /readyz (default ":8081"; "0" disables).
 	ProbeAddr string
 	// PprofAddr serves Go's /debug/pprof ("" or "0": off, the default).
@@ -223,6 +225,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	fetcher := &git.Fetcher{}
 	arts := artifact.NewStore(filepath.Join(opts.DataDir, "sources"), fetcher)
 	metrics := registerMetrics()
+	metrics.buildInfo(opts.Version, opts.Commit)
 	apps := &AppReconciler{
 		Client: mgr.GetClient(), Artifacts: arts, Fetcher: fetcher,
 		Charts:     chart.New(chart.Options{IndexTTL: opts.ChartIndexTTL}),

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type tendMetrics struct {
 	fetch       *prometheus.HistogramVec
 	render      *prometheus.HistogramVec
 	requests    *prometheus.CounterVec
+	build       *prometheus.GaugeVec
 
 	mu      sync.Mutex
 	sources []stateSource
@@ -64,11 +66,26 @@ func registerMetrics() *tendMetrics {
 			requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Name: "tend_api_requests_total", Help: "Requests tend sent to Kubernetes API servers, by cluster and verb.",
 			}, []string{"cluster", "verb"}),
+			build: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+				Name: "tend_build_info", Help: "1, labelled with the running tend's version, commit and Go version.",
+			}, []string{"version", "commit", "goversion"}),
 		}
-		crmetrics.Registry.MustRegister(m.syncs, m.syncSeconds, m.fetch, m.render, m.requests, m)
+		crmetrics.Registry.MustRegister(m.syncs, m.syncSeconds, m.fetch, m.render, m.requests, m.build, m)
 		metricsInst = m
 	})
 	return metricsInst
+}
+
+// buildInfo sets tend_build_info for the binary ("dev" and "unknown" when
+// it was built without version stamps).
+func (m *tendMetrics) buildInfo(version, commit string) {
+	if version == "" {
+		version = "dev"
+	}
+	if commit == "" {
+		commit = "unknown"
+	}
+	m.build.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }
 
 var (
