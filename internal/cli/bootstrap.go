@@ -34,6 +34,8 @@ type bootstrapOptions struct {
 	Repo, Path, Branch, AgeKey, Namespace string
 	// Version labels the installed objects and tags the image ("" latest).
 	Version string
+	// Image of the controller (default the release's own, see Version).
+	Image string
 	// LocalController installs everything but the controller Deployment:
 	// the controller runs as a local process (`tend controller`), as in
 	// `make demo` where there is no container runtime.
@@ -84,6 +86,7 @@ a cluster that tend already manages from another repository unless --force.`,
 	f.StringVar(&o.AgeKey, "age-key", "", "file with age identities for SOPS; stored in the Secret sops-age")
 	f.StringVar(&o.Namespace, "tend-namespace", install.DefaultNamespace, "namespace tend runs in")
 	f.BoolVar(&o.LocalController, "local-controller", false, "install everything but the controller Deployment; run `tend controller` yourself")
+	f.StringVar(&o.Image, "image", "", "controller image (default "+install.DefaultImageRepo+":<version>)")
 	f.BoolVar(&o.ClusterAdmin, "cluster-admin", false, "bind tend to cluster-admin instead of its least-privilege role")
 	f.BoolVar(&o.Force, "force", false, "take over a cluster tend already manages from another repository")
 	f.DurationVar(&o.Interval, "interval", time.Minute, "how often tend fetches the repository")
@@ -113,7 +116,7 @@ func bootstrap(ctx context.Context, cfg *rest.Config, o bootstrapOptions, out io
 		return bootstrapUnreachable(cfg, err)
 	}
 
-	objs, err := install.Manifests(install.Options{Namespace: ns, ClusterAdmin: o.ClusterAdmin, Version: o.Version})
+	objs, err := install.Manifests(install.Options{Namespace: ns, ClusterAdmin: o.ClusterAdmin, Version: o.Version, Image: o.Image})
 	if err != nil {
 		return err
 	}

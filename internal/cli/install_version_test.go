@@ -28,3 +28,15 @@ func TestInstallUsesTheReleaseVersion(t *testing.T) {
 		}
 	}
 }
+
+// --image wins over the release's own image.
+func TestInstallImageFlag(t *testing.T) {
+	var out, errb strings.Builder
+	m := &Main{Stdout: &out, Stderr: &errb, Build: BuildInfo{Version: "v1.2.3", Commit: "abc"}}
+	if code := m.Run(context.Background(), []string{"install", "--export", "--image", "registry.example.com/tend:mine"}); code != ExitOK {
+		t.Fatalf("install --export --image: exit %d: %s", code, errb.String())
+	}
+	if s := out.String(); !strings.Contains(s, "image: registry.example.com/tend:mine\n") || !strings.Contains(s, "app.kubernetes.io/version: v1.2.3\n") {
+		t.Errorf("install --export --image: want the given image and the release's version label")
+	}
+}

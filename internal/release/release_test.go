@@ -150,3 +150,21 @@ func keys(m map[string]entry) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// `go install github.com/tend-gitops/tend/cmd/tend@<tag>` works only for a
+// main module without replace directives, under the path users install.
+func TestModuleInstallableWithGoInstall(t *testing.T) {
+	b, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(b), "\n")
+	if lines[0] != "module github.com/tend-gitops/tend" {
+		t.Errorf("go.mod starts %q, want module github.com/tend-gitops/tend", lines[0])
+	}
+	for i, l := range lines {
+		if f := strings.Fields(l); len(f) > 0 && (f[0] == "replace" || f[0] == "exclude") {
+			t.Errorf("go.mod:%d: %q: go install ...@version refuses a main module with replace or exclude directives", i+1, l)
+		}
+	}
+}
