@@ -68,10 +68,11 @@ var applicationSetKind = &kind{
 // appProjectKind maps AppProjects to Projects. Argo CD gives them no
 // status tend would write; problems are events.
 var appProjectKind = &kind{
-	family:  Argo,
-	gvk:     schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "AppProject"},
-	convert: convertAppProject,
-	request: func(*unstructured.Unstructured) string { return "" },
+	family:     Argo,
+	gvk:        schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "AppProject"},
+	convert:    convertAppProject,
+	failClosed: true,
+	request:    func(*unstructured.Unstructured) string { return "" },
 }
 
 func init() { argoKinds = append(argoKinds, applicationSetKind, appProjectKind) }

@@ -84,6 +84,10 @@ type kind struct {
 	// watch, when set, adds watches that enqueue obj for changes of the
 	// objects it reads (an Alert's Provider).
 	watch func(b *builder.Builder, c client.Client) *builder.Builder
+	// failClosed: when the object cannot be mapped, what an earlier spec
+	// made is deleted rather than kept (an AppProject's Project: older
+	// rules may allow what the new ones refuse).
+	failClosed bool
 	// statusSubresource: the CRD has one (Flux's); Argo CD's does not,
 	// and its status is written with the object.
 	statusSubresource bool
@@ -297,6 +301,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			if err := r.kind.handled(ctx, r.Client, obj); err != nil {
 				return ctrl.Result{}, client.IgnoreNotFound(err)
 			}
+		}
+	} else if r.kind.failClosed {
+		// What an earlier spec made would allow more than this one
+		// means: it goes.
+		if err := r.release(ctx, obj, map[string]bool{}); err != nil {
+			var transient *transientError
+			if errors.As(err, &transient) {
+				return ctrl.Result{}, transient.err
+			}
+			return ctrl.Result{}, err
 		}
 	}
 	if conv.app != "" {

@@ -142,7 +142,7 @@ func Compile(p *tendv1.Project) (*Rules, error) {
 		return objstatus.Permanentf("the Project %s: %s: %v", r.name, field, err)
 	}
 	for i, s := range p.Spec.SourceRepos {
-		pt, err := compilePattern(s)
+		pt, err := compilePattern(normalizeRepo(s))
 		if err != nil {
 			return nil, bad(fmt.Sprintf("spec.sourceRepos[%d] %q", i, s), err)
 		}
@@ -249,6 +249,15 @@ func (e *Denied) Error() string {
 
 func (e *Denied) Unwrap() error { return ErrDenied }
 
+// normalizeRepo makes the spellings of one repository equal, as Argo CD
+// compares them: case, a trailing / and a trailing .git do not matter.
+// Patterns are normalized the same way.
+func normalizeRepo(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimSuffix(s, "/")
+	return strings.TrimSuffix(s, ".git")
+}
+
 // RepoOf is the repository a Source names, as sourceRepos patterns match
 // it.
 func RepoOf(src *tendv1.Source) string {
@@ -281,7 +290,7 @@ func (r *Rules) CheckApp(ctx context.Context, c client.Reader, app *tendv1.App, 
 		return nil
 	}
 	d := &denials{project: r.name}
-	if repo := RepoOf(src); !r.repos.match(repo) {
+	if repo := RepoOf(src); !r.repos.match(normalizeRepo(repo)) {
 		d.add("the Source %s/%s names the repository %q, which no pattern of spec.sourceRepos allows", src.Namespace, src.Name, repo)
 	}
 	if h := app.Spec.Helm; h != nil {
@@ -296,13 +305,18 @@ func (r *Rules) CheckApp(ctx context.Context, c client.Reader, app *tendv1.App, 
 				}
 				return err
 			}
-			if repo := RepoOf(&vs); !r.repos.match(repo) {
+			if repo := RepoOf(&vs); !r.repos.match(normalizeRepo(repo)) {
 				d.add("spec.helm.valuesFrom[%d]: the Source %s names the repository %q, which no pattern of spec.sourceRepos allows", i, v.Name, repo)
 			}
 		}
 	}
 	if ns := app.Spec.Destination.Namespace; ns != "" && !r.destinationAllowed(ClusterOf(app), ns) {
 		d.add("spec.destination.namespace %q on cluster %q matches no entry of spec.destinations", ns, ClusterOf(app))
+	}
+	if app.Spec.Destination.NamespaceMetadata != nil && !r.cluster.allowed(schema.GroupKind{Kind: "Namespace"}) {
+		// Labels on a Namespace (pod security, say) are a cluster-scoped
+		// write.
+		d.add("spec.destination.namespaceMetadata writes the Namespace %q, and spec.clusterResources does not allow Namespace", app.Spec.Destination.Namespace)
 	}
 	r.refs(app, d)
 	return d.err()
@@ -387,6 +401,9 @@ func (r *Rules) CheckObjects(app *tendv1.App, objs []*unstructured.Unstructured,
 		if !r.namespace.allowed(gvk.GroupKind()) {
 			d.add("%s: the kind %s is not allowed by spec.namespacedResources", id, kindName(gvk))
 		}
+		if msg := r.escapes(o); msg != "" {
+			d.add("%s: %s", id, msg)
+		}
 		ns := o.GetNamespace()
 		if ns == "" {
 			ns = "default"
@@ -397,6 +414,32 @@ func (r *Rules) CheckObjects(app *tendv1.App, objs []*unstructured.Unstructured,
 		}
 	}
 	return d.err()
+}
+
+// escapes says how a tend object among an App's objects would step out of
+// the Project ("" when it does not): a Project (this one rewritten, or
+// another), or an App or AppSet that names no Project, another one, or one
+// of another namespace.
+func (r *Rules) escapes(o *unstructured.Unstructured) string {
+	if o.GroupVersionKind().Group != tendv1.GroupVersion.Group {
+		return ""
+	}
+	ns, name, _ := strings.Cut(r.name, "/")
+	var project string
+	switch o.GetKind() {
+	case "Project":
+		return "an App of a Project may not create or change Projects"
+	case "App":
+		project, _, _ = unstructured.NestedString(o.Object, "spec", "project")
+	case "AppSet":
+		project, _, _ = unstructured.NestedString(o.Object, "spec", "template", "spec", "project")
+	default:
+		return ""
+	}
+	if project != name || o.GetNamespace() != ns {
+		return fmt.Sprintf("an App of the Project %s may create Apps and AppSets only in namespace %s with spec.project %s (this one: namespace %q, project %q)", r.name, ns, name, o.GetNamespace(), project)
+	}
+	return ""
 }
 
 func kindName(gvk schema.GroupVersionKind) string {

@@ -923,3 +923,78 @@ func TestEmptyProject(t *testing.T) {
 		obj("v1", "Namespace", "", "team-a"), obj("v1", "ConfigMap", "team-a", "c"),
 	}, knownScopes), []string{"spec.clusterResources", "spec.destinations"}, []string{"spec.namespacedResources"})
 }
+
+// An App cannot step out of its Project through the tend objects it
+// renders: no Project (its own rewritten, or another), and Apps and AppSets
+// only in the Project's namespace, naming the same Project.
+func TestCheckObjectsTendObjectsStayInTheProject(t *testing.T) {
+	r := mustCompile(t, tendv1.ProjectSpec{Destinations: []tendv1.ProjectDestination{{Namespace: "*"}}})
+	child := func(kind, ns, project string) *unstructured.Unstructured {
+		o := obj("tend.dev/v1alpha1", kind, ns, "child")
+		if kind == "AppSet" {
+			o.Object["spec"] = map[string]any{"template": map[string]any{"spec": map[string]any{"project": project}}}
+		} else if project != "" {
+			o.Object["spec"] = map[string]any{"project": project}
+		}
+		return o
+	}
+	scope := func(schema.GroupVersionKind) (bool, bool) { return true, true }
+	for _, tc := range []struct {
+		name string
+		o    *unstructured.Unstructured
+		want string // "" allowed
+	}{
+		{"its own Project rewritten", child("Project", appNS, ""), "may not create or change Projects"},
+		{"an App in the Project", child("App", appNS, "team"), ""},
+		{"an AppSet whose Apps are in the Project", child("AppSet", appNS, "team"), ""},
+		{"an App without a Project", child("App", appNS, ""), `(this one: namespace "apps", project "")`},
+		{"an App in another Project", child("App", appNS, "ops"), `project "ops"`},
+		{"an App in another namespace", child("App", "other", "team"), `namespace "other"`},
+		{"an AppSet without a Project", child("AppSet", appNS, ""), "may create Apps and AppSets only in namespace apps with spec.project team"},
+		{"another tend kind", child("Source", appNS, ""), ""},
+	} {
+		err := r.CheckObjects(newApp(), []*unstructured.Unstructured{tc.o}, scope)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want allowed", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want a refusal with %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Repository URLs compare as Argo CD compares them: case, a trailing /
+// and .git do not matter, on either side.
+func TestSourceReposNormalized(t *testing.T) {
+	r := mustCompile(t, tendv1.ProjectSpec{SourceRepos: []string{"https://Git.Example.org/team/*", "!https://git.example.org/team/secret.git"}})
+	for url, allowed := range map[string]bool{
+		"https://git.example.org/team/web.git":  true,
+		"https://GIT.example.org/team/web/":     true,
+		"https://git.example.org/team/secret":   false,
+		"https://git.example.org/team/Secret/":  false,
+		"https://git.example.org/other/web.git": false,
+	} {
+		err := r.CheckApp(context.Background(), nil, newApp(), gitSource("repo", url))
+		if (err == nil) != allowed {
+			t.Errorf("%s: %v, want allowed=%v", url, err, allowed)
+		}
+	}
+}
+
+// Labels on the destination Namespace are a write to a cluster-scoped
+// object: only with Namespace among spec.clusterResources.
+func TestNamespaceMetadataNeedsNamespaceKind(t *testing.T) {
+	app := newApp(func(a *tendv1.App) {
+		a.Spec.Destination = tendv1.Destination{Namespace: "team-a", CreateNamespace: true,
+			NamespaceMetadata: &tendv1.NamespaceMetadata{Labels: map[string]string{"pod-security.kubernetes.io/enforce": "privileged"}}}
+	})
+	src := gitSource("repo", "https://git.example.org/r.git")
+	spec := tendv1.ProjectSpec{SourceRepos: []string{"*"}, Destinations: []tendv1.ProjectDestination{{Namespace: "team-a"}}}
+	if err := mustCompile(t, spec).CheckApp(context.Background(), nil, app, src); err == nil || !strings.Contains(err.Error(), "spec.destination.namespaceMetadata") {
+		t.Errorf("namespaceMetadata without Namespace allowed: %v", err)
+	}
+	spec.ClusterResources.Allow = []tendv1.GroupKindPattern{{Kind: "Namespace"}}
+	if err := mustCompile(t, spec).CheckApp(context.Background(), nil, app, src); err != nil {
+		t.Errorf("namespaceMetadata with Namespace allowed: %v", err)
+	}
+}
