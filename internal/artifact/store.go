@@ -43,6 +43,10 @@ type Artifact struct {
 	OCI bool
 	// Selector says which part of the artifact was unpacked (Pull).
 	Selector string
+	// URL is the repository (git) or OCI repository the files came from:
+	// after a Source's URL changes, the files are the old URL's until a
+	// fetch from the new one succeeds.
+	URL string
 }
 
 // step records which files one fetch changed.
@@ -120,7 +124,7 @@ func (s *Store) Fetch(ctx context.Context, src types.NamespacedName, opts git.Op
 		// Another fetch into the directory has finished since this one.
 		// What is on disk is the truth; but a caller reporting this fetch
 		// must still name the revision it got.
-		art = Artifact{Dir: res.Dir, Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: art.FetchedAt}
+		art = Artifact{Dir: res.Dir, Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: art.FetchedAt, URL: res.URL}
 	}
 	return art, res, !had, nil
 }
@@ -160,6 +164,12 @@ func (s *Store) Pull(ctx context.Context, src types.NamespacedName, selector str
 		return Artifact{}, false, false, err
 	}
 	if !pulled {
+		if had && art.URL != "" && cur.URL != art.URL {
+			// The same digest from another repository: the same files,
+			// now known to come from there.
+			cur.URL = art.URL
+			s.Set(src, cur, nil)
+		}
 		return cur, false, false, nil
 	}
 	release := s.lock(dir)
@@ -229,7 +239,7 @@ func (s *Store) checkedOut(dir string, res *git.Result) {
 	if !ok {
 		return // not a Source's checkout (an App's pinned revision)
 	}
-	s.Set(src, Artifact{Dir: res.Dir, Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: time.Now()}, res.ChangedFiles)
+	s.Set(src, Artifact{Dir: res.Dir, Revision: res.Revision, Ref: res.Ref, Subject: res.CommitSubject, FetchedAt: time.Now(), URL: res.URL}, res.ChangedFiles)
 }
 
 // Set records a new artifact for src with the files changed since the

@@ -154,7 +154,10 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 	// What to render: the Source's artifact, or a pinned revision.
 	if obs.rev, obs.result, err = r.renderApp(ctx, app, &obs.src, obs.srcKey, obs.conn, obs.opts, st); err != nil {
 		if errors.Is(err, errNoArtifact) {
-			return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: fmt.Errorf("waiting for Source %s to fetch its first revision", obs.srcKey), after: 5 * time.Second}, nil
+			if err == errNoArtifact {
+				err = fmt.Errorf("waiting for Source %s to fetch its first revision", obs.srcKey)
+			}
+			return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: err, after: 5 * time.Second}, nil
 		}
 		return nil, &halt{kind: haltRenderFailed, reason: ReasonRenderFailed, err: err, rev: obs.rev}, nil
 	}
@@ -240,6 +243,11 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 	}
 	defer release()
 	rev, dir := art.Revision, art.Dir
+	if repo := project.RepoOf(src); app.Spec.Project != "" && art.URL != "" && !project.SameRepo(art.URL, repo) {
+		// The Source's URL changed and its files are still the old
+		// repository's: its Project allowed the new one, not those.
+		return "", nil, fmt.Errorf("the Source %s still holds the files of %s; waiting for a fetch from %s: %w", srcKey, art.URL, repo, errNoArtifact)
+	}
 	if pin := app.Spec.TargetRevision; pin != "" {
 		release()
 		var err error

@@ -128,3 +128,47 @@ func TestProjectRulesCheckedBeforeApply(t *testing.T) {
 		t.Errorf("denied-repo's Stalled message %q does not name spec.sourceRepos", msg)
 	}
 }
+
+// A Source whose URL changed still holds the old repository's files until
+// a fetch from the new one succeeds: an App of a Project does not render
+// them (the Project allowed the new URL, not the old files).
+func TestProjectAppWaitsForTheNewURLsFiles(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("app", map[string]string{"app/cm.yaml": configMapYAML("moved", "1")})
+	p := &tendv1.Project{
+		ObjectMeta: metav1.ObjectMeta{Name: "team"},
+		Spec: tendv1.ProjectSpec{
+			SourceRepos:  []string{repo.URL},
+			Destinations: []tendv1.ProjectDestination{{Namespace: e.Namespace}},
+		},
+	}
+	e.create(t, p, gitSource("repo", repo.URL), newApp("web", "repo", "app", e.Namespace, func(a *tendv1.App) {
+		a.Spec.Project = "team"
+		a.Spec.Sync.Interval = metav1.Duration{Duration: time.Hour}
+	}))
+	e.waitApp(t, "web", "Synced", time.Minute, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced })
+
+	// The Source moves to a repository nothing answers at; the Project
+	// now allows only that one.
+	var src tendv1.Source
+	if err := e.c.Get(ctx, client.ObjectKey{Namespace: e.Namespace, Name: "repo"}, &src); err != nil {
+		t.Fatal(err)
+	}
+	src.Spec.Git.URL = "http://127.0.0.1:1/moved.git"
+	if err := e.c.Update(ctx, &src); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Get(ctx, client.ObjectKeyFromObject(p), p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.SourceRepos = []string{"http://127.0.0.1:1/*"}
+	if err := e.c.Update(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	e.waitApp(t, "web", "waiting for the new URL's files", time.Minute, func(a *tendv1.App) bool {
+		r := condition(a, tendv1.ConditionReady)
+		return r != nil && r.Reason == ReasonArtifactNotReady && strings.Contains(r.Message, "still holds the files of "+repo.URL)
+	})
+}

@@ -53,7 +53,7 @@ func ArtifactPull(ctx context.Context, c client.Reader, charts ArtifactPuller, s
 	if o.LayerSelector != nil {
 		ref.LayerMediaType = o.LayerSelector.MediaType
 	}
-	repoURL := chart.OCIURL(o.URL, o.Insecure)
+	repoURL, from := chart.OCIURL(o.URL, o.Insecure), o.URL
 	timeout := src.Spec.Timeout.Duration
 	return func(ctx context.Context, have, dir string) (artifact.Artifact, bool, error) {
 		if timeout > 0 {
@@ -65,7 +65,7 @@ func ArtifactPull(ctx context.Context, c client.Reader, charts ArtifactPuller, s
 		if err != nil {
 			return artifact.Artifact{}, false, err
 		}
-		return artifact.Artifact{Revision: a.Digest, Ref: a.Tag, Subject: artifactSubject(a)}, pulled, nil
+		return artifact.Artifact{Revision: a.Digest, Ref: a.Tag, Subject: artifactSubject(a), URL: from}, pulled, nil
 	}, nil
 }
 

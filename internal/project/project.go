@@ -258,6 +258,9 @@ func normalizeRepo(s string) string {
 	return strings.TrimSuffix(s, ".git")
 }
 
+// SameRepo says whether two repository URLs name the same repository.
+func SameRepo(a, b string) bool { return normalizeRepo(a) == normalizeRepo(b) }
+
 // RepoOf is the repository a Source names, as sourceRepos patterns match
 // it.
 func RepoOf(src *tendv1.Source) string {

@@ -102,6 +102,8 @@ type Result struct {
 	// Previous is the commit Dir held before this Fetch ("" for the first
 	// fetch into Dir); ChangedFiles is the difference from it.
 	Previous string
+	// URL is the repository the revision was fetched from (Options.URL).
+	URL string
 }
 
 // Fetcher fetches git repositories into checkout directories it owns, one
@@ -297,6 +299,7 @@ func (f *Fetcher) fetchDir(ctx context.Context, st *dirState, dir string, opts O
 		return nil, s.explain(ctx, err)
 	}
 	st.good = res.Revision
+	res.URL = opts.URL
 	if f.OnCheckout != nil {
 		f.OnCheckout(dir, res)
 	}
