@@ -62,4 +62,8 @@ const (
 	AnnotationReplicaOwner = "tend.dev/replica-owner"
 	// LabelReplicate marks the Secrets replication watches.
 	LabelReplicate = "tend.dev/replicate"
+	// LabelProject, on a Namespace, names the Project (in that namespace)
+	// of every App there whose spec.project is empty: a team cannot leave
+	// its Project by leaving spec.project out.
+	LabelProject = "tend.dev/project"
 )

@@ -172,3 +172,37 @@ func TestProjectAppWaitsForTheNewURLsFiles(t *testing.T) {
 		return r != nil && r.Reason == ReasonArtifactNotReady && strings.Contains(r.Message, "still holds the files of "+repo.URL)
 	})
 }
+
+// A Namespace labelled tend.dev/project binds every App there that names
+// no Project: leaving spec.project out does not leave the Project.
+func TestProjectFromNamespaceLabel(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	repo := newCtlRepo(t)
+	repo.commit("app", map[string]string{"app/cm.yaml": configMapYAML("unbound", "1")})
+	ns, err := e.Clientset.CoreV1().Namespaces().Get(ctx, e.Namespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[tendv1.LabelProject] = "team"
+	if _, err := e.Clientset.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.create(t,
+		&tendv1.Project{ObjectMeta: metav1.ObjectMeta{Name: "team"}, Spec: tendv1.ProjectSpec{
+			SourceRepos:         []string{"*"},
+			Destinations:        []tendv1.ProjectDestination{{Namespace: e.Namespace}},
+			NamespacedResources: tendv1.KindRules{Deny: []tendv1.GroupKindPattern{{Kind: "ConfigMap"}}},
+		}},
+		gitSource("repo", repo.URL), newApp("web", "repo", "app", e.Namespace))
+	e.waitApp(t, "web", "refused by the Namespace's Project", time.Minute, func(a *tendv1.App) bool {
+		c := condition(a, tendv1.ConditionStalled)
+		return c != nil && c.Reason == ReasonProjectDenied && strings.Contains(c.Message, "the kind ConfigMap is not allowed by spec.namespacedResources")
+	})
+	if _, err := e.Clientset.CoreV1().ConfigMaps(e.Namespace).Get(ctx, "unbound", metav1.GetOptions{}); err == nil {
+		t.Error("the ConfigMap was applied although the Namespace's Project denies it")
+	}
+}

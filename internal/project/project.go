@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -110,15 +111,26 @@ func (k kindRules) allowed(gk schema.GroupKind) bool {
 // it. A Project that does not exist is an error satisfying
 // errors.Is(err, ErrNotFound); one whose patterns do not parse a permanent
 // error naming the field.
+//
+// An App whose spec.project is empty is bound to the Project its
+// Namespace's tend.dev/project label names, if any.
 func Load(ctx context.Context, c client.Reader, app *tendv1.App) (*Rules, error) {
-	if app.Spec.Project == "" {
+	name, from := app.Spec.Project, "spec.project"
+	if name == "" {
+		var ns corev1.Namespace
+		if err := c.Get(ctx, types.NamespacedName{Name: app.Namespace}, &ns); err != nil && !apierrors.IsNotFound(err) {
+			return nil, err
+		}
+		name, from = ns.Labels[tendv1.LabelProject], "the Namespace's label "+tendv1.LabelProject
+	}
+	if name == "" {
 		return nil, nil
 	}
 	var p tendv1.Project
-	key := types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.Project}
+	key := types.NamespacedName{Namespace: app.Namespace, Name: name}
 	if err := c.Get(ctx, key, &p); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("the Project %s (spec.project) does not exist; create it or fix spec.project: %w", key, ErrNotFound)
+			return nil, fmt.Errorf("the Project %s (%s) does not exist; create it or fix %s: %w", key, from, from, ErrNotFound)
 		}
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	corev1 "k8s.io/api/core/v1"
 	"strings"
 	"testing"
 
@@ -118,6 +119,9 @@ func newScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
 	if err := tendv1.AddToScheme(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := corev1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -776,6 +780,20 @@ func TestLoad(t *testing.T) {
 		// nil Rules allow everything.
 		if err := r.CheckApp(ctx, c, newApp(), gitSource("repo", "https://anything.example/x.git")); err != nil {
 			t.Errorf("nil Rules CheckApp: %v", err)
+		}
+	})
+	t.Run("from the Namespace's label", func(t *testing.T) {
+		labelled := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: appNS, Labels: map[string]string{tendv1.LabelProject: "team"}}}
+		c := fakeClient(t, stored, labelled)
+		r, err := Load(ctx, c, newApp(func(a *tendv1.App) { a.Spec.Project = "" }))
+		if err != nil || r == nil {
+			t.Fatalf("Load of an App without spec.project in a labelled namespace = %v, %v; want the Project team", r, err)
+		}
+		checkDenied(t, r.CheckApp(ctx, c, newApp(), gitSource("repo", "https://other.example/a.git")), []string{"spec.sourceRepos"}, nil)
+		labelled.Labels[tendv1.LabelProject] = "nope"
+		c = fakeClient(t, stored, labelled)
+		if _, err := Load(ctx, c, newApp(func(a *tendv1.App) { a.Spec.Project = "" })); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "the Namespace's label tend.dev/project") {
+			t.Errorf("Load with the label naming a missing Project = %v; want ErrNotFound naming the label", err)
 		}
 	})
 	t.Run("found", func(t *testing.T) {
