@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -134,7 +135,23 @@ func Load(ctx context.Context, c client.Reader, app *tendv1.App) (*Rules, error)
 		}
 		return nil, err
 	}
-	return Compile(&p)
+	return compiled(&p)
+}
+
+// compiledRules keeps each Project's Rules by resourceVersion: Apps are
+// reconciled far more often than Projects change.
+var compiledRules sync.Map // namespace/name -> *Rules
+
+func compiled(p *tendv1.Project) (*Rules, error) {
+	key := p.Namespace + "/" + p.Name
+	if r, ok := compiledRules.Load(key); ok && p.ResourceVersion != "" && r.(*Rules).version == p.ResourceVersion {
+		return r.(*Rules), nil
+	}
+	r, err := Compile(p)
+	if err == nil {
+		compiledRules.Store(key, r)
+	}
+	return r, err
 }
 
 // Version is the resourceVersion of the Project r was compiled from ("" for
