@@ -34,7 +34,7 @@ LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BENCH_CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/bench
 BENCH_FLAGS ?=
 
-.PHONY: demo test lint generate check-generated unit cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench release
+.PHONY: demo test lint generate check-generated unit cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench release image
 
 ## demo: run examples/homelab on a local control plane (first run builds
 ## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
@@ -128,3 +128,12 @@ build:
 ## to name a release; PLATFORMS=linux/amd64 to build fewer.
 release:
 	$(GO) run ./hack/release -version $(VERSION) -commit $(COMMIT) -out dist $(if $(PLATFORMS),-platforms $(PLATFORMS))
+
+## image: tend's container image for linux/amd64 and linux/arm64 (one OCI
+## index, internal/image), built without a container engine from tend's
+## static binary and Debian packages (git, openssh-client, ca-certificates
+## and their dependencies), as an OCI layout in dist/image with SPDX SBOMs
+## in dist/sbom. PUSH=registry/repo:tag also pushes it (credentials from
+## ~/.docker/config.json); PLATFORMS=linux/amd64 to build fewer.
+image:
+	$(GO) run ./hack/image -version $(VERSION) -commit $(COMMIT) -out dist $(if $(PUSH),-push $(PUSH)) $(if $(PLATFORMS),-platforms $(PLATFORMS))

@@ -7,10 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"time"
 
 	"github.com/tend-gitops/tend/internal/release"
 )
@@ -32,22 +28,15 @@ func main() {
 func run(version, commit, out, platforms string) error {
 	o := release.Options{Root: ".", Out: out, Version: version, Commit: commit, Log: os.Stderr}
 	if platforms != "" {
-		for _, s := range strings.Split(platforms, ",") {
-			p, err := release.ParsePlatform(strings.TrimSpace(s))
-			if err != nil {
-				return err
-			}
-			o.Platforms = append(o.Platforms, p)
+		ps, err := release.ParsePlatforms(platforms)
+		if err != nil {
+			return err
 		}
+		o.Platforms = ps
 	}
 	// The archives' times are the commit's, so that a rebuild of one
 	// commit gives the same bytes.
-	o.Time = time.Unix(0, 0)
-	if b, err := exec.Command("git", "show", "-s", "--format=%ct", commit).Output(); err == nil {
-		if sec, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil {
-			o.Time = time.Unix(sec, 0)
-		}
-	}
+	o.Time = release.CommitTime(commit)
 	arts, err := release.Build(context.Background(), o)
 	if err != nil {
 		return err

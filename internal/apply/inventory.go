@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -119,8 +120,31 @@ func (inv *Inventory) Refs() []ObjectRef {
 	return out
 }
 
-// inventoryFormat is the first line of an encoded inventory.
-const inventoryFormat = "tend-inventory v1"
+// InventoryFormat is the format of the inventories this tend writes, and
+// the newest it reads. The first line of every format, inside the gzip
+// stream, is "tend-inventory v<format>": a tend that meets a newer format
+// refuses the inventory with an InventoryFormatError instead of misreading
+// it, so a rolled-back tend fails the App's sync (and prunes nothing) until
+// it is upgraded again. A release starts reading a new format before a
+// later one starts writing it (docs/upgrade.md).
+const InventoryFormat = 1
+
+// inventoryHeader, followed by the format number, is the first line of an
+// encoded inventory.
+const inventoryHeader = "tend-inventory v"
+
+// InventoryFormatError is returned for an inventory written by a newer tend
+// in a format this one cannot read.
+type InventoryFormatError struct {
+	// Where names the inventory, e.g. "inventory Secret team-a/tend-inventory-web".
+	Where string
+	// Format is the stored inventory's format.
+	Format int
+}
+
+func (e *InventoryFormatError) Error() string {
+	return fmt.Sprintf("%s has format %d; this tend reads up to %d: upgrade tend", e.Where, e.Format, InventoryFormat)
+}
 
 // gzipWriter is the one gzip writer Encode uses, guarded by gzipMu. A
 // writer holds about 800 KiB of compressor state: a new one per Encode made
@@ -141,7 +165,7 @@ func (inv *Inventory) Encode() ([]byte, error) {
 	zw := gzipWriter
 	zw.Reset(&buf)
 	w := bufio.NewWriter(zw)
-	fmt.Fprintf(w, "%s\nrevision %s\n", inventoryFormat, inv.Revision)
+	fmt.Fprintf(w, "%s%d\nrevision %s\n", inventoryHeader, InventoryFormat, inv.Revision)
 	for _, r := range inv.Refs() {
 		e := inv.Entries[r]
 		fmt.Fprintf(w, "%s|%s|%s|%s|%s|%s|%s\n", r.Group, r.Kind, r.Namespace, r.Name, e.Version, e.Desired, e.Fingerprint)
@@ -155,7 +179,8 @@ func (inv *Inventory) Encode() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// DecodeInventory parses what Encode wrote.
+// DecodeInventory parses what Encode wrote, in this or an earlier format.
+// An inventory in a newer format gives an *InventoryFormatError.
 func DecodeInventory(b []byte) (*Inventory, error) {
 	zr, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
@@ -166,7 +191,10 @@ func DecodeInventory(b []byte) (*Inventory, error) {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) < 2 || lines[0] != inventoryFormat || !strings.HasPrefix(lines[1], "revision ") {
+	if n := inventoryFormatOf(lines[0]); n > InventoryFormat {
+		return nil, &InventoryFormatError{Where: "inventory", Format: n}
+	}
+	if len(lines) < 2 || lines[0] != inventoryHeader+"1" || !strings.HasPrefix(lines[1], "revision ") {
 		return nil, fmt.Errorf("inventory: unknown format %q", lines[0])
 	}
 	inv := NewInventory()
@@ -179,6 +207,21 @@ func DecodeInventory(b []byte) (*Inventory, error) {
 		inv.Entries[ObjectRef{Group: f[0], Kind: f[1], Namespace: f[2], Name: f[3]}] = Entry{Version: f[4], Desired: f[5], Fingerprint: f[6]}
 	}
 	return inv, nil
+}
+
+// inventoryFormatOf returns the format a header line names, 0 when it
+// names none. Later formats may add words after the number.
+func inventoryFormatOf(header string) int {
+	v, ok := strings.CutPrefix(header, inventoryHeader)
+	if !ok {
+		return 0
+	}
+	v, _, _ = strings.Cut(v, " ")
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
 }
 
 // InventoryStore loads and saves App inventories.
@@ -198,9 +241,10 @@ type InventoryStore interface {
 var ErrInventoryChanged = errors.New("the inventory was changed by another writer")
 
 // SecretStore keeps each App's inventory in a Secret of type
-// tend.dev/inventory named "tend-inventory-<app>" in the App's namespace. A
-// Secret, because the hashes of Secret objects it holds are not for every
-// reader of ConfigMaps.
+// tend.dev/inventory named "tend-inventory-<app>" in the App's namespace,
+// its key "inventory" holding what Encode writes (the format is its first
+// line, see InventoryFormat). A Secret, because the hashes of Secret
+// objects it holds are not for every reader of ConfigMaps.
 type SecretStore struct {
 	Client kubernetes.Interface
 }
@@ -221,6 +265,11 @@ func (s *SecretStore) Load(ctx context.Context, app AppRef) (*Inventory, error) 
 		return nil, fmt.Errorf("load inventory of %s: %w", app, err)
 	}
 	inv, err := DecodeInventory(sec.Data["inventory"])
+	var newer *InventoryFormatError
+	if errors.As(err, &newer) {
+		newer.Where = "inventory Secret " + app.Namespace + "/" + sec.Name
+		return nil, newer
+	}
 	if err != nil {
 		return nil, fmt.Errorf("inventory Secret %s/%s: %w", app.Namespace, sec.Name, err)
 	}

@@ -54,6 +54,7 @@ const (
 	ReasonInvalidObjects     = "InvalidObjects"
 	ReasonProjectNotFound    = "ProjectNotFound"
 	ReasonProjectDenied      = "ProjectDenied"
+	ReasonInventoryFormat    = "InventoryFormatUnsupported"
 )
 
 // Finalizer makes tend prune an App's objects when the App is deleted

@@ -172,6 +172,12 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 	if st.inv == nil {
 		inv, err := obs.conn.Engine.Inventory.Load(ctx, apply.AppRef{Namespace: app.Namespace, Name: app.Name})
 		if err != nil {
+			var fe *apply.InventoryFormatError
+			if errors.As(err, &fe) {
+				// A newer tend wrote it (a rollback of tend): only an
+				// upgrade helps. Nothing is applied or pruned meanwhile.
+				return nil, stalledBy(ReasonInventoryFormat, err), nil
+			}
 			return nil, nil, err
 		}
 		st.inv = inv

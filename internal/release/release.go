@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -36,6 +37,34 @@ func ParsePlatform(s string) (Platform, error) {
 		return Platform{}, fmt.Errorf("platform %q: want os/arch, e.g. linux/amd64", s)
 	}
 	return Platform{OS: os, Arch: arch}, nil
+}
+
+// ParsePlatforms reads a comma-separated list of os/arch.
+func ParsePlatforms(csv string) ([]Platform, error) {
+	var out []Platform
+	for _, s := range strings.Split(csv, ",") {
+		p, err := ParsePlatform(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// CommitTime is the commit's time in the git repository of the working
+// directory, the Unix epoch when git cannot tell: release archives and
+// images carry it, so that a rebuild of one commit gives the same bytes.
+func CommitTime(commit string) time.Time {
+	b, err := exec.Command("git", "show", "-s", "--format=%ct", commit).Output()
+	if err != nil {
+		return time.Unix(0, 0)
+	}
+	sec, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return time.Unix(0, 0)
+	}
+	return time.Unix(sec, 0)
 }
 
 // Platforms tend is released for.
@@ -120,11 +149,8 @@ func Build(ctx context.Context, o Options) ([]Artifact, error) {
 		if o.Log != nil {
 			fmt.Fprintf(o.Log, "building %s\n", p)
 		}
-		cmd := exec.CommandContext(ctx, o.Go, "build", "-trimpath", "-tags", BuildTags, "-ldflags", LDFlags(o.Version, o.Commit), "-o", bin, "./cmd/tend")
-		cmd.Dir = o.Root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch, "GOFLAGS=-mod=readonly")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("release: go build for %s: %w\n%s", p, err, b)
+		if err := BuildBinary(ctx, o.Go, o.Root, p, o.Version, o.Commit, bin); err != nil {
+			return nil, err
 		}
 		data, err := os.ReadFile(bin)
 		if err != nil {
@@ -150,6 +176,22 @@ func Build(ctx context.Context, o Options) ([]Artifact, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// BuildBinary builds tend for p into out as releases are built: static,
+// -trimpath, no build ID, stamped with version and commit. goCmd is the go
+// command ("" for "go"), root the module root.
+func BuildBinary(ctx context.Context, goCmd, root string, p Platform, version, commit, out string) error {
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-tags", BuildTags, "-ldflags", LDFlags(version, commit), "-o", out, "./cmd/tend")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch, "GOFLAGS=-mod=readonly")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("release: go build for %s: %w\n%s", p, err, b)
+	}
+	return nil
 }
 
 type file struct {

@@ -1,8 +1,9 @@
-// Command gen writes tend's install manifests to config/install:
+// Command gen writes tend's install manifests to config/install and the
+// Helm chart made from the same objects to charts/tend:
 //
 //	go run ./internal/install/gen
 //
-// A test in internal/install fails when the files there are stale. With
+// Tests in internal/install fail when the files there are stale. With
 // -stdout it prints one install for other options instead:
 //
 //	go run ./internal/install/gen -stdout -namespace gitops -version v0.3.0
@@ -27,7 +28,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
 	var opts install.Options
-	stdout := fs.Bool("stdout", false, "print one install with the options below instead of writing config/install")
+	stdout := fs.Bool("stdout", false, "print one install with the options below instead of writing config/install and charts/tend")
 	fs.StringVar(&opts.Namespace, "namespace", "", "namespace tend runs in (default "+install.DefaultNamespace+")")
 	fs.StringVar(&opts.Image, "image", "", "controller image (default "+install.DefaultImageRepo+":<version>)")
 	fs.StringVar(&opts.Version, "version", "", "version label and default image tag (default "+install.DefaultVersion+")")
@@ -61,6 +62,28 @@ func run(args []string) error {
 			return fmt.Errorf("%s: %w", f.Name, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, f.Name), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return writeChart(filepath.Join(root, filepath.FromSlash(install.ChartDir)))
+}
+
+// writeChart replaces dir with the chart, so that a template the
+// generator no longer makes goes away.
+func writeChart(dir string) error {
+	files, err := install.Chart()
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, f.Data, 0o644); err != nil {
 			return err
 		}
 	}
