@@ -89,7 +89,7 @@ cluster cannot be reached).`,
 		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(),
 		m.renderCommand(), m.diffCommand(), m.syncCommand(), m.logsCommand(),
 		m.migrateCommand(), m.completionCommand(), m.docsCommand(),
-		m.secretCommand(), m.installCommand(), m.adoptCommand(),
+		m.secretCommand(), m.installCommand(), m.adoptCommand(), m.dashboardCommand(),
 	)
 	return root
 }

@@ -23,6 +23,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/dashboard"
 	"github.com/tend-gitops/tend/internal/gitserver"
 )
 
@@ -36,6 +37,8 @@ type demoOptions struct {
 	Kubeconfig string
 	// MetricsAddr of the controller.
 	MetricsAddr string
+	// DashboardAddr is where the dashboard listens (a loopback address).
+	DashboardAddr string
 	// UntilHealthy returns once every App is Healthy instead of waiting
 	// for Ctrl-C (tests).
 	UntilHealthy bool
@@ -43,7 +46,7 @@ type demoOptions struct {
 }
 
 func (m *Main) demoCommand() *cobra.Command {
-	o := demoOptions{Timeout: 10 * time.Minute}
+	o := demoOptions{Timeout: 10 * time.Minute, DashboardAddr: "127.0.0.1:8090"}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run examples/homelab on a local control plane (what `make demo` does)",
@@ -70,6 +73,7 @@ within seconds. Ctrl-C stops everything this command started.`,
 	cmd.Flags().StringVar(&o.StateDir, "state-dir", "", "where the cluster and the demo repository live (default ~/.local/state/tend/demo)")
 	cmd.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "use this cluster instead of starting the local control plane")
 	cmd.Flags().StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:8080", "address of the controller's /metrics")
+	cmd.Flags().StringVar(&o.DashboardAddr, "dashboard-addr", o.DashboardAddr, "loopback address of the dashboard (port 0 picks a free one)")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "how long to wait for every App to be Healthy")
 	return cmd
 }
@@ -170,6 +174,18 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		<-done
 	}()
 
+	dash, err := dashboard.ListenLocal(rest.CopyConfig(cfg), controller.Scheme(), o.DashboardAddr, slog.New(slog.NewTextHandler(logFile, nil)))
+	if err != nil {
+		return err
+	}
+	dashDone := make(chan error, 1)
+	go func() { dashDone <- dash.Serve(ctlCtx, nil) }()
+	defer func() {
+		stopCtl()
+		<-dashDone
+	}()
+	step("dashboard at %s", dash.URL)
+
 	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		return err
@@ -185,6 +201,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 	fmt.Fprintf(out, `
 tend is running the homelab platform.
 
+  dashboard:   %s
   metrics:     http://%s/metrics
   controller:  logs in %s
   kubectl:     export KUBECONFIG=%s; kubectl get apps -A
@@ -196,7 +213,7 @@ Make a change: edit a file in the demo repository and commit, e.g.
   git commit -am "whoami: 3 replicas"
 
 tend fetches every 5 seconds and applies the change.
-`, o.MetricsAddr, logFile.Name(), kubeconfig, work)
+`, dash.URL, o.MetricsAddr, logFile.Name(), kubeconfig, work)
 	if o.UntilHealthy {
 		return nil
 	}

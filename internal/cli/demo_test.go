@@ -30,11 +30,11 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	err = runDemo(ctx, demoOptions{Root: root, StateDir: t.TempDir(), Kubeconfig: env.Kubeconfig, MetricsAddr: metrics, UntilHealthy: true, Timeout: 4 * time.Minute}, &out)
+	err = runDemo(ctx, demoOptions{Root: root, StateDir: t.TempDir(), Kubeconfig: env.Kubeconfig, MetricsAddr: metrics, DashboardAddr: "127.0.0.1:0", UntilHealthy: true, Timeout: 4 * time.Minute}, &out)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
-	for _, want := range []string{"tend-system/web", "tend-system/whoami", "tend-system/tend", "Healthy", "git commit -am"} {
+	for _, want := range []string{"tend-system/web", "tend-system/whoami", "tend-system/tend", "Healthy", "git commit -am", "dashboard:   http://127.0.0.1:", "/?token="} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

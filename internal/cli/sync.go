@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,13 +11,12 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/appctl"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/cluster"
-	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/health"
 )
 
@@ -279,29 +277,9 @@ func (m *Main) syncAppController(ctx context.Context, k *kube, app *tendv1.App, 
 	if app.Spec.Suspend {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s is suspended (spec.suspend): the controller does not sync it; resume it, or sync it here with --local", name)}
 	}
-	requested := time.Now().UTC().Format(time.RFC3339Nano)
-	var syncOpts any
-	var names []string
-	if o.prune {
-		names = append(names, "prune")
-	}
-	if o.force {
-		names = append(names, "force")
-	}
-	if len(names) > 0 {
-		syncOpts = strings.Join(names, ",")
-	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{
-		controller.AnnotationRequestedAt: requested,
-		controller.AnnotationSyncOptions: syncOpts,
-	}}})
+	requested, err := appctl.RequestSync(ctx, k.c, app, appctl.SyncOptions{Prune: o.prune, Force: o.force})
 	if err != nil {
-		return err
-	}
-	obj := &tendv1.App{}
-	obj.Namespace, obj.Name = app.Namespace, app.Name
-	if err := k.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return k.wrap(fmt.Errorf("request a sync of App %s: %w", name, err))
+		return k.wrap(err)
 	}
 	fmt.Fprintf(m.Stdout, "► asked the controller to sync App %s\n", name)
 	if !o.wait {

@@ -1,0 +1,97 @@
+// Package appctl holds the requests people make of Apps — sync now, fetch
+// the Source now, suspend, resume — as the CLI and the dashboard both make
+// them: each is one patch of the App or its Source that the controller acts
+// on, so there is one path per action whoever asks.
+package appctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+// SyncOptions of a requested sync.
+type SyncOptions struct {
+	// Prune deletes objects that left git, even when the App does not
+	// prune on its own.
+	Prune bool
+	// Force replaces objects whose changes cannot be applied in place.
+	Force bool
+}
+
+// RequestSync asks the controller to sync the App now and returns the
+// request's token: the App's status.lastHandledRequest equals it once the
+// controller handled the request. A suspended App is refused.
+func RequestSync(ctx context.Context, c client.Client, app *tendv1.App, o SyncOptions) (string, error) {
+	if app.Spec.Suspend {
+		return "", fmt.Errorf("the App %s/%s is suspended (spec.suspend): the controller does not sync it; resume it first", app.Namespace, app.Name)
+	}
+	requested := time.Now().UTC().Format(time.RFC3339Nano)
+	var opts any
+	var names []string
+	if o.Prune {
+		names = append(names, "prune")
+	}
+	if o.Force {
+		names = append(names, "force")
+	}
+	if len(names) > 0 {
+		opts = strings.Join(names, ",")
+	}
+	obj := &tendv1.App{}
+	obj.Namespace, obj.Name = app.Namespace, app.Name
+	if err := annotate(ctx, c, obj, map[string]any{tendv1.AnnotationRequestedAt: requested, tendv1.AnnotationSyncOptions: opts}); err != nil {
+		return "", fmt.Errorf("request a sync of App %s/%s: %w", app.Namespace, app.Name, err)
+	}
+	return requested, nil
+}
+
+// RequestRefresh asks the controller to fetch the App's Source now (a
+// push webhook does the same); the App renders the new revision when
+// there is one.
+func RequestRefresh(ctx context.Context, c client.Client, app *tendv1.App) error {
+	ns := app.Spec.SourceRef.Namespace
+	if ns == "" {
+		ns = app.Namespace
+	}
+	obj := &tendv1.Source{}
+	obj.Namespace, obj.Name = ns, app.Spec.SourceRef.Name
+	requested := time.Now().UTC().Format(time.RFC3339Nano)
+	if err := annotate(ctx, c, obj, map[string]any{tendv1.AnnotationRequestedAt: requested}); err != nil {
+		return fmt.Errorf("request a fetch of Source %s/%s: %w", ns, obj.Name, err)
+	}
+	return nil
+}
+
+// SetSuspend suspends (nothing is applied or pruned) or resumes the App.
+func SetSuspend(ctx context.Context, c client.Client, app *tendv1.App, suspend bool) error {
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"suspend": suspend}})
+	if err != nil {
+		return err
+	}
+	obj := &tendv1.App{}
+	obj.Namespace, obj.Name = app.Namespace, app.Name
+	if err := c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
+		verb := "resume"
+		if suspend {
+			verb = "suspend"
+		}
+		return fmt.Errorf("%s App %s/%s: %w", verb, app.Namespace, app.Name, err)
+	}
+	return nil
+}
+
+func annotate(ctx context.Context, c client.Client, obj client.Object, annotations map[string]any) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": annotations}})
+	if err != nil {
+		return err
+	}
+	return c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, patch))
+}

@@ -1,0 +1,110 @@
+// Drives tend's dashboard in Debian's headless Chromium, as a person would.
+// internal/dashboard/e2e_test.go starts a dashboard over a test namespace,
+// runs this script and answers its requests on stdin/stdout:
+//   the script prints "STEP <name>" when it needs the test to change the
+//   cluster, and waits for a line "GO" on stdin.
+// Any failed expectation exits non-zero with a message naming it.
+import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+
+const cfg = JSON.parse(process.env.TEND_E2E);
+const lines = createInterface({ input: process.stdin });
+const waiting = [];
+lines.on("line", (l) => { const w = waiting.shift(); if (w) w(l); });
+function step(name) {
+  process.stdout.write("STEP " + name + "\n");
+  return new Promise((resolve) => waiting.push(resolve));
+}
+function fail(msg) {
+  console.error("FAIL: " + msg);
+  process.exit(1);
+}
+const timeout = 30000;
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+
+  // The printed URL opens the App list.
+  await page.goto(cfg.url);
+  await page.getByRole("heading", { name: "Apps" }).waitFor({ timeout });
+  await page.locator("#live", { hasText: "live" }).waitFor({ timeout });
+  await page.getByRole("combobox", { name: "Namespace" }).selectOption(cfg.namespace);
+  await page.locator("caption", { hasText: cfg.total + " Apps" }).waitFor({ timeout });
+  await page.screenshot({ path: cfg.screenshots + "/dashboard-apps.png" });
+
+  // Find one App among them by searching, open it.
+  await page.getByRole("searchbox", { name: "Search Apps" }).fill(cfg.app);
+  await page.locator("caption", { hasText: "1 Apps" }).waitFor({ timeout });
+  await page.getByRole("link", { name: cfg.app, exact: true }).click();
+  await page.getByRole("heading", { name: cfg.app }).waitFor({ timeout });
+
+  // Its tree: the Deployment, its ReplicaSet, its Pod.
+  const tree = page.getByRole("tree");
+  await tree.waitFor({ timeout });
+  for (const kind of ["Deployment", "ReplicaSet", "Pod"]) {
+    await tree.getByText(new RegExp("^(apps/)?" + kind + " ")).first().waitFor({ timeout });
+  }
+  if (await tree.getByText(cfg.secretValue).count() > 0) fail("the tree shows a Secret's value");
+  await page.screenshot({ path: cfg.screenshots + "/dashboard-app.png", fullPage: true });
+
+  // A change in the cluster shows without a reload.
+  await step("degrade");
+  await page.locator("h1 .badge", { hasText: "Degraded" }).waitFor({ timeout });
+  await page.getByText("What to do:").first().waitFor({ timeout });
+
+  // Sync: the request reaches the cluster, the dashboard says so.
+  await page.getByRole("button", { name: "Sync" }).click();
+  await page.locator("#toast", { hasText: "sync requested" }).waitFor({ timeout });
+  await step("synced");
+
+  // Suspend turns the Sync button off until Resume.
+  await page.getByRole("button", { name: "Suspend" }).click();
+  await page.getByRole("button", { name: "Resume" }).waitFor({ timeout });
+  if (!(await page.getByRole("button", { name: "Sync" }).isDisabled())) fail("Sync is enabled on a suspended App");
+  await page.getByRole("button", { name: "Resume" }).click();
+  await page.getByRole("button", { name: "Suspend" }).waitFor({ timeout });
+  await step("resumed");
+
+  // Keyboard: on a fresh page the skip link comes first.
+  await page.goto(new URL("/", cfg.url).toString());
+  await page.getByRole("heading", { name: "Apps" }).waitFor({ timeout });
+  await page.keyboard.press("Tab");
+  const first = await page.evaluate(() => document.activeElement && document.activeElement.textContent);
+  if (first !== "Skip to content") fail("the first Tab stop is " + JSON.stringify(first) + ", not the skip link");
+
+  // The other sections.
+  for (const [name, text] of [["Sources", cfg.source], ["AppSets", "AppSets"], ["Notifiers", "Notifiers"], ["Clusters", "Clusters"]]) {
+    await page.getByRole("link", { name, exact: true }).click();
+    await page.getByRole("heading", { name }).waitFor({ timeout });
+    await page.getByText(text).first().waitFor({ timeout });
+  }
+  await page.screenshot({ path: cfg.screenshots + "/dashboard-sources.png" });
+
+  // A phone-sized screen.
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  const p2 = await phone.newPage();
+  await p2.goto(cfg.url);
+  await p2.getByRole("combobox", { name: "Namespace" }).selectOption(cfg.namespace);
+  await p2.locator("caption", { hasText: cfg.total + " Apps" }).waitFor({ timeout });
+  await p2.screenshot({ path: cfg.screenshots + "/dashboard-phone.png" });
+  const overflow = await p2.evaluate(() => {
+    const wide = [...document.querySelectorAll("body *")].filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1);
+    return { by: document.documentElement.scrollWidth - window.innerWidth, what: wide.slice(0, 5).map((e) => e.tagName + "." + e.className + "#" + e.id).join(", ") };
+  });
+  if (overflow.by > 1) fail("the App list is " + overflow.by + "px wider than a 390px screen: " + overflow.what);
+
+  if (errors.length) fail("errors in the page: " + errors.join("; "));
+  process.stdout.write("DONE\n");
+} finally {
+  await browser.close();
+  lines.close();
+}

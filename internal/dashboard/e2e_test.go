@@ -1,0 +1,148 @@
+package dashboard_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/dashboard"
+)
+
+// TestDashboardInBrowser drives the dashboard in Debian's headless
+// Chromium with Playwright (e2e/run.mjs): find an App among 200 by
+// searching, open its tree, see a change arrive without a reload, sync,
+// suspend and resume it, move around by keyboard and on a phone-sized
+// screen. Screenshots of the main views go to docs/images.
+func TestDashboardInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a browser against the local control plane")
+	}
+	chromium, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("the browser test needs Debian's chromium: apt-get install chromium (.ci/run installs it)")
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("the browser test needs Node.js (node) for Playwright")
+	}
+	e2e, err := filepath.Abs("e2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(e2e, "node_modules", "playwright-core")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = e2e
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", e2e, err, out)
+		}
+	}
+	shots, err := filepath.Abs("../../docs/images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	f := newFixture(t)
+	ns := f.env.Namespace
+	ctx := context.Background()
+	for i := 0; i < 196; i++ {
+		create(t, f.env, &tendv1.App{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%03d", i), Namespace: ns, Labels: map[string]string{"team": "svc"}},
+			Spec:       tendv1.AppSpec{SourceRef: tendv1.NamespacedObjectReference{Name: "platform"}, Path: fmt.Sprintf("apps/svc-%03d", i)},
+		})
+	}
+	// A fresh session for the browser: the printed URL with its token.
+	l, err := dashboard.ListenLocal(f.env.Config, controller.Scheme(), "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	ready, done := make(chan error, 1), make(chan error, 1)
+	go func() { done <- l.Serve(sctx, func(err error) { ready <- err }) }()
+	defer func() { cancel(); <-done }()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, _ := json.Marshal(map[string]any{
+		"url": l.URL, "chromium": chromium, "namespace": ns, "total": 200, "app": "web",
+		"source": ns + "/platform", "secretValue": secretValue, "screenshots": shots,
+	})
+	runCtx, stop := context.WithTimeout(ctx, 5*time.Minute)
+	defer stop()
+	cmd := exec.CommandContext(runCtx, node, "run.mjs")
+	cmd.Dir = e2e
+	cmd.Env = append(os.Environ(), "TEND_E2E="+string(cfg))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	key := types.NamespacedName{Namespace: ns, Name: "web"}
+	app := func() *tendv1.App {
+		var a tendv1.App
+		if err := f.env.Client.Get(ctx, key, &a); err != nil {
+			t.Fatal(err)
+		}
+		return &a
+	}
+	finished := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		switch line {
+		case "STEP degrade":
+			a := app()
+			a.Status.Health = "Degraded"
+			a.Status.Conditions = []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "Degraded",
+				Message: "Deployment web: 0 of 1 replicas available", LastTransitionTime: metav1.Now()}}
+			if err := f.env.Client.Status().Update(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+		case "STEP synced":
+			if app().Annotations[tendv1.AnnotationRequestedAt] == "" {
+				t.Error("the Sync button did not request a sync of the App")
+			}
+		case "STEP resumed":
+			if a := app(); a.Spec.Suspend {
+				t.Error("the App is still suspended after Resume")
+			}
+		case "DONE":
+			finished = true
+			continue
+		default:
+			t.Logf("browser: %s", line)
+			continue
+		}
+		if _, err := fmt.Fprintln(stdin, "GO"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = cmd.Wait()
+	if err != nil || !finished {
+		t.Fatalf("browser test: %v\n%s", err, strings.TrimSpace(stderr.String()))
+	}
+}

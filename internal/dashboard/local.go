@@ -1,0 +1,112 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+)
+
+// Local is a dashboard on a workstation: its own cache over the
+// kubeconfig's credentials, served on a loopback address behind a token.
+type Local struct {
+	Server   *Server
+	Listener net.Listener
+	// URL opens the dashboard (it carries the token once).
+	URL   string
+	cache cache.Cache
+}
+
+// ListenLocal connects to the cluster of cfg and listens on addr, which
+// must be a loopback address ("127.0.0.1:8090"; port 0 picks one).
+func ListenLocal(cfg *rest.Config, scheme *runtime.Scheme, addr string, log *slog.Logger) (*Local, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: address %q: %w", addr, err)
+	}
+	if !localHost(host) {
+		return nil, fmt.Errorf("dashboard: address %q is not a loopback address: `tend dashboard` acts with your own credentials, so it listens on 127.0.0.1 or localhost only", addr)
+	}
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper, err := apiutil.NewDynamicRESTMapper(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(cfg, cache.Options{Scheme: scheme, Mapper: mapper, HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: scheme, Mapper: mapper, HTTPClient: hc})
+	if err != nil {
+		return nil, err
+	}
+	kube, err := kubernetes.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
+	if err != nil {
+		return nil, err
+	}
+	token := randomToken()
+	srv, err := New(Options{Cache: c, Client: cl, Kube: kube, Dynamic: dyn, Mapper: mapper, Token: token, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w (pick another with --addr)", err)
+	}
+	return &Local{Server: srv, Listener: ln, URL: "http://" + ln.Addr().String() + "/?token=" + token, cache: c}, nil
+}
+
+// Serve runs the cache and the server until ctx ends. It returns once the
+// cache has synced or failed to, through ready (nil when synced).
+func (l *Local) Serve(ctx context.Context, ready func(error)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- l.cache.Start(ctx) }()
+	syncCtx, stop := context.WithTimeout(ctx, time.Minute)
+	// Started first, so that Watch's informers block until they synced.
+	l.cache.WaitForCacheSync(syncCtx)
+	err := l.Server.Watch(syncCtx)
+	stop()
+	if err != nil {
+		err = fmt.Errorf("dashboard: the cluster's tend objects could not be listed within a minute (%w): is tend installed (`tend install`) and the cluster reachable?", err)
+	}
+	if ready != nil {
+		ready(err)
+	}
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: l.Server, ReadHeaderTimeout: 10 * time.Second}
+	go func() { errc <- hs.Serve(l.Listener) }()
+	select {
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(shut)
+		return nil
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,309 @@
+// Package dashboard serves tend's web dashboard: a JSON API over Apps,
+// Sources, Notifiers, Clusters and AppSets (read from an informer cache,
+// filtered and paged on the server), each App's resource tree, history and
+// events, the actions people take (sync, refresh, suspend, resume — the
+// same requests as the CLI's, internal/appctl), live updates over
+// server-sent events, and the page itself, embedded in the binary (no CDN,
+// no build step).
+//
+// `tend dashboard` runs it on a workstation with the user's own
+// credentials, on 127.0.0.1 behind a token printed once (so other users of
+// the machine cannot borrow those credentials). Every response carries a
+// strict Content-Security-Policy; requests for another Host are refused
+// (DNS rebinding); state-changing requests need a CSRF token and a
+// same-origin Origin.
+package dashboard
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+)
+
+//go:embed ui
+var uiFS embed.FS
+
+// Options configure a Server.
+type Options struct {
+	// Cache lists tend's objects and tells about their changes; it must
+	// serve Apps, Sources, Notifiers, Clusters and AppSets.
+	Cache cache.Cache
+	// Client writes the actions' patches.
+	Client client.Client
+	// Kube reads inventories (Secrets) and events.
+	Kube kubernetes.Interface
+	// Dynamic and Mapper read the live objects of App trees.
+	Dynamic dynamic.Interface
+	Mapper  meta.RESTMapper
+	// Token, when set, is what a browser must present once (?token=) to
+	// get a session cookie; every other request needs that cookie.
+	Token string
+	// Log receives one line per action, naming who asked.
+	Log *slog.Logger
+	// User names who acts in the audit log and events ("local user" for
+	// `tend dashboard`).
+	User string
+}
+
+// Server is the dashboard's HTTP handler.
+type Server struct {
+	o    Options
+	csrf string
+	mux  *http.ServeMux
+	hub  *hub
+	// session is the cookie value a token exchange hands out.
+	session string
+}
+
+const sessionCookie = "tend_session"
+
+// New returns a Server; Watch must be called for live updates.
+func New(o Options) (*Server, error) {
+	if o.Cache == nil || o.Client == nil || o.Kube == nil {
+		return nil, errors.New("dashboard: Cache, Client and Kube are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.User == "" {
+		o.User = "local user"
+	}
+	s := &Server{o: o, csrf: randomToken(), session: randomToken(), hub: newHub()}
+	ui, err := fs.Sub(uiFS, "ui")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/apps", s.listApps)
+	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}", s.getApp)
+	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}/tree", s.appTree)
+	mux.HandleFunc("POST /api/v1/apps/{namespace}/{name}/{action}", s.appAction)
+	mux.HandleFunc("GET /api/v1/sources", s.listSources)
+	mux.HandleFunc("GET /api/v1/notifiers", s.listNotifiers)
+	mux.HandleFunc("GET /api/v1/clusters", s.listClusters)
+	mux.HandleFunc("GET /api/v1/appsets", s.listAppSets)
+	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("GET /{$}", s.index)
+	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(ui)))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/assets/favicon.svg", http.StatusMovedPermanently)
+	})
+	s.mux = mux
+	return s, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Watch feeds live updates from the cache's informers; it returns once
+// the informers of tend's kinds are synced (or ctx ends).
+func (s *Server) Watch(ctx context.Context) error {
+	for _, obj := range []client.Object{&tendv1.App{}, &tendv1.Source{}, &tendv1.Notifier{}, &tendv1.Cluster{}, &tendv1.AppSet{}} {
+		inf, err := s.o.Cache.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("dashboard: informer of %T: %w", obj, err)
+		}
+		kind := strings.TrimPrefix(fmt.Sprintf("%T", obj), "*v1alpha1.")
+		send := func(o any) {
+			if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if co, ok := o.(client.Object); ok {
+				s.hub.publish(change{Kind: kind, Namespace: co.GetNamespace(), Name: co.GetName()})
+			}
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    send,
+			UpdateFunc: func(_, o any) { send(o) },
+			DeleteFunc: send,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServeHTTP checks the request's host, session and CSRF token, sets the
+// security headers and serves it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	if !localHost(r.Host) {
+		http.Error(w, "dashboard: this dashboard answers on 127.0.0.1 or localhost only (Host "+r.Host+" refused)", http.StatusForbidden)
+		return
+	}
+	if s.o.Token != "" {
+		if t := r.URL.Query().Get("token"); t != "" && r.Method == http.MethodGet && r.URL.Path == "/" {
+			if subtle.ConstantTimeCompare([]byte(t), []byte(s.o.Token)) != 1 {
+				s.refuse(w, r, http.StatusUnauthorized, "this link's token is wrong: open the URL `tend dashboard` printed")
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			return
+		}
+		c, err := r.Cookie(sessionCookie)
+		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session)) != 1 {
+			s.refuse(w, r, http.StatusUnauthorized, "no session: open the URL `tend dashboard` printed (it carries a token)")
+			return
+		}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host {
+			s.refuse(w, r, http.StatusForbidden, "cross-origin request refused")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Tend-CSRF")), []byte(s.csrf)) != 1 {
+			s.refuse(w, r, http.StatusForbidden, "missing or wrong CSRF token: reload the page")
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// localHost says whether a Host header names the loopback interface.
+func localHost(host string) bool {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(h, "[]"))
+	return ip != nil && ip.IsLoopback()
+}
+
+// refuse answers an API request with a JSON error, a page request with a
+// plain page saying what to do.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		writeJSON(w, code, map[string]string{"error": msg})
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintf(w, "<!doctype html><title>tend</title><h1>%d %s</h1><p>%s</p>", code, http.StatusText(code), htmlEscape(msg))
+}
+
+func htmlEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&#39;").Replace(s)
+}
+
+// index serves the page with the CSRF token in a meta tag.
+func (s *Server) index(w http.ResponseWriter, r *http.Request) {
+	b, err := uiFS.ReadFile("ui/index.html")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	page := strings.Replace(string(b), "{{csrf}}", s.csrf, 1)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write([]byte(page))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// change is one live update: an object of kind changed.
+type change struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// hub fans changes out to the connected browsers. A slow browser loses
+// changes rather than slowing the others: it reloads what it shows anyway.
+type hub struct {
+	mu   sync.Mutex
+	subs map[chan change]struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[chan change]struct{}{}} }
+
+func (h *hub) subscribe() chan change {
+	ch := make(chan change, 64)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	return ch
+}
+
+func (h *hub) unsubscribe(ch chan change) {
+	h.mu.Lock()
+	delete(h.subs, ch)
+	h.mu.Unlock()
+}
+
+func (h *hub) publish(c change) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- c:
+		default:
+		}
+	}
+}
+
+// events streams changes as server-sent events.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	ch := s.hub.subscribe()
+	defer s.hub.unsubscribe(ch)
+	fmt.Fprint(w, ": connected\n\n")
+	fl.Flush()
+	keepalive := time.NewTicker(25 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+			fl.Flush()
+		case c := <-ch:
+			b, _ := json.Marshal(c)
+			fmt.Fprintf(w, "event: change\ndata: %s\n\n", b)
+			fl.Flush()
+		}
+	}
+}
