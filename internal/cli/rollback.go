@@ -1,18 +1,14 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/appctl"
 )
 
 func (m *Main) rollbackCommand() *cobra.Command {
@@ -64,8 +60,8 @@ parent does not set spec.targetRevision, so the pin stays until you unpin.`,
 					fmt.Fprintf(m.Stdout, "App %s is not pinned; it follows its Source\n", name)
 					return nil
 				}
-				if err := patchTargetRevision(cmd, k, app, nil); err != nil {
-					return err
+				if err := appctl.Unpin(ctx, k.c, app); err != nil {
+					return k.wrap(err)
 				}
 				fmt.Fprintf(m.Stdout, "App %s unpinned from %s: it follows its Source again\n", name, shortRev(app.Spec.TargetRevision))
 				return nil
@@ -74,25 +70,13 @@ parent does not set spec.targetRevision, so the pin stays until you unpin.`,
 			if err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("sync ID %q is not a number; `tend history %s` lists them", args[1], app.Name)}
 			}
-			var rec *tendv1.SyncRecord
-			var ids []string
-			for i, r := range app.Status.History {
-				ids = append(ids, strconv.FormatInt(r.ID, 10))
-				if r.ID == id {
-					rec = &app.Status.History[i]
-				}
+			rec, err := appctl.Rollback(ctx, k.c, app, id)
+			var invalid *appctl.InvalidRequest
+			if errors.As(err, &invalid) {
+				return &exitError{code: ExitUsage, err: err}
 			}
-			if rec == nil {
-				if len(ids) == 0 {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s has no sync history yet", name)}
-				}
-				return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s has no sync %d in its history (IDs: %s)", name, id, strings.Join(ids, ", "))}
-			}
-			if len(rec.Revision) != 40 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("sync %d applied %q, not a git commit; only Apps of git Sources can be pinned (set spec.chart.version to pin a chart)", id, rec.Revision)}
-			}
-			if err := patchTargetRevision(cmd, k, app, &rec.Revision); err != nil {
-				return err
+			if err != nil {
+				return k.wrap(err)
 			}
 			note := ""
 			if rec.Result != "Succeeded" {
@@ -108,22 +92,4 @@ parent does not set spec.targetRevision, so the pin stays until you unpin.`,
 	kf.addFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&unpin, "unpin", false, "clear spec.targetRevision: follow the Source again")
 	return cmd
-}
-
-// patchTargetRevision sets (rev non-nil) or clears spec.targetRevision.
-func patchTargetRevision(cmd *cobra.Command, k *kube, app *tendv1.App, rev *string) error {
-	var v any
-	if rev != nil {
-		v = *rev
-	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"targetRevision": v}})
-	if err != nil {
-		return err
-	}
-	obj := &tendv1.App{}
-	obj.Namespace, obj.Name = app.Namespace, app.Name
-	if err := k.c.Patch(cmd.Context(), obj, client.RawPatch(types.MergePatchType, patch)); err != nil {
-		return k.wrap(fmt.Errorf("update App %s/%s: %w", app.Namespace, app.Name, err))
-	}
-	return nil
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -310,6 +311,7 @@ type appDetail struct {
 	Destination string          `json:"destination,omitempty"`
 	Project     string          `json:"project,omitempty"`
 	Attempted   string          `json:"attempted,omitempty"`
+	Pinned      string          `json:"pinned,omitempty"`
 	Objects     int32           `json:"objects"`
 	OutOfSync   []string        `json:"outOfSync,omitempty"`
 	Conditions  []conditionView `json:"conditions"`
@@ -353,7 +355,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 	}
 	d := appDetail{
 		appSummary: summarize(a, sources), Path: a.Spec.Path, Project: a.Spec.Project,
-		Attempted: a.Status.LastAttemptedRevision, Objects: a.Status.Objects,
+		Attempted: a.Status.LastAttemptedRevision, Pinned: a.Spec.TargetRevision, Objects: a.Status.Objects,
 		Conditions: []conditionView{}, History: []historyView{}, Events: []eventView{},
 	}
 	d.Destination = a.Spec.Destination.Namespace
@@ -535,7 +537,8 @@ func (s *Server) attachChildren(ctx context.Context, checker *health.Checker, by
 	}
 }
 
-// appAction serves POST /api/v1/apps/{namespace}/{name}/{sync,refresh,suspend,resume}.
+// appAction serves POST /api/v1/apps/{namespace}/{name}/{sync,refresh,suspend,resume,unpin}
+// and rollback?id=N.
 func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	a, err := s.app(ctx, r)
@@ -554,16 +557,33 @@ func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 		err = appctl.RequestRefresh(ctx, s.o.Client, a)
 	case "suspend", "resume":
 		err = appctl.SetSuspend(ctx, s.o.Client, a, action == "suspend")
-	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("action %q: want sync, refresh, suspend or resume", action)})
-		return
-	}
-	if err != nil {
-		if apierrors.IsForbidden(err) {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
+	case "rollback":
+		id, perr := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
+		if perr != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "rollback needs id, the number of a sync in the App's history"})
 			return
 		}
+		var rec *tendv1.SyncRecord
+		if rec, err = appctl.Rollback(ctx, s.o.Client, a, id); err == nil {
+			action = fmt.Sprintf("rollback to sync %d (%s)", id, rec.Revision)
+			result = map[string]string{"revision": rec.Revision}
+		}
+	case "unpin":
+		err = appctl.Unpin(ctx, s.o.Client, a)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("action %q: want sync, refresh, suspend, resume, rollback or unpin", action)})
+		return
+	}
+	var invalid *appctl.InvalidRequest
+	switch {
+	case errors.As(err, &invalid):
 		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		return
+	case apierrors.IsForbidden(err):
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
+		return
+	case err != nil:
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 		return
 	}
 	s.audit(ctx, a, action)

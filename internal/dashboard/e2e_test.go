@@ -24,7 +24,7 @@ import (
 // TestDashboardInBrowser drives the dashboard in Debian's headless
 // Chromium with Playwright (e2e/run.mjs): find an App among 200 by
 // searching, open its tree, see a change arrive without a reload, sync,
-// suspend and resume it, move around by keyboard and on a phone-sized
+// suspend and resume it, roll it back to an earlier sync and unpin it, move around by keyboard and on a phone-sized
 // screen. Screenshots of the main views go to docs/images.
 func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
@@ -129,6 +129,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		case "STEP resumed":
 			if a := app(); a.Spec.Suspend {
 				t.Error("the App is still suspended after Resume")
+			}
+		case "STEP pinned":
+			if a := app(); a.Spec.TargetRevision != olderRev {
+				t.Errorf("after Roll back: targetRevision %q, want %s", a.Spec.TargetRevision, olderRev)
+			}
+		case "STEP unpinned":
+			if a := app(); a.Spec.TargetRevision != "" {
+				t.Errorf("after Unpin: targetRevision %q", a.Spec.TargetRevision)
 			}
 		case "DONE":
 			finished = true

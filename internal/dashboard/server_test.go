@@ -33,7 +33,10 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-const secretValue = "dashboard-s3cr3t-value-91731"
+const (
+	secretValue = "dashboard-s3cr3t-value-91731"
+	olderRev    = "fedcba9876543210fedcba9876543210fedcba98"
+)
 
 // fixture is a local dashboard over a test namespace holding a Source,
 // Apps in several states and one App's applied objects.
@@ -55,7 +58,7 @@ func newFixture(t *testing.T) *fixture {
 	env.Client = cl
 	ctx := context.Background()
 	ns := env.Namespace
-	rev := "main@sha1:0123456789abcdef0123456789abcdef01234567"
+	rev := "0123456789abcdef0123456789abcdef01234567"
 
 	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "platform", Namespace: ns}, Spec: tendv1.SourceSpec{
 		Git: &tendv1.GitSource{URL: "https://deploy:hunter2@git.example.com/platform.git", Ref: tendv1.GitRef{Branch: "main"}},
@@ -88,7 +91,10 @@ func newFixture(t *testing.T) *fixture {
 		create(t, env, a)
 		a.Status.Sync, a.Status.Health, a.Status.Revision = spec.sync, spec.health, rev
 		a.Status.Conditions = []metav1.Condition{spec.ready}
-		a.Status.History = []tendv1.SyncRecord{{ID: 1, Revision: rev, StartedAt: metav1.NewTime(time.Now().Add(-time.Duration(i) * time.Minute)), Duration: metav1.Duration{Duration: time.Second}, Result: "Succeeded", Changed: 2}}
+		a.Status.History = []tendv1.SyncRecord{
+			{ID: 2, Revision: rev, StartedAt: metav1.NewTime(time.Now().Add(-time.Duration(i) * time.Minute)), Duration: metav1.Duration{Duration: time.Second}, Result: "Succeeded", Changed: 2, Healthy: true},
+			{ID: 1, Revision: olderRev, StartedAt: metav1.NewTime(time.Now().Add(-time.Hour)), Duration: metav1.Duration{Duration: time.Second}, Result: "Succeeded", Changed: 5, Healthy: true},
+		}
 		if err := env.Client.Status().Update(ctx, a); err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +271,7 @@ func TestDashboardAPI(t *testing.T) {
 	if code := f.get(t, "/api/v1/apps/"+ns+"/cache", &d); code != http.StatusOK {
 		t.Fatalf("detail: %d", code)
 	}
-	if len(d.Conditions) != 1 || d.Conditions[0].Reason != "RenderFailed" || !strings.Contains(d.Conditions[0].Advice, "Fix the files") || len(d.History) != 1 {
+	if len(d.Conditions) != 1 || d.Conditions[0].Reason != "RenderFailed" || !strings.Contains(d.Conditions[0].Advice, "Fix the files") || len(d.History) != 2 {
 		t.Errorf("detail of cache: %+v", d)
 	}
 	if code := f.get(t, "/api/v1/apps/"+ns+"/nope", nil); code != http.StatusNotFound {
@@ -388,6 +394,26 @@ func TestDashboardActions(t *testing.T) {
 	if err := f.env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, &a); err != nil || a.Spec.Suspend {
 		t.Errorf("after resume: suspend %v (%v)", a.Spec.Suspend, err)
 	}
+	// Roll back to the older sync, then unpin.
+	if code, body := f.post(t, "/api/v1/apps/"+ns+"/web/rollback?id=1", csrf); code != http.StatusAccepted || !strings.Contains(body, olderRev) {
+		t.Fatalf("rollback: %d %s", code, body)
+	}
+	if err := f.env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, &a); err != nil || a.Spec.TargetRevision != olderRev {
+		t.Errorf("after rollback: targetRevision %q (%v), want %s", a.Spec.TargetRevision, err, olderRev)
+	}
+	for query, want := range map[string]string{"?id=99": "has no sync 99 in its history (IDs: 2, 1)", "?id=x": "rollback needs id"} {
+		code, body := f.post(t, "/api/v1/apps/"+ns+"/web/rollback"+query, csrf)
+		if (code != http.StatusConflict && code != http.StatusBadRequest) || !strings.Contains(body, want) {
+			t.Errorf("rollback%s: %d %s, want a refusal saying %q", query, code, body, want)
+		}
+	}
+	if code, body := f.post(t, "/api/v1/apps/"+ns+"/web/unpin", csrf); code != http.StatusAccepted {
+		t.Fatalf("unpin: %d %s", code, body)
+	}
+	if err := f.env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "web"}, &a); err != nil || a.Spec.TargetRevision != "" {
+		t.Errorf("after unpin: targetRevision %q (%v)", a.Spec.TargetRevision, err)
+	}
+
 	evs, err := f.env.Clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "reason=DashboardAction"})
 	if err != nil {
 		t.Fatal(err)
@@ -396,7 +422,8 @@ func TestDashboardActions(t *testing.T) {
 	for _, e := range evs.Items {
 		got = append(got, e.Message)
 	}
-	for _, want := range []string{"sync requested by local user", "refresh requested by local user", "suspend requested by local user", "resume requested by local user"} {
+	for _, want := range []string{"sync requested by local user", "refresh requested by local user", "suspend requested by local user", "resume requested by local user",
+		"rollback to sync 1 (" + olderRev + ") requested by local user", "unpin requested by local user"} {
 		if !strings.Contains(strings.Join(got, "\n"), want) {
 			t.Errorf("no audit event %q among %q", want, got)
 		}

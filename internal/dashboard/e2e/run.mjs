@@ -62,17 +62,27 @@ try {
   await page.getByText("What to do:").first().waitFor({ timeout });
 
   // Sync: the request reaches the cluster, the dashboard says so.
-  await page.getByRole("button", { name: "Sync" }).click();
+  await page.getByRole("button", { name: "Sync", exact: true }).click();
   await page.locator("#toast", { hasText: "sync requested" }).waitFor({ timeout });
   await step("synced");
 
   // Suspend turns the Sync button off until Resume.
   await page.getByRole("button", { name: "Suspend" }).click();
   await page.getByRole("button", { name: "Resume" }).waitFor({ timeout });
-  if (!(await page.getByRole("button", { name: "Sync" }).isDisabled())) fail("Sync is enabled on a suspended App");
+  if (!(await page.getByRole("button", { name: "Sync", exact: true }).isDisabled())) fail("Sync is enabled on a suspended App");
   await page.getByRole("button", { name: "Resume" }).click();
   await page.getByRole("button", { name: "Suspend" }).waitFor({ timeout });
   await step("resumed");
+
+  // Roll back to the older sync (confirmed), see the pin, unpin.
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Roll back to sync 1" }).click();
+  await page.getByText("Pinned to").waitFor({ timeout });
+  await step("pinned");
+  await page.getByRole("button", { name: "Unpin" }).click();
+  await page.getByText("Pinned to").waitFor({ state: "detached", timeout });
+  await step("unpinned");
+  await page.screenshot({ path: cfg.screenshots + "/dashboard-app-history.png", fullPage: true });
 
   // Keyboard: on a fresh page the skip link comes first.
   await page.goto(new URL("/", cfg.url).toString());

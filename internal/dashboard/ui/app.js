@@ -41,11 +41,10 @@ function ago(t) {
   return Math.round(s / 86400) + "d ago";
 }
 
+function isCommit(r) { return /^[0-9a-f]{40}$/.test(r || ""); }
+
 function shortRev(r) {
-  if (!r) return "";
-  const at = r.lastIndexOf(":");
-  const sha = at >= 0 ? r.slice(at + 1) : r;
-  return /^[0-9a-f]{40}$/.test(sha) ? r.slice(0, at + 1) + sha.slice(0, 7) : r;
+  return isCommit(r) ? r.slice(0, 12) : r || "";
 }
 
 function toast(msg) {
@@ -173,11 +172,16 @@ function appView(ns, name) {
   const tree = el("div");
   main.replaceChildren(el("p", {}, el("a", { href: "#/", text: "← Apps" })), head, el("h2", { text: "Resources" }), tree);
 
-  async function act(action) {
+  async function act(action, query) {
+    const what = action.split("?")[0];
     try {
-      await post(base + "/" + action);
-      toast(action + " requested for " + ns + "/" + name);
-    } catch (e) { toast(action + " refused: " + e.message); }
+      await post(base + "/" + action + (query ? "?" + query : ""));
+      toast(what + " requested for " + ns + "/" + name);
+    } catch (e) { toast(what + " refused: " + e.message); }
+  }
+  function rollback(h) {
+    if (!window.confirm("Pin " + name + " to " + shortRev(h.revision) + " (sync " + h.id + ")? New commits will not reach it until you unpin it.")) return;
+    act("rollback", "id=" + h.id);
   }
 
   async function load() {
@@ -185,7 +189,8 @@ function appView(ns, name) {
     try { [a, t] = await Promise.all([api(base), api(base + "/tree")]); } catch (e) { showError(head, e); return; }
     const facts = [["Namespace", a.namespace], ["Source", a.source], ["Path", a.path], ["Destination", a.destination],
       ["Project", a.project], ["Revision", shortRev(a.revision) + (a.subject ? " · " + a.subject : "")],
-      ["Attempted", a.attempted && a.attempted !== a.revision ? shortRev(a.attempted) : ""], ["Objects", String(a.objects)],
+      ["Attempted", a.attempted && a.attempted !== a.revision ? shortRev(a.attempted) : ""],
+      ["Pinned to", a.pinned ? shortRev(a.pinned) + " (rolled back: new commits wait until you unpin)" : ""], ["Objects", String(a.objects)],
       ["Origin", a.origin], ["Depends on", (a.dependsOn || []).join(", ")]].filter(([, v]) => v);
     fill(head,
       el("h1", {}, name, " ", badge(a.suspended ? "Suspended" : a.sync), " ", badge(a.health)),
@@ -194,7 +199,8 @@ function appView(ns, name) {
         el("button", { type: "button", class: "act secondary", id: "refresh", onclick: () => act("refresh"), text: "Refresh" }),
         a.suspended
           ? el("button", { type: "button", class: "act secondary", id: "resume", onclick: () => act("resume"), text: "Resume" })
-          : el("button", { type: "button", class: "act secondary", id: "suspend", onclick: () => act("suspend"), text: "Suspend" })),
+          : el("button", { type: "button", class: "act secondary", id: "suspend", onclick: () => act("suspend"), text: "Suspend" }),
+        a.pinned ? el("button", { type: "button", class: "act secondary", id: "unpin", onclick: () => act("unpin"), text: "Unpin" }) : null),
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
       el("h2", { text: "Conditions" }),
       a.conditions.length ? a.conditions.map((c) => el("div", { class: "cond " + (c.status === "True" && c.type !== "Stalled" ? "ok" : c.type === "Reconciling" ? "" : "bad") },
@@ -203,14 +209,16 @@ function appView(ns, name) {
         c.advice ? el("div", { class: "advice", text: "What to do: " + c.advice }) : null)) : el("p", { class: "muted", text: "No conditions yet." }),
       a.outOfSync && a.outOfSync.length ? [el("h2", { text: "Out of sync" }), el("ul", {}, a.outOfSync.map((o) => el("li", { text: o })))] : null,
       el("h2", { text: "History" }),
-      el("table", {}, el("thead", {}, el("tr", {}, ["#", "Revision", "Started", "Duration", "Result", "Changed", "Message"].map((h) => el("th", { scope: "col", text: h })))),
+      el("table", {}, el("thead", {}, el("tr", {}, ["#", "Revision", "Started", "Duration", "Result", "Changed", "Message", ""].map((h) => el("th", { scope: "col", text: h })))),
         el("tbody", {}, a.history.length ? a.history.map((h) => el("tr", {},
           el("td", { text: String(h.id) }), el("td", {}, el("code", { text: shortRev(h.revision) })), el("td", { text: ago(h.started) }),
           el("td", { text: h.duration }), el("td", {}, badge(h.result)), el("td", { text: String(h.changed) }),
-          el("td", { class: "msg", text: h.message || "" }))) : el("tr", {}, el("td", { colspan: "7", text: "No sync yet." })))),
+          el("td", { class: "msg", text: h.message || "" }),
+          el("td", {}, isCommit(h.revision) && h.revision !== (a.pinned || a.revision)
+            ? el("button", { type: "button", class: "act secondary", "aria-label": "Roll back to sync " + h.id, onclick: () => rollback(h), text: "Roll back" }) : null))) : el("tr", {}, el("td", { colspan: "8", text: "No sync yet." })))),
       el("h2", { text: "Events" }),
       a.events.length ? el("table", {}, el("tbody", {}, a.events.map((e) => el("tr", {},
-        el("td", {}, badge(e.type === "Warning" ? "Failed" : "True")), el("td", { text: e.reason }),
+        el("td", {}, badge(e.type)), el("td", { text: e.reason }),
         el("td", { class: "msg", text: e.message }), el("td", { text: ago(e.last) }))))) : el("p", { class: "muted", text: "No events." }));
     tree.replaceChildren(t.nodes.length ? el("div", { class: "tree" }, treeList(t.nodes, true)) : el("p", { class: "muted", text: "Nothing applied yet." }));
   }
