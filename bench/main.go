@@ -5,6 +5,7 @@
 //	go run ./bench -mode scale  [-apps 1000] [-objects 10] [-steady 2m] [-runs 3]
 //	                            [-push-commits 20] [-kubeconfig K] [-scale 100,500,1000,2000]
 //	go run ./bench -mode takeover -apps 100 [-objects 10] [-kubeconfig K]
+//	go run ./bench -mode dashboard [-apps 1000] [-kubeconfig K]
 //
 // The takeover mode leaves the Apps' objects as Flux leaves them
 // (kustomize-controller's field manager and labels, Kustomizations with
@@ -47,7 +48,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	mode := fs.String("mode", "render", "what to measure: render, scale or takeover")
+	mode := fs.String("mode", "render", "what to measure: render, scale, takeover or dashboard")
 	apps := fs.Int("apps", 1000, "number of Apps in the generated monorepo")
 	runs := fs.Int("runs", 3, "repetitions (render runs; one-App commits in scale mode); medians are reported")
 	resultsDir := fs.String("results", "bench", "directory for RESULTS.md and results.json (empty: print only)")
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	switch *mode {
 	case "scale":
 		return runScaleMode(ctx, sc, *apps, *runs, work, *resultsDir, *section, out, logf)
+	case "dashboard":
+		return runDashboardMode(ctx, sc, *apps, max(*runs, 200), work, *resultsDir, *section, out, logf)
 	case "takeover":
 		return runTakeoverMode(ctx, sc, *apps, work, *resultsDir, *section, out, logf)
 	case "render":

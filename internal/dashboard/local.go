@@ -38,6 +38,13 @@ func ListenLocal(cfg *rest.Config, scheme *runtime.Scheme, addr string, log *slo
 	if !localHost(host) {
 		return nil, fmt.Errorf("dashboard: address %q is not a loopback address: `tend dashboard` acts with your own credentials, so it listens on 127.0.0.1 or localhost only", addr)
 	}
+	// Each page asks the API server a few times (events, the tree's
+	// objects): client-go's default 5 requests a second would make a
+	// page wait on the client's own limiter. kubectl allows 50.
+	cfg = rest.CopyConfig(cfg)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
 	hc, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, err
