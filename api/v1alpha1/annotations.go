@@ -15,6 +15,11 @@ const (
 	// Finalizer makes tend prune an App's objects when the App is deleted
 	// (only Apps with spec.sync.prune carry it).
 	Finalizer = "tend.dev/prune-on-delete"
+	// FinalizerPostDelete keeps a deleted App until the post-delete hooks
+	// of its last synced revision have run (after its objects were
+	// pruned). tend adds it while that revision has such hooks, whatever
+	// the App's prune setting, as Argo CD adds its post-delete finalizer.
+	FinalizerPostDelete = "tend.dev/post-delete-hooks"
 	// LabelAppSet names, on an App, the AppSet that generated it.
 	LabelAppSet = "tend.dev/appset"
 
@@ -23,12 +28,16 @@ const (
 	AnnotationOwner = "tend.dev/owner"
 	// AnnotationWave orders objects into waves (an integer, default 0).
 	AnnotationWave = "tend.dev/wave"
-	// AnnotationHook makes an object a hook: pre-sync, post-sync or
-	// sync-fail.
+	// AnnotationHook makes an object a hook: pre-sync, post-sync,
+	// sync-fail or post-delete.
 	AnnotationHook = "tend.dev/hook"
 	// AnnotationHookDeletePolicy is a comma list of before-create,
 	// on-success, on-failure.
 	AnnotationHookDeletePolicy = "tend.dev/hook-delete-policy"
+	// AnnotationPostDeleteRun, on a post-delete hook tend created, names
+	// the deletion it runs for: "<App UID>@<revision>". A restarted
+	// controller finds the hook by it instead of creating it again.
+	AnnotationPostDeleteRun = "tend.dev/post-delete-run"
 	// AnnotationPrune set to "disabled" keeps an object when it leaves git.
 	AnnotationPrune = "tend.dev/prune"
 	// AnnotationForceConflicts set to "true" takes over fields other

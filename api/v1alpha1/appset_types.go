@@ -32,8 +32,8 @@ type AppSetSpec struct {
 }
 
 // Generator produces parameter sets: exactly one of directories, files,
-// list, matrix or merge.
-// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) + (has(self.matrix) ? 1 : 0) + (has(self.merge) ? 1 : 0) == 1",message="set exactly one of directories, files, list, matrix or merge"
+// list, clusters, matrix or merge.
+// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) + (has(self.clusters) ? 1 : 0) + (has(self.matrix) ? 1 : 0) + (has(self.merge) ? 1 : 0) == 1",message="set exactly one of directories, files, list, clusters, matrix or merge"
 type Generator struct {
 	// Directories generates one set per directory of a Source matching a glob.
 	// +optional
@@ -45,6 +45,9 @@ type Generator struct {
 	// List generates one set per element.
 	// +optional
 	List *ListGenerator `json:"list,omitempty"`
+	// Clusters generates one set per Cluster in the AppSet's namespace.
+	// +optional
+	Clusters *ClustersGenerator `json:"clusters,omitempty"`
 	// Matrix combines every set of its first generator with every set of
 	// its second.
 	// +optional
@@ -56,8 +59,9 @@ type Generator struct {
 }
 
 // NestedGenerator is a generator inside matrix or merge: exactly one of
-// directories, files or list.
-// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) == 1",message="set exactly one of directories, files or list"
+// directories, files, list, clusters, or one more level of matrix or
+// merge (whose own generators cannot nest further, as in Argo CD).
+// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) + (has(self.clusters) ? 1 : 0) + (has(self.matrix) ? 1 : 0) + (has(self.merge) ? 1 : 0) == 1",message="set exactly one of directories, files, list, clusters, matrix or merge"
 type NestedGenerator struct {
 	// Directories generates one set per directory of a Source matching a glob.
 	// +optional
@@ -69,6 +73,35 @@ type NestedGenerator struct {
 	// List generates one set per element.
 	// +optional
 	List *ListGenerator `json:"list,omitempty"`
+	// Clusters generates one set per Cluster in the AppSet's namespace.
+	// +optional
+	Clusters *ClustersGenerator `json:"clusters,omitempty"`
+	// Matrix combines the sets of two leaf generators.
+	// +optional
+	Matrix *NestedMatrixGenerator `json:"matrix,omitempty"`
+	// Merge overrides the sets of its first leaf generator with the
+	// others'.
+	// +optional
+	Merge *NestedMergeGenerator `json:"merge,omitempty"`
+}
+
+// LeafGenerator is a generator inside a nested matrix or merge: exactly
+// one of directories, files, list or clusters.
+// +kubebuilder:validation:XValidation:rule="(has(self.directories) ? 1 : 0) + (has(self.files) ? 1 : 0) + (has(self.list) ? 1 : 0) + (has(self.clusters) ? 1 : 0) == 1",message="set exactly one of directories, files, list or clusters (a matrix or merge nests one level only)"
+type LeafGenerator struct {
+	// Directories generates one set per directory of a Source matching a glob.
+	// +optional
+	Directories *DirectoriesGenerator `json:"directories,omitempty"`
+	// Files generates sets from the JSON or YAML files of a Source
+	// matching a glob.
+	// +optional
+	Files *FilesGenerator `json:"files,omitempty"`
+	// List generates one set per element.
+	// +optional
+	List *ListGenerator `json:"list,omitempty"`
+	// Clusters generates one set per Cluster in the AppSet's namespace.
+	// +optional
+	Clusters *ClustersGenerator `json:"clusters,omitempty"`
 }
 
 // MatrixGenerator is the product of two generators: one set per pair,
@@ -91,6 +124,52 @@ type MergeGenerator struct {
 	// +kubebuilder:validation:MinItems=2
 	// +kubebuilder:validation:MaxItems=32
 	Generators []NestedGenerator `json:"generators"`
+}
+
+// NestedMatrixGenerator is a matrix inside a matrix or merge: the product
+// of two leaf generators.
+type NestedMatrixGenerator struct {
+	// Generators are exactly two.
+	// +kubebuilder:validation:MinItems=2
+	// +kubebuilder:validation:MaxItems=2
+	Generators []LeafGenerator `json:"generators"`
+}
+
+// NestedMergeGenerator is a merge inside a matrix or merge, over leaf
+// generators.
+type NestedMergeGenerator struct {
+	// MergeKeys are the parameters that identify a set, e.g. name.
+	// +kubebuilder:validation:MinItems=1
+	MergeKeys []string `json:"mergeKeys"`
+	// Generators: the first gives the sets, the others override them.
+	// +kubebuilder:validation:MinItems=2
+	// +kubebuilder:validation:MaxItems=32
+	Generators []LeafGenerator `json:"generators"`
+}
+
+// ClustersGenerator gives one parameter set per Cluster in the AppSet's
+// namespace (the Clusters its Apps can name in destination.clusterRef),
+// as Argo CD's cluster generator does per cluster Secret: name
+// (the Cluster's name), nameNormalized, server (the API server URL of
+// its kubeconfig), metadata.labels.<key>, metadata.annotations.<key> and
+// values.<key>. Go templates see them nested: .name, .server,
+// .metadata.labels, .metadata.annotations, .values.
+//
+// Without a selector the cluster tend runs in is a set too, named
+// in-cluster with server https://kubernetes.default.svc (unless a
+// Cluster named in-cluster exists); a generated App whose
+// destination.clusterRef.name is in-cluster deploys to it.
+type ClustersGenerator struct {
+	// Selector picks Clusters by label; empty or absent selects every
+	// Cluster and the cluster tend runs in. A selector with a term never
+	// selects the cluster tend runs in.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+	// Values are added to each set as values.<key>. They may use the
+	// Cluster's parameters: {{name}}, {{metadata.labels.env}} (or
+	// {{.name}} with spec.goTemplate).
+	// +optional
+	Values map[string]string `json:"values,omitempty"`
 }
 
 // FilesGenerator reads JSON or YAML files of a git Source. A file holding
@@ -171,7 +250,8 @@ type AppSetStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// AppSet generates Apps from directories in a Source or from a list.
+// AppSet generates Apps from directories or files of a Source, a list or
+// the Clusters of its namespace.
 type AppSet struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

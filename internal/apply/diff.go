@@ -64,7 +64,7 @@ func (e *Engine) Diff(ctx context.Context, req Request) (*Difference, error) {
 		return nil, &SyncError{Err: err}
 	}
 	s := &syncRun{e: e, req: req, plan: plan, old: inv, next: inv.Clone(), res: &Result{}}
-	d := &Difference{Hooks: len(plan.PreSync) + len(plan.PostSync) + len(plan.SyncFail)}
+	d := &Difference{Hooks: len(plan.PreSync) + len(plan.PostSync) + len(plan.SyncFail) + len(plan.PostDelete)}
 	if err := s.watchKinds(ctx, plan.All(), true); err != nil {
 		return nil, err
 	}

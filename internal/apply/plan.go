@@ -19,7 +19,8 @@ const (
 	AnnotationOwner = tendv1.AnnotationOwner
 	// AnnotationWave orders objects into waves (an integer, default 0).
 	AnnotationWave = tendv1.AnnotationWave
-	// AnnotationHook makes an object a hook: pre-sync, post-sync or sync-fail.
+	// AnnotationHook makes an object a hook: pre-sync, post-sync, sync-fail
+	// or post-delete.
 	AnnotationHook = tendv1.AnnotationHook
 	// AnnotationHookDeletePolicy is a comma list of before-create, on-success, on-failure.
 	AnnotationHookDeletePolicy = tendv1.AnnotationHookDeletePolicy
@@ -44,6 +45,10 @@ const (
 	PreSync  Phase = "pre-sync"
 	PostSync Phase = "post-sync"
 	SyncFail Phase = "sync-fail"
+	// PostDelete hooks run when the App is deleted, after its objects
+	// are gone (see Engine.PostDelete); a sync neither applies nor runs
+	// them.
+	PostDelete Phase = "post-delete"
 )
 
 // DeletePolicy says when a hook object is deleted.
@@ -66,8 +71,9 @@ type Hook struct {
 
 // Plan is a sync's objects sorted into hooks and ordered steps.
 type Plan struct {
-	// PreSync, PostSync and SyncFail hooks, each ordered by weight.
-	PreSync, PostSync, SyncFail []Hook
+	// PreSync, PostSync, SyncFail and PostDelete hooks, each ordered by
+	// weight.
+	PreSync, PostSync, SyncFail, PostDelete []Hook
 	// Steps are applied in order; each waits for its objects to be healthy
 	// before the next starts. Step 0 holds Namespaces and CRDs.
 	Steps []Step
@@ -122,6 +128,8 @@ func NewPlan(objs []*unstructured.Unstructured, upgrade bool) (*Plan, error) {
 					p.PostSync = append(p.PostSync, h)
 				case SyncFail:
 					p.SyncFail = append(p.SyncFail, h)
+				case PostDelete:
+					p.PostDelete = append(p.PostDelete, h)
 				}
 			}
 			continue
@@ -149,7 +157,7 @@ func NewPlan(objs []*unstructured.Unstructured, upgrade bool) (*Plan, error) {
 		sortByKind(waves[w])
 		p.Steps = append(p.Steps, Step{Wave: w, Name: fmt.Sprintf("wave %d", w), Objects: waves[w]})
 	}
-	for _, hs := range [][]Hook{p.PreSync, p.PostSync, p.SyncFail} {
+	for _, hs := range [][]Hook{p.PreSync, p.PostSync, p.SyncFail, p.PostDelete} {
 		sort.SliceStable(hs, func(i, j int) bool { return hs[i].Weight < hs[j].Weight })
 	}
 	return p, nil
@@ -190,10 +198,10 @@ func hookOf(o *unstructured.Unstructured, upgrade bool) (h Hook, phases []Phase,
 	switch {
 	case a[AnnotationHook] != "":
 		switch v := strings.TrimSpace(a[AnnotationHook]); v {
-		case string(PreSync), string(PostSync), string(SyncFail):
+		case string(PreSync), string(PostSync), string(SyncFail), string(PostDelete):
 			add(Phase(v))
 		default:
-			return h, nil, false, fmt.Errorf("%s: annotation %s=%q: want pre-sync, post-sync or sync-fail", describe(o), AnnotationHook, v)
+			return h, nil, false, fmt.Errorf("%s: annotation %s=%q: want pre-sync, post-sync, sync-fail or post-delete", describe(o), AnnotationHook, v)
 		}
 		policies = splitList(a[AnnotationHookDeletePolicy])
 	case a[argoHook] != "":
@@ -205,12 +213,14 @@ func hookOf(o *unstructured.Unstructured, upgrade bool) (h Hook, phases []Phase,
 				add(PostSync)
 			case "SyncFail":
 				add(SyncFail)
+			case "PostDelete":
+				add(PostDelete)
 			case "Sync":
 				// Applied with the main set, in its wave.
 			case "Skip":
 				return h, nil, true, nil
 			default:
-				return h, nil, false, fmt.Errorf("%s: annotation %s=%q: want PreSync, Sync, PostSync, SyncFail or Skip (PostDelete hooks are not supported)", describe(o), argoHook, v)
+				return h, nil, false, fmt.Errorf("%s: annotation %s=%q: want PreSync, Sync, PostSync, SyncFail, PostDelete or Skip", describe(o), argoHook, v)
 			}
 		}
 		if len(phases) == 0 {
@@ -228,11 +238,15 @@ func hookOf(o *unstructured.Unstructured, upgrade bool) (h Hook, phases []Phase,
 				if (v == "post-upgrade") == upgrade {
 					add(PostSync)
 				}
+			case "post-delete":
+				// Run when the App is deleted, as `helm uninstall` runs
+				// them (Argo CD runs them as PostDelete hooks too).
+				add(PostDelete)
 			}
 		}
 		if len(phases) == 0 {
-			// test, delete and rollback hooks, and the install/upgrade hook
-			// that does not apply to this sync: not run.
+			// test, pre-delete and rollback hooks, and the install/upgrade
+			// hook that does not apply to this sync: not run.
 			return h, nil, true, nil
 		}
 		if w := a[helmHookWeight]; w != "" {

@@ -164,12 +164,53 @@ func TestPlanBadAnnotations(t *testing.T) {
 		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/wave: soon}}}`,
 		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/hook: sometimes}}}`,
 		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/hook: pre-sync, tend.dev/hook-delete-policy: never}}}`,
-		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {argocd.argoproj.io/hook: "PreSync,PostDelete"}}}`,
+		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {argocd.argoproj.io/hook: "PreSync,PreDelete"}}}`,
+		`{apiVersion: v1, kind: ConfigMap, metadata: {name: x, namespace: a, annotations: {tend.dev/hook: post-delete, tend.dev/hook-delete-policy: later}}}`,
 	} {
 		_, err := NewPlan(objs(t, doc), false)
 		if err == nil || !strings.Contains(err.Error(), "ConfigMap a/x") {
 			t.Errorf("%s: error %v does not name the object", doc, err)
 		}
+	}
+}
+
+// Post-delete hooks of tend, Argo CD (alone or in a list) and Helm are
+// kept for the App's deletion: a sync neither applies nor skips them.
+func TestPlanPostDeleteHooks(t *testing.T) {
+	docs := []string{
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: tend-cleanup, namespace: a, annotations: {tend.dev/hook: post-delete, tend.dev/wave: "2"}}}`,
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: argo-cleanup, namespace: a, annotations: {argocd.argoproj.io/hook: PostDelete, argocd.argoproj.io/hook-delete-policy: "HookSucceeded,HookFailed"}}}`,
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: argo-both, namespace: a, annotations: {argocd.argoproj.io/hook: "PostSync,PostDelete", argocd.argoproj.io/sync-wave: "-1"}}}`,
+		`{apiVersion: v1, kind: ServiceAccount, metadata: {name: helm-cleanup, namespace: a, annotations: {helm.sh/hook: post-delete, helm.sh/hook-weight: "-5"}}}`,
+		`{apiVersion: v1, kind: ConfigMap, metadata: {name: main, namespace: a}}`,
+	}
+	p, err := NewPlan(objs(t, docs...), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := hookNames(p.PostDelete), "helm-cleanup argo-both argo-cleanup tend-cleanup"; got != want {
+		t.Errorf("post-delete hooks = %q, want %q (by weight)", got, want)
+	}
+	if got, want := hookNames(p.PostSync), "argo-both"; got != want {
+		t.Errorf("post-sync hooks = %q, want %q", got, want)
+	}
+	if got, want := names(p.All()), "ConfigMap/main"; got != want {
+		t.Errorf("main set = %q, want %q", got, want)
+	}
+	if len(p.Skipped) != 0 {
+		t.Errorf("skipped %d objects, want none", len(p.Skipped))
+	}
+	for _, h := range p.PostDelete {
+		if h.Phase != PostDelete {
+			t.Errorf("%s: phase %s", h.Object.GetName(), h.Phase)
+		}
+		if got, want := h.Delete[OnSuccess] && h.Delete[OnFailure], h.Object.GetName() == "argo-cleanup"; got != want {
+			t.Errorf("%s: delete policy %v", h.Object.GetName(), h.Delete)
+		}
+	}
+	hooks, err := PostDeleteHooks(objs(t, docs...))
+	if err != nil || len(hooks) != 4 {
+		t.Errorf("PostDeleteHooks = %d hooks, %v; want 4", len(hooks), err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -43,7 +44,7 @@ type ApplicationSetSpec struct {
 }
 
 // ApplicationSetGenerator is one generator; tend reads list, git
-// directories and files, matrix and merge.
+// directories and files, clusters, matrix and merge.
 type ApplicationSetGenerator struct {
 	List                    *ListGenerator   `json:"list,omitempty"`
 	Git                     *GitGenerator    `json:"git,omitempty"`
@@ -58,7 +59,8 @@ type ApplicationSetGenerator struct {
 }
 
 // ApplicationSetNestedGenerator is a generator inside matrix or merge; a
-// matrix or merge inside it is kept raw, as Argo CD's CRD does.
+// matrix or merge inside it is kept raw, as Argo CD's CRD does, and read
+// as a NestedMatrixGenerator or NestedMergeGenerator when converted.
 type ApplicationSetNestedGenerator struct {
 	List                    *ListGenerator `json:"list,omitempty"`
 	Git                     *GitGenerator  `json:"git,omitempty"`
@@ -83,6 +85,30 @@ type MergeGenerator struct {
 	Generators []ApplicationSetNestedGenerator `json:"generators"`
 	MergeKeys  []string                        `json:"mergeKeys"`
 	Template   Raw                             `json:"template,omitempty"`
+}
+
+// NestedMatrixGenerator is a matrix inside a matrix or merge (Argo CD
+// allows one such level); its generators cannot nest further.
+type NestedMatrixGenerator struct {
+	Generators []ApplicationSetNestedGenerator `json:"generators"`
+	Template   Raw                             `json:"template,omitempty"`
+}
+
+// NestedMergeGenerator is a merge inside a matrix or merge.
+type NestedMergeGenerator struct {
+	Generators []ApplicationSetNestedGenerator `json:"generators"`
+	MergeKeys  []string                        `json:"mergeKeys"`
+	Template   Raw                             `json:"template,omitempty"`
+}
+
+// ClusterGenerator generates one Application per Argo CD cluster (cluster
+// Secret, and the cluster Argo CD runs in without a selector). The
+// ApplicationSet CRD keeps it raw (clusters); conversion reads it as this.
+type ClusterGenerator struct {
+	Selector metav1.LabelSelector `json:"selector,omitempty"`
+	Template Raw                  `json:"template,omitempty"`
+	Values   map[string]string    `json:"values,omitempty"`
+	FlatList bool                 `json:"flatList,omitempty"`
 }
 
 // ListGenerator generates one Application per element.
@@ -154,8 +180,25 @@ func ParseApplicationSet(doc []byte) (*ApplicationSet, error) {
 type SetResult struct {
 	AppSet *tendv1.AppSet
 	// Sources are the template's Source and the directories generators'.
-	Sources  []*tendv1.Source
+	Sources []*tendv1.Source
+	// Clusters says that the AppSet has a clusters generator: it reads the
+	// Clusters of its namespace, so each Argo CD cluster Secret there
+	// should be a Cluster (ClusterFromSecret) for it to find.
+	Clusters bool
 	Warnings []string
+}
+
+// ClusterFromSecret is the Cluster an Argo CD cluster Secret maps onto:
+// named after the Secret, reading it as it is (tend reads an Argo CD
+// cluster Secret's server and config), with the Secret's labels and
+// annotations, which a clusters generator selects by and gives as
+// metadata.labels and metadata.annotations, as Argo CD does.
+func ClusterFromSecret(sec *corev1.Secret, namespace string) *tendv1.Cluster {
+	return &tendv1.Cluster{
+		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
+		ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: namespace, Labels: maps.Clone(sec.Labels), Annotations: maps.Clone(sec.Annotations)},
+		Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
+	}
 }
 
 var (
@@ -164,9 +207,13 @@ var (
 	pathSegment = regexp.MustCompile(`^path\[[0-9]+\]$`)
 )
 
-// ConvertApplicationSet maps set to a tend AppSet: list and git
-// directories generators, and the template as an App template (converted
-// as an Application is). Placeholders tend does not fill are refused.
+// ConvertApplicationSet maps set to a tend AppSet: list, git directories
+// and files, clusters, matrix and merge generators (one nested level of
+// matrix or merge, as Argo CD allows), and the template as an App
+// template (converted as an Application is). A template destination
+// taken from a clusters generator ({{server}} or a placeholder in name)
+// becomes destination.clusterRef.name. Placeholders tend does not fill
+// are refused.
 func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error) {
 	c := &converter{opts: opts}
 	ns := opts.Namespace
@@ -218,7 +265,7 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 			}
 			m := &tendv1.MatrixGenerator{}
 			for j, n := range g.Matrix.Generators {
-				if gen := c.nestedGenerator(n, fmt.Sprintf("%s.matrix.generators[%d]", field, j), ns, false, params, res); gen != nil {
+				if gen := c.innerGenerator(n, fmt.Sprintf("%s.matrix.generators[%d]", field, j), ns, params, res); gen != nil {
 					m.Generators = append(m.Generators, *gen)
 				}
 			}
@@ -233,23 +280,28 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 			}
 			m := &tendv1.MergeGenerator{MergeKeys: g.Merge.MergeKeys}
 			for j, n := range g.Merge.Generators {
-				if gen := c.nestedGenerator(n, fmt.Sprintf("%s.merge.generators[%d]", field, j), ns, false, params, res); gen != nil {
+				if gen := c.innerGenerator(n, fmt.Sprintf("%s.merge.generators[%d]", field, j), ns, params, res); gen != nil {
 					m.Generators = append(m.Generators, *gen)
 				}
 			}
 			out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Merge: m})
 		default:
 			if gen := c.nestedGenerator(nested, field, ns, true, params, res); gen != nil {
-				out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Directories: gen.Directories, Files: gen.Files, List: gen.List})
+				out.Spec.Generators = append(out.Spec.Generators, tendv1.Generator{Directories: gen.Directories, Files: gen.Files, List: gen.List, Clusters: gen.Clusters})
 			}
 		}
 	}
+	res.Clusters = params.clusters
+	// A destination from a clusters generator's parameters names a
+	// Cluster: tend's Apps reach a remote cluster by Cluster name.
+	tplSpec := spec.Template.Spec
+	clusterRef := c.templateDestination(&tplSpec.Destination, spec.GoTemplate, params)
 	// The template converts as an Application does.
 	tpl := &Application{
 		TypeMeta: metav1.TypeMeta{APIVersion: Group + "/v1alpha1", Kind: "Application"},
 		ObjectMeta: metav1.ObjectMeta{Name: spec.Template.Metadata.Name, Namespace: set.Namespace, Labels: spec.Template.Metadata.Labels,
 			Finalizers: spec.Template.Metadata.Finalizers},
-		Spec: spec.Template.Spec,
+		Spec: tplSpec,
 	}
 	sub := &converter{app: tpl, opts: opts}
 	app := sub.convert()
@@ -261,6 +313,9 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 		out.Spec.Template = tendv1.AppTemplate{
 			Metadata: tendv1.AppTemplateMeta{Name: spec.Template.Metadata.Name, Labels: spec.Template.Metadata.Labels, Annotations: spec.Template.Metadata.Annotations},
 			Spec:     app.App.Spec,
+		}
+		if clusterRef != "" {
+			out.Spec.Template.Spec.Destination.ClusterRef = &tendv1.LocalObjectReference{Name: clusterRef}
 		}
 		res.Sources = append(res.Sources, app.Source)
 		res.Sources = append(res.Sources, app.ValuesSources...)
@@ -276,7 +331,7 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 		if spec.GoTemplate {
 			break
 		}
-		if !params.files && !params.keys[m[1]] && !(params.keys["path"] && pathSegment.MatchString(m[1])) {
+		if !params.files && !params.keys[m[1]] && !(params.keys["path"] && pathSegment.MatchString(m[1])) && !params.clusterKey(m[1]) {
 			c.fail("spec.template", "placeholder {{%s}} is not filled by tend's generators here (%s)", m[1], strings.Join(slices.Sorted(maps.Keys(params.keys)), ", "))
 		}
 	}
@@ -292,6 +347,48 @@ type setParams struct {
 	keys map[string]bool
 	// files is set when a files generator fills keys read from files.
 	files bool
+	// clusters is set when a clusters generator fills keys from the
+	// Clusters' labels and annotations.
+	clusters bool
+}
+
+// clusterKey says whether key is a cluster's label or annotation
+// parameter, which only the Clusters tell.
+func (p *setParams) clusterKey(key string) bool {
+	return p.clusters && (strings.HasPrefix(key, "metadata.labels.") || strings.HasPrefix(key, "metadata.annotations."))
+}
+
+// appSetServerParam matches a template's destination.server that is a
+// clusters generator's server parameter: {{server}} or {{ .server }}.
+var appSetServerParam = regexp.MustCompile(`^\{\{\s*\.?server\s*\}\}$`)
+
+// templateDestination takes a destination with placeholders out of d (so
+// that the template converts as an Application would) and returns the
+// Cluster name template for destination.clusterRef.name: a placeholder
+// in name is kept as it is (tend's Cluster names are the cluster Secrets'
+// names); server can only be a clusters generator's {{server}}, which
+// becomes its {{name}}. It returns "" for a destination without
+// placeholders.
+func (c *converter) templateDestination(d *ApplicationDestination, goTemplate bool, params *setParams) string {
+	const field = "spec.template.spec.destination"
+	if !strings.Contains(d.Server, "{{") && !strings.Contains(d.Name, "{{") {
+		return ""
+	}
+	defer func() { d.Server, d.Name = "", "" }()
+	switch {
+	case d.Server != "" && d.Name != "":
+		c.fail(field, "set either server or name, not both")
+	case d.Name != "":
+		c.warn("%s.name %q becomes destination.clusterRef.name: it must give the name of a tend Cluster, which is the Argo CD cluster Secret's metadata.name (a clusters generator's {{name}} is that name), or in-cluster", field, d.Name)
+		return d.Name
+	case !appSetServerParam.MatchString(d.Server) || !params.clusters:
+		c.fail(field+".server", "%q: tend's Apps name their cluster, so a placeholder here can only be a clusters generator's {{server}}; use destination.name with a placeholder for the cluster's name", d.Server)
+	case goTemplate:
+		return "{{ .name }}"
+	default:
+		return "{{name}}"
+	}
+	return ""
 }
 
 func (p *setParams) add(keys ...string) {
@@ -314,16 +411,72 @@ func (c *converter) onlyOne(field string, g ApplicationSetNestedGenerator, kind 
 	}
 }
 
-// nestedGenerator converts a list or git generator (top level, or inside
-// matrix or merge); it adds the Sources it reads to res.
-func (c *converter) nestedGenerator(g ApplicationSetNestedGenerator, field, ns string, top bool, params *setParams, res *SetResult) *tendv1.NestedGenerator {
-	c.unsupported(field, "generator not supported (tend has list, git directories and files, matrix and merge)", map[string]bool{
-		"clusters": len(g.Clusters.Raw) > 0, "scmProvider": len(g.SCMProvider.Raw) > 0,
+// innerGenerator converts a generator inside a top-level matrix or merge:
+// a leaf generator, or one more matrix or merge of leaf generators.
+func (c *converter) innerGenerator(g ApplicationSetNestedGenerator, field, ns string, params *setParams, res *SetResult) *tendv1.NestedGenerator {
+	switch {
+	case len(g.Matrix.Raw) > 0 && len(g.Merge.Raw) > 0:
+		c.fail(field, "set exactly one of matrix or merge")
+	case len(g.Matrix.Raw) > 0:
+		c.onlyOne(field, ApplicationSetNestedGenerator{List: g.List, Git: g.Git, Clusters: g.Clusters, SCMProvider: g.SCMProvider,
+			ClusterDecisionResource: g.ClusterDecisionResource, PullRequest: g.PullRequest, Plugin: g.Plugin, Selector: g.Selector}, "matrix")
+		var m NestedMatrixGenerator
+		if err := yaml.UnmarshalStrict(g.Matrix.Raw, &m); err != nil {
+			c.fail(field+".matrix", "%v", err)
+			return nil
+		}
+		if len(m.Template.Raw) > 0 {
+			c.fail(field+".matrix.template", "per-generator templates are not supported")
+		}
+		if len(m.Generators) != 2 {
+			c.fail(field+".matrix.generators", "a matrix combines exactly two generators")
+		}
+		out := &tendv1.NestedMatrixGenerator{}
+		for j, n := range m.Generators {
+			if gen := c.nestedGenerator(n, fmt.Sprintf("%s.matrix.generators[%d]", field, j), ns, false, params, res); gen != nil {
+				out.Generators = append(out.Generators, *gen)
+			}
+		}
+		return &tendv1.NestedGenerator{Matrix: out}
+	case len(g.Merge.Raw) > 0:
+		c.onlyOne(field, ApplicationSetNestedGenerator{List: g.List, Git: g.Git, Clusters: g.Clusters, SCMProvider: g.SCMProvider,
+			ClusterDecisionResource: g.ClusterDecisionResource, PullRequest: g.PullRequest, Plugin: g.Plugin, Selector: g.Selector}, "merge")
+		var m NestedMergeGenerator
+		if err := yaml.UnmarshalStrict(g.Merge.Raw, &m); err != nil {
+			c.fail(field+".merge", "%v", err)
+			return nil
+		}
+		if len(m.Template.Raw) > 0 {
+			c.fail(field+".merge.template", "per-generator templates are not supported")
+		}
+		if len(m.MergeKeys) == 0 {
+			c.fail(field+".merge.mergeKeys", "required: name the parameters that identify a set")
+		}
+		out := &tendv1.NestedMergeGenerator{MergeKeys: m.MergeKeys}
+		for j, n := range m.Generators {
+			if gen := c.nestedGenerator(n, fmt.Sprintf("%s.merge.generators[%d]", field, j), ns, false, params, res); gen != nil {
+				out.Generators = append(out.Generators, *gen)
+			}
+		}
+		return &tendv1.NestedGenerator{Merge: out}
+	}
+	gen := c.nestedGenerator(g, field, ns, false, params, res)
+	if gen == nil {
+		return nil
+	}
+	return &tendv1.NestedGenerator{Directories: gen.Directories, Files: gen.Files, List: gen.List, Clusters: gen.Clusters}
+}
+
+// nestedGenerator converts a list, git or clusters generator (top level,
+// or inside matrix or merge); it adds the Sources it reads to res.
+func (c *converter) nestedGenerator(g ApplicationSetNestedGenerator, field, ns string, top bool, params *setParams, res *SetResult) *tendv1.LeafGenerator {
+	c.unsupported(field, "generator not supported (tend has list, git directories and files, clusters, matrix and merge)", map[string]bool{
+		"scmProvider":             len(g.SCMProvider.Raw) > 0,
 		"clusterDecisionResource": len(g.ClusterDecisionResource.Raw) > 0,
 		"pullRequest":             len(g.PullRequest.Raw) > 0, "plugin": len(g.Plugin.Raw) > 0,
 	})
 	if !top {
-		c.unsupported(field, "a matrix or merge inside a matrix or merge is not supported", map[string]bool{
+		c.unsupported(field, "a matrix or merge nests one level only (as in Argo CD): this one is inside a matrix or merge that is itself nested", map[string]bool{
 			"matrix": len(g.Matrix.Raw) > 0, "merge": len(g.Merge.Raw) > 0,
 		})
 	}
@@ -336,10 +489,14 @@ func (c *converter) nestedGenerator(g ApplicationSetNestedGenerator, field, ns s
 		}
 	}
 	switch {
-	case g.List != nil && g.Git != nil:
-		c.fail(field, "set exactly one of list or git")
+	case appSetKinds(g.List != nil, g.Git != nil, len(g.Clusters.Raw) > 0) > 1:
+		c.fail(field, "set exactly one of list, git or clusters")
+	case len(g.Clusters.Raw) > 0:
+		if gen := c.clustersGenerator(g.Clusters, field+".clusters", params); gen != nil {
+			return &tendv1.LeafGenerator{Clusters: gen}
+		}
 	case g.List != nil:
-		return &tendv1.NestedGenerator{List: c.listGenerator(g.List, field+".list", top, params)}
+		return &tendv1.LeafGenerator{List: c.listGenerator(g.List, field+".list", top, params)}
 	case g.Git != nil:
 		dirs, files, src := c.gitGenerator(g.Git, field+".git", ns)
 		if src == nil {
@@ -348,12 +505,51 @@ func (c *converter) nestedGenerator(g ApplicationSetNestedGenerator, field, ns s
 		res.Sources = append(res.Sources, src)
 		if dirs != nil {
 			params.add("path", "path.basename", "path.basenameNormalized", "name")
-			return &tendv1.NestedGenerator{Directories: dirs}
+			return &tendv1.LeafGenerator{Directories: dirs}
 		}
 		params.files = true
-		return &tendv1.NestedGenerator{Files: files}
+		return &tendv1.LeafGenerator{Files: files}
 	}
 	return nil
+}
+
+func appSetKinds(set ...bool) int {
+	n := 0
+	for _, b := range set {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// clustersGenerator converts a clusters generator: its selector and
+// values; the Clusters are those of the AppSet's namespace (see
+// ClusterFromSecret).
+func (c *converter) clustersGenerator(raw Raw, field string, params *setParams) *tendv1.ClustersGenerator {
+	var g ClusterGenerator
+	if err := yaml.UnmarshalStrict(raw.Raw, &g); err != nil {
+		c.fail(field, "%v", err)
+		return nil
+	}
+	c.unsupported(field, "not supported; remove it", map[string]bool{
+		"template": len(g.Template.Raw) > 0,
+		"flatList": g.FlatList,
+	})
+	out := &tendv1.ClustersGenerator{Values: g.Values}
+	if len(g.Selector.MatchLabels) > 0 || len(g.Selector.MatchExpressions) > 0 {
+		sel := g.Selector
+		if _, err := metav1.LabelSelectorAsSelector(&sel); err != nil {
+			c.fail(field+".selector", "%v", err)
+		}
+		out.Selector = &sel
+	}
+	params.clusters = true
+	params.add("name", "nameNormalized", "server")
+	for k := range g.Values {
+		params.add("values." + k)
+	}
+	return out
 }
 
 func (c *converter) listGenerator(l *ListGenerator, field string, top bool, params *setParams) *tendv1.ListGenerator {

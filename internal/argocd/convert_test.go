@@ -462,7 +462,7 @@ metadata: {name: clusters, namespace: argocd}
 spec:
   goTemplateOptions: [strict]
   generators:
-  - clusters: {}
+  - scmProvider: {}
   - list: {elements: [{cluster: a}]}
   template:
     metadata: {name: "{{cluster}}-{{path.basenameNormalized}}"}
@@ -478,7 +478,7 @@ spec:
 	for _, want := range []string{
 		"converting Argo CD ApplicationSet argocd/clusters",
 		`spec.goTemplateOptions[0]: "strict": only missingkey= options`,
-		"spec.generators[0].clusters",
+		"spec.generators[0].scmProvider: generator not supported",
 		"spec.generators[1].list.elements[0]: tend's list elements need a name",
 		"spec.template.spec.source: repoURL and targetRevision cannot hold placeholders",
 		"placeholder {{path.basenameNormalized}} is not filled",
@@ -491,8 +491,8 @@ spec:
 
 // Matrix and merge generators over git directories, git files and lists
 // convert to tend's; a files generator's keys are accepted in the
-// template; a nested matrix, a matrix of three and a merge without keys
-// are refused by field.
+// template; a matrix or merge nested twice, a matrix of three and a merge
+// without keys are refused by field.
 func TestConvertApplicationSetMatrixMergeFiles(t *testing.T) {
 	set, err := ParseApplicationSet([]byte(`
 apiVersion: argoproj.io/v1alpha1
@@ -553,7 +553,7 @@ spec:
   - matrix:
       generators:
       - list: {elements: [{a: "1"}]}
-      - matrix: {generators: []}
+      - matrix: {generators: [{list: {elements: [{b: "1"}]}}, {merge: {mergeKeys: [b], generators: []}}]}
       - git: {repoURL: https://git.example.com/x.git, directories: [{path: "envs/{{a}}"}]}
   - merge:
       generators:
@@ -572,7 +572,7 @@ spec:
 	_, err = ConvertApplicationSet(bad, Options{})
 	for _, want := range []string{
 		"spec.generators[0].matrix.generators: a matrix combines exactly two generators",
-		"spec.generators[0].matrix.generators[1].matrix: a matrix or merge inside a matrix or merge is not supported",
+		"spec.generators[0].matrix.generators[1].matrix.generators[1].merge: a matrix or merge nests one level only",
 		"spec.generators[1].merge.mergeKeys: required",
 		"spec.generators[0].matrix.generators[2].git: placeholders in a generator",
 		"spec.generators[1].merge.generators[1].git: set exactly one of directories or files",

@@ -183,8 +183,19 @@ func applicationSetStatus(obj *unstructured.Unstructured, o *observed) map[strin
 // refresh ("normal" or "hard"); Argo CD removes it when it has refreshed.
 const argoRefresh = "argocd.argoproj.io/refresh"
 
+// argoPostDeleteFinalizer is the finalizer Argo CD puts on an Application
+// with PostDelete hooks (and ".../cleanup" while it deletes them).
+const argoPostDeleteFinalizer = "post-delete-finalizer.argoproj.io"
+
+// argoCascading are the Argo CD finalizers tend removes once the App the
+// Application maps to is gone: the resources finalizer (its objects were
+// pruned) and the post-delete finalizer (the App's own post-delete
+// finalizer kept it until its PostDelete hooks ran).
 func argoCascading(finalizers []string) []string {
-	return slices.DeleteFunc(slices.Clone(finalizers), func(f string) bool { return !argocd.HasResourcesFinalizer([]string{f}) })
+	return slices.DeleteFunc(slices.Clone(finalizers), func(f string) bool {
+		postDelete := f == argoPostDeleteFinalizer || strings.HasPrefix(f, argoPostDeleteFinalizer+"/")
+		return !postDelete && !argocd.HasResourcesFinalizer([]string{f})
+	})
 }
 
 // convertApplication maps an Application with the repository, repo-creds

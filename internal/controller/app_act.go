@@ -56,6 +56,9 @@ func (r *AppReconciler) act(ctx context.Context, app *tendv1.App, st *appState, 
 	if d.adopt {
 		st.syncedResult, st.syncedRev, st.syncedGen = obs.result, obs.rev, app.Generation
 	}
+	if err := r.keepPostDeleteFinalizer(ctx, app, st, obs.result, d.action == actInSync); err != nil {
+		return ctrl.Result{}, err
+	}
 	app.Status.OutOfSync = refsOf(append(obs.toApply, obs.toPrune...))
 	if d.action == actInSync {
 		// Nothing to apply: record that the desired state is in place.

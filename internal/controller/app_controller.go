@@ -129,6 +129,10 @@ type appState struct {
 	// Project and App: a periodic reconcile of an unchanged App does not
 	// check (decode) its objects again.
 	allowed projectCheck
+	// postDelete says whether a render has post-delete hooks.
+	postDelete postDeleteMark
+	// postDeleteWaits is the post-delete hook last logged as waited for.
+	postDeleteWaits apply.ObjectRef
 }
 
 // projectCheck identifies a check of rendered objects against a Project.

@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
@@ -393,37 +391,6 @@ func (r *AppReconciler) findCycle(ctx context.Context, start string, app *tendv1
 		}
 	}
 	return nil
-}
-
-// finalize prunes a deleted App's objects, then lets it go.
-func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appState) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(app, Finalizer) {
-		return ctrl.Result{}, nil
-	}
-	if st.job != nil {
-		st.job.cancel() // a deleted App's sync (maybe waiting on health) stops
-		select {
-		case <-st.job.done:
-		default:
-			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
-		}
-	}
-	conn, err := r.Clusters.Get(ctx, app.Namespace, app.Spec.Destination.ClusterRef)
-	if err == nil {
-		ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
-		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute, CreateNamespace: createdNamespace(app)}); err != nil {
-			r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, "pruning the deleted App's objects: "+err.Error())
-			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
-		}
-		if err := conn.Engine.Inventory.Delete(ctx, ref); err != nil {
-			return ctrl.Result{}, err
-		}
-	} else {
-		r.log().Warn("App deleted but its cluster is unreachable; its objects stay", "app", app.Namespace+"/"+app.Name, "error", err)
-	}
-	orig := app.DeepCopy()
-	controllerutil.RemoveFinalizer(app, Finalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, app, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})))
 }
 
 func chartURL(src *tendv1.Source) string {

@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -70,17 +71,23 @@ type AppSetReconciler struct {
 
 	mu    sync.Mutex
 	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
+	// servers are the API server URLs of Clusters, for clusters
+	// generators.
+	servers appSetServers
 }
 
 // SetupWithManager registers the reconciler: it watches AppSets, the Apps
 // they control (changes to generation, labels or annotations, and
-// deletions) and SourceChanged calls.
+// deletions), Clusters (created, deleted, or a change to their spec,
+// labels or annotations: the AppSets of their namespace with a clusters
+// generator are generated again) and SourceChanged calls.
 func (r *AppSetReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	appChanged := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
+	changed := predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{})
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("appset").
 		For(&v1alpha1.AppSet{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Owns(&v1alpha1.App{}, builder.WithPredicates(appChanged)).
+		Owns(&v1alpha1.App{}, builder.WithPredicates(changed)).
+		Watches(&v1alpha1.Cluster{}, handler.EnqueueRequestsFromMapFunc(r.appSetsForCluster), builder.WithPredicates(changed)).
 		WatchesRawSource(source.Func(func(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
 			r.mu.Lock()
 			r.queue = q
@@ -165,7 +172,7 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 		again.RequeueAfter = r.resync()
 	}
 
-	desired, err := r.desired(set)
+	desired, err := r.desired(ctx, set)
 	var stalled *appSetStalled
 	var waiting *appSetWaiting
 	switch {
@@ -293,8 +300,23 @@ func (r *AppSetReconciler) reconcile(ctx context.Context, set *v1alpha1.AppSet) 
 // desired returns the Apps set generates, sorted by name. Errors are as
 // for appSetGenerator.params, plus *appSetStalled for template problems
 // and for two parameter sets generating the same App.
-func (r *AppSetReconciler) desired(set *v1alpha1.AppSet) ([]*v1alpha1.App, error) {
-	params, err := appSetGenerator{artifacts: r.Artifacts}.params(set)
+func (r *AppSetReconciler) desired(ctx context.Context, set *v1alpha1.AppSet) ([]*v1alpha1.App, error) {
+	// Clusters are listed once per reconcile, however many clusters
+	// generators there are.
+	var (
+		clusters []appSetCluster
+		listed   bool
+	)
+	list := func(namespace string) ([]appSetCluster, error) {
+		if listed {
+			return clusters, nil
+		}
+		var err error
+		clusters, err = r.listClusters(ctx, namespace)
+		listed = err == nil
+		return clusters, err
+	}
+	params, err := appSetGenerator{artifacts: r.Artifacts, clusters: list}.params(set)
 	if err != nil {
 		return nil, err
 	}

@@ -806,11 +806,11 @@ func TestAppSetFilesMatrixMerge(t *testing.T) {
 	two := merged.DeepCopy()
 	two.ObjectMeta = metav1.ObjectMeta{Namespace: f.env.Namespace, Name: "two"}
 	two.Spec.Generators = []v1alpha1.Generator{{List: tiers, Files: files}}
-	if err := f.cl.Create(f.ctx(t), two); err == nil || !strings.Contains(err.Error(), "set exactly one of directories, files, list, matrix or merge") {
+	if err := f.cl.Create(f.ctx(t), two); err == nil || !strings.Contains(err.Error(), "set exactly one of directories, files, list, clusters, matrix or merge") {
 		t.Errorf("create an AppSet with list and files in one generator: %v, want refused", err)
 	}
 	two.Spec.Generators = []v1alpha1.Generator{{Matrix: &v1alpha1.MatrixGenerator{Generators: []v1alpha1.NestedGenerator{{List: tiers, Files: files}, {List: tiers}}}}}
-	if err := f.cl.Create(f.ctx(t), two); err == nil || !strings.Contains(err.Error(), "set exactly one of directories, files or list") {
+	if err := f.cl.Create(f.ctx(t), two); err == nil || !strings.Contains(err.Error(), "set exactly one of directories, files, list, clusters, matrix or merge") {
 		t.Errorf("create an AppSet with list and files in one matrix generator: %v, want refused", err)
 	}
 }

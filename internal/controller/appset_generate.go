@@ -95,41 +95,129 @@ type appSetWaiting struct {
 
 func (e *appSetWaiting) Error() string { return e.message }
 
-// appSetGenerator reads Source checkouts for directories generators.
+// appSetGenerator reads Source checkouts for directories and files
+// generators and Clusters for clusters generators.
 type appSetGenerator struct {
 	artifacts *artifact.Store
+	// clusters lists the Clusters a clusters generator chooses from (those
+	// of the AppSet's namespace); nil when it cannot list them.
+	clusters func(namespace string) ([]appSetCluster, error)
+	// goTemplate and options are the AppSet's spec.goTemplate and
+	// spec.goTemplateOptions: a clusters generator's values are templates.
+	goTemplate bool
+	options    []string
+}
+
+// appSetNode is a generator of any level: a leaf (directories, files,
+// list, clusters), or a matrix or merge of generators. n counts the kinds
+// set, so that "exactly one" is checked at every level.
+type appSetNode struct {
+	leaf      v1alpha1.LeafGenerator
+	children  []appSetNode
+	mergeKeys []string
+	isMatrix  bool
+	isMerge   bool
+	n         int
+	// kinds names what this level allows, for messages.
+	kinds string
+}
+
+const (
+	appSetKindsAll  = "directories, files, list, clusters, matrix or merge"
+	appSetKindsLeaf = "directories, files, list or clusters (a matrix or merge inside a matrix or merge takes no further matrix or merge)"
+)
+
+func appSetLeafNode(g v1alpha1.LeafGenerator) appSetNode {
+	return appSetNode{leaf: g, n: appSetCount(g.Directories != nil, g.Files != nil, g.List != nil, g.Clusters != nil), kinds: appSetKindsLeaf}
+}
+
+func appSetNestedNode(g v1alpha1.NestedGenerator) appSetNode {
+	n := appSetLeafNode(v1alpha1.LeafGenerator{Directories: g.Directories, Files: g.Files, List: g.List, Clusters: g.Clusters})
+	n.kinds = appSetKindsAll
+	n.n += appSetCount(g.Matrix != nil, g.Merge != nil)
+	switch {
+	case g.Matrix != nil:
+		n.isMatrix = true
+		for _, c := range g.Matrix.Generators {
+			n.children = append(n.children, appSetLeafNode(c))
+		}
+	case g.Merge != nil:
+		n.isMerge, n.mergeKeys = true, g.Merge.MergeKeys
+		for _, c := range g.Merge.Generators {
+			n.children = append(n.children, appSetLeafNode(c))
+		}
+	}
+	return n
+}
+
+func appSetTopNode(g v1alpha1.Generator) appSetNode {
+	n := appSetLeafNode(v1alpha1.LeafGenerator{Directories: g.Directories, Files: g.Files, List: g.List, Clusters: g.Clusters})
+	n.kinds = appSetKindsAll
+	n.n += appSetCount(g.Matrix != nil, g.Merge != nil)
+	switch {
+	case g.Matrix != nil:
+		n.isMatrix = true
+		for _, c := range g.Matrix.Generators {
+			n.children = append(n.children, appSetNestedNode(c))
+		}
+	case g.Merge != nil:
+		n.isMerge, n.mergeKeys = true, g.Merge.MergeKeys
+		for _, c := range g.Merge.Generators {
+			n.children = append(n.children, appSetNestedNode(c))
+		}
+	}
+	return n
+}
+
+// walk calls fn for the leaf generator of n and of every generator below.
+func (n appSetNode) walk(fn func(v1alpha1.LeafGenerator)) {
+	fn(n.leaf)
+	for _, c := range n.children {
+		c.walk(fn)
+	}
 }
 
 // params returns the parameter sets of every generator of set, in
 // generator order. Errors are *appSetStalled, *appSetWaiting or
-// transient (reading the checkout failed).
+// transient (reading the checkout or listing Clusters failed).
 func (g appSetGenerator) params(set *v1alpha1.AppSet) ([]appSetParams, error) {
 	if len(set.Spec.Generators) == 0 {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators is empty: add a directories, files, list, matrix or merge generator")
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "spec.generators is empty: add a directories, files, list, clusters, matrix or merge generator")
 	}
+	g.goTemplate, g.options = set.Spec.GoTemplate, set.Spec.GoTemplateOptions
 	var out []appSetParams
 	for i, gen := range set.Spec.Generators {
-		at := fmt.Sprintf("spec.generators[%d]", i)
-		var (
-			ps  []appSetParams
-			err error
-		)
-		switch n := appSetCount(gen.Directories != nil, gen.Files != nil, gen.List != nil, gen.Matrix != nil, gen.Merge != nil); {
-		case n != 1:
-			return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: set exactly one of directories, files, list, matrix or merge", at)
-		case gen.Matrix != nil:
-			ps, err = g.matrix(set.Namespace, at+".matrix", gen.Matrix)
-		case gen.Merge != nil:
-			ps, err = g.merge(set.Namespace, at+".merge", gen.Merge)
-		default:
-			ps, err = g.leaf(set.Namespace, at, v1alpha1.NestedGenerator{Directories: gen.Directories, Files: gen.Files, List: gen.List}, true)
-		}
+		ps, err := g.node(set.Namespace, fmt.Sprintf("spec.generators[%d]", i), appSetTopNode(gen), true)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, ps...)
 	}
 	return out, nil
+}
+
+// node returns the sets of a generator at any level. A list element needs
+// a name only at the top level (top): inside matrix or merge the other
+// generator may give it.
+func (g appSetGenerator) node(namespace, at string, n appSetNode, top bool) ([]appSetParams, error) {
+	switch {
+	case n.n != 1:
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: set exactly one of %s", at, n.kinds)
+	case n.isMatrix:
+		return g.matrix(namespace, at+".matrix", n.children)
+	case n.isMerge:
+		return g.merge(namespace, at+".merge", n.mergeKeys, n.children)
+	}
+	switch gen := n.leaf; {
+	case gen.Directories != nil:
+		return g.directories(namespace, at+".directories", gen.Directories)
+	case gen.Files != nil:
+		return g.files(namespace, at+".files", gen.Files)
+	case gen.Clusters != nil:
+		return g.clusterParams(namespace, at+".clusters", gen.Clusters)
+	default:
+		return appSetListParams(at+".list", gen.List, top)
+	}
 }
 
 func appSetCount(set ...bool) int {
@@ -142,34 +230,18 @@ func appSetCount(set ...bool) int {
 	return n
 }
 
-// leaf returns the sets of a directories, files or list generator. A list
-// element needs a name only at the top level: inside matrix or merge the
-// other generator may give it.
-func (g appSetGenerator) leaf(namespace, at string, gen v1alpha1.NestedGenerator, top bool) ([]appSetParams, error) {
-	switch n := appSetCount(gen.Directories != nil, gen.Files != nil, gen.List != nil); {
-	case n != 1:
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s: set exactly one of directories, files or list", at)
-	case gen.Directories != nil:
-		return g.directories(namespace, at+".directories", gen.Directories)
-	case gen.Files != nil:
-		return g.files(namespace, at+".files", gen.Files)
-	default:
-		return appSetListParams(at+".list", gen.List, top)
-	}
-}
-
 // matrix returns one set per pair of the two generators' sets, with the
 // keys of both. A key both have with different values is an error: one
 // would silently hide the other.
-func (g appSetGenerator) matrix(namespace, at string, m *v1alpha1.MatrixGenerator) ([]appSetParams, error) {
-	if len(m.Generators) != 2 {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.generators has %d generators: a matrix combines exactly two", at, len(m.Generators))
+func (g appSetGenerator) matrix(namespace, at string, gens []appSetNode) ([]appSetParams, error) {
+	if len(gens) != 2 {
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.generators has %d generators: a matrix combines exactly two", at, len(gens))
 	}
-	a, err := g.leaf(namespace, at+".generators[0]", m.Generators[0], false)
+	a, err := g.node(namespace, at+".generators[0]", gens[0], false)
 	if err != nil {
 		return nil, err
 	}
-	b, err := g.leaf(namespace, at+".generators[1]", m.Generators[1], false)
+	b, err := g.node(namespace, at+".generators[1]", gens[1], false)
 	if err != nil {
 		return nil, err
 	}
@@ -193,19 +265,19 @@ func (g appSetGenerator) matrix(namespace, at string, m *v1alpha1.MatrixGenerato
 
 // merge returns the first generator's sets, each overridden by the sets of
 // later generators with equal merge keys, in generator order.
-func (g appSetGenerator) merge(namespace, at string, m *v1alpha1.MergeGenerator) ([]appSetParams, error) {
-	if len(m.MergeKeys) == 0 {
+func (g appSetGenerator) merge(namespace, at string, mergeKeys []string, gens []appSetNode) ([]appSetParams, error) {
+	if len(mergeKeys) == 0 {
 		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.mergeKeys is empty: name the parameters that identify a set, e.g. name", at)
 	}
-	if len(m.Generators) < 2 {
-		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.generators has %d generator: a merge needs a base generator and at least one that overrides it", at, len(m.Generators))
+	if len(gens) < 2 {
+		return nil, appSetStalledf(AppSetReasonInvalidGenerator, "%s.generators has %d generator: a merge needs a base generator and at least one that overrides it", at, len(gens))
 	}
 	key := func(p appSetParams, where string) (string, error) {
-		parts := make([]string, len(m.MergeKeys))
-		for i, k := range m.MergeKeys {
+		parts := make([]string, len(mergeKeys))
+		for i, k := range mergeKeys {
 			v, ok := p.values[k]
 			if !ok {
-				return "", appSetStalledf(AppSetReasonInvalidGenerator, "%s: %s has no merge key %q; every set of a merge needs all of %s", where, p, k, strings.Join(m.MergeKeys, ", "))
+				return "", appSetStalledf(AppSetReasonInvalidGenerator, "%s: %s has no merge key %q; every set of a merge needs all of %s", where, p, k, strings.Join(mergeKeys, ", "))
 			}
 			parts[i] = v
 		}
@@ -214,9 +286,9 @@ func (g appSetGenerator) merge(namespace, at string, m *v1alpha1.MergeGenerator)
 	}
 	var base []appSetParams
 	index := map[string]int{}
-	for gi, gen := range m.Generators {
+	for gi, gen := range gens {
 		where := fmt.Sprintf("%s.generators[%d]", at, gi)
-		ps, err := g.leaf(namespace, where, gen, false)
+		ps, err := g.node(namespace, where, gen, false)
 		if err != nil {
 			return nil, err
 		}
@@ -248,28 +320,28 @@ func (g appSetGenerator) merge(namespace, at string, m *v1alpha1.MergeGenerator)
 // appSetSources returns every Source the generators of set read.
 func appSetSources(set *v1alpha1.AppSet) []types.NamespacedName {
 	var out []types.NamespacedName
-	add := func(g v1alpha1.NestedGenerator) {
-		if g.Directories != nil {
-			out = append(out, appSetSourceRef(set.Namespace, g.Directories.SourceRef))
-		}
-		if g.Files != nil {
-			out = append(out, appSetSourceRef(set.Namespace, g.Files.SourceRef))
-		}
-	}
 	for _, g := range set.Spec.Generators {
-		add(v1alpha1.NestedGenerator{Directories: g.Directories, Files: g.Files})
-		var nested []v1alpha1.NestedGenerator
-		if g.Matrix != nil {
-			nested = append(nested, g.Matrix.Generators...)
-		}
-		if g.Merge != nil {
-			nested = append(nested, g.Merge.Generators...)
-		}
-		for _, n := range nested {
-			add(n)
-		}
+		appSetTopNode(g).walk(func(l v1alpha1.LeafGenerator) {
+			if l.Directories != nil {
+				out = append(out, appSetSourceRef(set.Namespace, l.Directories.SourceRef))
+			}
+			if l.Files != nil {
+				out = append(out, appSetSourceRef(set.Namespace, l.Files.SourceRef))
+			}
+		})
 	}
 	return out
+}
+
+// appSetReadsClusters reports whether a generator of set, at any level,
+// is a clusters generator: such an AppSet is generated again when a
+// Cluster of its namespace changes.
+func appSetReadsClusters(set *v1alpha1.AppSet) bool {
+	found := false
+	for _, g := range set.Spec.Generators {
+		appSetTopNode(g).walk(func(l v1alpha1.LeafGenerator) { found = found || l.Clusters != nil })
+	}
+	return found
 }
 
 // appSetSourceRef returns the Source a generator reads, its namespace

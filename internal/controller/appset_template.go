@@ -234,6 +234,11 @@ func appSetRenderApp(set *v1alpha1.AppSet, p appSetParams) (*v1alpha1.App, error
 	if err := json.Unmarshal(raw, &app.Spec); err != nil {
 		return nil, appSetStalledf(AppSetReasonInvalidTemplate, "template spec for %s: %v", p, err)
 	}
+	if ref := app.Spec.Destination.ClusterRef; ref != nil && ref.Name == appSetInClusterName {
+		// A clusters generator names the cluster tend runs in so, as
+		// Project destinations do: it has no Cluster object.
+		app.Spec.Destination.ClusterRef = nil
+	}
 	if app.Labels == nil {
 		app.Labels = map[string]string{}
 	}
