@@ -193,10 +193,17 @@ type SetResult struct {
 // cluster Secret's server and config), with the Secret's labels and
 // annotations, which a clusters generator selects by and gives as
 // metadata.labels and metadata.annotations, as Argo CD does.
+// kubectl's last-applied-configuration is left out: on a Secret it holds
+// the Secret's data.
 func ClusterFromSecret(sec *corev1.Secret, namespace string) *tendv1.Cluster {
+	annotations := maps.Clone(sec.Annotations)
+	delete(annotations, corev1.LastAppliedConfigAnnotation)
+	if len(annotations) == 0 {
+		annotations = nil
+	}
 	return &tendv1.Cluster{
 		TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
-		ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: namespace, Labels: maps.Clone(sec.Labels), Annotations: maps.Clone(sec.Annotations)},
+		ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: namespace, Labels: maps.Clone(sec.Labels), Annotations: annotations},
 		Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
 	}
 }

@@ -243,8 +243,11 @@ spec:
 func TestClusterFromSecret(t *testing.T) {
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "prod-eu", Namespace: "argocd",
 		Labels:      map[string]string{SecretTypeLabel: "cluster", "env": "prod"},
-		Annotations: map[string]string{"team": "payments"}}}
+		Annotations: map[string]string{"team": "payments", corev1.LastAppliedConfigAnnotation: `{"data":{"config":"c2VjcmV0"}}`}}}
 	cl := ClusterFromSecret(sec, "platform")
+	if _, ok := cl.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+		t.Errorf("the Cluster carries the Secret's last-applied-configuration, which holds its data")
+	}
 	if cl.Name != "prod-eu" || cl.Namespace != "platform" || cl.Spec.KubeconfigSecretRef.Name != "prod-eu" {
 		t.Errorf("Cluster %s/%s reading Secret %q", cl.Namespace, cl.Name, cl.Spec.KubeconfigSecretRef.Name)
 	}

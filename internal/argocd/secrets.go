@@ -2,6 +2,7 @@ package argocd
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -56,6 +57,21 @@ func (s *Secrets) Add(sec *corev1.Secret) error {
 		}
 	}
 	return nil
+}
+
+// Clusters returns every cluster Secret, sorted by name (an
+// ApplicationSet's clusters generator lists them all).
+func (s *Secrets) Clusters() []*corev1.Secret {
+	seen := map[*corev1.Secret]bool{}
+	var out []*corev1.Secret
+	for _, sec := range s.clusters {
+		if !seen[sec] {
+			seen[sec] = true
+			out = append(out, sec)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // Cluster returns the cluster Secret of a destination's server or name.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -945,4 +946,80 @@ spec: {interval: 10m, path: ./%[2]s, prune: true, sourceRef: {kind: GitRepositor
 	eventually(t, "Notifier on-call deleted with the Alert", time.Minute, func() bool {
 		return apierrors.IsNotFound(cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "on-call"}, &tendv1.Notifier{}))
 	})
+}
+
+// An ApplicationSet with a clusters generator, run as it is: every Argo
+// CD cluster Secret of its namespace becomes a Cluster (no Application
+// deploys to them yet), the selector picks the labelled one, and the
+// generated App deploys through it.
+func TestCompatArgoCDApplicationSetClusters(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	raw, err := os.ReadFile(cl.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, env := range map[string]string{"cluster-prod": "prod", "cluster-dev": "dev"} {
+		sec := testenv.ArgoCDClusterSecret(t, raw, name, env)
+		sec.Namespace = ns
+		sec.Labels["env"] = env
+		sec.Annotations = map[string]string{"team": "payments", corev1.LastAppliedConfigAnnotation: `{"data":{"config":"secret"}}`}
+		if err := cl.c.Create(ctx, sec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("apps", map[string]string{"apps/web/cm.yaml": configMapYAML("settings", "web")})
+	appSets := schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applicationsets"}
+	createYAML(t, dyn, appSets, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+metadata: {name: web, namespace: %[1]s}
+spec:
+  generators:
+  - clusters:
+      selector: {matchLabels: {env: prod}}
+      values: {team: "{{metadata.annotations.team}}"}
+  template:
+    metadata: {name: "web-{{name}}"}
+    spec:
+      project: default
+      source:
+        repoURL: %[2]s
+        targetRevision: main
+        path: apps/web
+        kustomize: {nameSuffix: "-{{values.team}}"}
+      destination: {server: "{{server}}", namespace: %[1]s}
+      syncPolicy: {automated: {prune: true}}
+`, ns, repo.URL))
+	logIfFailed(t, dyn, appSets, ns, "web")
+
+	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"argo"} })
+
+	eventually(t, "the ConfigMap of App web-cluster-prod, applied through Cluster cluster-prod", 2*time.Minute, func() bool {
+		cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "settings-payments", metav1.GetOptions{})
+		return err == nil && cm.Data["value"] == "web"
+	})
+	var app tendv1.App
+	if err := cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "web-cluster-prod"}, &app); err != nil {
+		t.Fatal(err)
+	}
+	if app.Spec.Destination.ClusterRef == nil || app.Spec.Destination.ClusterRef.Name != "cluster-prod" {
+		t.Errorf("App web-cluster-prod deploys to %+v, want Cluster cluster-prod", app.Spec.Destination.ClusterRef)
+	}
+	var apps tendv1.AppList
+	if err := cl.c.List(ctx, &apps, client.InNamespace(ns)); err != nil || len(apps.Items) != 1 {
+		t.Errorf("Apps %v (%v): want only web-cluster-prod (the selector leaves dev out)", len(apps.Items), err)
+	}
+	for _, name := range []string{"cluster-prod", "cluster-dev"} {
+		var c tendv1.Cluster
+		if err := cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &c); err != nil {
+			t.Errorf("Cluster %s for the Argo CD cluster Secret: %v", name, err)
+			continue
+		}
+		if _, ok := c.Annotations[corev1.LastAppliedConfigAnnotation]; ok {
+			t.Errorf("Cluster %s carries the Secret's last-applied-configuration", name)
+		}
+	}
 }

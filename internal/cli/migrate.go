@@ -143,12 +143,7 @@ func (m *Main) migrate(paths []string, namespace, decryption string) error {
 			if sec.Namespace != target {
 				warnings = append(warnings, fmt.Sprintf("%s: copy the Argo CD cluster Secret %s/%s into namespace %s: Clusters read Secrets in their own", what, sec.Namespace, sec.Name, target))
 			}
-			cl := &tendv1.Cluster{
-				TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
-				ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: target},
-				Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
-			}
-			clusters["0/"+target+"/"+sec.Name] = cl
+			clusters["0/"+target+"/"+sec.Name] = argocd.ClusterFromSecret(sec, target)
 			return sec.Name, nil
 		}, Credentials: func(url string) string {
 			sec := creds.Repository(url)
@@ -176,6 +171,16 @@ func (m *Main) migrate(paths []string, namespace, decryption string) error {
 					}
 					objects["3/"+res.AppSet.Namespace+"/"+res.AppSet.Name] = res.AppSet
 					maps.Copy(objects, clusters)
+					if res.Clusters {
+						// Its clusters generator lists the Clusters of the
+						// namespace: one per Argo CD cluster Secret.
+						for _, sec := range creds.Clusters() {
+							if sec.Namespace != target {
+								warnings = append(warnings, fmt.Sprintf("%s: copy the Argo CD cluster Secret %s/%s into namespace %s: Clusters read Secrets in their own", what, sec.Namespace, sec.Name, target))
+							}
+							objects["0/"+target+"/"+sec.Name] = argocd.ClusterFromSecret(sec, target)
+						}
+					}
 					continue
 				}
 			}

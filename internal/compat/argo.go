@@ -105,7 +105,7 @@ func convertApplicationSet(ctx context.Context, c client.Reader, obj *unstructur
 	if err != nil {
 		return &conversion{err: fmt.Errorf("reading Argo CD ApplicationSet %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
 	}
-	opts, clusters, err := argoOptions(ctx, c, obj, copts)
+	opts, clusters, secrets, err := argoOptions(ctx, c, obj, copts)
 	if err != nil || opts == nil {
 		return clusters, err
 	}
@@ -121,7 +121,25 @@ func convertApplicationSet(ctx context.Context, c client.Reader, obj *unstructur
 			objs = append(objs, src)
 		}
 	}
-	return &conversion{objects: append(objs, clusters.objects...), appSet: res.AppSet.Name, warnings: res.Warnings}, nil
+	// A clusters generator lists the Clusters of the namespace: every
+	// Argo CD cluster Secret there becomes one, as Argo CD lists them all.
+	named := map[string]bool{}
+	for _, o := range clusters.objects {
+		if named[o.GetName()] {
+			continue
+		}
+		named[o.GetName()] = true
+		objs = append(objs, o)
+	}
+	if res.Clusters {
+		for _, sec := range secrets.Clusters() {
+			if !named[sec.Name] {
+				named[sec.Name] = true
+				objs = append(objs, argocd.ClusterFromSecret(sec, obj.GetNamespace()))
+			}
+		}
+	}
+	return &conversion{objects: objs, appSet: res.AppSet.Name, warnings: res.Warnings}, nil
 }
 
 // applicationSetStatus is an ApplicationSet's status as Argo CD writes it:
@@ -209,7 +227,7 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 	if err != nil {
 		return &conversion{err: fmt.Errorf("reading Argo CD Application %s/%s: %w", obj.GetNamespace(), obj.GetName(), err)}, nil
 	}
-	opts, clusters, err := argoOptions(ctx, c, obj, copts)
+	opts, clusters, _, err := argoOptions(ctx, c, obj, copts)
 	if err != nil || opts == nil {
 		return clusters, err
 	}
@@ -230,15 +248,15 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 // Clusters the conversion names are collected in the returned
 // conversion's objects; a nil opts comes with the conversion that stops
 // obj (a Secret tend cannot read).
-func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, copts Options) (*argocd.Options, *conversion, error) {
+func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, copts Options) (*argocd.Options, *conversion, *argocd.Secrets, error) {
 	var list corev1.SecretList
 	if err := c.List(ctx, &list, client.InNamespace(obj.GetNamespace()), client.HasLabels{argocd.SecretTypeLabel}); err != nil {
-		return nil, nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
+		return nil, nil, nil, fmt.Errorf("listing the Argo CD Secrets of namespace %s: %w", obj.GetNamespace(), err)
 	}
 	secs := argocd.NewSecrets()
 	for i := range list.Items {
 		if err := secs.Add(&list.Items[i]); err != nil {
-			return nil, &conversion{err: err}, nil
+			return nil, &conversion{err: err}, nil, nil
 		}
 	}
 	clusters := &conversion{}
@@ -249,11 +267,7 @@ func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstruc
 			if sec == nil {
 				return "", fmt.Errorf("cluster %s: no Argo CD cluster Secret for it in namespace %s", orDash(server, name), obj.GetNamespace())
 			}
-			clusters.objects = append(clusters.objects, &tendv1.Cluster{
-				TypeMeta:   metav1.TypeMeta{APIVersion: tendv1.GroupVersion.String(), Kind: "Cluster"},
-				ObjectMeta: metav1.ObjectMeta{Name: sec.Name, Namespace: obj.GetNamespace()},
-				Spec:       tendv1.ClusterSpec{KubeconfigSecretRef: tendv1.SecretKeyReference{Name: sec.Name}},
-			})
+			clusters.objects = append(clusters.objects, argocd.ClusterFromSecret(sec, obj.GetNamespace()))
 			return sec.Name, nil
 		},
 		Credentials: func(url string) string {
@@ -263,7 +277,7 @@ func argoOptions(ctx context.Context, c client.Reader, obj *unstructured.Unstruc
 			return ""
 		},
 	}
-	return opts, clusters, nil
+	return opts, clusters, secs, nil
 }
 
 func orDash(a, b string) string {
