@@ -55,6 +55,7 @@ const (
 	ReasonProjectNotFound    = "ProjectNotFound"
 	ReasonProjectDenied      = "ProjectDenied"
 	ReasonInventoryFormat    = "InventoryFormatUnsupported"
+	ReasonCrossNamespaceRef  = "CrossNamespaceRef"
 )
 
 // Finalizer makes tend prune an App's objects when the App is deleted
@@ -86,6 +87,9 @@ type AppReconciler struct {
 	// Namespaces, when set, are the only namespaces whose Apps this
 	// reconciler manages.
 	Namespaces []string
+	// NoCrossNamespaceRefs stalls Apps that reference a Source or App in
+	// another namespace (--no-cross-namespace-refs).
+	NoCrossNamespaceRefs bool
 	// OnSync, when set, is told about every sync that ran (notifications).
 	OnSync func(app *tendv1.App, rec tendv1.SyncRecord, res *apply.Result, err error)
 	// Notify, when set, is given events for Notifiers (it must not block).

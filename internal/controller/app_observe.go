@@ -100,6 +100,10 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 	if err := obs.project.CheckRefs(app); err != nil {
 		return nil, stalledBy(ReasonProjectDenied, err), nil
 	}
+	if refs := project.CrossNamespaceRefs(app); r.NoCrossNamespaceRefs && len(refs) > 0 {
+		return nil, stalledBy(ReasonCrossNamespaceRef, fmt.Errorf("%s: this controller runs with --no-cross-namespace-refs, so an App references only objects in its own namespace (%s)",
+			strings.Join(refs, "; "), app.Namespace)), nil
+	}
 	obs.srcKey = types.NamespacedName{Namespace: app.Namespace, Name: app.Spec.SourceRef.Name}
 	if app.Spec.SourceRef.Namespace != "" {
 		obs.srcKey.Namespace = app.Spec.SourceRef.Namespace

@@ -65,6 +65,9 @@ type AppSetReconciler struct {
 	Recorder EventRecorder
 	// Log defaults to slog.Default().
 	Log *slog.Logger
+	// NoCrossNamespaceRefs stalls AppSets whose generators read a Source
+	// in another namespace (--no-cross-namespace-refs).
+	NoCrossNamespaceRefs bool
 	// Resync is how often AppSets with a directories generator are
 	// regenerated; default DefaultAppSetResync.
 	Resync time.Duration
@@ -316,7 +319,7 @@ func (r *AppSetReconciler) desired(ctx context.Context, set *v1alpha1.AppSet) ([
 		listed = err == nil
 		return clusters, err
 	}
-	params, err := appSetGenerator{artifacts: r.Artifacts, clusters: list}.params(set)
+	params, err := appSetGenerator{artifacts: r.Artifacts, clusters: list, noCrossNamespace: r.NoCrossNamespaceRefs}.params(set)
 	if err != nil {
 		return nil, err
 	}

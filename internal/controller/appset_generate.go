@@ -46,6 +46,9 @@ const (
 	AppSetReasonAppConflict = "AppConflict"
 	// AppSetReasonFailed: talking to the apiserver failed; tend retries.
 	AppSetReasonFailed = "ReconcileFailed"
+	// AppSetReasonCrossNamespaceRef: a generator reads a Source of another
+	// namespace under --no-cross-namespace-refs.
+	AppSetReasonCrossNamespaceRef = "CrossNamespaceRef"
 )
 
 // appSetParams is one parameter set: appSetPlaceholder name to value.
@@ -106,6 +109,9 @@ type appSetGenerator struct {
 	// spec.goTemplateOptions: a clusters generator's values are templates.
 	goTemplate bool
 	options    []string
+	// noCrossNamespace refuses a Source in another namespace than the
+	// AppSet's (--no-cross-namespace-refs).
+	noCrossNamespace bool
 }
 
 // appSetNode is a generator of any level: a leaf (directories, files,
@@ -344,6 +350,15 @@ func appSetReadsClusters(set *v1alpha1.AppSet) bool {
 	return found
 }
 
+// sameNamespace refuses, under --no-cross-namespace-refs, a Source
+// outside the AppSet's namespace.
+func (g appSetGenerator) sameNamespace(at, namespace string, src types.NamespacedName) error {
+	if g.noCrossNamespace && src.Namespace != namespace {
+		return appSetStalledf(AppSetReasonCrossNamespaceRef, "%s.sourceRef names a Source in namespace %q: this controller runs with --no-cross-namespace-refs, so an AppSet reads only Sources of its own namespace (%s)", at, src.Namespace, namespace)
+	}
+	return nil
+}
+
 // appSetSourceRef returns the Source a generator reads, its namespace
 // defaulting to the AppSet's.
 func appSetSourceRef(namespace string, ref v1alpha1.NamespacedObjectReference) types.NamespacedName {
@@ -379,6 +394,9 @@ func (g appSetGenerator) checkout(at string, src types.NamespacedName) (artifact
 // checkout that matches an include glob and no exclude glob.
 func (g appSetGenerator) directories(namespace, at string, d *v1alpha1.DirectoriesGenerator) ([]appSetParams, error) {
 	src := appSetSourceRef(namespace, d.SourceRef)
+	if err := g.sameNamespace(at, namespace, src); err != nil {
+		return nil, err
+	}
 	include, exclude, err := appSetGlobs(at, d.Include, d.Exclude, "apps/*")
 	if err != nil {
 		return nil, err
@@ -462,6 +480,9 @@ const appSetMaxFile = 1 << 20
 // Source's checkout matching an include glob and no exclude glob.
 func (g appSetGenerator) files(namespace, at string, f *v1alpha1.FilesGenerator) ([]appSetParams, error) {
 	src := appSetSourceRef(namespace, f.SourceRef)
+	if err := g.sameNamespace(at, namespace, src); err != nil {
+		return nil, err
+	}
 	include, exclude, err := appSetGlobs(at, f.Include, f.Exclude, "clusters/*/config.json")
 	if err != nil {
 		return nil, err

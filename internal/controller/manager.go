@@ -84,6 +84,9 @@ type Options struct {
 	// Namespaces, when set, restricts tend to Apps, Sources and AppSets in
 	// these namespaces (the objects Apps apply may be anywhere).
 	Namespaces []string
+	// NoCrossNamespaceRefs stalls Apps and AppSets that reference a Source
+	// or App in another namespace, whatever their Project allows.
+	NoCrossNamespaceRefs bool
 	// Compat names the families of foreign objects to reconcile as they
 	// are: "argo" (Argo CD Applications and ApplicationSets) and "flux" (Flux's sources,
 	// Kustomizations and HelmReleases). Their CRDs must be installed.
@@ -236,7 +239,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Workers:    opts.AppWorkers,
 		Namespaces: opts.Namespaces,
 		OnSync:     opts.OnSync,
-		metrics:    metrics,
+
+		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
+		metrics:              metrics,
 	}
 	connOpts := cluster.ConnOptions{
 		Inventory:     &apply.SecretStore{Client: cs},
@@ -268,7 +273,8 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	clusters := &cluster.Clusters{Local: local, Client: withRefs, Opts: connOpts, ReadSecret: readKubeconfig(withRefs)}
 	apps.Clusters = clusters
 	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs, fetcher: fetcher}
-	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset")}
+	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset"),
+		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs}
 	c.Sources = &SourceReconciler{
 		Client: withRefs, Artifacts: arts,
 		Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "source"),

@@ -369,14 +369,26 @@ func (r *Rules) refs(app *tendv1.App, d *denials) {
 	if r.crossNS {
 		return
 	}
+	for _, ref := range CrossNamespaceRefs(app) {
+		d.add("%s, and spec.allowCrossNamespaceRefs is not set", ref)
+	}
+}
+
+// CrossNamespaceRefs describes each reference of app to an object in
+// another namespace (spec.sourceRef, spec.dependsOn), e.g. `spec.sourceRef
+// names a Source in namespace "platform"`. An App's other references
+// (values, decryption keys, Clusters) are in its own namespace always.
+func CrossNamespaceRefs(app *tendv1.App) []string {
+	var out []string
 	if ns := app.Spec.SourceRef.Namespace; ns != "" && ns != app.Namespace {
-		d.add("spec.sourceRef names a Source in namespace %q, and spec.allowCrossNamespaceRefs is not set", ns)
+		out = append(out, fmt.Sprintf("spec.sourceRef names a Source in namespace %q", ns))
 	}
 	for i, dep := range app.Spec.DependsOn {
 		if dep.Namespace != "" && dep.Namespace != app.Namespace {
-			d.add("spec.dependsOn[%d] names an App in namespace %q, and spec.allowCrossNamespaceRefs is not set", i, dep.Namespace)
+			out = append(out, fmt.Sprintf("spec.dependsOn[%d] names an App in namespace %q", i, dep.Namespace))
 		}
 	}
+	return out
 }
 
 // destinationAllowed: an allowing entry matches the cluster and namespace,
