@@ -42,7 +42,11 @@ func run(ctx context.Context, version, commit, out, push, platforms string) erro
 	}
 	// File and creation times are the commit's, so that a rebuild of one
 	// commit gives the same digest.
-	o.Time = release.CommitTime(commit)
+	t, err := release.CommitTime(commit)
+	if err != nil {
+		return err
+	}
+	o.Time = t
 	res, err := image.Build(ctx, o)
 	if err != nil {
 		return err

@@ -36,7 +36,11 @@ func run(version, commit, out, platforms string) error {
 	}
 	// The archives' times are the commit's, so that a rebuild of one
 	// commit gives the same bytes.
-	o.Time = release.CommitTime(commit)
+	t, err := release.CommitTime(commit)
+	if err != nil {
+		return err
+	}
+	o.Time = t
 	arts, err := release.Build(context.Background(), o)
 	if err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -19,6 +20,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 // appSetKubeconfig is a kubeconfig of a cluster at server.
@@ -190,9 +192,11 @@ func TestAppSetClustersGenerator(t *testing.T) {
 	if got := apps["mon-qa"].Spec.Destination; got.ClusterRef == nil || got.ClusterRef.Name != "qa" || got.Namespace != "mon-qa" {
 		t.Errorf("App mon-qa: destination %+v", got)
 	}
-	if c := appSetCond(t, f.get(t, "all"), v1alpha1.ConditionReady); c.Status != metav1.ConditionTrue {
-		t.Errorf("AppSet all: Ready %s %s %q", c.Status, c.Reason, c.Message)
-	}
+	// The manager writes the AppSet's status after it applied the Apps.
+	testenv.Eventually(t, "AppSet all Ready", time.Minute, func() bool {
+		ready := meta.FindStatusCondition(f.get(t, "all").Status.Conditions, v1alpha1.ConditionReady)
+		return ready != nil && ready.Status == metav1.ConditionTrue
+	})
 }
 
 // A matrix may hold one more matrix or merge, with clusters inside: a

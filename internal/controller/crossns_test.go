@@ -30,7 +30,9 @@ func TestNoCrossNamespaceRefs(t *testing.T) {
 	if _, err := e.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: other, Labels: map[string]string{testenv.TestLabel: "true"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Clientset.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		_ = e.Clientset.CoreV1().Namespaces().Delete(context.Background(), other, metav1.DeleteOptions{})
+	})
 	repo := newCtlRepo(t)
 	repo.commit("app", map[string]string{"apps/web/cm.yaml": configMapYAML("borrowed", "1")})
 	shared := gitSource("shared", repo.URL)

@@ -174,7 +174,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	search := strings.ToLower(q.Get("q"))
-	out := appList{Page: page, PageSize: size, Counts: map[string]map[string]int{"sync": {}, "health": {}}, Items: []appSummary{}}
+	out := appList{Page: page, PageSize: size, Counts: map[string]map[string]int{"sync": {}, "health": {}}, Items: []appSummary{}, Namespaces: []string{}}
 	nsSeen := map[string]bool{}
 	var rows []appSummary
 	for i := range apps.Items {
@@ -240,8 +240,11 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		return a.Namespace < b.Namespace
 	})
 	out.Total = len(rows)
-	if start := (page - 1) * size; start < len(rows) {
-		out.Items = rows[start:min(start+size, len(rows))]
+	// page is bounded by the rows, so (page-1)*size cannot overflow.
+	if page <= len(rows)/size+1 {
+		if start := (page - 1) * size; start < len(rows) {
+			out.Items = rows[start:min(start+size, len(rows))]
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -625,13 +628,14 @@ type sourceView struct {
 	Message   string     `json:"message,omitempty"`
 }
 
-// redactURL drops credentials written into a URL.
+// redactURL drops credentials written into a URL (user info, the query);
+// a URL that does not parse is not shown at all.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
+	if err != nil {
+		return "(a URL that does not parse)"
 	}
-	u.User = nil
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
 	return u.String()
 }
 

@@ -76,7 +76,13 @@ type Server struct {
 	session string
 }
 
-const sessionCookie = "tend_session"
+// sessionCookie is the session cookie's name for a dashboard on host: a
+// browser sends a host's cookies to each of its ports, so two dashboards
+// (say, two contexts) would otherwise log each other out.
+func sessionCookie(host string) string {
+	_, port, _ := net.SplitHostPort(host)
+	return "tend_session_" + port
+}
 
 // New returns a Server; Watch must be called for live updates.
 func New(o Options) (*Server, error) {
@@ -168,11 +174,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.refuse(w, r, http.StatusUnauthorized, "this link's token is wrong: open the URL `tend dashboard` printed")
 				return
 			}
-			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			http.SetCookie(w, &http.Cookie{Name: sessionCookie(r.Host), Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
-		c, err := r.Cookie(sessionCookie)
+		c, err := r.Cookie(sessionCookie(r.Host))
 		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session)) != 1 {
 			s.refuse(w, r, http.StatusUnauthorized, "no session: open the URL `tend dashboard` printed (it carries a token)")
 			return

@@ -257,6 +257,10 @@ func TestDashboardAPI(t *testing.T) {
 			t.Errorf("%s: %s, want %s", query, names(got), want)
 		}
 	}
+	var far appList
+	if code := f.get(t, "/api/v1/apps?namespace="+ns+"&page=36028797018963969", &far); code != http.StatusOK || len(far.Items) != 0 || far.Total != 4 {
+		t.Errorf("a page far past the end: %d, %d items of %d", code, len(far.Items), far.Total)
+	}
 	for _, bad := range []string{"&label=%3D%3D", "&pageSize=100000", "&sort=color", "&page=0"} {
 		if code := f.get(t, "/api/v1/apps?namespace="+ns+bad, nil); code != http.StatusBadRequest {
 			t.Errorf("%s: %d, want 400", bad, code)

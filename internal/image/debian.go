@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
@@ -31,9 +33,9 @@ type Archive struct {
 // Security updates win over the release: a package's newest version in
 // any of them is taken.
 var DefaultArchives = []Archive{
-	{URL: "http://deb.debian.org/debian", Suite: "bookworm"},
-	{URL: "http://deb.debian.org/debian", Suite: "bookworm-updates"},
-	{URL: "http://deb.debian.org/debian-security", Suite: "bookworm-security"},
+	{URL: "https://deb.debian.org/debian", Suite: "bookworm"},
+	{URL: "https://deb.debian.org/debian", Suite: "bookworm-updates"},
+	{URL: "https://deb.debian.org/debian-security", Suite: "bookworm-security"},
 }
 
 // DefaultPackages are what the image needs besides tend: git for fetches
@@ -78,20 +80,23 @@ func (d *debian) index(ctx context.Context, archives []Archive, arch string) (ma
 	out := map[string]*Package{}
 	for _, a := range archives {
 		base := strings.TrimSuffix(a.URL, "/")
-		rel, err := d.get(ctx, base+"/dists/"+a.Suite+"/InRelease")
+		rel, err := d.get(ctx, base+"/dists/"+a.Suite+"/InRelease", 16<<20)
 		if err != nil {
 			return nil, err
 		}
 		signed, err := d.verify(rel)
+		if err == nil {
+			err = current(signed, a.Suite, time.Now())
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s/dists/%s/InRelease: %w", base, a.Suite, err)
 		}
 		name := "main/binary-" + arch + "/Packages.xz"
-		want, err := releaseSum(signed, name)
+		want, size, err := releaseSum(signed, name)
 		if err != nil {
 			return nil, fmt.Errorf("%s/dists/%s/InRelease: %w", base, a.Suite, err)
 		}
-		xzb, err := d.get(ctx, base+"/dists/"+a.Suite+"/"+name)
+		xzb, err := d.get(ctx, base+"/dists/"+a.Suite+"/"+name, size)
 		if err != nil {
 			return nil, err
 		}
@@ -127,8 +132,8 @@ func (d *debian) verify(b []byte) ([]byte, error) {
 	return block.Plaintext, nil
 }
 
-// releaseSum finds file's SHA-256 in a Release file.
-func releaseSum(release []byte, file string) (string, error) {
+// releaseSum finds file's SHA-256 and size in a Release file.
+func releaseSum(release []byte, file string) (string, int64, error) {
 	in := false
 	for _, line := range strings.Split(string(release), "\n") {
 		if !strings.HasPrefix(line, " ") {
@@ -136,10 +141,41 @@ func releaseSum(release []byte, file string) (string, error) {
 			continue
 		}
 		if f := strings.Fields(line); in && len(f) == 3 && f[2] == file {
-			return f[0], nil
+			size, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return "", 0, fmt.Errorf("size of %s: %w", file, err)
+			}
+			return f[0], size, nil
 		}
 	}
-	return "", fmt.Errorf("no SHA256 of %s", file)
+	return "", 0, fmt.Errorf("no SHA256 of %s", file)
+}
+
+// current checks that a signed Release is the suite's and still valid:
+// an old, genuinely signed Release (or another suite's) replayed by
+// someone on the path would bring packages without their security fixes.
+func current(release []byte, suite string, now time.Time) error {
+	fields := map[string]string{}
+	for _, line := range strings.Split(string(release), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && !strings.HasPrefix(line, " ") {
+			if _, seen := fields[k]; !seen {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+	}
+	if c := fields["Codename"]; c != suite {
+		return fmt.Errorf("signed for codename %q, not %q: refusing another suite's index", c, suite)
+	}
+	if v := fields["Valid-Until"]; v != "" {
+		until, err := time.Parse(time.RFC1123, strings.Replace(v, "UTC", "GMT", 1))
+		if err != nil {
+			return fmt.Errorf("Valid-Until %q: %w", v, err)
+		}
+		if now.After(until) {
+			return fmt.Errorf("expired on %s (Valid-Until): a stale index, or this machine's clock is wrong", v)
+		}
+	}
+	return nil
 }
 
 // parsePackages reads a Packages index.
@@ -293,7 +329,11 @@ func (d *debian) fetch(ctx context.Context, p *Package) ([]byte, error) {
 		return b, nil
 	}
 	d.logf("fetching %s %s (%s)", p.Name, p.Version, p.Arch)
-	b, err := d.get(ctx, p.URL)
+	limit := p.Size
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	b, err := d.get(ctx, p.URL, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +350,9 @@ func (d *debian) fetch(ctx context.Context, p *Package) ([]byte, error) {
 	return b, os.Rename(tmp, path)
 }
 
-func (d *debian) get(ctx context.Context, url string) ([]byte, error) {
+// get reads url, refusing more than limit bytes before anything is
+// checked.
+func (d *debian) get(ctx context.Context, url string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -323,9 +365,12 @@ func (d *debian) get(ctx context.Context, url string) ([]byte, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	b, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("GET %s: more than the %d bytes expected", url, limit)
 	}
 	return b, nil
 }

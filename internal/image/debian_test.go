@@ -3,6 +3,7 @@ package image
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCompareVersions(t *testing.T) {
@@ -125,11 +126,31 @@ func TestResolve(t *testing.T) {
 
 func TestReleaseSum(t *testing.T) {
 	rel := "Origin: Debian\nMD5Sum:\n 0123 100 main/binary-amd64/Packages.xz\nSHA256:\n abcd 100 main/binary-arm64/Packages.xz\n ef01 200 main/binary-amd64/Packages.xz\n"
-	if got, err := releaseSum([]byte(rel), "main/binary-amd64/Packages.xz"); err != nil || got != "ef01" {
-		t.Errorf("sum %q, %v; want ef01 (the SHA256 section's)", got, err)
+	if got, size, err := releaseSum([]byte(rel), "main/binary-amd64/Packages.xz"); err != nil || got != "ef01" || size != 200 {
+		t.Errorf("sum %q size %d, %v; want ef01 and 200 (the SHA256 section's)", got, size, err)
 	}
-	if _, err := releaseSum([]byte(rel), "main/binary-riscv64/Packages.xz"); err == nil {
+	if _, _, err := releaseSum([]byte(rel), "main/binary-riscv64/Packages.xz"); err == nil {
 		t.Error("no error for a file the Release does not list")
+	}
+}
+
+// TestCurrent refuses a genuinely signed index that is another suite's or
+// past its Valid-Until: replayed by someone on the path, it would bring
+// packages without their security fixes.
+func TestCurrent(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	sec := "Origin: Debian\nSuite: oldstable-security\nCodename: bookworm-security\nDate: Sat, 05 Dec 2026 03:33:28 UTC\nValid-Until: Sat, 12 Dec 2026 03:33:28 UTC\nSHA256:\n ab 1 x\n"
+	if err := current([]byte(sec), "bookworm-security", now); err != nil {
+		t.Errorf("current index refused: %v", err)
+	}
+	if err := current([]byte(sec), "bookworm-security", now.AddDate(0, 0, 6)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Errorf("expired index: %v", err)
+	}
+	if err := current([]byte(sec), "bookworm", now); err == nil || !strings.Contains(err.Error(), "another suite") {
+		t.Errorf("another suite's index: %v", err)
+	}
+	if err := current([]byte("Codename: bookworm\nDate: Sat, 11 Jul 2026 10:16:37 UTC\n"), "bookworm", now); err != nil {
+		t.Errorf("an index without Valid-Until (the release suite): %v", err)
 	}
 }
 

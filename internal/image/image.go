@@ -114,11 +114,21 @@ type Platform struct {
 
 // Build builds the image index.
 func Build(ctx context.Context, o Options) (*Result, error) {
-	if o.Version == "" || o.Commit == "" {
-		return nil, errors.New("image: version and commit are required")
+	if err := release.CheckStamp(o.Version, o.Commit); err != nil {
+		return nil, fmt.Errorf("image: %w", err)
 	}
 	if len(o.Platforms) == 0 {
 		o.Platforms = DefaultPlatforms
+	}
+	seen := map[release.Platform]bool{}
+	for _, p := range o.Platforms {
+		if seen[p] {
+			return nil, fmt.Errorf("image: platform %s given twice", p)
+		}
+		seen[p] = true
+		if p.OS != "linux" || (p.Arch != "amd64" && p.Arch != "arm64") {
+			return nil, fmt.Errorf("image: platform %s: images are built for linux/amd64 and linux/arm64", p)
+		}
 	}
 	if len(o.Packages) == 0 {
 		o.Packages = DefaultPackages
@@ -133,7 +143,7 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		o.Source = DefaultSource
 	}
 	if o.HTTP == nil {
-		o.HTTP = http.DefaultClient
+		o.HTTP = &http.Client{Timeout: 10 * time.Minute}
 	}
 	if o.Cache == "" {
 		dir, err := os.UserCacheDir()
@@ -141,11 +151,6 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, fmt.Errorf("image: no cache directory: %w", err)
 		}
 		o.Cache = filepath.Join(dir, "tend", "debs")
-	}
-	for _, p := range o.Platforms {
-		if p.OS != "linux" {
-			return nil, fmt.Errorf("image: platform %s: images are linux only", p)
-		}
 	}
 	kf, err := os.Open(o.Keyring)
 	if err != nil {
@@ -237,12 +242,14 @@ func buildPlatform(ctx context.Context, o Options, d *debian, work string, p rel
 		return nil, fmt.Errorf("image %s: %w", p, err)
 	}
 
+	// Each layer is compressed once (the digest, the layout and a push all
+	// read the same bytes); the default level, as docker and ko use: the
+	// best one took three times the CPU for 5% less.
 	var layers []v1.Layer
 	for _, b := range [][]byte{base, binLayer} {
-		b := b
 		l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 			return io.NopCloser(bytes.NewReader(b)), nil
-		}, tarball.WithCompressionLevel(gzip.BestCompression), tarball.WithMediaType(types.OCILayer))
+		}, tarball.WithCompressionLevel(gzip.DefaultCompression), tarball.WithMediaType(types.OCILayer), tarball.WithCompressedCaching)
 		if err != nil {
 			return nil, err
 		}
@@ -370,6 +377,12 @@ func rootfs(pkgs []*Package, debs [][]byte, mtime time.Time) ([]byte, error) {
 			if name == "." || name == "" || generated[name] || dropped(name) {
 				continue
 			}
+			if path.IsAbs(name) || name == ".." || strings.HasPrefix(name, "../") {
+				return nil, fmt.Errorf("package %s: entry %q leaves the root filesystem", p.Name, h.Name)
+			}
+			// No set-user-ID or set-group-ID programs (passwd, chsh,
+			// ssh-keysign): tend runs as 65532 and needs none.
+			h.Mode &^= 0o6000
 			if t.seen[name] {
 				if h.Typeflag == tar.TypeDir {
 					continue
@@ -525,7 +538,8 @@ func debData(deb []byte) (io.Reader, error) {
 		case "data.tar.gz":
 			return gzip.NewReader(bytes.NewReader(body))
 		case "data.tar.zst":
-			zr, err := zstd.NewReader(bytes.NewReader(body))
+			// One goroutine-free decoder per package, dropped when read.
+			zr, err := zstd.NewReader(bytes.NewReader(body), zstd.WithDecoderConcurrency(1))
 			if err != nil {
 				return nil, err
 			}

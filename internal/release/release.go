@@ -52,19 +52,31 @@ func ParsePlatforms(csv string) ([]Platform, error) {
 	return out, nil
 }
 
+// CheckStamp checks the version and commit stamped into a binary: both
+// set, neither with spaces or quotes (they become linker flags).
+func CheckStamp(version, commit string) error {
+	if version == "" || commit == "" {
+		return fmt.Errorf("version and commit are required")
+	}
+	if strings.ContainsAny(version+commit, " \t\n'\"") {
+		return fmt.Errorf("version %q or commit %q has spaces or quotes", version, commit)
+	}
+	return nil
+}
+
 // CommitTime is the commit's time in the git repository of the working
-// directory, the Unix epoch when git cannot tell: release archives and
-// images carry it, so that a rebuild of one commit gives the same bytes.
-func CommitTime(commit string) time.Time {
-	b, err := exec.Command("git", "show", "-s", "--format=%ct", commit).Output()
+// directory: release archives and images carry it, so that a rebuild of
+// one commit gives the same bytes on any machine.
+func CommitTime(commit string) (time.Time, error) {
+	b, err := exec.Command("git", "log", "-1", "--format=%ct", "--end-of-options", commit+"^{commit}").Output()
 	if err != nil {
-		return time.Unix(0, 0)
+		return time.Time{}, fmt.Errorf("time of commit %q: %w (build from a git checkout, or pass the commit)", commit, err)
 	}
 	sec, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	if err != nil {
-		return time.Unix(0, 0)
+		return time.Time{}, fmt.Errorf("time of commit %q: git printed %q", commit, b)
 	}
-	return time.Unix(sec, 0)
+	return time.Unix(sec, 0), nil
 }
 
 // Platforms tend is released for.
@@ -114,11 +126,8 @@ func ArchiveName(version string, p Platform) string {
 // Build writes one archive per platform and checksums.txt into o.Out and
 // returns the archives in platform order.
 func Build(ctx context.Context, o Options) ([]Artifact, error) {
-	if o.Version == "" || o.Commit == "" {
-		return nil, fmt.Errorf("release: version and commit are required")
-	}
-	if strings.ContainsAny(o.Version+o.Commit, " \t\n'\"") {
-		return nil, fmt.Errorf("release: version %q or commit %q has spaces or quotes", o.Version, o.Commit)
+	if err := CheckStamp(o.Version, o.Commit); err != nil {
+		return nil, fmt.Errorf("release: %w", err)
 	}
 	if o.Go == "" {
 		o.Go = "go"

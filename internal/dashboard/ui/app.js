@@ -122,7 +122,7 @@ function appListView(params) {
     let data;
     try { data = await api("/api/v1/apps?" + q.toString()); } catch (e) { showError(table, e); return; }
     nsSelect.replaceChildren(el("option", { value: "", text: "all namespaces" }),
-      ...data.namespaces.map((n) => el("option", { value: n, selected: n === state.namespace, text: n })));
+      ...(data.namespaces || []).map((n) => el("option", { value: n, selected: n === state.namespace, text: n })));
     const countButtons = (field, title) => [el("li", { class: "group", text: title }),
       Object.entries(data.counts[field]).sort().map(([k, n]) => el("li", {}, el("button", {
         type: "button", "aria-pressed": state[field] === k ? "true" : "false", "aria-label": title + " " + k + ": " + n + " Apps",
@@ -278,14 +278,37 @@ function route() {
   }
 }
 
+// reload runs the current view's load, one at a time: a change during a
+// load runs it once more afterwards.
+let loading = false, again = false;
+async function reload() {
+  if (!refresh) return;
+  if (loading) { again = true; return; }
+  loading = true;
+  try { await refresh(); } finally {
+    loading = false;
+    if (again) { again = false; reload(); }
+  }
+}
+
 function connect() {
   const live = document.getElementById("live");
   const es = new EventSource("/api/v1/events");
   es.addEventListener("open", () => { live.textContent = "live"; });
   es.addEventListener("error", () => { live.textContent = "reconnecting…"; });
-  es.addEventListener("change", () => {
-    if (pending) return;
-    pending = setTimeout(() => { pending = null; if (refresh) refresh(); }, 300);
+  es.addEventListener("change", (e) => {
+    let c = {};
+    try { c = JSON.parse(e.data); } catch (_) { return; }
+    // An App's page changes with that App only (its tree reads the
+    // cluster); lists change with their kind (Apps also with Sources,
+    // whose commit subjects they show).
+    const { parts } = parseHash();
+    const view = parts[0] === "apps" && parts.length === 3 ? "app" : parts[0] || "apps";
+    const wanted = view === "app" ? c.kind === "App" && c.namespace === parts[1] && c.name === parts[2]
+      : view === "apps" ? c.kind === "App" || c.kind === "Source"
+      : c.kind.toLowerCase() + "s" === view;
+    if (!wanted || pending) return;
+    pending = setTimeout(() => { pending = null; reload(); }, 300);
   });
 }
 
