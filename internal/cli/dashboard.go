@@ -15,6 +15,7 @@ import (
 func (m *Main) dashboardCommand() *cobra.Command {
 	var kf kubeFlags
 	addr := "127.0.0.1:8090"
+	var namespaces []string
 	cmd := &cobra.Command{
 		Use:   "dashboard",
 		Short: "Serve tend's web dashboard on this machine, with your kubeconfig's credentials",
@@ -27,7 +28,8 @@ loopback address only and opens through the URL it prints, which carries a
 token (other users of this machine cannot use it without that URL). Actions
 are recorded as events on the App and logged here.`,
 		Example: `  tend dashboard
-  tend dashboard --addr 127.0.0.1:9000 --context staging`,
+  tend dashboard --addr 127.0.0.1:9000 --context staging
+  tend dashboard -n team-a -n team-b        # credentials that may read only these namespaces`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := kf.connect()
@@ -36,7 +38,7 @@ are recorded as events on the App and logged here.`,
 			}
 			log := slog.New(slog.NewTextHandler(m.Stderr, nil))
 			ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
-			l, err := dashboard.ListenLocal(k.cfg, controller.Scheme(), addr, log)
+			l, err := dashboard.ListenLocal(cmd.Context(), k.cfg, controller.Scheme(), dashboard.LocalOptions{Addr: addr, Namespaces: namespaces, Log: log})
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
@@ -50,5 +52,6 @@ are recorded as events on the App and logged here.`,
 	cmd.Flags().StringVar(&kf.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default $KUBECONFIG, ~/.kube/config)")
 	cmd.Flags().StringVar(&kf.context, "context", "", "kubeconfig context to use")
 	cmd.Flags().StringVar(&addr, "addr", addr, "loopback address to listen on (port 0 picks a free one)")
+	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "show only these namespaces, for credentials that may not list tend's objects in all (default: all)")
 	return cmd
 }

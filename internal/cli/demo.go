@@ -174,7 +174,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer) error {
 		<-done
 	}()
 
-	dash, err := dashboard.ListenLocal(rest.CopyConfig(cfg), controller.Scheme(), o.DashboardAddr, slog.New(slog.NewTextHandler(logFile, nil)))
+	dash, err := dashboard.ListenLocal(ctx, rest.CopyConfig(cfg), controller.Scheme(), dashboard.LocalOptions{Addr: o.DashboardAddr, Log: slog.New(slog.NewTextHandler(logFile, nil))})
 	if err != nil {
 		return err
 	}

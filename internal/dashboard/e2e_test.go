@@ -67,7 +67,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		})
 	}
 	// A fresh session for the browser: the printed URL with its token.
-	l, err := dashboard.ListenLocal(f.env.Config, controller.Scheme(), "127.0.0.1:0", nil)
+	l, err := dashboard.ListenLocal(ctx, f.env.Config, controller.Scheme(), dashboard.LocalOptions{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

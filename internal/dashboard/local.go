@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -28,9 +31,26 @@ type Local struct {
 	cache cache.Cache
 }
 
-// ListenLocal connects to the cluster of cfg and listens on addr, which
-// must be a loopback address ("127.0.0.1:8090"; port 0 picks one).
-func ListenLocal(cfg *rest.Config, scheme *runtime.Scheme, addr string, log *slog.Logger) (*Local, error) {
+// LocalOptions configure ListenLocal.
+type LocalOptions struct {
+	// Addr must be a loopback address ("127.0.0.1:8090"; port 0 picks one).
+	Addr string
+	// Namespaces limits the dashboard to these namespaces (for credentials
+	// that may not list tend's kinds cluster-wide); empty: all.
+	Namespaces []string
+	// Log receives the actions' audit lines.
+	Log *slog.Logger
+}
+
+// dashboardKinds are what the dashboard lists; the credentials must be
+// allowed to list and watch them.
+var dashboardKinds = []string{"apps", "sources", "appsets", "notifiers", "clusters"}
+
+// ListenLocal connects to the cluster of cfg and listens on o.Addr. It
+// fails, naming what is missing, when the credentials may not list and
+// watch tend's kinds where the dashboard reads them.
+func ListenLocal(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, o LocalOptions) (*Local, error) {
+	addr, log := o.Addr, o.Log
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dashboard: address %q: %w", addr, err)
@@ -53,7 +73,14 @@ func ListenLocal(cfg *rest.Config, scheme *runtime.Scheme, addr string, log *slo
 	if err != nil {
 		return nil, err
 	}
-	c, err := cache.New(cfg, cache.Options{Scheme: scheme, Mapper: mapper, HTTPClient: hc})
+	copts := cache.Options{Scheme: scheme, Mapper: mapper, HTTPClient: hc}
+	if len(o.Namespaces) > 0 {
+		copts.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.Namespaces {
+			copts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	c, err := cache.New(cfg, copts)
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +94,9 @@ func ListenLocal(cfg *rest.Config, scheme *runtime.Scheme, addr string, log *slo
 	}
 	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
+		return nil, err
+	}
+	if err := canList(ctx, kube, o.Namespaces); err != nil {
 		return nil, err
 	}
 	token := randomToken()
@@ -116,4 +146,43 @@ func (l *Local) Serve(ctx context.Context, ready func(error)) error {
 		}
 		return err
 	}
+}
+
+// canList asks the API server whether the credentials may list and watch
+// each of tend's kinds in namespaces (all of them when empty).
+func canList(ctx context.Context, kube kubernetes.Interface, namespaces []string) error {
+	scopes := namespaces
+	if len(scopes) == 0 {
+		scopes = []string{""}
+	}
+	var denied []string
+	for _, ns := range scopes {
+		for _, res := range dashboardKinds {
+			for _, verb := range []string{"list", "watch"} {
+				r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Namespace: ns, Verb: verb, Group: "tend.dev", Resource: res,
+					}},
+				}, metav1.CreateOptions{})
+				if err != nil {
+					return fmt.Errorf("dashboard: asking the API server what these credentials may read: %w", err)
+				}
+				if !r.Status.Allowed {
+					where := "in all namespaces"
+					if ns != "" {
+						where = "in namespace " + ns
+					}
+					denied = append(denied, fmt.Sprintf("%s %s.tend.dev %s", verb, res, where))
+				}
+			}
+		}
+	}
+	if len(denied) == 0 {
+		return nil
+	}
+	hint := "ask for a Role that allows them"
+	if len(namespaces) == 0 {
+		hint = "pass --namespace for the namespaces you may read, or ask for a ClusterRole that allows them"
+	}
+	return fmt.Errorf("dashboard: these credentials may not %s: %s", strings.Join(denied, ", "), hint)
 }

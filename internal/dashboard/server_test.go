@@ -15,8 +15,10 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -121,7 +123,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 
-	l, err := dashboard.ListenLocal(env.Config, controller.Scheme(), "127.0.0.1:0", nil)
+	l, err := dashboard.ListenLocal(context.Background(), env.Config, controller.Scheme(), dashboard.LocalOptions{Addr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -482,7 +484,74 @@ func TestDashboardRefusesForeignRequests(t *testing.T) {
 	if a.Spec.Suspend {
 		t.Error("a refused request suspended the App")
 	}
-	if _, err := dashboard.ListenLocal(f.env.Config, controller.Scheme(), "0.0.0.0:0", nil); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+	if _, err := dashboard.ListenLocal(context.Background(), f.env.Config, controller.Scheme(), dashboard.LocalOptions{Addr: "0.0.0.0:0"}); err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Errorf("listening on 0.0.0.0: %v", err)
+	}
+}
+
+// TestDashboardNamespaceLimitedCredentials: credentials that may read
+// tend's objects in one namespace only are told which permissions they
+// lack and to pass --namespace; with it, the dashboard shows that
+// namespace.
+func TestDashboardNamespaceLimitedCredentials(t *testing.T) {
+	f := newFixture(t)
+	ns := f.env.Namespace
+	ctx := context.Background()
+	rbac := f.env.Clientset.RbacV1()
+	if _, err := f.env.Clientset.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "dashboard-viewer"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{"tend.dev"}, Resources: []string{"apps", "sources", "appsets", "notifiers", "clusters"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list"}},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rbac.RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "dashboard-viewer"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "dashboard-viewer"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "viewer", Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(f.env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":viewer"}
+
+	_, err := dashboard.ListenLocal(ctx, cfg, controller.Scheme(), dashboard.LocalOptions{Addr: "127.0.0.1:0"})
+	if err == nil || !strings.Contains(err.Error(), "may not list apps.tend.dev in all namespaces") || !strings.Contains(err.Error(), "--namespace") {
+		t.Fatalf("namespace-limited credentials for all namespaces: %v, want the missing permission and --namespace", err)
+	}
+	var l *dashboard.Local
+	testenv.Eventually(t, "the viewer's Role in effect", 30*time.Second, func() bool {
+		l, err = dashboard.ListenLocal(ctx, cfg, controller.Scheme(), dashboard.LocalOptions{Addr: "127.0.0.1:0", Namespaces: []string{ns}})
+		return err == nil
+	})
+	sctx, cancel := context.WithCancel(ctx)
+	ready, done := make(chan error, 1), make(chan error, 1)
+	go func() { done <- l.Serve(sctx, func(err error) { ready <- err }) }()
+	defer func() { cancel(); <-done }()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	web := &http.Client{Jar: jar}
+	resp, err := web.Get(l.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = web.Get("http://" + l.Listener.Addr().String() + "/api/v1/apps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Total      int
+		Namespaces []string
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("list: %s %v", resp.Status, err)
+	}
+	if list.Total != 4 || len(list.Namespaces) != 1 || list.Namespaces[0] != ns {
+		t.Errorf("the viewer's dashboard lists %d Apps in %v, want the 4 of %s", list.Total, list.Namespaces, ns)
 	}
 }

@@ -96,8 +96,8 @@ try {
     await page.getByRole("link", { name, exact: true }).click();
     await page.getByRole("heading", { name }).waitFor({ timeout });
     await page.getByText(text).first().waitFor({ timeout });
+    if (name === "Sources") await page.screenshot({ path: cfg.screenshots + "/dashboard-sources.png" });
   }
-  await page.screenshot({ path: cfg.screenshots + "/dashboard-sources.png" });
 
   // A phone-sized screen.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
