@@ -54,17 +54,14 @@ func (f *appSetFixture) cluster(t *testing.T, name string, labels map[string]str
 // (comma-separated, sorted).
 func (f *appSetFixture) waitApps(t *testing.T, what, want string) map[string]v1alpha1.App {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		apps := f.apps(t)
-		if strings.Join(appSetNames(apps), ",") == want {
-			return apps
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: Apps = %s, want %s", what, strings.Join(appSetNames(apps), ","), want)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var apps map[string]v1alpha1.App
+	if !testenv.Within(30*time.Second, func() bool {
+		apps = f.apps(t)
+		return strings.Join(appSetNames(apps), ",") == want
+	}) {
+		t.Fatalf("%s: Apps = %s, want %s", what, strings.Join(appSetNames(apps), ","), want)
 	}
+	return apps
 }
 
 // A clusters generator makes one App per selected Cluster of the AppSet's

@@ -272,13 +272,9 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 		for i := range apps.Items {
 			_ = c.Delete(ctx, &apps.Items[i])
 		}
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			if err := c.List(ctx, &apps, client.InNamespace(env.Namespace)); err == nil && len(apps.Items) == 0 {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		testenv.Within(30*time.Second, func() bool {
+			return c.List(ctx, &apps, client.InNamespace(env.Namespace)) == nil && len(apps.Items) == 0
+		})
 		cancel()
 		<-done
 	})
@@ -300,18 +296,14 @@ func TestQueriesUseExportedMetrics(t *testing.T) {
 	// Series appear as the Apps sync, fail and degrade, and as
 	// notifications go out: wait until every query finds its series.
 	var problems []string
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	testenv.Within(3*time.Minute, func() bool {
 		e := gather(t)
 		problems = nil
 		for _, q := range queries {
 			problems = append(problems, e.check(q)...)
 		}
-		if len(problems) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(problems) == 0
+	})
 	for _, p := range problems {
 		t.Error(p)
 	}
