@@ -105,9 +105,10 @@ func TestPostDeleteRunsOnceAcrossARestart(t *testing.T) {
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("pods of Job cleanup: %v, %v", pods, err)
 	}
-	pod := &pods.Items[0]
-	delete(pod.Annotations, "tend.dev/kwok-pod")
-	if _, err := f.env.Clientset.CoreV1().Pods(f.env.Namespace).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+	// A merge patch without a resourceVersion: kwok writes the pod's
+	// status meanwhile, and an Update would conflict with it.
+	unblock := []byte(`{"metadata":{"annotations":{"tend.dev/kwok-pod":null}}}`)
+	if _, err := f.env.Clientset.CoreV1().Pods(f.env.Namespace).Patch(ctx, pods.Items[0].Name, types.MergePatchType, unblock, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	res, created = postDeleteUntil(t, restarted, run, docs, false, "the hooks done", func(r *apply.PostDeleteResult) bool {

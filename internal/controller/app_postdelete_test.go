@@ -214,9 +214,10 @@ func TestPostDeleteHookSurvivesRestart(t *testing.T) {
 	if err != nil || len(pods.Items) != 1 {
 		t.Fatalf("pods of Job cleanup: %d, %v; want 1", len(pods.Items), err)
 	}
-	pod := &pods.Items[0]
-	delete(pod.Annotations, "tend.dev/kwok-pod")
-	if _, err := env.Clientset.CoreV1().Pods(env.Namespace).Update(ctx, pod, metav1.UpdateOptions{}); err != nil {
+	// A merge patch without a resourceVersion: kwok writes the pod's
+	// status meanwhile, and an Update would conflict with it.
+	unblock := []byte(`{"metadata":{"annotations":{"tend.dev/kwok-pod":null}}}`)
+	if _, err := env.Clientset.CoreV1().Pods(env.Namespace).Patch(ctx, pods.Items[0].Name, types.MergePatchType, unblock, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.gone(t, "app")
