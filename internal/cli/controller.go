@@ -15,12 +15,34 @@ import (
 	"github.com/tend-gitops/tend/internal/apply"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/dashboard"
+	"github.com/tend-gitops/tend/internal/dashboard/auth"
 	"github.com/tend-gitops/tend/internal/webhook"
 )
+
+// newTeamDashboard is the dashboard the controller serves, over the
+// manager's cache (Apps, Sources, Notifiers, Clusters and AppSets are
+// cached for the controllers anyway).
+func newTeamDashboard(mgr manager.Manager, t dashboard.TeamOptions) (*dashboard.Team, error) {
+	cfg := mgr.GetConfig()
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return dashboard.NewTeam(dashboard.Options{
+		Cache: mgr.GetCache(), Client: mgr.GetClient(), Kube: kube, Dynamic: dyn, Mapper: mgr.GetRESTMapper(), Log: t.Log,
+	}, t)
+}
 
 func (m *Main) controllerCommand() *cobra.Command {
 	var (
@@ -30,6 +52,7 @@ func (m *Main) controllerCommand() *cobra.Command {
 		webhookAddr   string
 		webhookSecret string
 		gcPercent     int
+		dash          dashboard.TeamOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "controller",
@@ -52,6 +75,17 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 			}
 			opts.Log = slog.New(h)
 			opts.Extra = func(_ context.Context, mgr manager.Manager, _ *controller.Controller) error {
+				if dash.Addr != "0" && dash.Addr != "" {
+					dash.Namespace = opts.LeaderElectionNamespace
+					dash.Log = opts.Log.With("component", "dashboard")
+					team, err := newTeamDashboard(mgr, dash)
+					if err != nil {
+						return &exitError{code: ExitUsage, err: err}
+					}
+					if err := mgr.Add(team); err != nil {
+						return err
+					}
+				}
 				if webhookAddr == "0" || webhookAddr == "" {
 					return nil
 				}
@@ -98,6 +132,14 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.StringVar(&opts.ArgoDecryptionSecret, "argo-decryption-secret", "", "with --compat argo: the Secret, in each Application's namespace, holding the SOPS keys (keys.txt, *.agekey, *.asc) KSOPS generators and SOPS files decrypt with, as Argo CD's repo-server has them")
 	f.StringVar(&webhookAddr, "webhook-addr", ":9292", "address of the push webhook receiver, /hooks/{github,gitlab,gitea,bitbucket,generic}, and with --compat flux Flux's Receivers at /hook/<digest> (0 disables)")
 	f.StringVar(&webhookSecret, "webhook-secret", "tend-webhook", "Secret in --leader-election-namespace holding the webhook tokens")
+	f.StringVar(&dash.Addr, "dashboard-addr", "0", "address of the web dashboard, behind single sign-on or the admin token of `tend dashboard token` (0 disables)")
+	f.StringVar(&dash.URL, "dashboard-url", "", "the dashboard's public URL, such as https://tend.example.com (required with --dashboard-oidc-issuer; https makes its cookies Secure)")
+	f.StringVar(&dash.Issuer, "dashboard-oidc-issuer", "", "OIDC issuer URL for single sign-on (Dex, Keycloak, authentik, GitLab, Google); its client secret is the key "+dashboard.SecretOIDCClientSecret+" of the Secret --dashboard-secret")
+	f.StringVar(&dash.ClientID, "dashboard-oidc-client-id", "", "the dashboard's client ID at the OIDC issuer")
+	f.StringSliceVar(&dash.Scopes, "dashboard-oidc-scopes", nil, "scopes to ask the issuer for (default openid,profile,email,groups; Google and GitLab: openid,profile,email)")
+	f.StringVar(&dash.GroupsClaim, "dashboard-oidc-groups-claim", "groups", "ID token claim listing the user's groups")
+	f.DurationVar(&dash.SessionTTL, "dashboard-session-ttl", 12*time.Hour, "how long a dashboard sign-in lasts")
+	f.StringVar(&dash.Name, "dashboard-secret", dashboard.DefaultTeamName, "Secret in --leader-election-namespace with the dashboard's session key (created when missing), admin token hash and OIDC client secret; the ConfigMap of that name holds the roles policy ("+auth.PolicyKey+")")
 	f.BoolVar(&json, "log-json", false, "log as JSON")
 	f.IntVar(&gcPercent, "gc-percent", DefaultGCPercent, "how far Go's heap may grow over live data before a collection, in percent (GOGC; the GOGC variable wins unless this flag is given)")
 	return cmd

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/tend-gitops/tend/internal/controller"
@@ -53,5 +54,49 @@ are recorded as events on the App and logged here.`,
 	cmd.Flags().StringVar(&kf.context, "context", "", "kubeconfig context to use")
 	cmd.Flags().StringVar(&addr, "addr", addr, "loopback address to listen on (port 0 picks a free one)")
 	cmd.Flags().StringSliceVarP(&namespaces, "namespace", "n", nil, "show only these namespaces, for credentials that may not list tend's objects in all (default: all)")
+	cmd.AddCommand(m.dashboardTokenCommand())
+	return cmd
+}
+
+func (m *Main) dashboardTokenCommand() *cobra.Command {
+	var kf kubeFlags
+	namespace, secret := "tend-system", dashboard.DefaultTeamName
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Make a new admin token for the dashboard the controller serves, and print it once",
+		Long: `Make a new local admin token for the dashboard that tend controller serves
+(--dashboard-addr), for a first sign-in or when single sign-on is down. The
+token is printed once and kept nowhere: only its SHA-256 goes into the Secret
+` + dashboard.DefaultTeamName + ` of tend's namespace, and the running controller picks it up at
+once. Making a new token replaces the old one; sessions already signed in stay
+until they expire.
+
+Whoever holds the token is an admin of the dashboard: keep it in a password
+manager, and prefer single sign-on for daily use.`,
+		Example: `  tend dashboard token
+  tend dashboard token -n tend-system --context prod`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := kf.restConfig()
+			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			kube, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return err
+			}
+			token, err := dashboard.AdminTokenPatch(cmd.Context(), kube, namespace, secret)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(m.Stdout, "%s\n", token)
+			fmt.Fprintf(m.Stderr, "The dashboard's admin token (shown once; its hash is in Secret %s/%s). Sign in at <dashboard URL>/auth/token.\n", namespace, secret)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&kf.kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default $KUBECONFIG, ~/.kube/config)")
+	cmd.Flags().StringVar(&kf.context, "context", "", "kubeconfig context to use")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", namespace, "tend's namespace (the controller's --leader-election-namespace)")
+	cmd.Flags().StringVar(&secret, "secret", secret, "the dashboard's Secret (the controller's --dashboard-secret)")
 	return cmd
 }

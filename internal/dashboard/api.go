@@ -23,6 +23,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/appctl"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/dashboard/auth"
 	"github.com/tend-gitops/tend/internal/health"
 )
 
@@ -179,6 +180,9 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	var rows []appSummary
 	for i := range apps.Items {
 		a := &apps.Items[i]
+		if !canView(r, a.Namespace) {
+			continue
+		}
 		nsSeen[a.Namespace] = true
 		if ns := q.Get("namespace"); ns != "" && a.Namespace != ns {
 			continue
@@ -320,11 +324,22 @@ type appDetail struct {
 	Conditions  []conditionView `json:"conditions"`
 	History     []historyView   `json:"history"`
 	Events      []eventView     `json:"events"`
+	// CanAct says whether the user may sync, refresh, roll back, suspend
+	// and resume the App (the operator role); the page shows the buttons
+	// only then.
+	CanAct bool `json:"canAct"`
 }
+
+// errNoView is app's error for an App the user may not see.
+var errNoView = errors.New("no view")
 
 func (s *Server) app(ctx context.Context, r *http.Request) (*tendv1.App, error) {
 	var a tendv1.App
 	key := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
+	// Before the lookup: whether an App exists is not told either.
+	if !canView(r, key.Namespace) {
+		return nil, errNoView
+	}
 	if err := s.o.Cache.Get(ctx, key, &a); err != nil {
 		return nil, err
 	}
@@ -332,6 +347,10 @@ func (s *Server) app(ctx context.Context, r *http.Request) (*tendv1.App, error) 
 }
 
 func (s *Server) apiError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errNoView) {
+		s.forbidden(w, r, auth.Viewer, r.PathValue("namespace"))
+		return
+	}
 	if apierrors.IsNotFound(err) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("App %s/%s not found", r.PathValue("namespace"), r.PathValue("name"))})
 		return
@@ -360,6 +379,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		appSummary: summarize(a, sources), Path: a.Spec.Path, Project: a.Spec.Project,
 		Attempted: a.Status.LastAttemptedRevision, Pinned: a.Spec.TargetRevision, Objects: a.Status.Objects,
 		Conditions: []conditionView{}, History: []historyView{}, Events: []eventView{},
+		CanAct: roleIn(r, a.Namespace) >= auth.Operator,
 	}
 	d.Destination = a.Spec.Destination.Namespace
 	for _, o := range a.Status.OutOfSync {
@@ -550,6 +570,11 @@ func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action := r.PathValue("action")
+	if need, ok := auth.ActionRole(action); ok && roleIn(r, a.Namespace) < need {
+		s.o.Log.Info("dashboard action refused", "action", action, "app", a.Namespace+"/"+a.Name, "user", s.userName(r), "role", roleIn(r, a.Namespace).String())
+		s.forbidden(w, r, need, a.Namespace)
+		return
+	}
 	var result map[string]string
 	switch action {
 	case "sync":
@@ -589,7 +614,7 @@ func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 		return
 	}
-	s.audit(ctx, a, action)
+	s.audit(ctx, a, action, s.userName(r))
 	if result == nil {
 		result = map[string]string{}
 	}
@@ -599,14 +624,14 @@ func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 
 // audit records an action: one log line and one event on the App, both
 // naming who asked.
-func (s *Server) audit(ctx context.Context, a *tendv1.App, action string) {
-	s.o.Log.Info("dashboard action", "action", action, "app", a.Namespace+"/"+a.Name, "user", s.o.User)
+func (s *Server) audit(ctx context.Context, a *tendv1.App, action, user string) {
+	s.o.Log.Info("dashboard action", "action", action, "app", a.Namespace+"/"+a.Name, "user", user)
 	now := metav1.Now()
 	ev := &corev1.Event{
 		ObjectMeta:     metav1.ObjectMeta{GenerateName: a.Name + ".", Namespace: a.Namespace},
 		InvolvedObject: corev1.ObjectReference{APIVersion: tendv1.GroupVersion.String(), Kind: "App", Namespace: a.Namespace, Name: a.Name, UID: a.UID},
 		Reason:         "DashboardAction",
-		Message:        fmt.Sprintf("%s requested by %s from the dashboard", action, s.o.User),
+		Message:        fmt.Sprintf("%s requested by %s from the dashboard", action, user),
 		Type:           corev1.EventTypeNormal,
 		Source:         corev1.EventSource{Component: "tend-dashboard"},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
@@ -658,6 +683,9 @@ func (s *Server) listSources(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []sourceView{}
 	for _, src := range list.Items {
+		if !canView(r, src.Namespace) {
+			continue
+		}
 		v := sourceView{Namespace: src.Namespace, Name: src.Name}
 		switch {
 		case src.Spec.Git != nil:
@@ -708,6 +736,9 @@ func (s *Server) listNotifiers(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []notifierView{}
 	for _, n := range list.Items {
+		if !canView(r, n.Namespace) {
+			continue
+		}
 		// The address is left out: webhook URLs often carry a token.
 		v := notifierView{Namespace: n.Namespace, Name: n.Name, Provider: n.Spec.Provider, Sent: n.Status.Sent, Failed: n.Status.Failed,
 			LastSent: timePtr(n.Status.LastSentAt), LastFailure: timePtr(n.Status.LastFailureAt), LastError: n.Status.LastError}
@@ -734,6 +765,9 @@ func (s *Server) listClusters(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []clusterView{}
 	for _, c := range list.Items {
+		if !canView(r, c.Namespace) {
+			continue
+		}
 		v := clusterView{Namespace: c.Namespace, Name: c.Name, KubeVersion: c.Status.KubeVersion}
 		v.Ready, v.Message = ready(c.Status.Conditions)
 		out = append(out, v)
@@ -759,6 +793,9 @@ func (s *Server) listAppSets(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []appSetView{}
 	for _, set := range list.Items {
+		if !canView(r, set.Namespace) {
+			continue
+		}
 		v := appSetView{Namespace: set.Namespace, Name: set.Name, Apps: append([]string{}, set.Status.Apps...), Orphaned: set.Status.Orphaned}
 		v.Ready, v.Message = ready(set.Status.Conditions)
 		out = append(out, v)

@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/dashboard/auth"
 )
 
 //go:embed ui
@@ -74,6 +75,9 @@ type Server struct {
 	hub  *hub
 	// session is the cookie value a token exchange hands out.
 	session string
+	// team is set for the controller's dashboard: requests come through
+	// auth.Require, with the user in their context.
+	team bool
 }
 
 // sessionCookie is the session cookie's name for a dashboard on host: a
@@ -110,6 +114,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/clusters", s.listClusters)
 	mux.HandleFunc("GET /api/v1/appsets", s.listAppSets)
 	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("GET /api/v1/me", s.me)
 	mux.HandleFunc("GET /{$}", s.index)
 	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(ui)))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
@@ -155,15 +160,26 @@ func (s *Server) Watch(ctx context.Context) error {
 	return nil
 }
 
-// ServeHTTP checks the request's host, session and CSRF token, sets the
-// security headers and serves it.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// securityHeaders are on every response: a strict Content-Security-Policy
+// (the page's own scripts and styles only), no framing, no sniffing, no
+// caching, no referrer.
+func securityHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
+}
+
+// ServeHTTP serves `tend dashboard`: it checks the request's host,
+// session and CSRF token, sets the security headers and serves it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w)
+	if s.team {
+		s.refuse(w, r, http.StatusInternalServerError, "this dashboard is served behind its sign-in only")
+		return
+	}
 	if !localHost(r.Host) {
 		http.Error(w, "dashboard: this dashboard answers on 127.0.0.1 or localhost only (Host "+r.Host+" refused)", http.StatusForbidden)
 		return
@@ -195,6 +211,73 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// authenticated serves requests that auth.Require let through (it checked
+// the session, the origin and the CSRF token, and put the user in the
+// context); the handlers check the user's role.
+func (s *Server) authenticated() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		if _, ok := auth.UserFrom(r.Context()); !ok {
+			s.refuse(w, r, http.StatusUnauthorized, "not signed in")
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// roleIn is what the request's user may do in namespace ("" for
+// cluster-scoped objects). `tend dashboard` has no users: the kubeconfig's
+// credentials decide, so it allows everything here.
+func roleIn(r *http.Request, namespace string) auth.Role {
+	u, ok := auth.UserFrom(r.Context())
+	if !ok {
+		return auth.Admin
+	}
+	return u.Role(namespace)
+}
+
+// canView says whether the request's user may see namespace's objects.
+func canView(r *http.Request, namespace string) bool {
+	return roleIn(r, namespace) >= auth.Viewer
+}
+
+// forbidden answers that the user lacks need in namespace, saying who
+// they are and what to ask for.
+func (s *Server) forbidden(w http.ResponseWriter, r *http.Request, need auth.Role, namespace string) {
+	name, groups := "you", "none"
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		name = u.Name
+		if len(u.Groups) > 0 {
+			groups = strings.Join(u.Groups, ", ")
+		}
+	}
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": fmt.Sprintf("%s may not do this in namespace %s: it needs the %s role there; ask an admin for a grant to one of your groups (%s) in the dashboard policy", name, namespace, need, groups)})
+}
+
+// me serves GET /api/v1/me: who is signed in and how the page signs out.
+func (s *Server) me(w http.ResponseWriter, r *http.Request) {
+	out := map[string]any{"name": s.o.User, "local": true}
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		groups := u.Groups
+		if groups == nil {
+			groups = []string{}
+		}
+		out = map[string]any{"name": u.Name, "email": u.Email, "groups": groups, "admin": u.Admin, "local": false}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// userName names who asked, for the audit.
+func (s *Server) userName(r *http.Request) string {
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		if u.Email != "" && u.Email != u.Name {
+			return u.Name + " <" + u.Email + ">"
+		}
+		return u.Name
+	}
+	return s.o.User
 }
 
 // localHost says whether a Host header names the loopback interface.
@@ -233,7 +316,11 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	page := strings.Replace(string(b), "{{csrf}}", s.csrf, 1)
+	csrf := s.csrf
+	if u, ok := auth.UserFrom(r.Context()); ok {
+		csrf = u.CSRFToken()
+	}
+	page := strings.Replace(string(b), "{{csrf}}", csrf, 1)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_, _ = w.Write([]byte(page))
 }
@@ -307,6 +394,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprint(w, ": keepalive\n\n")
 			fl.Flush()
 		case c := <-ch:
+			if !canView(r, c.Namespace) {
+				continue
+			}
 			b, _ := json.Marshal(c)
 			fmt.Fprintf(w, "event: change\ndata: %s\n\n", b)
 			fl.Flush()

@@ -194,13 +194,14 @@ function appView(ns, name) {
       ["Origin", a.origin], ["Depends on", (a.dependsOn || []).join(", ")]].filter(([, v]) => v);
     fill(head,
       el("h1", {}, name, " ", badge(a.suspended ? "Suspended" : a.sync), " ", badge(a.health)),
-      el("div", { class: "actions" },
+      a.canAct ? el("div", { class: "actions" },
         el("button", { type: "button", class: "act", id: "sync", onclick: () => act("sync"), disabled: a.suspended, text: "Sync" }),
         el("button", { type: "button", class: "act secondary", id: "refresh", onclick: () => act("refresh"), text: "Refresh" }),
         a.suspended
           ? el("button", { type: "button", class: "act secondary", id: "resume", onclick: () => act("resume"), text: "Resume" })
           : el("button", { type: "button", class: "act secondary", id: "suspend", onclick: () => act("suspend"), text: "Suspend" }),
-        a.pinned ? el("button", { type: "button", class: "act secondary", id: "unpin", onclick: () => act("unpin"), text: "Unpin" }) : null),
+        a.pinned ? el("button", { type: "button", class: "act secondary", id: "unpin", onclick: () => act("unpin"), text: "Unpin" }) : null)
+        : el("p", { class: "muted", id: "read-only", text: "You may look at this App but not act on it (that needs the operator role in namespace " + ns + ")." }),
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
       el("h2", { text: "Conditions" }),
       a.conditions.length ? a.conditions.map((c) => el("div", { class: "cond " + (c.status === "True" && c.type !== "Stalled" ? "ok" : c.type === "Reconciling" ? "" : "bad") },
@@ -214,7 +215,7 @@ function appView(ns, name) {
           el("td", { text: String(h.id) }), el("td", {}, el("code", { text: shortRev(h.revision) })), el("td", { text: ago(h.started) }),
           el("td", { text: h.duration }), el("td", {}, badge(h.result)), el("td", { text: String(h.changed) }),
           el("td", { class: "msg", text: h.message || "" }),
-          el("td", {}, isCommit(h.revision) && h.revision !== (a.pinned || a.revision)
+          el("td", {}, a.canAct && isCommit(h.revision) && h.revision !== (a.pinned || a.revision)
             ? el("button", { type: "button", class: "act secondary", "aria-label": "Roll back to sync " + h.id, onclick: () => rollback(h), text: "Roll back" }) : null))) : el("tr", {}, el("td", { colspan: "8", text: "No sync yet." })))),
       el("h2", { text: "Events" }),
       a.events.length ? el("table", {}, el("tbody", {}, a.events.map((e) => el("tr", {},
@@ -312,6 +313,20 @@ function connect() {
   });
 }
 
+// who shows the signed-in user and a sign-out button (the controller's
+// dashboard; `tend dashboard` has no sign-in).
+async function who() {
+  let me;
+  try { me = await api("/api/v1/me"); } catch (_) { return; }
+  if (me.local) return;
+  const form = el("form", { method: "post", action: "/auth/logout", class: "signout" },
+    el("input", { type: "hidden", name: "csrf", value: csrf }),
+    el("button", { type: "submit", class: "act secondary", id: "sign-out", text: "Sign out" }));
+  const title = me.admin ? "signed in with the admin token" : "groups: " + ((me.groups || []).join(", ") || "none");
+  document.querySelector("header.top").append(el("span", { class: "user", id: "user", title, text: me.name }), form);
+}
+
 window.addEventListener("hashchange", route);
 route();
 connect();
+who();
