@@ -43,7 +43,7 @@ const (
 )
 
 // DefaultTeamName names the dashboard's Secret and policy ConfigMap.
-const DefaultTeamName = "tend-dashboard"
+const DefaultTeamName = "tend-dashboard-auth"
 
 // TeamOptions configure the dashboard the controller serves to a team:
 // everybody signs in (single sign-on or the admin token) and may do what

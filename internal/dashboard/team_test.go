@@ -214,7 +214,7 @@ func TestTeamDashboardRoles(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = m.Shutdown() })
-	const name = "tend-dashboard"
+	const name = dashboard.DefaultTeamName
 	create(t, env, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: env.Namespace},
 		Data: map[string][]byte{dashboard.SecretOIDCClientSecret: []byte(m.ClientSecret)}})
 	setPolicy(t, env, name, "- groups: [dev]\n  role: operator\n  namespaces: ["+env.Namespace+"]\n- groups: [\"*\"]\n  role: viewer\n  namespaces: ["+env.Namespace+"]\n")

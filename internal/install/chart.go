@@ -234,6 +234,16 @@ func chartTemplates() ([]ChartFile, error) {
 	if err := add("ingress.yaml", "{{- if .Values.webhook.ingress.enabled }}\n"+docYAML(ing)+"{{- end }}\n"); err != nil {
 		return nil, err
 	}
+	dashIng, err := dashboardIngress()
+	if err != nil {
+		return nil, err
+	}
+	if err := add("dashboard-ingress.yaml", "{{- if .Values.dashboard.ingress.enabled }}\n"+docYAML(dashIng)+"{{- end }}\n"); err != nil {
+		return nil, err
+	}
+	if err := add("dashboard-policy.yaml", "{{- if .Values.dashboard.policy }}\n"+docYAML(dashboardPolicy())+"{{- end }}\n"); err != nil {
+		return nil, err
+	}
 	mon, err := monitoringTemplates()
 	if err != nil {
 		return nil, err
@@ -409,6 +419,12 @@ const (
 	sentinelIngressTLS         = sentinelPrefix + "ingress-tls"
 	sentinelIngressHost        = sentinelPrefix + "ingress-host"
 	sentinelFluxPath           = sentinelPrefix + "flux-path"
+	// The dashboard's Ingress and policy.
+	sentinelDashIngressAnnotations = sentinelPrefix + "dashboard-ingress-annotations"
+	sentinelDashIngressClass       = sentinelPrefix + "dashboard-ingress-class"
+	sentinelDashIngressTLS         = sentinelPrefix + "dashboard-ingress-tls"
+	sentinelDashIngressHost        = sentinelPrefix + "dashboard-ingress-host"
+	sentinelDashPolicy             = sentinelPrefix + "dashboard-policy"
 	// Helm's labels and those of a value.
 	sentinelServiceMonitorLabels = sentinelPrefix + "servicemonitor-labels"
 	sentinelPrometheusRuleLabels = sentinelPrefix + "prometheusrule-labels"
@@ -484,6 +500,65 @@ func chartIngress() (*unstructured.Unstructured, string, error) {
 		return nil, "", err
 	}
 	return u, string(y), nil
+}
+
+// dashboardIngress routes / of dashboard.ingress.host to the Service's
+// dashboard port.
+func dashboardIngress() (*unstructured.Unstructured, error) {
+	o, _ := sentinelOptions().withDefaults()
+	ing := &networkingv1.Ingress{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
+		ObjectMeta: meta(o, Name+"-dashboard", o.Namespace),
+		Spec: networkingv1.IngressSpec{
+			IngressClassName: ptr.To(sentinelDashIngressClass),
+			Rules: []networkingv1.IngressRule{{
+				Host: sentinelDashIngressHost,
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
+					Paths: []networkingv1.HTTPIngressPath{{
+						Path:     "/",
+						PathType: ptr.To(networkingv1.PathTypePrefix),
+						Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+							Name: Name, Port: networkingv1.ServiceBackendPort{Name: "http-dashboard"},
+						}},
+					}},
+				}},
+			}},
+		},
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ing)
+	if err != nil {
+		return nil, err
+	}
+	delete(m, "status")
+	u := withHelmLabels(&unstructured.Unstructured{Object: dropNils(m)})
+	u.Object["metadata"].(map[string]any)["annotations"] = sentinelDashIngressAnnotations
+	u.Object["spec"].(map[string]any)["tls"] = sentinelDashIngressTLS
+	return u, nil
+}
+
+// dashboardName names the dashboard's Secret and policy ConfigMap, as the
+// controller's --dashboard-secret defaults to (dashboard.DefaultTeamName;
+// a test checks they agree).
+const dashboardName = "tend-dashboard-auth"
+
+// dashboardPolicy is the ConfigMap of dashboard.policy, which the
+// controller reads the dashboard's grants from.
+func dashboardPolicy() *unstructured.Unstructured {
+	o, _ := sentinelOptions().withDefaults()
+	u := withHelmLabels(&unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": dashboardName, "namespace": o.Namespace, "labels": toAny(labels(o))},
+		"data":     sentinelDashPolicy,
+	}})
+	return u
+}
+
+func toAny(m map[string]string) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
 }
 
 // expander replaces the sentinels of marshalled objects with template.
@@ -584,6 +659,16 @@ func (x *expander) field(indent, key, s string, errs *[]string) string {
 		return with(".Values.webhook.ingress.tls")
 	case sentinelIngressHost:
 		return withScalar(".Values.webhook.ingress.host")
+	case sentinelDashIngressAnnotations:
+		return with(".Values.dashboard.ingress.annotations")
+	case sentinelDashIngressClass:
+		return withScalar(".Values.dashboard.ingress.className")
+	case sentinelDashIngressTLS:
+		return with(".Values.dashboard.ingress.tls")
+	case sentinelDashIngressHost:
+		return withScalar(".Values.dashboard.ingress.host")
+	case sentinelDashPolicy:
+		return fmt.Sprintf("%[1]s%[2]s:\n%[1]s  policy.yaml: |\n%[1]s    {{- toYaml .Values.dashboard.policy | nindent %[3]d }}", indent, key, n+4)
 	case sentinelFluxPath:
 		return items(`has "flux" .Values.compat`, x.fluxPath)
 	case sentinelCompatRules:
@@ -601,6 +686,21 @@ func (x *expander) field(indent, key, s string, errs *[]string) string {
 			indent + "{{- end }}",
 			indent + "{{- with .Values.argoDecryptionSecret }}",
 			indent + `- {{ printf "--argo-decryption-secret=%s" . | quote }}`,
+			indent + "{{- end }}",
+			indent + "{{- with .Values.dashboard.url }}",
+			indent + `- {{ printf "--dashboard-url=%s" . | quote }}`,
+			indent + "{{- end }}",
+			indent + "{{- with .Values.dashboard.oidc.issuer }}",
+			indent + `- {{ printf "--dashboard-oidc-issuer=%s" . | quote }}`,
+			indent + "{{- end }}",
+			indent + "{{- with .Values.dashboard.oidc.clientID }}",
+			indent + `- {{ printf "--dashboard-oidc-client-id=%s" . | quote }}`,
+			indent + "{{- end }}",
+			indent + "{{- with .Values.dashboard.oidc.scopes }}",
+			indent + `- {{ printf "--dashboard-oidc-scopes=%s" (join "," .) | quote }}`,
+			indent + "{{- end }}",
+			indent + "{{- with .Values.dashboard.oidc.groupsClaim }}",
+			indent + `- {{ printf "--dashboard-oidc-groups-claim=%s" . | quote }}`,
 			indent + "{{- end }}",
 			indent + "{{- with .Values.watchNamespaces }}",
 			indent + `- {{ printf "--watch-namespace=%s" (join "," .) | quote }}`,
@@ -652,6 +752,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- if and .Values.argoDecryptionSecret (not (has "argo" .Values.compat)) }}
 {{- fail "argoDecryptionSecret is for Argo CD Applications: add argo to compat" }}
+{{- end }}
+{{- if and .Values.dashboard.oidc.issuer (not (and .Values.dashboard.oidc.clientID .Values.dashboard.url)) }}
+{{- fail "dashboard.oidc.issuer needs dashboard.oidc.clientID and dashboard.url (the issuer sends users back to it)" }}
 {{- end }}
 {{- end }}
 `, generatedBy, Name, DefaultNamespace, quoteAll(families), strings.Join(families, " and "))

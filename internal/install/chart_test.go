@@ -34,6 +34,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tend-gitops/tend/internal/dashboard"
+	"github.com/tend-gitops/tend/internal/dashboard/auth"
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
@@ -92,9 +94,21 @@ func diff(a, b string) string {
 // does: a template that reads a value values.yaml lacks fails.
 func TestChartReadsOnlyItsValues(t *testing.T) {
 	for _, vals := range []map[string]any{nil, setValues(t, "rbac.mode=clusterAdmin", "compat={argo,flux}", "webhook.ingress.enabled=true",
+		"dashboard.ingress.enabled=true", "dashboard.policy[0].groups={dev}", "dashboard.policy[0].role=viewer", "dashboard.url=https://t.example.com",
 		"monitoring.dashboard.enabled=true", "monitoring.serviceMonitor.enabled=true", "monitoring.prometheusRule.enabled=true")} {
-		if _, err := render(t, engine.Engine{Strict: true}, DefaultNamespace, "", vals); err != nil {
+		objs, err := render(t, engine.Engine{Strict: true}, DefaultNamespace, "", vals)
+		if err != nil {
 			t.Errorf("values %v: %v", vals, err)
+		}
+		// With everything on, no two objects share a name (the Grafana
+		// dashboard's ConfigMap and the dashboard's policy did once).
+		seen := map[string]bool{}
+		for _, o := range objs {
+			key := o.GetKind() + " " + o.GetNamespace() + "/" + o.GetName()
+			if seen[key] {
+				t.Errorf("values %v: two objects %s", vals, key)
+			}
+			seen[key] = true
 		}
 	}
 }
@@ -425,6 +439,49 @@ var valueCases = []struct {
 				t.Errorf("Ingress %s/%s annotations %v", ing.GetNamespace(), ing.GetName(), ing.GetAnnotations())
 			}
 		}},
+	{"dashboard sign-in", []string{"dashboard.url=https://tend.example.com", "dashboard.oidc.issuer=https://dex.example.com", "dashboard.oidc.clientID=tend",
+		"dashboard.oidc.scopes={openid,email}", "dashboard.oidc.groupsClaim=roles"}, func(t *testing.T, objs []*unstructured.Unstructured) {
+		want := []string{"--dashboard-addr=:8090", "--dashboard-url=https://tend.example.com", "--dashboard-oidc-issuer=https://dex.example.com",
+			"--dashboard-oidc-client-id=tend", "--dashboard-oidc-scopes=openid,email", "--dashboard-oidc-groups-claim=roles"}
+		if a := args(t, objs); !containsAll(a, want) {
+			t.Errorf("args %v lack %v", a, want)
+		}
+	}},
+	{"dashboard.policy", []string{"dashboard.policy[0].groups={platform}", "dashboard.policy[0].role=admin",
+		"dashboard.policy[1].groups={team-a}", "dashboard.policy[1].role=operator", "dashboard.policy[1].namespaces={team-a-*}"},
+		func(t *testing.T, objs []*unstructured.Unstructured) {
+			cm := one(t, objs, "ConfigMap")
+			if cm.GetName() != dashboard.DefaultTeamName || cm.GetNamespace() != DefaultNamespace {
+				t.Fatalf("policy ConfigMap %s/%s, want %s/%s, where the controller reads it", cm.GetNamespace(), cm.GetName(), DefaultNamespace, dashboard.DefaultTeamName)
+			}
+			data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+			grants, err := auth.ParseGrants(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(grants) != 2 || grants[0].Role != auth.Admin || grants[1].Role != auth.Operator || !slices.Equal(grants[1].Namespaces, []string{"team-a-*"}) {
+				t.Errorf("grants %+v", grants)
+			}
+		}},
+	{"dashboard.ingress", []string{"dashboard.ingress.enabled=true", "dashboard.ingress.className=nginx", "dashboard.ingress.host=tend.example.com",
+		"dashboard.ingress.annotations.cert-manager\\.io/cluster-issuer=le", "dashboard.ingress.tls[0].secretName=tend-tls", "dashboard.ingress.tls[0].hosts={tend.example.com}"},
+		func(t *testing.T, objs []*unstructured.Unstructured) {
+			ing := one(t, objs, "Ingress")
+			want := map[string]any{
+				"ingressClassName": "nginx",
+				"tls":              []any{map[string]any{"secretName": "tend-tls", "hosts": []any{"tend.example.com"}}},
+				"rules": []any{map[string]any{"host": "tend.example.com", "http": map[string]any{"paths": []any{map[string]any{
+					"path": "/", "pathType": "Prefix",
+					"backend": map[string]any{"service": map[string]any{"name": "tend", "port": map[string]any{"name": "http-dashboard"}}},
+				}}}}},
+			}
+			if spec := normalized(ing)["spec"]; !reflect.DeepEqual(spec, want) {
+				t.Errorf("Ingress spec = %v\nwant %v", spec, want)
+			}
+			if ing.GetAnnotations()["cert-manager.io/cluster-issuer"] != "le" || ing.GetName() != "tend-dashboard" {
+				t.Errorf("Ingress %s annotations %v", ing.GetName(), ing.GetAnnotations())
+			}
+		}},
 	{"webhook.ingress with compat flux", []string{"webhook.ingress.enabled=true", "compat={flux}"}, func(t *testing.T, objs []*unstructured.Unstructured) {
 		ing := one(t, objs, "Ingress")
 		rules, _, _ := unstructured.NestedSlice(ing.Object, "spec", "rules")
@@ -532,6 +589,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{[]string{"rbac.mode=root"}, "rbac.mode"},
 		{[]string{"compat={argocd}"}, `compat "argocd"`},
 		{[]string{"argoDecryptionSecret=sops-age"}, "add argo to compat"},
+		{[]string{"dashboard.oidc.issuer=https://dex.example.com"}, "dashboard.oidc.clientID and dashboard.url"},
 	} {
 		_, err := renderChart(t, DefaultNamespace, "", setValues(t, tc.set...))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -609,4 +667,13 @@ func TestChartInstall(t *testing.T) {
 			t.Errorf("pod %s: image %s, args %v, annotations %v", p.Name, c.Image, c.Args, p.Annotations)
 		}
 	}
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }

@@ -379,6 +379,9 @@ const (
 	MetricsPort = 8080
 	ProbePort   = 8081
 	WebhookPort = 9292
+	// DashboardPort serves the web dashboard (--dashboard-addr), behind
+	// its sign-in.
+	DashboardPort = 8090
 )
 
 func service(o Options) *corev1.Service {
@@ -390,6 +393,7 @@ func service(o Options) *corev1.Service {
 			Ports: []corev1.ServicePort{
 				{Name: "http-metrics", Port: MetricsPort, TargetPort: intstr.FromString("http-metrics"), Protocol: corev1.ProtocolTCP},
 				{Name: "http-webhook", Port: WebhookPort, TargetPort: intstr.FromString("http-webhook"), Protocol: corev1.ProtocolTCP},
+				{Name: "http-dashboard", Port: DashboardPort, TargetPort: intstr.FromString("http-dashboard"), Protocol: corev1.ProtocolTCP},
 			},
 		},
 	}
@@ -455,6 +459,7 @@ func deployment(o Options) *appsv1.Deployment {
 							"--data-dir=" + DataDir,
 							fmt.Sprintf("--metrics-addr=:%d", MetricsPort),
 							fmt.Sprintf("--probe-addr=:%d", ProbePort),
+							fmt.Sprintf("--dashboard-addr=:%d", DashboardPort),
 						}, compatArgs(o)...),
 						Env: []corev1.EnvVar{{
 							// The Go runtime collects harder near the
@@ -468,6 +473,7 @@ func deployment(o Options) *appsv1.Deployment {
 							{Name: "http-metrics", ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
 							{Name: "http-probes", ContainerPort: ProbePort, Protocol: corev1.ProtocolTCP},
 							{Name: "http-webhook", ContainerPort: WebhookPort, Protocol: corev1.ProtocolTCP},
+							{Name: "http-dashboard", ContainerPort: DashboardPort, Protocol: corev1.ProtocolTCP},
 						},
 						LivenessProbe:  probe("/healthz", 20),
 						ReadinessProbe: probe("/readyz", 10),

@@ -34,4 +34,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and .Values.argoDecryptionSecret (not (has "argo" .Values.compat)) }}
 {{- fail "argoDecryptionSecret is for Argo CD Applications: add argo to compat" }}
 {{- end }}
+{{- if and .Values.dashboard.oidc.issuer (not (and .Values.dashboard.oidc.clientID .Values.dashboard.url)) }}
+{{- fail "dashboard.oidc.issuer needs dashboard.oidc.clientID and dashboard.url (the issuer sends users back to it)" }}
+{{- end }}
 {{- end }}
