@@ -100,10 +100,6 @@ func New(o Options) (*Server, error) {
 		o.User = "local user"
 	}
 	s := &Server{o: o, csrf: randomToken(), session: randomToken(), hub: newHub()}
-	ui, err := fs.Sub(uiFS, "ui")
-	if err != nil {
-		return nil, err
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/apps", s.listApps)
 	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}", s.getApp)
@@ -116,7 +112,7 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /api/v1/me", s.me)
 	mux.HandleFunc("GET /{$}", s.index)
-	mux.Handle("GET /assets/", http.StripPrefix("/assets/", http.FileServerFS(ui)))
+	mux.Handle("GET /assets/", s.assets())
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/assets/favicon.svg", http.StatusMovedPermanently)
 	})
@@ -211,6 +207,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// assets serves the page's embedded CSS, script and icon.
+func (s *Server) assets() http.Handler {
+	ui, err := fs.Sub(uiFS, "ui")
+	if err != nil {
+		panic(err) // ui is embedded
+	}
+	files := http.StripPrefix("/assets/", http.FileServerFS(ui))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		securityHeaders(w)
+		files.ServeHTTP(w, r)
+	})
 }
 
 // authenticated serves requests that auth.Require let through (it checked

@@ -293,6 +293,9 @@ func (t *Team) apply(ctx context.Context) error {
 	}
 	mux := http.NewServeMux()
 	a.Routes(mux)
+	// The page's own CSS, script and icon are public: the sign-in pages
+	// use the CSS.
+	mux.Handle("GET /assets/", t.srv.assets())
 	mux.Handle("/", a.Require(t.srv.authenticated()))
 	st := &teamState{auth: a, handler: mux, configKey: key, grants: grants}
 	if issuerDown != nil {

@@ -9,8 +9,14 @@ import (
 )
 
 // pageCSP allows the pages of this package nothing but posting their
-// forms here: they have no script, style or image.
-const pageCSP = "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// forms here and the dashboard's own stylesheet (StyleSheet): no script,
+// no image.
+const pageCSP = "default-src 'none'; style-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// StyleSheet is the path of the stylesheet the pages link to; the server
+// in front of the Authenticator serves it without a session (it is the
+// dashboard's own, public, CSS).
+const StyleSheet = "/assets/app.css"
 
 // Refuse answers an API request (/api/...) with a JSON error and any other
 // with a short page that says what happened and what to do, with a link
@@ -33,8 +39,8 @@ func writePage(w http.ResponseWriter, code int, title, body string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(code)
-	fmt.Fprintf(w, "<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>tend · %s</title>\n<h1>%s</h1>\n%s\n</html>\n",
-		html.EscapeString(title), html.EscapeString(title), body)
+	fmt.Fprintf(w, "<!doctype html>\n<html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>tend · %s</title>\n<link rel=\"stylesheet\" href=\"%s\">\n<header class=\"top\"><span class=\"brand\">tend</span></header>\n<main class=\"auth\">\n<h1>%s</h1>\n%s\n</main>\n</html>\n",
+		html.EscapeString(title), StyleSheet, html.EscapeString(title), body)
 }
 
 // renderTokenForm shows the admin token form, with a problem if any and a
