@@ -183,6 +183,26 @@ func waveOf(o *unstructured.Unstructured) (int, error) {
 	return 0, nil
 }
 
+// HookPhases returns the phases o runs in as a hook, read from tend's,
+// Argo CD's and Helm's annotations as NewPlan reads them, for a first sync
+// and for an upgrade alike (Helm's pre-install and pre-upgrade hooks are
+// both pre-sync); none when o is not a hook or its annotations are invalid.
+func HookPhases(o *unstructured.Unstructured) []Phase {
+	var out []Phase
+	for _, upgrade := range []bool{false, true} {
+		_, phases, _, err := hookOf(o, upgrade)
+		if err != nil {
+			return nil
+		}
+		for _, ph := range phases {
+			if !slices.Contains(out, ph) {
+				out = append(out, ph)
+			}
+		}
+	}
+	return out
+}
+
 // hookOf reads the hook annotations of tend, Argo CD and Helm, in that order
 // of precedence: the phases o runs in as a hook (none: o is applied with
 // the main set), or skip when o is neither applied nor run.

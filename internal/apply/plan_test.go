@@ -151,6 +151,28 @@ func TestPlanHooksOfSeveralPhases(t *testing.T) {
 	}
 }
 
+// TestHookPhases: the phases a hook object runs in, whichever tool's
+// annotations it carries, for a first sync and an upgrade alike; none for
+// an object applied with the main set or with a bad annotation.
+func TestHookPhases(t *testing.T) {
+	for doc, want := range map[string]string{
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: j, annotations: {tend.dev/hook: post-sync}}}`:                             "post-sync",
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: j, annotations: {argocd.argoproj.io/hook: "PreSync,SyncFail"}}}`:          "pre-sync sync-fail",
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: j, annotations: {helm.sh/hook: "pre-upgrade,post-install,post-delete"}}}`: "post-sync post-delete pre-sync",
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: j, annotations: {argocd.argoproj.io/hook: Sync}}}`:                        "",
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: j, annotations: {tend.dev/hook: sometimes}}}`:                             "",
+		`{apiVersion: batch/v1, kind: Job, metadata: {name: j}}`:                                                                      "",
+	} {
+		var got []string
+		for _, ph := range HookPhases(objs(t, doc)[0]) {
+			got = append(got, string(ph))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: phases %q, want %q", doc, got, want)
+		}
+	}
+}
+
 func hookNames(hs []Hook) string {
 	var s []string
 	for _, h := range hs {

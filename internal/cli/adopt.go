@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/appdiff"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/cluster"
@@ -101,7 +102,7 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 	}
 	var (
 		apps []adoptee
-		kn   = known{sources: map[string]*tendv1.Source{}, projects: map[string]*tendv1.Project{}}
+		kn   = appdiff.Known{Sources: map[string]*tendv1.Source{}, Projects: map[string]*tendv1.Project{}}
 		// notifiers are the Notifiers Flux Alerts become, one line each.
 		notifiers []string
 	)
@@ -128,10 +129,10 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 			}
 			for _, o := range mapped.Objects {
 				if src, ok := o.(*tendv1.Source); ok {
-					kn.sources[src.Name] = src
+					kn.Sources[src.Name] = src
 				}
 				if p, ok := o.(*tendv1.Project); ok && mapped.Err == nil {
-					kn.projects[p.Name] = p
+					kn.Projects[p.Name] = p
 				}
 				if n, ok := o.(*tendv1.Notifier); ok && mapped.Err == nil && (len(names) == 0 || slices.Contains(names, obj.GetName())) {
 					line := fmt.Sprintf("%s %s/%s: becomes Notifier %s (%s)\n", obj.GetKind(), obj.GetNamespace(), obj.GetName(), n.Name, n.Spec.Provider)
@@ -188,7 +189,7 @@ func (m *Main) adoptPreview(ctx context.Context, k *kube, names []string, copts 
 
 // adoptOne prints what adopting a would change and returns how many
 // objects would change.
-func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adoptee, kn known) (int, error) {
+func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adoptee, kn appdiff.Known) (int, error) {
 	fmt.Fprintf(m.Stdout, "%s:\n", a)
 	for _, w := range a.mapped.Warnings {
 		fmt.Fprintf(m.Stdout, "  note: %s\n", w)
@@ -197,7 +198,7 @@ func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adop
 		return 0, &exitError{code: ExitUsage, err: a.mapped.Err}
 	}
 	app := a.mapped.App
-	src := kn.sources[app.Spec.SourceRef.Name]
+	src := kn.Sources[app.Spec.SourceRef.Name]
 	if src == nil || (app.Spec.SourceRef.Namespace != "" && app.Spec.SourceRef.Namespace != app.Namespace) {
 		ns := app.Namespace
 		if app.Spec.SourceRef.Namespace != "" {
@@ -220,7 +221,7 @@ func (m *Main) adoptOne(ctx context.Context, k *kube, conn *cluster.Conn, a adop
 		return 0, &exitError{code: ExitUsage, err: err}
 	}
 	req := appspec.Request(app, rules)
-	req.Objects, req.Revision = ar.objects, ar.revision
+	req.Objects, req.Revision = ar.Objects, ar.Revision
 	ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
 	inv, err := conn.Engine.Inventory.Load(ctx, ref)
 	if err != nil {

@@ -17,9 +17,11 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/tend-gitops/tend/internal/appdiff"
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/dashboard"
 	"github.com/tend-gitops/tend/internal/dashboard/auth"
@@ -28,9 +30,16 @@ import (
 
 // newTeamDashboard is the dashboard the controller serves, over the
 // manager's cache (Apps, Sources, Notifiers, Clusters and AppSets are
-// cached for the controllers anyway).
-func newTeamDashboard(mgr manager.Manager, t dashboard.TeamOptions) (*dashboard.Team, error) {
+// cached for the controllers anyway); its diffs use the controller's own
+// engine for the cluster it runs in.
+func newTeamDashboard(mgr manager.Manager, c *controller.Controller, t dashboard.TeamOptions) (*dashboard.Team, error) {
 	cfg := mgr.GetConfig()
+	// Uncached: a diff reads the Secrets an App names once, and they
+	// should not stay in memory.
+	direct, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return nil, err
+	}
 	kube, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -41,6 +50,7 @@ func newTeamDashboard(mgr manager.Manager, t dashboard.TeamOptions) (*dashboard.
 	}
 	return dashboard.NewTeam(dashboard.Options{
 		Cache: mgr.GetCache(), Client: mgr.GetClient(), Kube: kube, Dynamic: dyn, Mapper: mgr.GetRESTMapper(), Log: t.Log,
+		Differ: &appdiff.Differ{Config: cfg, Client: direct, Engine: c.Clusters.Local.Engine},
 	}, t)
 }
 
@@ -74,11 +84,11 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				h = slog.NewJSONHandler(m.Stderr, nil)
 			}
 			opts.Log = slog.New(h)
-			opts.Extra = func(_ context.Context, mgr manager.Manager, _ *controller.Controller) error {
+			opts.Extra = func(_ context.Context, mgr manager.Manager, c *controller.Controller) error {
 				if dash.Addr != "0" && dash.Addr != "" {
 					dash.Namespace = opts.LeaderElectionNamespace
 					dash.Log = opts.Log.With("component", "dashboard")
-					team, err := newTeamDashboard(mgr, dash)
+					team, err := newTeamDashboard(mgr, c, dash)
 					if err != nil {
 						return &exitError{code: ExitUsage, err: err}
 					}

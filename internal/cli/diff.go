@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tend-gitops/tend/internal/appdiff"
 	"github.com/tend-gitops/tend/internal/apply"
-	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/diff"
 )
@@ -86,38 +86,34 @@ Exits 0 when nothing would change and 1 when something would.`,
 				}
 				return err
 			}
-			var req apply.Request
-			if t.path != "" {
-				res, _, err := rf.renderPath(ctx, clusterRenderer(k), t.path, k.ns, app)
-				if err != nil {
-					return err
-				}
-				req.Objects = res.Objects()
-				if app != "" {
-					req.App = apply.AppRef{Namespace: k.ns, Name: app}
-				}
-				req.Prune = prune
-			} else {
+			if t.app != "" {
 				a, err := k.app(ctx, t.app)
 				if err != nil {
 					return err
 				}
-				if a.Spec.Destination.ClusterRef != nil {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s deploys to Cluster %s: tend diff compares with the cluster of the kubeconfig only; point --kubeconfig at that cluster and diff the App's directory", a.Namespace, a.Name, a.Spec.Destination.ClusterRef.Name)}
-				}
-				ar, err := renderApp(ctx, k, a, revision)
+				src, err := k.appSource(ctx, a)
 				if err != nil {
 					return err
 				}
-				rules, err := appspec.Compile(a)
-				if err != nil {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", a.Namespace, a.Name, err)}
-				}
-				req = appspec.Request(a, rules)
-				req.Objects, req.Revision = ar.objects, ar.revision
+				o := appdiff.Options{Revision: revision}
 				if cmd.Flags().Changed("prune") {
-					req.Prune = prune
+					o.Prune = &prune
 				}
+				return m.withConn(ctx, k, func(conn *cluster.Conn) error {
+					res, err := k.differ(conn.Engine).Diff(ctx, a, src, o)
+					if err != nil {
+						return k.appError(err)
+					}
+					return m.printDiff(res.Difference)
+				})
+			}
+			res, _, err := rf.renderPath(ctx, clusterRenderer(k), t.path, k.ns, app)
+			if err != nil {
+				return err
+			}
+			req := apply.Request{Objects: res.Objects(), Prune: prune}
+			if app != "" {
+				req.App = apply.AppRef{Namespace: k.ns, Name: app}
 			}
 			return m.withConn(ctx, k, func(conn *cluster.Conn) error {
 				d, err := conn.Engine.Diff(ctx, req)

@@ -8,27 +8,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
-	"github.com/tend-gitops/tend/internal/appspec"
-	"github.com/tend-gitops/tend/internal/artifact"
-	"github.com/tend-gitops/tend/internal/controller"
-	"github.com/tend-gitops/tend/internal/objstatus"
-	"github.com/tend-gitops/tend/internal/project"
+	"github.com/tend-gitops/tend/internal/appdiff"
+	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/source/chart"
-	"github.com/tend-gitops/tend/internal/source/git"
 )
 
 // MaskedValue replaces Secret values in `tend render` output.
@@ -210,26 +201,9 @@ func ageKeys(file string) (*render.Keys, error) {
 	return keys, nil
 }
 
-// scopeOf tells the renderer whether a kind is namespaced, from discovery.
-func scopeOf(m meta.RESTMapper) func(schema.GroupVersionKind) (bool, bool) {
-	return func(gvk schema.GroupVersionKind) (bool, bool) {
-		mp, err := m.RESTMapping(gvk.GroupKind(), gvk.Version)
-		if err != nil {
-			return false, false
-		}
-		return mp.Scope.Name() == meta.RESTScopeNameNamespace, true
-	}
-}
-
-// clusterRenderer renders for the cluster k reaches: kinds' scope from
-// discovery, and Helm's capabilities and lookup from the cluster,
-// discovered when a Helm chart is rendered.
+// clusterRenderer renders for the cluster k reaches (appdiff.Renderer).
 func clusterRenderer(k *kube) *render.Renderer {
-	cfg := k.cfg
-	return &render.Renderer{
-		Charts: chart.New(chart.Options{}), Scope: scopeOf(k.c.RESTMapper()),
-		Discover: func() (*render.Cluster, error) { return render.DiscoverCluster(cfg) },
-	}
+	return appdiff.Renderer(k.cfg, k.c.RESTMapper())
 }
 
 // maskSecret returns obj with its Secret values replaced by MaskedValue; other
@@ -354,7 +328,7 @@ is a PATH; anything else is an App name.`,
 				if err != nil {
 					return err
 				}
-				objs = ar.objects
+				objs = ar.Objects
 			}
 			return writeObjects(m.Stdout, output, objs, showSecrets)
 		},
@@ -375,236 +349,64 @@ func notPathOrApp(arg string, err error) error {
 	return &exitError{code: ExitUsage, err: fmt.Errorf("no directory %s here, and no cluster to look up an App of that name: %v", arg, err)}
 }
 
-// appRendered is an App rendered from its Source.
-type appRendered struct {
-	// objects as the App applies them (a Namespace it creates is not
-	// one of them: see apply.Request.CreateNamespace).
-	objects  []*unstructured.Unstructured
-	revision string
-	src      *tendv1.Source
+// differ renders and compares Apps of k's cluster; engine may be nil when
+// only rendering.
+func (k *kube) differ(engine *apply.Engine) *appdiff.Differ {
+	return &appdiff.Differ{Config: k.cfg, Client: k.c, Engine: engine}
 }
 
 // renderApp renders app from its Source at revision ref (a branch, tag or
 // commit; "" means the App's pinned spec.targetRevision, else the revision
 // the Source last fetched), fetched into a temporary directory.
-func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appRendered, error) {
-	srcNS := app.Namespace
-	if app.Spec.SourceRef.Namespace != "" {
-		srcNS = app.Spec.SourceRef.Namespace
-	}
-	src, err := k.source(ctx, srcNS, app.Spec.SourceRef.Name)
+func renderApp(ctx context.Context, k *kube, app *tendv1.App, ref string) (*appdiff.Rendered, error) {
+	src, err := k.appSource(ctx, app)
 	if err != nil {
 		return nil, err
 	}
-	return renderAppFrom(ctx, k, app, src, ref, known{})
+	return renderAppFrom(ctx, k, app, src, ref, appdiff.Known{})
+}
+
+// appSource returns the App's Source, or an error that suggests the Source
+// the user probably meant.
+func (k *kube) appSource(ctx context.Context, app *tendv1.App) (*tendv1.Source, error) {
+	ns := app.Namespace
+	if app.Spec.SourceRef.Namespace != "" {
+		ns = app.Spec.SourceRef.Namespace
+	}
+	return k.source(ctx, ns, app.Spec.SourceRef.Name)
 }
 
 // renderAppFrom is renderApp with the App's Source given; kn are Sources and
 // Projects of the App's namespace that are not created yet (tend adopt
 // renders from what Flux or Argo CD objects map to).
-func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string, kn known) (*appRendered, error) {
-	base, err := os.MkdirTemp("", "tend-render-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(base)
-	// The App's Source is checked out (or a chart rendered) under dir,
-	// other Sources' values files under base/values.
-	dir := filepath.Join(base, "src")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, err
-	}
-	var rd client.Reader = k.c
-	if len(kn.sources) > 0 || len(kn.projects) > 0 {
-		rd = knownSources{Reader: k.c, ns: app.Namespace, known: kn}
-	}
-	files := &checkoutFiles{k: k, dir: filepath.Join(base, "values"), revs: map[string]checkout{}}
-	opts, err := appspec.RenderOptions(ctx, rd, files, app, src)
-	if err != nil {
-		if objstatus.IsPermanent(err) || errors.Is(err, appspec.ErrSourceNotReady) {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
-		}
-		return nil, k.wrap(err)
-	}
-	// The App's Project, checked as the controller checks it: a render
-	// its Project refuses is refused here too.
-	rules, err := project.Load(ctx, rd, app)
-	if err == nil {
-		err = rules.CheckApp(ctx, rd, app, src)
-	}
-	if err != nil {
-		if objstatus.IsPermanent(err) || errors.Is(err, project.ErrNotFound) || errors.Is(err, project.ErrDenied) {
-			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
-		}
-		return nil, k.wrap(err)
-	}
-	rnd := clusterRenderer(k)
-	var rev string
-	if !src.Spec.ChartRegistry() {
-		if rev, dir, err = fetchSource(ctx, k, src, app, ref, dir); err != nil {
-			return nil, err
-		}
-	} else if ref != "" {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--revision: Source %s/%s is a chart repository, not git; set spec.chart.version to render another version", src.Namespace, src.Name)}
-	} else if rev, err = rnd.ChartRevision(ctx, opts); err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s: %w", app.Namespace, app.Name, err)}
-	}
-	res, err := rnd.Render(ctx, dir, opts)
-	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
-	}
-	objs := res.Objects()
-	if err := rules.CheckObjects(app, objs, rnd.Scope); err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
-	}
-	return &appRendered{objects: objs, revision: rev, src: src}, nil
+func renderAppFrom(ctx context.Context, k *kube, app *tendv1.App, src *tendv1.Source, ref string, kn appdiff.Known) (*appdiff.Rendered, error) {
+	r, err := k.differ(nil).Render(ctx, app, src, ref, kn)
+	return r, k.appError(err)
 }
 
-// known are tend objects of one namespace, by name, that are not created
-// yet: what tend adopt maps Argo CD and Flux objects to.
-type known struct {
-	sources  map[string]*tendv1.Source
-	projects map[string]*tendv1.Project
-}
-
-// knownSources reads Sources and Projects of namespace ns from known first.
-type knownSources struct {
-	client.Reader
-	ns    string
-	known known
-}
-
-func (r knownSources) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-	if key.Namespace == r.ns {
-		switch o := obj.(type) {
-		case *tendv1.Source:
-			if s := r.known.sources[key.Name]; s != nil {
-				s.DeepCopyInto(o)
-				return nil
-			}
-		case *tendv1.Project:
-			if p := r.known.projects[key.Name]; p != nil {
-				p.DeepCopyInto(o)
-				return nil
-			}
-		}
-	}
-	return r.Reader.Get(ctx, key, obj, opts...)
-}
-
-// checkoutFiles reads other Sources' files (Helm values) from checkouts of
-// their current revision under dir, one per Source.
-type checkoutFiles struct {
-	k    *kube
-	dir  string
-	revs map[string]checkout
-}
-
-type checkout struct{ rev, dir string }
-
-func (f *checkoutFiles) ReadFile(ctx context.Context, src *tendv1.Source, name string) ([]byte, string, error) {
-	key := src.Namespace + "/" + src.Name
-	co, ok := f.revs[key]
-	if !ok {
-		if src.ResourceVersion != "" && (src.Status.Artifact == nil || src.Status.Artifact.Revision == "") {
-			return nil, "", appspec.ErrSourceNotReady
-		}
-		rev, dir, err := fetchSource(ctx, f.k, src, &tendv1.App{}, "", filepath.Join(f.dir, strconv.Itoa(len(f.revs))))
-		if err != nil {
-			return nil, "", err
-		}
-		co = checkout{rev: rev, dir: dir}
-		f.revs[key] = co
-	}
-	data, err := artifact.ReadFileIn(co.dir, name)
-	return data, co.rev, err
-}
-
-// fetchSource checks the App's git Source out into a directory under dir
-// and returns the revision and the checkout.
-func fetchSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.App, ref, dir string) (string, string, error) {
-	if src.Spec.OCIArtifact() {
-		return pullSource(ctx, k, src, app, ref, dir)
-	}
-	auth, err := controller.GitAuth(ctx, k.c, src)
-	if err != nil {
-		return "", "", err
-	}
-	g := src.Spec.Git
-	opts := git.Options{URL: g.URL, Auth: auth, Timeout: src.Spec.Timeout.Duration}
-	var refs []git.Ref
+// appError turns an error of package appdiff into what the CLI reports.
+func (k *kube) appError(err error) error {
+	var (
+		nf *appdiff.NotFetchedError
+		ie *appdiff.InputError
+		ce *appdiff.ClusterError
+		oc *appdiff.OtherClusterError
+	)
 	switch {
-	case ref != "" && commitSHA.MatchString(ref):
-		refs = []git.Ref{{Commit: ref}}
-	case ref != "":
-		refs = []git.Ref{{Branch: ref}, {Tag: ref}}
-	case app.Spec.TargetRevision != "":
-		refs = []git.Ref{{Commit: app.Spec.TargetRevision}}
-	case src.ResourceVersion == "":
-		// A Source not in the cluster yet (tend adopt maps it from a
-		// Flux or Argo CD object): its ref, as the controller will fetch.
-		refs = []git.Ref{{Branch: g.Ref.Branch, Tag: g.Ref.Tag, SemVer: g.Ref.SemVer, Commit: g.Ref.Commit}}
-	case src.Status.Artifact == nil || src.Status.Artifact.Revision == "":
-		return "", "", &exitError{code: ExitUsage, err: fmt.Errorf("the Source %s/%s has not fetched a revision yet (is the tend controller running? `tend status` shows the Source); pass --revision to render a branch, tag or commit", src.Namespace, src.Name)}
-	case g.Ref.Tag == "" && g.Ref.SemVer == "":
-		// The branch and the commit in it: fetches the branch, which
-		// every server allows, rather than a bare commit.
-		branch := g.Ref.Branch
-		if branch == "" {
-			branch = "main"
+	case err == nil:
+		return nil
+	case errors.As(err, &nf):
+		what := "a branch, tag or commit"
+		if nf.Source.Spec.OCIArtifact() {
+			what = "a tag or digest"
 		}
-		refs = []git.Ref{{Branch: branch, Commit: src.Status.Artifact.Revision}, {Commit: src.Status.Artifact.Revision}}
-	default:
-		refs = []git.Ref{{Commit: src.Status.Artifact.Revision}}
+		return &exitError{code: ExitUsage, err: fmt.Errorf("%w; pass --revision to render %s", err, what)}
+	case errors.As(err, &ie):
+		return &exitError{code: ExitUsage, err: err}
+	case errors.As(err, &oc):
+		return &exitError{code: ExitUsage, err: fmt.Errorf("the App %s/%s deploys to Cluster %s: tend diff compares with the cluster of the kubeconfig only; point --kubeconfig at that cluster and diff the App's directory", oc.Namespace, oc.Name, oc.Cluster)}
+	case errors.As(err, &ce):
+		return k.wrap(ce.Err)
 	}
-	fetcher := &git.Fetcher{}
-	var firstErr error
-	for i, r := range refs {
-		opts.Ref = r
-		res, err := fetcher.Fetch(ctx, filepath.Join(dir, strconv.Itoa(i)), opts)
-		if err == nil {
-			return res.Revision, res.Dir, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-		if !errors.Is(err, git.ErrRefNotFound) {
-			break
-		}
-	}
-	return "", "", fmt.Errorf("fetch Source %s/%s: %w", src.Namespace, src.Name, firstErr)
-}
-
-var commitSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
-// pullSource pulls the App's OCI artifact Source into dir, as the
-// controller does (controller.ArtifactPull): ref (a digest or a tag), the
-// App's pin, the Source's ref for a Source not in the cluster yet, or the
-// digest the Source last pulled.
-func pullSource(ctx context.Context, k *kube, src *tendv1.Source, app *tendv1.App, ref, dir string) (string, string, error) {
-	src = src.DeepCopy()
-	digest := ""
-	switch {
-	case strings.HasPrefix(ref, "sha256:"):
-		digest = ref
-	case ref != "":
-		src.Spec.OCI.Ref = &tendv1.OCIRef{Tag: ref}
-	case app.Spec.TargetRevision != "":
-		digest = app.Spec.TargetRevision
-	case src.ResourceVersion == "":
-	case src.Status.Artifact == nil || src.Status.Artifact.Revision == "":
-		return "", "", &exitError{code: ExitUsage, err: fmt.Errorf("the Source %s/%s has not pulled its artifact yet (is the tend controller running? `tend status` shows the Source); pass --revision to render a tag or digest", src.Namespace, src.Name)}
-	default:
-		digest = src.Status.Artifact.Revision
-	}
-	pull, err := controller.ArtifactPull(ctx, k.c, chart.New(chart.Options{}), src, digest)
-	if err != nil {
-		return "", "", err
-	}
-	dir = filepath.Join(dir, "oci")
-	art, _, err := pull(ctx, "", dir)
-	if err != nil {
-		return "", "", fmt.Errorf("pull Source %s/%s: %w", src.Namespace, src.Name, err)
-	}
-	return art.Revision, dir, nil
+	return err
 }

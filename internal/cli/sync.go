@@ -156,7 +156,7 @@ func (m *Main) syncAppLocal(ctx context.Context, k *kube, app *tendv1.App, o syn
 	}
 	return m.withConn(ctx, k, func(conn *cluster.Conn) error {
 		req := appspec.Request(app, rules)
-		req.Revision, req.Objects = ar.revision, ar.objects
+		req.Revision, req.Objects = ar.Revision, ar.Objects
 		req.Prune = req.Prune || o.prune
 		req.Force, req.DryRun = o.force, o.dryRun
 		return m.runEngine(ctx, conn, req, o)

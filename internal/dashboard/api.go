@@ -436,12 +436,15 @@ func refString(group, kind, ns, name string) string {
 
 // node is one object of an App's resource tree.
 type node struct {
-	Group     string  `json:"group,omitempty"`
-	Kind      string  `json:"kind"`
-	Namespace string  `json:"namespace,omitempty"`
-	Name      string  `json:"name"`
-	Health    string  `json:"health"`
-	Message   string  `json:"message,omitempty"`
+	Group     string `json:"group,omitempty"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Health    string `json:"health"`
+	Message   string `json:"message,omitempty"`
+	// OutOfSync says the App's status lists the object as differing from
+	// git (the controller's view): the page links it to its diff.
+	OutOfSync bool    `json:"outOfSync,omitempty"`
 	Children  []*node `json:"children,omitempty"`
 }
 
@@ -473,9 +476,13 @@ func (s *Server) appTree(w http.ResponseWriter, r *http.Request) {
 	roots := []*node{}
 	byUID := map[types.UID]*node{}
 	namespaces := map[string]bool{}
+	outOfSync := map[apply.ObjectRef]bool{}
+	for _, o := range a.Status.OutOfSync {
+		outOfSync[apply.ObjectRef{Group: o.Group, Kind: o.Kind, Namespace: o.Namespace, Name: o.Name}] = true
+	}
 	for _, ref := range inv.Refs() {
 		e := inv.Entries[ref]
-		n := &node{Group: ref.Group, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name, Health: string(health.Missing)}
+		n := &node{Group: ref.Group, Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name, Health: string(health.Missing), OutOfSync: outOfSync[ref]}
 		roots = append(roots, n)
 		if s.o.Dynamic == nil || s.o.Mapper == nil {
 			continue

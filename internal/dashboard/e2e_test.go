@@ -24,8 +24,9 @@ import (
 // TestDashboardInBrowser drives the dashboard in Debian's headless
 // Chromium with Playwright (e2e/run.mjs): find an App among 200 by
 // searching, open its tree, see a change arrive without a reload, sync,
-// suspend and resume it, roll it back to an earlier sync and unpin it, move around by keyboard and on a phone-sized
-// screen. Screenshots of the main views go to docs/images.
+// suspend and resume it, roll it back to an earlier sync and unpin it, see
+// a drifted App's hook runs and the diff of its drifted objects (Secret
+// values masked), move around by keyboard and on a phone-sized screen. Screenshots of the main views go to docs/images.
 func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a browser against the local control plane")
@@ -60,7 +61,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	f := newFixture(t)
 	ns := f.env.Namespace
 	ctx := context.Background()
-	for i := 0; i < 196; i++ {
+	shopRev := newShop(t, f)
+	a := &tendv1.App{}
+	if err := f.env.Client.Get(ctx, types.NamespacedName{Namespace: ns, Name: "shop"}, a); err != nil {
+		t.Fatal(err)
+	}
+	// What the controller would write about the drift.
+	a.Status.Sync, a.Status.Health, a.Status.Revision = "OutOfSync", "Healthy", shopRev
+	a.Status.OutOfSync = []tendv1.ObjectReference{{Group: "apps", Kind: "Deployment", Namespace: ns, Name: "shop"}, {Kind: "Secret", Namespace: ns, Name: "shop-db"}}
+	a.Status.Conditions = []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "OutOfSync",
+		Message: "2 objects differ from git", LastTransitionTime: metav1.Now()}}
+	if err := f.env.Client.Status().Update(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 195; i++ {
 		create(t, f.env, &tendv1.App{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%03d", i), Namespace: ns, Labels: map[string]string{"team": "svc"}},
 			Spec:       tendv1.AppSpec{SourceRef: tendv1.NamespacedObjectReference{Name: "platform"}, Path: fmt.Sprintf("apps/svc-%03d", i)},
@@ -82,6 +96,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cfg, _ := json.Marshal(map[string]any{
 		"url": l.URL, "chromium": chromium, "namespace": ns, "total": 200, "app": "web",
 		"source": ns + "/platform", "secretValue": secretValue, "screenshots": shots,
+		"drifted": "shop", "driftSecrets": []string{shopSecret, shopDrift},
 	})
 	runCtx, stop := context.WithTimeout(ctx, 5*time.Minute)
 	defer stop()

@@ -19,6 +19,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/tend-gitops/tend/internal/appdiff"
+	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/cluster"
+	"github.com/tend-gitops/tend/internal/health"
 )
 
 // Local is a dashboard on a workstation: its own cache over the
@@ -29,6 +34,10 @@ type Local struct {
 	// URL opens the dashboard (it carries the token once).
 	URL   string
 	cache cache.Cache
+	// conn is the engine's connection diffs go through; its watches of
+	// the kinds diffed stay open while the dashboard runs, so that the
+	// next diff of those kinds is quick.
+	conn *cluster.Conn
 }
 
 // LocalOptions configure ListenLocal.
@@ -99,16 +108,29 @@ func ListenLocal(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 	if err := canList(ctx, kube, o.Namespaces); err != nil {
 		return nil, err
 	}
-	token := randomToken()
-	srv, err := New(Options{Cache: c, Client: cl, Kube: kube, Dynamic: dyn, Mapper: mapper, Token: token, Log: log})
+	checker, err := health.NewChecker(nil)
 	if err != nil {
+		return nil, err
+	}
+	conn, err := cluster.NewConn("", cfg, cluster.ConnOptions{Inventory: &apply.SecretStore{Client: kube}, Health: checker, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	token := randomToken()
+	srv, err := New(Options{
+		Cache: c, Client: cl, Kube: kube, Dynamic: dyn, Mapper: mapper, Token: token, Log: log,
+		Differ: &appdiff.Differ{Config: cfg, Client: cl, Engine: conn.Engine},
+	})
+	if err != nil {
+		conn.Close()
 		return nil, err
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("dashboard: %w (pick another with --addr)", err)
 	}
-	return &Local{Server: srv, Listener: ln, URL: "http://" + ln.Addr().String() + "/?token=" + token, cache: c}, nil
+	return &Local{Server: srv, Listener: ln, URL: "http://" + ln.Addr().String() + "/?token=" + token, cache: c, conn: conn}, nil
 }
 
 // Serve runs the cache and the server until ctx ends. It returns once the
@@ -116,6 +138,7 @@ func ListenLocal(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 func (l *Local) Serve(ctx context.Context, ready func(error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer l.conn.Close()
 	errc := make(chan error, 2)
 	go func() { errc <- l.cache.Start(ctx) }()
 	syncCtx, stop := context.WithTimeout(ctx, time.Minute)

@@ -1,8 +1,9 @@
 // Package dashboard serves tend's web dashboard: a JSON API over Apps,
 // Sources, Notifiers, Clusters and AppSets (read from an informer cache,
 // filtered and paged on the server), each App's resource tree, history and
-// events, the actions people take (sync, refresh, suspend, resume — the
-// same requests as the CLI's, internal/appctl), live updates over
+// events, hook runs, what a sync would change (the same diff as the CLI's,
+// internal/appdiff), the actions people take (sync, refresh, suspend,
+// resume — the same requests as the CLI's, internal/appctl), live updates over
 // server-sent events, and the page itself, embedded in the binary (no CDN,
 // no build step).
 //
@@ -39,6 +40,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/appdiff"
 	"github.com/tend-gitops/tend/internal/dashboard/auth"
 )
 
@@ -57,6 +59,10 @@ type Options struct {
 	// Dynamic and Mapper read the live objects of App trees.
 	Dynamic dynamic.Interface
 	Mapper  meta.RESTMapper
+	// Differ compares an App with the cluster as `tend diff APP` does
+	// (the engine's server-side apply dry run, Secret values masked).
+	// Nil: the diff view says diffs are not available.
+	Differ *appdiff.Differ
 	// Token, when set, is what a browser must present once (?token=) to
 	// get a session cookie; every other request needs that cookie.
 	Token string
@@ -104,6 +110,8 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/apps", s.listApps)
 	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}", s.getApp)
 	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}/tree", s.appTree)
+	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}/diff", s.appDiff)
+	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}/hooks", s.appHooks)
 	mux.HandleFunc("POST /api/v1/apps/{namespace}/{name}/{action}", s.appAction)
 	mux.HandleFunc("GET /api/v1/sources", s.listSources)
 	mux.HandleFunc("GET /api/v1/notifiers", s.listNotifiers)

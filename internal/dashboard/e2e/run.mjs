@@ -84,6 +84,30 @@ try {
   await step("unpinned");
   await page.screenshot({ path: cfg.screenshots + "/dashboard-app-history.png", fullPage: true });
 
+  // A drifted App: its hook runs, then what a sync would change, from the
+  // Diff button and from the tree's link of the drifted Deployment.
+  await page.goto(new URL("/#/apps/" + cfg.namespace + "/" + cfg.drifted, cfg.url).toString());
+  await page.getByRole("heading", { name: cfg.drifted }).first().waitFor({ timeout });
+  const hookTable = page.locator("table.hooks");
+  await hookTable.getByText("smoke").waitFor({ timeout });
+  if (await hookTable.locator(".badge", { hasText: "Succeeded" }).count() !== 2) fail("the hook runs do not show the two hook Jobs succeeded");
+  await page.locator("#toast.show").waitFor({ state: "hidden", timeout });
+  await hookTable.screenshot({ path: cfg.screenshots + "/dashboard-hooks.png" });
+  await page.getByRole("link", { name: "Diff", exact: true }).click();
+  await page.getByRole("heading", { name: "Diff of " + cfg.drifted }).waitFor({ timeout });
+  const deployDiff = page.getByRole("region", { name: "update apps/Deployment " + cfg.namespace + "/" + cfg.drifted });
+  await deployDiff.locator("ins", { hasText: "image: nginx:1.27" }).waitFor({ timeout });
+  await deployDiff.locator("del", { hasText: "image: nginx:drifted" }).waitFor({ timeout });
+  await page.locator("mark.mask", { hasText: "(changed secret value)" }).first().waitFor({ timeout });
+  const text = await page.locator("main").innerText();
+  for (const v of cfg.driftSecrets) if (text.includes(v)) fail("the diff shows a Secret value");
+  await page.screenshot({ path: cfg.screenshots + "/dashboard-diff.png", fullPage: true });
+  await page.getByRole("link", { name: "← " + cfg.drifted }).click();
+  await page.getByRole("link", { name: "Diff of apps/Deployment " + cfg.namespace + "/" + cfg.drifted }).click();
+  await deployDiff.waitFor({ timeout });
+  await page.getByRole("link", { name: "All objects" }).waitFor({ timeout });
+  if (await page.locator("section.objdiff").count() !== 1) fail("the Deployment's diff shows other objects too");
+
   // Keyboard: on a fresh page the skip link comes first.
   await page.goto(new URL("/", cfg.url).toString());
   await page.getByRole("heading", { name: "Apps" }).waitFor({ timeout });

@@ -160,6 +160,7 @@ function treeList(nodes, top) {
   return el("ul", { role: top ? "tree" : "group", "aria-label": top ? "Resources" : null }, nodes.map((n) => el("li", { role: "treeitem" },
     el("span", { class: "kind", text: (n.group ? n.group + "/" : "") + n.kind + " " }),
     el("strong", { text: (n.namespace ? n.namespace + "/" : "") + n.name }), " ", badge(n.health),
+    n.outOfSync ? treeDiffLink(n) : null,
     n.message && n.health !== "Healthy" ? el("div", { class: "kind", text: n.message }) : null,
     n.children && n.children.length ? treeList(n.children) : null)));
 }
@@ -170,7 +171,8 @@ function appView(ns, name) {
   const base = "/api/v1/apps/" + encodeURIComponent(ns) + "/" + encodeURIComponent(name);
   const head = el("div");
   const tree = el("div");
-  main.replaceChildren(el("p", {}, el("a", { href: "#/", text: "← Apps" })), head, el("h2", { text: "Resources" }), tree);
+  const hooks = el("div");
+  main.replaceChildren(el("p", {}, el("a", { href: "#/", text: "← Apps" })), head, el("h2", { text: "Resources" }), tree, hooks);
 
   async function act(action, query) {
     const what = action.split("?")[0];
@@ -200,8 +202,11 @@ function appView(ns, name) {
         a.suspended
           ? el("button", { type: "button", class: "act secondary", id: "resume", onclick: () => act("resume"), text: "Resume" })
           : el("button", { type: "button", class: "act secondary", id: "suspend", onclick: () => act("suspend"), text: "Suspend" }),
-        a.pinned ? el("button", { type: "button", class: "act secondary", id: "unpin", onclick: () => act("unpin"), text: "Unpin" }) : null)
-        : el("p", { class: "muted", id: "read-only", text: "You may look at this App but not act on it (that needs the operator role in namespace " + ns + ")." }),
+        a.pinned ? el("button", { type: "button", class: "act secondary", id: "unpin", onclick: () => act("unpin"), text: "Unpin" }) : null,
+        diffLink(ns, name))
+        : el("div", { class: "actions" },
+          el("p", { class: "muted", id: "read-only", text: "You may look at this App but not act on it (that needs the operator role in namespace " + ns + ")." }),
+          diffLink(ns, name)),
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
       el("h2", { text: "Conditions" }),
       a.conditions.length ? a.conditions.map((c) => el("div", { class: "cond " + (c.status === "True" && c.type !== "Stalled" ? "ok" : c.type === "Reconciling" ? "" : "bad") },
@@ -222,6 +227,7 @@ function appView(ns, name) {
         el("td", {}, badge(e.type)), el("td", { text: e.reason }),
         el("td", { class: "msg", text: e.message }), el("td", { text: ago(e.last) }))))) : el("p", { class: "muted", text: "No events." }));
     tree.replaceChildren(t.nodes.length ? el("div", { class: "tree" }, treeList(t.nodes, true)) : el("p", { class: "muted", text: "Nothing applied yet." }));
+    await loadHookRuns(hooks, base);
   }
   refresh = load;
   return load();
@@ -270,6 +276,7 @@ function route() {
   const focused = document.activeElement && document.activeElement.id;
   const caret = focused && document.activeElement.selectionStart;
   if (parts[0] === "apps" && parts.length === 3) appView(parts[1], parts[2]);
+  else if (parts[0] === "apps" && parts.length === 4 && parts[3] === "diff") diffView(parts[1], parts[2], params);
   else if (lists[parts[0]]) simpleList(parts[0], ...lists[parts[0]]);
   else appListView(params);
   const again = focused && document.getElementById(focused);

@@ -1,0 +1,127 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/dashboard"
+	"github.com/tend-gitops/tend/internal/testenv"
+)
+
+// TestControllerServesDashboard runs `tend controller --dashboard-addr`
+// in-process: nobody can sign in until `tend dashboard token` has run; the
+// token it prints once signs in as admin, and the dashboard lists the
+// controller's Apps.
+func TestControllerServesDashboard(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	base := "http://" + addr
+	runCtx, stop := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var logs bytes.Buffer
+	go func() {
+		m := &Main{Stdout: io.Discard, Stderr: &logs}
+		done <- m.Run(runCtx, []string{"controller", "--kubeconfig", cl.Kubeconfig, "--watch-namespace", cl.Namespace,
+			"--leader-election-namespace", cl.Namespace, "--metrics-addr", "0", "--probe-addr", "0", "--webhook-addr", "0",
+			"--dashboard-addr", addr, "--data-dir", t.TempDir()})
+	}()
+	var once sync.Once
+	halt := func() { once.Do(func() { stop(); <-done }) }
+	t.Cleanup(halt)
+	repo := testenv.NewGitRepo(t, map[string]string{"web/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  v: \"1\"\n"})
+	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: cl.Namespace}, Spec: tendv1.SourceSpec{
+		Git: &tendv1.GitSource{URL: repo.URL, Ref: tendv1.GitRef{Branch: "main"}}}}
+	app := &tendv1.App{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: cl.Namespace}, Spec: tendv1.AppSpec{
+		SourceRef: tendv1.NamespacedObjectReference{Name: "repo"}, Path: "web", Destination: tendv1.Destination{Namespace: cl.Namespace}}}
+	for _, obj := range []client.Object{src, app} {
+		if err := cl.c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	jar, _ := cookiejar.New(nil)
+	web := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	get := func(path string) (int, string) {
+		resp, err := web.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	eventually(t, "the dashboard asking for `tend dashboard token`", 60*time.Second, func() bool {
+		code, body := get("/")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "tend dashboard token")
+	})
+	eventually(t, "a session key in the Secret", 30*time.Second, func() bool {
+		s, err := cl.Clientset.CoreV1().Secrets(cl.Namespace).Get(ctx, dashboard.DefaultTeamName, metav1.GetOptions{})
+		return err == nil && len(s.Data[dashboard.SecretSessionKey]) == 32
+	})
+
+	var out, errb bytes.Buffer
+	m := &Main{Stdout: &out, Stderr: &errb}
+	if code := m.Run(ctx, []string{"dashboard", "token", "--kubeconfig", cl.Kubeconfig, "-n", cl.Namespace}); code != 0 {
+		t.Fatalf("tend dashboard token: exit %d: %s", code, errb.String())
+	}
+	token := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(token, "tend_admin_") || strings.Contains(errb.String(), token) {
+		t.Fatalf("tend dashboard token printed %q (stderr %q): want the token alone on stdout", token, errb.String())
+	}
+	eventually(t, "sign-in with the printed token", 30*time.Second, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, base+"/auth/token", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", base)
+		resp, err := web.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/"
+	})
+	code, body := get("/api/v1/apps")
+	var list struct {
+		Items []struct{ Namespace, Name string } `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(body), &list); code != http.StatusOK || err != nil || len(list.Items) != 1 || list.Items[0].Name != "web" {
+		t.Fatalf("App list: %d %s", code, body)
+	}
+	// The diff runs on the controller's own engine: after the sync,
+	// nothing to change.
+	eventually(t, "App web synced", 60*time.Second, func() bool {
+		var a tendv1.App
+		return cl.c.Get(ctx, client.ObjectKeyFromObject(app), &a) == nil && a.Status.Revision == repo.Head()
+	})
+	code, body = get("/api/v1/apps/" + cl.Namespace + "/web/diff")
+	var d struct {
+		Summary  string `json:"summary"`
+		Revision string `json:"revision"`
+	}
+	if err := json.Unmarshal([]byte(body), &d); code != http.StatusOK || err != nil || d.Summary != "1 unchanged" || d.Revision != repo.Head() {
+		t.Errorf("diff through the controller's dashboard: %d %s", code, body)
+	}
+	halt() // logs is the controller's until it has stopped
+	if strings.Contains(logs.String(), token) {
+		t.Error("the controller logged the admin token")
+	}
+}
