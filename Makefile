@@ -21,7 +21,7 @@ GO_TAGS     := kustomize_disable_go_plugin_support
 # generated from tend's Argo CD types and Flux's own API modules, for the
 # kinds tend reconciles only.
 COMPAT_PATHS := paths=./internal/argocd/... paths=github.com/fluxcd/source-controller/api/v1 paths=github.com/fluxcd/kustomize-controller/api/v1 paths=github.com/fluxcd/helm-controller/api/v2 paths=github.com/fluxcd/notification-controller/api/v1beta3 paths=github.com/fluxcd/notification-controller/api/v1
-COMPAT_DROP  := source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_externalartifacts.yaml source.toolkit.fluxcd.io_helmcharts.yaml
+COMPAT_DROP  := source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_externalartifacts.yaml
 TEST_FLAGS  ?= -timeout 30m
 # Stamped into tend binaries (`tend version`, the tend_build_info metric,
 # the install manifests' version label and image tag).

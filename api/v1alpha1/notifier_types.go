@@ -38,13 +38,19 @@ type NotifierSpec struct {
 	// +optional
 	AppSelector *metav1.LabelSelector `json:"appSelector,omitempty"`
 	// Apps names the Apps, in the Notifier's namespace, whose events are
-	// sent; with appSelector an App must match both. Empty: any App.
+	// sent; with appSelector an App must match both. Empty: any App, unless
+	// spec.sources is set (then appSelector {} selects every App).
 	// +optional
 	Apps []string `json:"apps,omitempty"`
+	// Sources selects the Sources, in the Notifier's namespace, whose
+	// events (FetchFailed, NewRevision) are sent; unset sends none. With
+	// sources set and neither apps nor appSelector, no App events are sent.
+	// +optional
+	Sources *NotifierSources `json:"sources,omitempty"`
 	// Events lists the event types to send: SyncStarted, SyncSucceeded,
 	// SyncFailed, HealthDegraded, HealthRecovered, DriftDetected,
-	// DriftCorrected, Pruned, HookFailed, RolledBack. Empty: all of them
-	// (subject to severity).
+	// DriftCorrected, Pruned, HookFailed, RolledBack (of Apps), FetchFailed,
+	// NewRevision (of Sources). Empty: all of them (subject to severity).
 	// +optional
 	Events []NotifierEvent `json:"events,omitempty"`
 	// Severity is the lowest severity sent: info (everything), warning
@@ -54,6 +60,18 @@ type NotifierSpec struct {
 	// +kubebuilder:default=info
 	// +optional
 	Severity string `json:"severity,omitempty"`
+	// InclusionList, when set, sends only the events whose message or error
+	// matches one of these regular expressions (Go's RE2 syntax).
+	// +optional
+	InclusionList []string `json:"inclusionList,omitempty"`
+	// ExclusionList: events whose message or error matches one of these
+	// regular expressions are not sent.
+	// +optional
+	ExclusionList []string `json:"exclusionList,omitempty"`
+	// Metadata is added to every message: as fields of chat messages and
+	// as "metadata" of the generic webhook's JSON.
+	// +optional
+	Metadata map[string]string `json:"metadata,omitempty"`
 	// BaseURL, when set, makes messages link to the App:
 	// <baseURL>/apps/<namespace>/<name>.
 	// +optional
@@ -68,9 +86,35 @@ type NotifierSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 }
 
-// NotifierEvent is an App event type.
-// +kubebuilder:validation:Enum=SyncStarted;SyncSucceeded;SyncFailed;HealthDegraded;HealthRecovered;DriftDetected;DriftCorrected;Pruned;HookFailed;RolledBack
+// NotifierEvent is an App or Source event type.
+// +kubebuilder:validation:Enum=SyncStarted;SyncSucceeded;SyncFailed;HealthDegraded;HealthRecovered;DriftDetected;DriftCorrected;Pruned;HookFailed;RolledBack;FetchFailed;NewRevision
 type NotifierEvent string
+
+// NotifierSources selects Sources whose events a Notifier sends: a Source
+// must match every field set.
+type NotifierSources struct {
+	// Names selects Sources by name; empty: any name.
+	// +optional
+	Names []string `json:"names,omitempty"`
+	// Types selects Sources by type: git, helm (chart repositories, over
+	// HTTP or OCI) or oci (OCI artifacts: spec.oci with a ref). Empty: any.
+	// +optional
+	Types []SourceType `json:"types,omitempty"`
+	// Selector selects Sources by label.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
+
+// SourceType is the kind of a Source's origin.
+// +kubebuilder:validation:Enum=git;helm;oci
+type SourceType string
+
+// Source types.
+const (
+	SourceTypeGit  SourceType = "git"
+	SourceTypeHelm SourceType = "helm"
+	SourceTypeOCI  SourceType = "oci"
+)
 
 // NotifierStatus reports deliveries.
 type NotifierStatus struct {

@@ -147,6 +147,20 @@ func (s *SourceSpec) OCIArtifact() bool {
 	return s.OCI != nil && s.OCI.Ref != nil
 }
 
+// Type is the Source's type: git, oci for an OCI artifact, helm for a
+// chart repository (HTTP or OCI); "" when none is set.
+func (s *SourceSpec) Type() SourceType {
+	switch {
+	case s.Git != nil:
+		return SourceTypeGit
+	case s.OCIArtifact():
+		return SourceTypeOCI
+	case s.Helm != nil, s.OCI != nil:
+		return SourceTypeHelm
+	}
+	return ""
+}
+
 // SourceStatus is what tend last fetched.
 type SourceStatus struct {
 	// ObservedGeneration is the spec generation last acted on.

@@ -16,8 +16,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -136,4 +139,175 @@ func annotation(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionReso
 		t.Fatal(err)
 	}
 	return u.GetAnnotations()[key]
+}
+
+// A Flux Receiver gets the status notification-controller gave it, so
+// that `flux get receivers` works: Ready with the path it is served at
+// (status.webhookPath, the sha256 of token, name and namespace), False
+// with TokenNotFound until its Secret exists, ValidationFailed for a CEL
+// filter that does not compile, Unsupported naming a type tend does not
+// serve. Its CEL filters choose what a delivery annotates: resourceFilter
+// over the resource (res), a resource's filter over the body (req).
+func TestCompatFluxReceiverStatusAndFilters(t *testing.T) {
+	cl := newCluster(t)
+	ns := cl.Namespace
+	ctx := context.Background()
+	dyn := installCompat(t, cl)
+	receivers := schema.GroupVersionResource{Group: "notification.toolkit.fluxcd.io", Version: "v1", Resource: "receivers"}
+	repo := testenv.NewGitRepo(t, nil)
+	repo.Commit("v1", map[string]string{"apps/cm.yaml": configMapYAML("shop", "1")})
+	const token = "receiver-token"
+	secret := func(name string) {
+		t.Helper()
+		if _, err := cl.Clientset.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: map[string]string{"token": token},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret("webhook-token")
+	for _, name := range []string{"fleet", "staging"} {
+		createYAML(t, dyn, fluxGitRepos, fmt.Sprintf(`apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: %s, namespace: %s, labels: {app: shop}}
+spec: {interval: 1h, url: %s, ref: {branch: main}}
+`, name, ns, repo.URL))
+	}
+	createYAML(t, dyn, receivers, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: push, namespace: %s}
+spec:
+  type: generic
+  secretRef: {name: webhook-token}
+  resources: [{kind: GitRepository, name: "*", matchLabels: {app: shop}, filter: "req.ref == 'refs/heads/main'"}]
+  resourceFilter: "res.metadata.name != 'staging'"
+`, ns))
+	createYAML(t, dyn, receivers, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: later, namespace: %s}
+spec:
+  type: github
+  secretRef: {name: later-token}
+  resources: [{kind: GitRepository, name: fleet}]
+`, ns))
+	createYAML(t, dyn, receivers, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: bad-filter, namespace: %s}
+spec:
+  type: generic
+  secretRef: {name: webhook-token}
+  resources: [{kind: GitRepository, name: fleet}]
+  resourceFilter: "res.metadata.name +"
+`, ns))
+	createYAML(t, dyn, receivers, fmt.Sprintf(`apiVersion: notification.toolkit.fluxcd.io/v1
+kind: Receiver
+metadata: {name: registry, namespace: %s}
+spec:
+  type: harbor
+  secretRef: {name: webhook-token}
+  resources: [{kind: GitRepository, name: fleet}]
+`, ns))
+	cl.startControllerWith(t, func(o *controller.Options) {
+		o.Compat = []string{"flux"}
+		o.Extra = func(_ context.Context, mgr manager.Manager, _ *controller.Controller) error {
+			return setupFluxReceiverStatus(mgr, *o)
+		}
+	})
+	ready := func(name string) (status, reason, message string) {
+		u, err := dyn.Resource(receivers).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return "", "", ""
+		}
+		conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+		for _, c := range conds {
+			m, _ := c.(map[string]any)
+			if m["type"] == "Ready" {
+				status, _ = m["status"].(string)
+				reason, _ = m["reason"].(string)
+				message, _ = m["message"].(string)
+			}
+		}
+		return status, reason, message
+	}
+	path := func(name string) string {
+		sum := sha256.Sum256([]byte(token + name + ns))
+		return "/hook/" + hex.EncodeToString(sum[:])
+	}
+	eventually(t, "Receiver push Ready with its path", time.Minute, func() bool {
+		s, r, m := ready("push")
+		return s == "True" && r == "Succeeded" && m == "Receiver initialized for path: "+path("push") &&
+			getStatus(dyn, receivers, ns, "push", "webhookPath") == path("push") &&
+			observedGeneration(dyn, receivers, ns, "push") == 1
+	})
+	for _, tc := range []struct{ name, reason, message string }{
+		{"later", "TokenNotFound", "Secret " + ns + "/later-token (spec.secretRef) not found"},
+		{"bad-filter", "ValidationFailed", "spec.resourceFilter"},
+		{"registry", "Unsupported", "spec.type harbor is not supported"},
+	} {
+		eventually(t, "Receiver "+tc.name+" not Ready: "+tc.reason, time.Minute, func() bool {
+			s, r, m := ready(tc.name)
+			return s == "False" && r == tc.reason && strings.Contains(m, tc.message)
+		})
+	}
+	if p := getStatus(dyn, receivers, ns, "later", "webhookPath"); p != "" {
+		t.Errorf("Receiver later has path %q without its token", p)
+	}
+
+	// The Secret created, `flux reconcile receiver` finds it at once.
+	secret("later-token")
+	if _, err := dyn.Resource(receivers).Namespace(ns).Patch(ctx, "later", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":"now"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "Receiver later Ready once its Secret exists", time.Minute, func() bool {
+		s, _, _ := ready("later")
+		return s == "True" && getStatus(dyn, receivers, ns, "later", "webhookPath") == path("later") &&
+			getStatus(dyn, receivers, ns, "later", "lastHandledReconcileAt") == "now"
+	})
+
+	srv := httptest.NewServer(&webhook.FluxReceivers{Client: cl.c, SecretReader: cl.c, Namespaces: []string{ns}})
+	defer srv.Close()
+	post := func(path, body string) (int, webhook.FluxResponse) {
+		t.Helper()
+		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out webhook.FluxResponse
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	// A push to another branch: the resource's filter is false for both.
+	if code, out := post(path("push"), `{"ref":"refs/heads/dev"}`); code != http.StatusOK || len(out.Resources) != 0 {
+		t.Errorf("push to dev: %d %+v, want 200 annotating nothing", code, out)
+	}
+	// To main: staging, which resourceFilter leaves out, is not annotated.
+	code, out := post(path("push"), `{"ref":"refs/heads/main"}`)
+	if code != http.StatusOK || strings.Join(out.Resources, ",") != "GitRepository/"+ns+"/fleet" || !strings.Contains(out.Message, "1 left out by the CEL filters") {
+		t.Errorf("push to main: %d %+v, want 200 annotating only GitRepository %s/fleet", code, out, ns)
+	}
+	if got := annotation(t, dyn, fluxGitRepos, ns, "staging", webhook.FluxRequestedAt); got != "" {
+		t.Errorf("GitRepository staging was annotated (%q); resourceFilter leaves it out", got)
+	}
+	if got := annotation(t, dyn, fluxGitRepos, ns, "fleet", webhook.FluxRequestedAt); got == "" {
+		t.Errorf("GitRepository fleet was not annotated")
+	}
+	if code, out := post(path("bad-filter"), `{}`); code != http.StatusBadRequest || !strings.Contains(out.Message, "spec.resourceFilter") {
+		t.Errorf("a Receiver whose filter does not compile: %d %+v, want 400 naming spec.resourceFilter", code, out)
+	}
+}
+
+// observedGeneration is status.observedGeneration of an object, -1 when
+// unset.
+func observedGeneration(dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) int64 {
+	u, err := dyn.Resource(gvr).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return -1
+	}
+	g, ok, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	if !ok {
+		return -1
+	}
+	return g
 }

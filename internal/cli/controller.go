@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tend-gitops/tend/internal/appdiff"
@@ -99,6 +101,13 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				if webhookAddr == "0" || webhookAddr == "" {
 					return nil
 				}
+				if slices.Contains(opts.Compat, "flux") {
+					// Flux's Receivers' status, as notification-controller
+					// wrote it; served or not, their paths are theirs.
+					if err := setupFluxReceiverStatus(mgr, opts); err != nil {
+						return err
+					}
+				}
 				srv := &webhookServer{addr: webhookAddr, log: opts.Log, handler: &webhook.Receiver{
 					Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
 					SecretNamespace: opts.LeaderElectionNamespace, SecretName: webhookSecret,
@@ -153,6 +162,23 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.BoolVar(&json, "log-json", false, "log as JSON")
 	f.IntVar(&gcPercent, "gc-percent", DefaultGCPercent, "how far Go's heap may grow over live data before a collection, in percent (GOGC; the GOGC variable wins unless this flag is given)")
 	return cmd
+}
+
+// setupFluxReceiverStatus registers the writer of Flux's Receivers'
+// status, unless the cluster has no Receiver CRD (Flux installed without
+// its notification-controller).
+func setupFluxReceiverStatus(mgr manager.Manager, opts controller.Options) error {
+	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: "notification.toolkit.fluxcd.io", Kind: "Receiver"}, "v1"); err != nil {
+		if meta.IsNoMatchError(err) {
+			opts.Log.Info("compat: the cluster has no Receiver CRD; Receivers are not served (tend install --compat flux installs it)")
+			return nil
+		}
+		return err
+	}
+	return (&webhook.FluxReceiverStatus{
+		Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("tend"),
+		Namespaces: opts.Namespaces, Log: opts.Log.With("controller", "flux-receiver"),
+	}).SetupWithManager(mgr)
 }
 
 // DefaultGCPercent is the controller's GOGC. Go's default of 100 lets the

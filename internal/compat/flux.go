@@ -36,7 +36,8 @@ var fluxKinds = []*kind{
 	// has no such kind.
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.OCIRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, optional: true},
 	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: fluxInventory},
-	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects},
+	// A HelmRelease's chartRef may name a HelmChart, which it reads.
+	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects, watch: watchHelmCharts},
 	// An Alert and its Provider map to one Notifier; Flux gives neither a
 	// status.
 	{family: Flux, gvk: notifyv1beta3.GroupVersion.WithKind(notifyv1beta3.AlertKind), convert: convertFluxAlert, optional: true, watch: watchProviders,
@@ -100,6 +101,36 @@ func watchProviders(b *builder.Builder, c client.Client) *builder.Builder {
 	}))
 }
 
+// watchHelmCharts enqueues the HelmReleases whose chartRef names a
+// HelmChart when it changes; without the HelmChart CRD there is nothing to
+// watch.
+func watchHelmCharts(b *builder.Builder, c client.Client) *builder.Builder {
+	if _, err := c.RESTMapper().RESTMapping(helmChartGVK.GroupKind(), helmChartGVK.Version); err != nil {
+		return b
+	}
+	hc := &unstructured.Unstructured{}
+	hc.SetGroupVersionKind(helmChartGVK)
+	return b.Watches(hc, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		releases := &unstructured.UnstructuredList{}
+		releases.SetGroupVersionKind(helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind + "List"))
+		if err := c.List(ctx, releases); err != nil {
+			return nil
+		}
+		var out []reconcile.Request
+		for _, r := range releases.Items {
+			ref, _, _ := unstructured.NestedStringMap(r.Object, "spec", "chartRef")
+			ns := ref["namespace"]
+			if ns == "" {
+				ns = r.GetNamespace()
+			}
+			if ref["kind"] == sourcev1.HelmChartKind && ref["name"] == o.GetName() && ns == o.GetNamespace() {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&r)})
+			}
+		}
+		return out
+	}))
+}
+
 // fluxRequestedAt is the annotation `flux reconcile` sets; Flux answers it
 // with status.lastHandledReconcileAt.
 const fluxRequestedAt = "reconcile.fluxcd.io/requestedAt"
@@ -125,14 +156,41 @@ func fluxCascading(finalizers []string) []string {
 	return nil
 }
 
+// helmChartGVK is Flux's HelmChart, which a HelmRelease's chartRef may
+// name.
+var helmChartGVK = sourcev1.GroupVersion.WithKind(sourcev1.HelmChartKind)
+
 // convertFlux maps one Flux object; each maps on its own (sourceRef and
-// dependsOn name objects that keep their names).
-func convertFlux(_ context.Context, _ client.Reader, obj *unstructured.Unstructured, _ Options) (*conversion, error) {
+// dependsOn name objects that keep their names), but for a HelmRelease
+// whose chartRef names a HelmChart, which is read with it.
+func convertFlux(ctx context.Context, rd client.Reader, obj *unstructured.Unstructured, _ Options) (*conversion, error) {
 	body, err := obj.MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
-	res := flux.Convert([]flux.Document{{Where: "in the cluster", Body: body}})
+	docs := []flux.Document{{Where: "in the cluster", Body: body}}
+	if kind, _, _ := unstructured.NestedString(obj.Object, "spec", "chartRef", "kind"); kind == sourcev1.HelmChartKind && obj.GetKind() == helmv2.HelmReleaseKind {
+		name, _, _ := unstructured.NestedString(obj.Object, "spec", "chartRef", "name")
+		ns, _, _ := unstructured.NestedString(obj.Object, "spec", "chartRef", "namespace")
+		if ns == "" {
+			ns = obj.GetNamespace()
+		}
+		hc := &unstructured.Unstructured{}
+		hc.SetGroupVersionKind(helmChartGVK)
+		switch err := rd.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, hc); {
+		case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+			// Converted alone, the HelmRelease names the missing HelmChart.
+		case err != nil:
+			return nil, err
+		default:
+			b, err := hc.MarshalJSON()
+			if err != nil {
+				return nil, err
+			}
+			docs = append(docs, flux.Document{Where: "in the cluster", Body: b})
+		}
+	}
+	res := flux.Convert(docs)
 	if len(res.Errors) > 0 {
 		return &conversion{err: errors.Join(res.Errors...)}, nil
 	}

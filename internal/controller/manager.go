@@ -301,6 +301,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	nopts.Namespaces = opts.Namespaces
 	c.Notifications = notify.NewDispatcher(nopts)
 	apps.Notify = c.Notifications.Publish
+	c.Sources.Notify = c.Notifications.Publish
 	if err := mgr.Add(c.Notifications); err != nil {
 		return nil, err
 	}

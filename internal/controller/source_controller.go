@@ -23,6 +23,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/artifact"
+	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/source/chart"
 	"github.com/tend-gitops/tend/internal/source/git"
@@ -61,6 +62,9 @@ type SourceReconciler struct {
 	Log      *slog.Logger
 	// OnNewRevision is called after a Source's revision changed.
 	OnNewRevision func(src types.NamespacedName)
+	// Notify, when set, is given the Source's events for Notifiers: a new
+	// revision fetched, and each new fetch failure (not each retry).
+	Notify func(notify.Event)
 	// Workers is the number of concurrent fetches (default 4).
 	Workers int
 
@@ -200,6 +204,7 @@ func (r *SourceReconciler) fetchFailed(src *tendv1.Source, err error, stallReaso
 	if src.Status.Artifact != nil {
 		msg += "; still serving revision " + src.Status.Artifact.Revision
 	}
+	r.notifyFailure(src, msg, err.Error())
 	if stallReason != "" {
 		stall(&src.Status.Conditions, src.Generation, stallReason, err.Error())
 		setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, msg)
@@ -220,6 +225,7 @@ func (r *SourceReconciler) fetched(src *tendv1.Source, art artifact.Artifact, wh
 	if src.Status.Artifact == nil || src.Status.Artifact.Revision != art.Revision {
 		src.Status.Artifact = &tendv1.Artifact{Revision: art.Revision, Ref: art.Ref, Subject: art.Subject, FetchedAt: metav1.NewTime(art.FetchedAt)}
 		r.event(src, corev1.EventTypeNormal, ReasonNewRevision, what+": "+art.Subject)
+		r.publish(src, notify.Event{Kind: notify.NewRevision, Revision: art.Revision, Subject: art.Subject, Message: what + ": " + art.Subject})
 	}
 	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, ready)
 }
@@ -245,6 +251,7 @@ func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source,
 			if errors.Is(err, chart.ErrUnauthorized) {
 				reason = ReasonFetchFailed
 			}
+			r.notifyFailure(src, err.Error(), err.Error())
 			stall(&src.Status.Conditions, src.Generation, reason, err.Error())
 			setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonFetchFailed, err.Error())
 			return ctrl.Result{RequeueAfter: interval}, nil
@@ -252,6 +259,7 @@ func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source,
 		if was := meta.FindStatusCondition(src.Status.Conditions, tendv1.ConditionReady); was == nil || was.Reason != ReasonFetchFailed || was.Message != err.Error() {
 			r.event(src, corev1.EventTypeWarning, ReasonFetchFailed, err.Error())
 		}
+		r.notifyFailure(src, err.Error(), err.Error())
 		setNotReady(&src.Status.Conditions, src.Generation, ReasonFetchFailed, err.Error())
 		return ctrl.Result{}, err
 	}
@@ -331,6 +339,30 @@ func fetchNeedsChange(err error) bool {
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+// notifyFailure publishes a FetchFailed event unless src's Ready
+// condition already says the same (msg): a failure is told once, not at
+// every retry, and not again after a restart.
+func (r *SourceReconciler) notifyFailure(src *tendv1.Source, msg, errText string) {
+	if was := meta.FindStatusCondition(src.Status.Conditions, tendv1.ConditionReady); was != nil && was.Reason == ReasonFetchFailed && was.Message == msg {
+		return
+	}
+	what := "fetch failed"
+	if a := src.Status.Artifact; a != nil {
+		what += "; still serving revision " + shortRev(a.Revision)
+	}
+	r.publish(src, notify.Event{Kind: notify.FetchFailed, Message: what, Error: errText})
+}
+
+// publish hands a Source's event to Notify.
+func (r *SourceReconciler) publish(src *tendv1.Source, e notify.Event) {
+	if r.Notify == nil {
+		return
+	}
+	e.Severity, e.Time = notify.SeverityOf(e.Kind), time.Now()
+	e.AppNamespace, e.SourceName, e.SourceType, e.Labels = src.Namespace, src.Name, string(src.Spec.Type()), src.Labels
+	r.Notify(e)
+}
 
 func (r *SourceReconciler) event(obj runtime.Object, typ, reason, note string) {
 	if r.Recorder != nil {

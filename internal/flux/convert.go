@@ -1,5 +1,5 @@
 // Package flux reads Flux's API (GitRepository, HelmRepository,
-// OCIRepository, Kustomization, HelmRelease, Alert and Provider, decoded with Flux's own
+// OCIRepository, Kustomization, HelmRelease with its HelmChart, Alert and Provider, decoded with Flux's own
 // Go types) and maps it to tend's: Sources, Apps and Notifiers of the same
 // meaning, named as the Flux
 // objects are, so that dependsOn and sourceRef keep pointing where they
@@ -35,6 +35,7 @@ const (
 	kindOCIRepository  = "source.toolkit.fluxcd.io/OCIRepository"
 	kindKustomization  = "kustomize.toolkit.fluxcd.io/Kustomization"
 	kindHelmRelease    = "helm.toolkit.fluxcd.io/HelmRelease"
+	kindHelmChart      = "source.toolkit.fluxcd.io/HelmChart"
 )
 
 // IsFlux says whether apiVersion belongs to one of Flux's API groups.
@@ -68,10 +69,14 @@ type Result struct {
 // Convert maps the Flux objects in docs; other objects are ignored.
 func Convert(docs []Document) *Result {
 	c := &converter{res: &Result{}, sources: map[string]string{}, apps: map[string]string{},
-		notifiers: map[string]string{}, providers: map[string]*notifyv1beta3.Provider{}}
+		notifiers: map[string]string{}, providers: map[string]*notifyv1beta3.Provider{}, helmCharts: map[string]*sourcev1.HelmChart{}}
 	for _, d := range docs {
 		c.where = d.Where
 		c.document(d.Body)
+	}
+	for _, d := range c.pendingReleases {
+		c.where = d.where
+		c.helmRelease(d.release)
 	}
 	c.alerts()
 	c.res.Errors = c.errs
@@ -91,6 +96,17 @@ type converter struct {
 	// are converted once every document is read.
 	providers     map[string]*notifyv1beta3.Provider
 	pendingAlerts []alertDoc
+	// helmCharts are Flux's HelmCharts by "namespace/name"; the
+	// HelmReleases whose chartRef names one (pendingReleases) are
+	// converted once every document is read.
+	helmCharts      map[string]*sourcev1.HelmChart
+	pendingReleases []releaseDoc
+}
+
+// releaseDoc is a HelmRelease waiting for its HelmChart.
+type releaseDoc struct {
+	where   string
+	release *helmv2.HelmRelease
 }
 
 func (c *converter) fail(field, format string, args ...any) {
@@ -151,7 +167,19 @@ func (c *converter) document(body []byte) {
 	case kindHelmRelease:
 		var o helmv2.HelmRelease
 		if c.version(head, helmv2.GroupVersion.Version) && decode(&o) {
+			if o.Spec.ChartRef != nil && o.Spec.ChartRef.Kind == sourcev1.HelmChartKind {
+				// Its HelmChart may come later in the input.
+				c.pendingReleases = append(c.pendingReleases, releaseDoc{where: c.where, release: &o})
+				return
+			}
 			c.helmRelease(&o)
+		}
+	case kindHelmChart:
+		// Read by the HelmReleases whose chartRef names it; Flux's own
+		// HelmCharts (of spec.chart) need nothing.
+		var o sourcev1.HelmChart
+		if c.version(head, sourcev1.GroupVersion.Version) && decode(&o) {
+			c.helmCharts[o.Namespace+"/"+o.Name] = &o
 		}
 	case kindProvider:
 		var o notifyv1beta3.Provider
@@ -452,32 +480,36 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 		}
 	}
 	switch {
+	case s.ChartRef != nil && s.ChartRef.Kind == sourcev1.HelmChartKind:
+		// A HelmChart names the chart as spec.chart.spec does.
+		ns := s.ChartRef.Namespace
+		if ns == "" {
+			ns = o.Namespace
+		}
+		hc := c.helmCharts[ns+"/"+s.ChartRef.Name]
+		if hc == nil {
+			c.fail("spec.chartRef", "HelmChart %s/%s is not in the input: add it (its chart, version, sourceRef and valuesFiles become the App's)", ns, s.ChartRef.Name)
+			break
+		}
+		hs := hc.Spec
+		field := fmt.Sprintf("HelmChart %s/%s spec", ns, hc.Name)
+		c.chartSource(field, chartSource{chart: hs.Chart, version: hs.Version, kind: hs.SourceRef.Kind, name: hs.SourceRef.Name, namespace: ns,
+			valuesFiles: hs.ValuesFiles, verify: hs.Verify != nil, ignoreMissing: hs.IgnoreMissingValuesFiles, strategy: hs.ReconcileStrategy}, a, h)
+		if hs.Suspend {
+			c.warn("%s.suspend is not applied: tend fetches the chart when the App renders; suspend the HelmRelease instead", field)
+		}
 	case s.ChartRef != nil:
 		// The OCIRepository's artifact is the chart; tend unpacks it with
 		// the chart at the root.
 		ref := s.ChartRef
-		a.SourceRef = c.sourceRef("spec.chartRef", ref.Kind, ref.Name, ref.Namespace, sourcev1.OCIRepositoryKind)
+		a.SourceRef = c.sourceRef("spec.chartRef", ref.Kind, ref.Name, ref.Namespace, sourcev1.OCIRepositoryKind, sourcev1.HelmChartKind)
 	case s.Chart == nil:
 		c.fail("spec.chart", "required")
 	default:
 		cs := s.Chart.Spec
 		ref := cs.SourceRef
-		a.SourceRef = c.sourceRef("spec.chart.spec.sourceRef", ref.Kind, ref.Name, ref.Namespace, sourcev1.HelmRepositoryKind, sourcev1.GitRepositoryKind)
-		if ref.Kind == sourcev1.GitRepositoryKind {
-			// A chart directory in git: chart is its path.
-			a.Path = strings.TrimPrefix(strings.TrimPrefix(cs.Chart, "./"), "/")
-			h.ValuesFiles = cs.ValuesFiles
-		} else {
-			a.Chart = &tendv1.ChartSpec{Name: cs.Chart, Version: cs.Version}
-			if len(cs.ValuesFiles) > 0 {
-				c.fail("spec.chart.spec.valuesFiles", "files of a chart from a repository are not read; move the values into spec.values")
-			}
-		}
-		c.unsupported("not supported; remove it", map[string]bool{
-			"spec.chart.spec.verify":                   cs.Verify != nil,
-			"spec.chart.spec.ignoreMissingValuesFiles": cs.IgnoreMissingValuesFiles,
-			"spec.chart.spec.reconcileStrategy":        cs.ReconcileStrategy != "" && cs.ReconcileStrategy != "ChartVersion",
-		})
+		c.chartSource("spec.chart.spec", chartSource{chart: cs.Chart, version: cs.Version, kind: ref.Kind, name: ref.Name, namespace: ref.Namespace,
+			valuesFiles: cs.ValuesFiles, verify: cs.Verify != nil, ignoreMissing: cs.IgnoreMissingValuesFiles, strategy: cs.ReconcileStrategy}, a, h)
 	}
 	for _, v := range s.ValuesFrom {
 		h.ValuesFrom = append(h.ValuesFrom, tendv1.ValuesReference{Kind: v.Kind, Name: v.Name, Key: v.ValuesKey, Optional: v.Optional, TargetPath: v.TargetPath})
@@ -531,6 +563,37 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 		c.fail("spec.driftDetection.ignore", "not converted yet; write the rules as the App's spec.ignoreDifferences")
 	}
 	c.addApp(app)
+}
+
+// chartSource is a chart as a HelmRelease's spec.chart.spec or a
+// HelmChart's spec names it.
+type chartSource struct {
+	chart, version, kind, name, namespace string
+	valuesFiles                           []string
+	verify, ignoreMissing                 bool
+	strategy                              string
+}
+
+// chartSource maps a chart from a HelmRepository (the App's chart) or a
+// GitRepository (a chart directory: the App's path) onto the App; field
+// prefixes the fields errors name.
+func (c *converter) chartSource(field string, cs chartSource, a *tendv1.AppSpec, h *tendv1.HelmSpec) {
+	a.SourceRef = c.sourceRef(field+".sourceRef", cs.kind, cs.name, cs.namespace, sourcev1.HelmRepositoryKind, sourcev1.GitRepositoryKind)
+	if cs.kind == sourcev1.GitRepositoryKind {
+		// A chart directory in git: chart is its path.
+		a.Path = strings.TrimPrefix(strings.TrimPrefix(cs.chart, "./"), "/")
+		h.ValuesFiles = cs.valuesFiles
+	} else {
+		a.Chart = &tendv1.ChartSpec{Name: cs.chart, Version: cs.version}
+		if len(cs.valuesFiles) > 0 {
+			c.fail(field+".valuesFiles", "files of a chart from a repository are not read; move the values into spec.values")
+		}
+	}
+	c.unsupported("not supported; remove it", map[string]bool{
+		field + ".verify":                   cs.verify,
+		field + ".ignoreMissingValuesFiles": cs.ignoreMissing,
+		field + ".reconcileStrategy":        cs.strategy != "" && cs.strategy != "ChartVersion",
+	})
 }
 
 func images(in []kustomize.Image) []tendv1.KustomizeImage {

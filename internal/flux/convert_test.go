@@ -330,7 +330,7 @@ spec: {interval: 10m, chartRef: {kind: HelmChart, name: podinfo}}
 		"doc1: OCIRepository flux-system/bad: spec.layerSelector.operation: copy keeps the layer",
 		"doc1: OCIRepository flux-system/bad: spec.provider: not supported",
 		"doc1: OCIRepository flux-system/bad: spec.verify: not supported",
-		"doc2: HelmRelease flux-system/hc: spec.chartRef.kind: HelmChart sources are not converted (want OCIRepository)",
+		"doc2: HelmRelease flux-system/hc: spec.chartRef: HelmChart flux-system/podinfo is not in the input",
 	} {
 		if !strings.Contains(msg, s) {
 			t.Errorf("errors lack %q:\n%s", s, msg)
@@ -338,5 +338,81 @@ spec: {interval: 10m, chartRef: {kind: HelmChart, name: podinfo}}
 	}
 	if len(bad.Sources)+len(bad.Apps) != 0 {
 		t.Errorf("objects with errors were converted: %d Sources, %d Apps", len(bad.Sources), len(bad.Apps))
+	}
+}
+
+// A HelmRelease's chartRef to a HelmChart renders the chart the HelmChart
+// names, as spec.chart.spec would: from a HelmRepository (chart and
+// version) or a GitRepository (the chart's directory and its values
+// files), with the HelmChart before or after it in the input, in its own
+// namespace or another. What the HelmChart cannot honour is refused by
+// its field.
+func TestConvertHelmReleaseChartRefToHelmChart(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: podinfo, namespace: apps}
+spec:
+  interval: 10m
+  chartRef: {kind: HelmChart, name: podinfo, namespace: flux-system}
+  values: {replicaCount: 2}
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata: {name: podinfo, namespace: flux-system}
+spec: {interval: 10m, chart: podinfo, version: 6.x, sourceRef: {kind: HelmRepository, name: podinfo}}
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata: {name: web, namespace: apps}
+spec: {interval: 10m, chart: ./charts/web, sourceRef: {kind: GitRepository, name: fleet}, valuesFiles: [charts/web/values.yaml, charts/web/prod.yaml]}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: web, namespace: apps}
+spec: {interval: 10m, chartRef: {kind: HelmChart, name: web}}
+`)
+	if len(res.Apps) != 2 {
+		t.Fatalf("%d Apps, want 2", len(res.Apps))
+	}
+	for _, app := range res.Apps {
+		a := app.Spec
+		switch app.Name {
+		case "podinfo":
+			if a.SourceRef != (tendv1.NamespacedObjectReference{Name: "podinfo", Namespace: "flux-system"}) || a.Chart == nil ||
+				*a.Chart != (tendv1.ChartSpec{Name: "podinfo", Version: "6.x"}) || string(a.Helm.Values.Raw) != `{"replicaCount":2}` {
+				t.Errorf("podinfo: %+v (chart %+v)", a, a.Chart)
+			}
+		case "web":
+			if a.SourceRef != (tendv1.NamespacedObjectReference{Name: "fleet", Namespace: "apps"}) || a.Path != "charts/web" || a.Chart != nil ||
+				!reflect.DeepEqual(a.Helm.ValuesFiles, []string{"charts/web/values.yaml", "charts/web/prod.yaml"}) {
+				t.Errorf("web: %+v", a)
+			}
+		}
+	}
+
+	bad := convert(t, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata: {name: bucket, namespace: ns}
+spec: {interval: 10m, chart: x, sourceRef: {kind: Bucket, name: b}, verify: {provider: cosign}, reconcileStrategy: Revision}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: x, namespace: ns}
+spec: {interval: 10m, chartRef: {kind: HelmChart, name: bucket}}
+`)
+	msg := errors.Join(bad.Errors...).Error()
+	for _, s := range []string{
+		"doc2: HelmRelease ns/x: HelmChart ns/bucket spec.sourceRef.kind: Bucket sources are not converted",
+		"doc2: HelmRelease ns/x: HelmChart ns/bucket spec.verify: not supported",
+		"doc2: HelmRelease ns/x: HelmChart ns/bucket spec.reconcileStrategy: not supported",
+	} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("errors lack %q:\n%s", s, msg)
+		}
+	}
+	if len(bad.Apps) != 0 || len(bad.Skipped) != 0 {
+		t.Errorf("Apps %v, skipped %v; want none", bad.Apps, bad.Skipped)
 	}
 }

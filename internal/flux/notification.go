@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -64,13 +65,26 @@ func (c *converter) alert(a *notifyv1beta3.Alert) {
 		n.Spec.Severity = "error"
 	}
 	c.eventSources(spec.EventSources, a.Namespace, &n.Spec)
-	ignored := map[string]bool{
-		"spec.inclusionList": len(spec.InclusionList) > 0, "spec.exclusionList": len(spec.ExclusionList) > 0,
-		"spec.eventMetadata": len(spec.EventMetadata) > 0, "spec.summary": spec.Summary != "",
+	n.Spec.InclusionList, n.Spec.ExclusionList = spec.InclusionList, spec.ExclusionList
+	for field, list := range map[string][]string{"spec.inclusionList": spec.InclusionList, "spec.exclusionList": spec.ExclusionList} {
+		for i, x := range list {
+			if _, err := regexp.Compile(x); err != nil {
+				c.fail(fmt.Sprintf("%s[%d]", field, i), "%v", err)
+			}
+		}
 	}
-	for _, f := range slices.Sorted(maps.Keys(ignored)) {
-		if ignored[f] {
-			c.warn("%s is not applied: tend sends its own App events (SyncSucceeded, SyncFailed, HealthDegraded, ...) with its own messages; choose them with the Notifier's spec.events", f)
+	if len(spec.InclusionList) > 0 || len(spec.ExclusionList) > 0 {
+		c.warn("spec.inclusionList and spec.exclusionList are matched against tend's own event messages and errors (\"fetched 0123456789ab: <subject>\", \"sync of ... failed\"), not Flux's texts: check that the expressions still match what they should")
+	}
+	// Flux adds eventMetadata to each event, and the deprecated summary
+	// as the metadata key "summary".
+	if len(spec.EventMetadata) > 0 || spec.Summary != "" {
+		n.Spec.Metadata = maps.Clone(spec.EventMetadata)
+		if n.Spec.Metadata == nil {
+			n.Spec.Metadata = map[string]string{}
+		}
+		if _, ok := n.Spec.Metadata["summary"]; !ok && spec.Summary != "" {
+			n.Spec.Metadata["summary"] = spec.Summary
 		}
 	}
 	key := n.Namespace + "/" + n.Name
@@ -141,47 +155,104 @@ func secretName(ps *notifyv1beta3.ProviderSpec) string {
 	return ps.SecretRef.Name
 }
 
-// eventSources maps an Alert's event sources to the Apps the Notifier
-// sends for: Kustomizations and HelmReleases become the Apps of their
-// names; "*" with matchLabels an App selector.
+// sourceTypes maps Flux's source kinds to the types of tend Sources they
+// become.
+var sourceTypes = map[string]tendv1.SourceType{
+	"GitRepository": tendv1.SourceTypeGit, "HelmRepository": tendv1.SourceTypeHelm, "OCIRepository": tendv1.SourceTypeOCI,
+}
+
+// eventSources maps an Alert's event sources to what the Notifier sends
+// for: Kustomizations and HelmReleases become the Apps of their names, "*"
+// with matchLabels an App selector; GitRepositories, HelmRepositories and
+// OCIRepositories become spec.sources (their fetch failures and new
+// revisions).
 func (c *converter) eventSources(srcs []notifyv1.CrossNamespaceObjectReference, ns string, spec *tendv1.NotifierSpec) {
-	var names []string
-	all := false
-	var selectors []map[string]string
+	apps := &selection{}
+	sources := &selection{}
 	for i, s := range srcs {
 		field := fmt.Sprintf("spec.eventSources[%d]", i)
 		if s.Namespace != "" && s.Namespace != ns {
-			c.fail(field+".namespace", "events of another namespace (%s) cannot be sent: a Notifier sends the events of its own namespace's Apps; put an Alert in %s", s.Namespace, s.Namespace)
+			c.fail(field+".namespace", "events of another namespace (%s) cannot be sent: a Notifier sends the events of its own namespace's Apps and Sources; put an Alert in %s", s.Namespace, s.Namespace)
 			continue
 		}
+		var sel *selection
 		switch s.Kind {
 		case "Kustomization", "HelmRelease":
+			sel = apps
+		case "GitRepository", "HelmRepository", "OCIRepository":
+			sel = sources
+			if !slices.Contains(sources.types, sourceTypes[s.Kind]) {
+				sources.types = append(sources.types, sourceTypes[s.Kind])
+			}
 		default:
-			c.warn("%s: events of %s objects are not sent: tend sends the events of Apps (Flux's Kustomizations and HelmReleases); a failing Source shows in the Apps that read it", field, s.Kind)
+			c.warn("%s: events of %s objects are not sent: tend sends the events of Apps (Flux's Kustomizations and HelmReleases) and Sources (GitRepositories, HelmRepositories, OCIRepositories)", field, s.Kind)
 			continue
 		}
+		sel.any = true
 		switch {
 		case s.Name == "*" && len(s.MatchLabels) == 0:
-			all = true
+			sel.all = true
 		case s.Name == "*":
-			selectors = append(selectors, s.MatchLabels)
+			sel.selectors = append(sel.selectors, s.MatchLabels)
 		default:
 			if len(s.MatchLabels) > 0 {
-				c.warn("%s.matchLabels is not applied with a name: the App %s is selected by its name", field, s.Name)
+				c.warn("%s.matchLabels is not applied with a name: %s %s is selected by its name", field, s.Kind, s.Name)
 			}
-			names = append(names, s.Name)
+			sel.names = append(sel.names, s.Name)
 		}
 	}
-	switch {
-	case all:
-	case len(selectors) > 1 || (len(selectors) == 1 && len(names) > 0):
-		c.fail("spec.eventSources", "names and several matchLabels cannot be combined in one Notifier: split the Alert into one per matchLabels")
-	case len(selectors) == 1:
-		spec.AppSelector = &metav1.LabelSelector{MatchLabels: selectors[0]}
-	case len(names) > 0:
-		sort.Strings(names)
-		spec.Apps = slices.Compact(names)
-	default:
-		c.fail("spec.eventSources", "no Kustomization or HelmRelease: tend sends only the events of Apps, so this Alert would send nothing")
+	if !apps.any && !sources.any {
+		c.fail("spec.eventSources", "no Kustomization, HelmRelease, GitRepository, HelmRepository or OCIRepository: tend sends only the events of Apps and Sources, so this Alert would send nothing")
+		return
 	}
+	if apps.any {
+		names, selector, ok := apps.resolve()
+		if !ok {
+			c.fail("spec.eventSources", "Kustomization or HelmRelease names and several matchLabels cannot be combined in one Notifier: split the Alert into one per matchLabels")
+		}
+		spec.Apps = names
+		spec.AppSelector = selector
+		if sources.any && len(names) == 0 && selector == nil {
+			// With spec.sources set, no apps and no selector means no
+			// App: the empty selector selects every App.
+			spec.AppSelector = &metav1.LabelSelector{}
+		}
+	}
+	if sources.any {
+		names, selector, ok := sources.resolve()
+		if !ok || (sources.all || selector != nil) && len(sources.names) > 0 || sources.all && len(sources.selectors) > 0 {
+			c.fail("spec.eventSources", "source names cannot be combined with \"*\" or matchLabels of source kinds in one Notifier: split the Alert")
+		}
+		spec.Sources = &tendv1.NotifierSources{Names: names, Selector: selector, Types: sources.types}
+		if len(names) > 0 {
+			// A name selects one Source whatever its kind.
+			spec.Sources.Types = nil
+		}
+	}
+}
+
+// selection is what the event sources of one family (Apps or Sources)
+// select.
+type selection struct {
+	any, all  bool
+	names     []string
+	selectors []map[string]string
+	types     []tendv1.SourceType
+}
+
+// resolve returns the names or the label selector the selection is; not
+// ok when it cannot be one Notifier's (names with matchLabels, or several
+// matchLabels). "*" without labels is no names and no selector.
+func (s *selection) resolve() (names []string, selector *metav1.LabelSelector, ok bool) {
+	switch {
+	case s.all:
+		return nil, nil, true
+	case len(s.selectors) > 1 || (len(s.selectors) == 1 && len(s.names) > 0):
+		return nil, nil, false
+	case len(s.selectors) == 1:
+		return nil, &metav1.LabelSelector{MatchLabels: s.selectors[0]}, true
+	}
+	names = slices.Clone(s.names)
+	sort.Strings(names)
+	return slices.Compact(names), nil, true
 }

@@ -12,9 +12,11 @@ import (
 )
 
 // Alerts become Notifiers with their Provider's type, address, channel
-// and Secret: every Kustomization ("*"), named ones, or those with labels;
-// the Provider may come after the Alert. Filters tend does not apply are
-// warnings; what it cannot honour is refused by field.
+// and Secret: every Kustomization ("*"), named ones, or those with labels,
+// and the Sources of GitRepositories, HelmRepositories and OCIRepositories
+// (by kind, name or labels); the Provider may come after the Alert.
+// Inclusion and exclusion lists, eventMetadata and summary are kept;
+// what tend cannot honour is refused by field.
 func TestConvertAlertsAndProviders(t *testing.T) {
 	res := mustConvert(t, `
 apiVersion: notification.toolkit.fluxcd.io/v1beta3
@@ -25,6 +27,23 @@ spec:
   eventSeverity: error
   eventSources: [{kind: Kustomization, name: "*"}, {kind: GitRepository, name: "*"}]
   exclusionList: ["^Dependencies"]
+`, `
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: fetches, namespace: flux-system}
+spec:
+  providerRef: {name: matrix}
+  eventSources: [{kind: GitRepository, name: fleet}, {kind: OCIRepository, name: manifests}]
+  inclusionList: ["fetch"]
+  eventMetadata: {cluster: prod}
+  summary: Production cluster
+`, `
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: charts, namespace: flux-system}
+spec:
+  providerRef: {name: matrix}
+  eventSources: [{kind: HelmRepository, name: "*", matchLabels: {tier: infra}}]
 `, `
 apiVersion: notification.toolkit.fluxcd.io/v1beta3
 kind: Alert
@@ -52,8 +71,14 @@ metadata: {name: matrix, namespace: flux-system}
 spec: {type: matrix, address: https://matrix.example.org, channel: "!room:example.org", secretRef: {name: matrix-token}}
 `)
 	want := map[string]tendv1.NotifierSpec{
-		"on-call": {Provider: "slack", Address: "https://slack.com/api", Channel: "C0123", SecretRef: &tendv1.LocalObjectReference{Name: "slack-token"}, Severity: "error"},
-		"apps":    {Provider: "matrix", Address: "https://matrix.example.org", Channel: "!room:example.org", SecretRef: &tendv1.LocalObjectReference{Name: "matrix-token"}, Severity: "info", Apps: []string{"db", "web"}},
+		"on-call": {Provider: "slack", Address: "https://slack.com/api", Channel: "C0123", SecretRef: &tendv1.LocalObjectReference{Name: "slack-token"}, Severity: "error",
+			AppSelector: &metav1.LabelSelector{}, Sources: &tendv1.NotifierSources{Types: []tendv1.SourceType{"git"}}, ExclusionList: []string{"^Dependencies"}},
+		"fetches": {Provider: "matrix", Address: "https://matrix.example.org", Channel: "!room:example.org", SecretRef: &tendv1.LocalObjectReference{Name: "matrix-token"}, Severity: "info",
+			Sources: &tendv1.NotifierSources{Names: []string{"fleet", "manifests"}}, InclusionList: []string{"fetch"},
+			Metadata: map[string]string{"cluster": "prod", "summary": "Production cluster"}},
+		"charts": {Provider: "matrix", Address: "https://matrix.example.org", Channel: "!room:example.org", SecretRef: &tendv1.LocalObjectReference{Name: "matrix-token"}, Severity: "info",
+			Sources: &tendv1.NotifierSources{Types: []tendv1.SourceType{"helm"}, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "infra"}}}},
+		"apps": {Provider: "matrix", Address: "https://matrix.example.org", Channel: "!room:example.org", SecretRef: &tendv1.LocalObjectReference{Name: "matrix-token"}, Severity: "info", Apps: []string{"db", "web"}},
 		"team": {Provider: "matrix", Address: "https://matrix.example.org", Channel: "!room:example.org", SecretRef: &tendv1.LocalObjectReference{Name: "matrix-token"}, Severity: "info",
 			AppSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "web"}}, Suspend: true},
 	}
@@ -67,8 +92,7 @@ spec: {type: matrix, address: https://matrix.example.org, channel: "!room:exampl
 	}
 	warnings := strings.Join(res.Warnings, "\n")
 	for _, w := range []string{
-		"Alert flux-system/on-call: spec.eventSources[1]: events of GitRepository objects are not sent",
-		"Alert flux-system/on-call: spec.exclusionList is not applied",
+		"Alert flux-system/on-call: spec.inclusionList and spec.exclusionList are matched against tend's own event messages",
 	} {
 		if !strings.Contains(warnings, w) {
 			t.Errorf("warnings lack %q:\n%s", w, warnings)
@@ -86,7 +110,15 @@ kind: Alert
 metadata: {name: odd, namespace: ns}
 spec:
   providerRef: {name: pager}
-  eventSources: [{kind: Kustomization, name: web, namespace: other}, {kind: GitRepository, name: "*"}]
+  eventSources: [{kind: Kustomization, name: web, namespace: other}, {kind: GitRepository, name: "*"}, {kind: GitRepository, name: fleet}]
+  exclusionList: ["(unclosed"]
+`, `
+apiVersion: notification.toolkit.fluxcd.io/v1beta3
+kind: Alert
+metadata: {name: buckets, namespace: ns}
+spec:
+  providerRef: {name: pager}
+  eventSources: [{kind: Bucket, name: "*"}]
 `, `
 apiVersion: notification.toolkit.fluxcd.io/v1beta3
 kind: Provider
@@ -102,7 +134,9 @@ spec: {type: pagerduty, proxy: "http://proxy:3128"}
 		`Alert ns/odd: Provider ns/pager spec.type: "pagerduty" is not supported`,
 		"Alert ns/odd: Provider ns/pager spec.proxy: not supported",
 		"Alert ns/odd: spec.eventSources[0].namespace: events of another namespace (other)",
-		"Alert ns/odd: spec.eventSources: no Kustomization or HelmRelease",
+		"Alert ns/odd: spec.eventSources: source names cannot be combined",
+		"Alert ns/odd: spec.exclusionList[0]: error parsing regexp",
+		"Alert ns/buckets: spec.eventSources: no Kustomization, HelmRelease, GitRepository",
 	} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("errors lack %q:\n%v", want, err)

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -60,7 +62,7 @@ type Options struct {
 	flushEvery    time.Duration
 }
 
-// Dispatcher routes App events to the Notifiers that select them and
+// Dispatcher routes App and Source events to the Notifiers that select them and
 // delivers each message asynchronously: Publish never blocks, a slow or
 // failing provider delays only its own Notifier's queue.
 type Dispatcher struct {
@@ -238,7 +240,7 @@ func (d *Dispatcher) route(ctx context.Context, e Event) {
 			window = d.opts.DefaultDedupeWindow
 		}
 		dk := dedupeKey(name, e)
-		fk := name + "|" + e.App()
+		fk := name + "|" + e.Object()
 		d.mu.Lock()
 		if last, ok := d.sent[dk]; ok && now.Sub(last) < window {
 			d.mu.Unlock()
@@ -270,25 +272,24 @@ func (d *Dispatcher) route(ctx context.Context, e Event) {
 			continue
 		}
 		d.mu.Unlock()
-		d.enqueue(ctx, key, delivery{msg: Message{Event: e, Link: appLink(n.Spec.BaseURL, e)}, dedup: dk})
+		d.enqueue(ctx, key, delivery{msg: Message{Event: e, Link: appLink(n.Spec.BaseURL, e), Metadata: n.Spec.Metadata}, dedup: dk})
 	}
 }
 
 // Selects reports whether Notifier n wants event e: same namespace, not
-// suspended, the App matches the selector, the kind is listed and the
-// severity is at least the minimum.
+// suspended, the App or Source matches the selectors, the kind is listed,
+// the severity is at least the minimum and the message passes the
+// inclusion and exclusion lists.
 func Selects(n *tendv1.Notifier, e Event) bool {
 	if n.Spec.Suspend || n.Namespace != e.AppNamespace {
 		return false
 	}
-	if len(n.Spec.Apps) > 0 && !slices.Contains(n.Spec.Apps, e.AppName) {
-		return false
-	}
-	if n.Spec.AppSelector != nil {
-		sel, err := metav1LabelSelector(n)
-		if err != nil || !sel.Matches(labels.Set(e.Labels)) {
+	if e.SourceName != "" {
+		if !selectsSource(n.Spec.Sources, e) {
 			return false
 		}
+	} else if !selectsApp(n, e) {
+		return false
 	}
 	if len(n.Spec.Events) > 0 {
 		found := false
@@ -311,16 +312,96 @@ func Selects(n *tendv1.Notifier, e Event) bool {
 	if sev == "" {
 		sev = SeverityOf(e.Kind)
 	}
-	return sev.Rank() >= min.Rank()
+	return sev.Rank() >= min.Rank() && passesLists(&n.Spec, e)
+}
+
+// selectsApp: an App event is sent for the Apps the Notifier names or
+// selects; none when it selects Sources only.
+func selectsApp(n *tendv1.Notifier, e Event) bool {
+	if n.Spec.Sources != nil && len(n.Spec.Apps) == 0 && n.Spec.AppSelector == nil {
+		return false
+	}
+	if len(n.Spec.Apps) > 0 && !slices.Contains(n.Spec.Apps, e.AppName) {
+		return false
+	}
+	if n.Spec.AppSelector != nil {
+		sel, err := metav1LabelSelector(n)
+		if err != nil || !sel.Matches(labels.Set(e.Labels)) {
+			return false
+		}
+	}
+	return true
+}
+
+// selectsSource: a Source event is sent when spec.sources selects the
+// Source.
+func selectsSource(s *tendv1.NotifierSources, e Event) bool {
+	if s == nil {
+		return false
+	}
+	if len(s.Names) > 0 && !slices.Contains(s.Names, e.SourceName) {
+		return false
+	}
+	if len(s.Types) > 0 && !slices.Contains(s.Types, tendv1.SourceType(e.SourceType)) {
+		return false
+	}
+	if s.Selector != nil {
+		sel, err := metav1.LabelSelectorAsSelector(s.Selector)
+		if err != nil || !sel.Matches(labels.Set(e.Labels)) {
+			return false
+		}
+	}
+	return true
+}
+
+// passesLists applies spec.inclusionList and spec.exclusionList to the
+// event's message and error. An invalid expression matches nothing (the
+// Notifier's Ready condition names it).
+func passesLists(spec *tendv1.NotifierSpec, e Event) bool {
+	matches := func(exprs []string) bool {
+		for _, x := range exprs {
+			re, err := compileRegexp(x)
+			if err != nil {
+				continue
+			}
+			if re.MatchString(e.Message) || e.Error != "" && re.MatchString(e.Error) {
+				return true
+			}
+		}
+		return false
+	}
+	if len(spec.InclusionList) > 0 && !matches(spec.InclusionList) {
+		return false
+	}
+	return !matches(spec.ExclusionList)
+}
+
+// regexps caches compiled inclusion and exclusion expressions.
+var regexps sync.Map // string -> *regexp.Regexp or error
+
+func compileRegexp(x string) (*regexp.Regexp, error) {
+	if v, ok := regexps.Load(x); ok {
+		if re, ok := v.(*regexp.Regexp); ok {
+			return re, nil
+		}
+		return nil, v.(error)
+	}
+	re, err := regexp.Compile(x)
+	if err != nil {
+		regexps.Store(x, err)
+		return nil, err
+	}
+	regexps.Store(x, re)
+	return re, nil
 }
 
 // dedupeKey identifies the same event for the same Notifier.
 func dedupeKey(notifier string, e Event) string {
-	return notifier + "|" + e.App() + "|" + string(e.Kind) + "|" + e.Revision + "|" + e.Error
+	return notifier + "|" + e.Object() + "|" + string(e.Kind) + "|" + e.Revision + "|" + e.Error
 }
 
 func appLink(base string, e Event) string {
-	if base == "" {
+	if base == "" || e.AppName == "" {
 		return ""
 	}
 	return strings.TrimRight(base, "/") + "/apps/" + url.PathEscape(e.AppNamespace) + "/" + url.PathEscape(e.AppName)
@@ -382,7 +463,7 @@ func flapSummary(evs []Event, over time.Duration) string {
 	}
 	last := evs[len(evs)-1]
 	return fmt.Sprintf("%s is flapping: %d more events in %s (%s); the latest: %s",
-		last.App(), len(evs), over.Round(time.Second), strings.Join(parts, ", "), last.Kind)
+		last.Object(), len(evs), over.Round(time.Second), strings.Join(parts, ", "), last.Kind)
 }
 
 // queueOf returns a Notifier's queue, starting its worker.
@@ -515,7 +596,7 @@ func (d *Dispatcher) deliver(ctx context.Context, key types.NamespacedName, m Me
 		if retry != nil {
 			retry()
 		}
-		d.opts.Log.Info("notification not delivered; retrying", "notifier", key.String(), "app", m.Event.App(), "attempt", attempt, "in", delay.String(), "error", err)
+		d.opts.Log.Info("notification not delivered; retrying", "notifier", key.String(), "object", m.Event.Object(), "attempt", attempt, "in", delay.String(), "error", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

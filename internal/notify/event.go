@@ -1,6 +1,6 @@
 // Package notify tells people what tend did: events about Apps (sync
 // started, succeeded, failed, health degraded and recovered, drift, prune,
-// hook failures, rollbacks) are matched against Notifier resources and
+// hook failures, rollbacks) and Sources (fetch failures, new revisions) are matched against Notifier resources and
 // delivered asynchronously to chat providers (Discord, Slack, Matrix,
 // Microsoft Teams, Telegram), to a generic HMAC-signed webhook, or as
 // commit statuses on GitHub, GitLab and Gitea. Delivery never blocks a sync.
@@ -29,10 +29,13 @@ const (
 	Pruned          Kind = "Pruned"
 	HookFailed      Kind = "HookFailed"
 	RolledBack      Kind = "RolledBack"
+	// Source events: a fetch failed, a new revision was fetched.
+	FetchFailed Kind = "FetchFailed"
+	NewRevision Kind = "NewRevision"
 )
 
 // Kinds lists every kind, in the order documentation shows them.
-var Kinds = []Kind{SyncStarted, SyncSucceeded, SyncFailed, HealthDegraded, HealthRecovered, DriftDetected, DriftCorrected, Pruned, HookFailed, RolledBack}
+var Kinds = []Kind{SyncStarted, SyncSucceeded, SyncFailed, HealthDegraded, HealthRecovered, DriftDetected, DriftCorrected, Pruned, HookFailed, RolledBack, FetchFailed, NewRevision}
 
 // Severity orders events for a Notifier's minimum severity.
 type Severity string
@@ -60,7 +63,7 @@ func (s Severity) Rank() int {
 // SeverityOf is the severity of an event kind.
 func SeverityOf(k Kind) Severity {
 	switch k {
-	case SyncFailed, HealthDegraded, HookFailed:
+	case SyncFailed, HealthDegraded, HookFailed, FetchFailed:
 		return Error
 	case DriftDetected, RolledBack:
 		return Warning
@@ -68,16 +71,22 @@ func SeverityOf(k Kind) Severity {
 	return Info
 }
 
-// Event is one thing tend did to an App. It never carries secret values:
-// Changes name objects, Error is the sync's error text (which tend already
-// keeps free of Secret data).
+// Event is one thing tend did to an App or a Source. It never carries
+// secret values: Changes name objects, Error is the sync's or fetch's
+// error text (which tend already keeps free of Secret data).
 type Event struct {
 	Kind     Kind
 	Severity Severity
 	Time     time.Time
-	// App names the App; Labels are its labels (for Notifier selectors).
+	// AppNamespace is the namespace of the App or Source; AppName names
+	// the App, "" for a Source's event. Labels are the App's or Source's
+	// labels (for Notifier selectors).
 	AppNamespace, AppName string
 	Labels                map[string]string
+	// SourceName names the Source of a Source event (FetchFailed,
+	// NewRevision); SourceType is its type (git, helm, oci).
+	SourceName string
+	SourceType string
 	// Revision is the full commit SHA (or "chart" for chart sources);
 	// Subject is the commit subject when known.
 	Revision, Subject string
@@ -100,8 +109,17 @@ func (e Event) ShortRevision() string {
 	return e.Revision
 }
 
-// App is "namespace/name".
+// App is "namespace/name" of the App.
 func (e Event) App() string { return e.AppNamespace + "/" + e.AppName }
+
+// Object is "namespace/name" of the App, or of the Source of a Source
+// event.
+func (e Event) Object() string {
+	if e.SourceName != "" {
+		return e.AppNamespace + "/" + e.SourceName
+	}
+	return e.App()
+}
 
 func isHex(s string) bool {
 	for _, c := range s {
@@ -123,6 +141,8 @@ type Message struct {
 	Folded int
 	// Link is the App's page when the Notifier has a base URL.
 	Link string
+	// Metadata are the Notifier's spec.metadata, shown with the message.
+	Metadata map[string]string
 }
 
 // Provider delivers messages to one destination.

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 // Behaviour tests of Notifier spec and status fields (see
@@ -209,5 +210,92 @@ func TestNotifierApps(t *testing.T) {
 	}
 	if got, want := appsOf(both), "web/r1,ops/last"; got != want {
 		t.Errorf("apps [web db ops] and team=web: sent %s, want %s", got, want)
+	}
+}
+
+// sourceEvent is a Source's event in the test's namespace.
+func (e *dispatchEnv) sourceEvent(kind Kind, source, typ, msg string, labels map[string]string) Event {
+	return Event{Kind: kind, AppNamespace: e.Namespace, SourceName: source, SourceType: typ, Labels: labels, Message: msg, Revision: msg}
+}
+
+// objectsOf lists "object:message" of what r was sent, in order.
+func objectsOf(r *recorder) string {
+	var out []string
+	for _, m := range r.sent() {
+		out = append(out, m.Event.Object()[strings.Index(m.Event.Object(), "/")+1:]+":"+m.Event.Message)
+	}
+	return strings.Join(out, ",")
+}
+
+// TestNotifierSources: spec.sources sends the fetch failures and new
+// revisions of the Sources it selects by name, type and labels (and with
+// it alone, no App event); inclusionList and exclusionList filter every
+// event by its message or error; metadata rides along with each message.
+func TestNotifierSources(t *testing.T) {
+	byName, byType, bySelector, lists, apps := &recorder{}, &recorder{}, &recorder{}, &recorder{}, &recorder{}
+	e := startDispatcher(t, Options{}, map[string]Provider{"https://hook.test/name": byName, "https://hook.test/type": byType,
+		"https://hook.test/selector": bySelector, "https://hook.test/lists": lists, "https://hook.test/apps": apps})
+	e.notifier(t, "name", "https://hook.test/name", func(s *tendv1.NotifierSpec) {
+		s.Sources = &tendv1.NotifierSources{Names: []string{"fleet"}}
+		s.Metadata = map[string]string{"cluster": "prod"}
+	})
+	e.notifier(t, "type", "https://hook.test/type", func(s *tendv1.NotifierSpec) {
+		s.Sources = &tendv1.NotifierSources{Types: []tendv1.SourceType{tendv1.SourceTypeHelm}}
+		s.AppSelector = &metav1.LabelSelector{}
+	})
+	e.notifier(t, "selector", "https://hook.test/selector", func(s *tendv1.NotifierSpec) {
+		s.Sources = &tendv1.NotifierSources{Selector: &metav1.LabelSelector{
+			MatchLabels:      map[string]string{"tier": "infra"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn, Values: []string{"ops"}}},
+		}}
+	})
+	e.notifier(t, "lists", "https://hook.test/lists", func(s *tendv1.NotifierSpec) {
+		s.Sources = &tendv1.NotifierSources{}
+		s.InclusionList = []string{"^fetched", "timeout"}
+		s.ExclusionList = []string{"skip-me"}
+	})
+	e.notifier(t, "apps", "https://hook.test/apps", nil)
+	e.waitNotifiers(t, 5)
+
+	infra := map[string]string{"tier": "infra", "team": "ops"}
+	e.d.Publish(e.sourceEvent(NewRevision, "fleet", "git", "fetched a1", nil))
+	e.d.Publish(e.sourceEvent(NewRevision, "charts", "helm", "fetched b1", infra))
+	e.d.Publish(e.sourceEvent(FetchFailed, "fleet", "git", "fetched nothing: skip-me", nil))
+	ff := e.sourceEvent(FetchFailed, "other", "oci", "fetch failed", map[string]string{"tier": "infra", "team": "web"})
+	ff.Error = "dial: i/o timeout"
+	e.d.Publish(ff)
+	e.d.Publish(e.labelled("web", "web", "r1"))
+	// Selected by every Notifier: once it has arrived everywhere, what
+	// was published before has been delivered or dropped.
+	last := e.sourceEvent(NewRevision, "fleet", "helm", "fetched last", infra)
+	e.d.Publish(last)
+	testenv.Eventually(t, "the last event at every Notifier", 10*time.Second, func() bool {
+		for _, r := range []*recorder{byName, byType, bySelector, lists} {
+			if !strings.Contains(objectsOf(r), "fleet:fetched last") {
+				return false
+			}
+		}
+		return received(apps, "web", "r1")
+	})
+	for _, tc := range []struct {
+		name string
+		r    *recorder
+		want string
+	}{
+		{"names [fleet]", byName, "fleet:fetched a1,fleet:fetched nothing: skip-me,fleet:fetched last"},
+		{"types [helm], appSelector {}", byType, "charts:fetched b1,web:,fleet:fetched last"},
+		{"selector tier=infra, team in (ops)", bySelector, "charts:fetched b1,fleet:fetched last"},
+		{"inclusionList [^fetched timeout], exclusionList [skip-me]", lists, "fleet:fetched a1,charts:fetched b1,other:fetch failed,fleet:fetched last"},
+		{"no sources", apps, "web:"},
+	} {
+		if got := objectsOf(tc.r); got != tc.want {
+			t.Errorf("%s: sent %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if m := byName.sent()[0]; m.Metadata["cluster"] != "prod" {
+		t.Errorf("metadata of a message: %v, want cluster=prod", m.Metadata)
+	}
+	if p := payloadOf(byName.sent()[0]); p.Source.Name != "fleet" || p.Source.Type != "git" || p.App.Name != "" || p.Metadata["cluster"] != "prod" {
+		t.Errorf("webhook payload of a Source event: %+v", p)
 	}
 }

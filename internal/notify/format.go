@@ -2,6 +2,8 @@ package notify
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -58,6 +60,8 @@ var kindPhrases = map[Kind]string{
 	Pruned:          "pruned",
 	HookFailed:      "hook failed",
 	RolledBack:      "rolled back",
+	FetchFailed:     "fetch failed",
+	NewRevision:     "new revision",
 }
 
 func phrase(k Kind) string {
@@ -79,7 +83,7 @@ func newCard(m Message) card {
 	e := m.Event
 	c := card{
 		severity: severityOf(e),
-		title:    e.App() + ": " + phrase(e.Kind),
+		title:    e.Object() + ": " + phrase(e.Kind),
 		text:     oneLine(e.Message),
 		revision: e.ShortRevision(),
 		subject:  truncate(oneLine(e.Subject), maxLine),
@@ -99,6 +103,9 @@ func newCard(m Message) card {
 	}
 	c.title = truncate(c.title, maxTitle)
 	c.text = truncate(c.text, maxLine*2)
+	if md := metadataLine(m.Metadata); md != "" {
+		c.text += " (" + truncate(md, maxLine) + ")"
+	}
 	if c.time.IsZero() {
 		c.time = time.Now()
 	}
@@ -110,6 +117,16 @@ func newCard(m Message) card {
 		c.changes = append(c.changes, truncate(oneLine(ch), maxLine))
 	}
 	return c
+}
+
+// metadataLine is "key: value, key: value", sorted by key.
+func metadataLine(md map[string]string) string {
+	keys := slices.Sorted(maps.Keys(md))
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, oneLine(k)+": "+oneLine(md[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // colour is the card's colour as 0xRRGGBB.

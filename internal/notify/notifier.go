@@ -191,6 +191,18 @@ func (r *Reconciler) check(ctx context.Context, n *tendv1.Notifier) (problem, er
 			return fmt.Errorf("spec.appSelector: %w", err), nil
 		}
 	}
+	if src := n.Spec.Sources; src != nil && src.Selector != nil {
+		if _, err := metav1.LabelSelectorAsSelector(src.Selector); err != nil {
+			return fmt.Errorf("spec.sources.selector: %w", err), nil
+		}
+	}
+	for field, list := range map[string][]string{"spec.inclusionList": n.Spec.InclusionList, "spec.exclusionList": n.Spec.ExclusionList} {
+		for i, x := range list {
+			if _, err := compileRegexp(x); err != nil {
+				return fmt.Errorf("%s[%d]: %w", field, i, err), nil
+			}
+		}
+	}
 	cfg, err := ResolveConfig(ctx, readerFor(r.Client, r.Refs, n), n)
 	if err != nil {
 		var ce *ConfigError

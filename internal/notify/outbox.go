@@ -58,21 +58,25 @@ type outboxEntry struct {
 	Severity Severity  `json:"severity,omitempty"`
 	Time     time.Time `json:"time"`
 	App      string    `json:"app"`
-	Revision string    `json:"revision,omitempty"`
-	Subject  string    `json:"subject,omitempty"`
-	RepoURL  string    `json:"repoURL,omitempty"`
-	Message  string    `json:"message,omitempty"`
-	Changes  []string  `json:"changes,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Summary  string    `json:"summary,omitempty"`
-	Folded   int       `json:"folded,omitempty"`
-	Link     string    `json:"link,omitempty"`
+	// Source and SourceType name the Source of a Source event.
+	Source     string            `json:"source,omitempty"`
+	SourceType string            `json:"sourceType,omitempty"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Revision   string            `json:"revision,omitempty"`
+	Subject    string            `json:"subject,omitempty"`
+	RepoURL    string            `json:"repoURL,omitempty"`
+	Message    string            `json:"message,omitempty"`
+	Changes    []string          `json:"changes,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Summary    string            `json:"summary,omitempty"`
+	Folded     int               `json:"folded,omitempty"`
+	Link       string            `json:"link,omitempty"`
 }
 
 func entryOf(m Message) outboxEntry {
 	e := m.Event
 	return outboxEntry{
-		Kind: e.Kind, Severity: e.Severity, Time: e.Time, App: e.AppName,
+		Kind: e.Kind, Severity: e.Severity, Time: e.Time, App: e.AppName, Source: e.SourceName, SourceType: e.SourceType, Metadata: m.Metadata,
 		Revision: e.Revision, Subject: e.Subject, RepoURL: withoutUserinfo(e.RepoURL),
 		Message: e.Message, Changes: e.Changes, Error: e.Error,
 		Summary: m.Summary, Folded: m.Folded, Link: m.Link,
@@ -86,11 +90,11 @@ func (o outboxEntry) message(namespace string) Message {
 	}
 	return Message{
 		Event: Event{
-			Kind: o.Kind, Severity: sev, Time: o.Time, AppNamespace: namespace, AppName: o.App,
+			Kind: o.Kind, Severity: sev, Time: o.Time, AppNamespace: namespace, AppName: o.App, SourceName: o.Source, SourceType: o.SourceType,
 			Revision: o.Revision, Subject: o.Subject, RepoURL: o.RepoURL,
 			Message: o.Message, Changes: o.Changes, Error: o.Error,
 		},
-		Summary: o.Summary, Folded: o.Folded, Link: o.Link,
+		Summary: o.Summary, Folded: o.Folded, Link: o.Link, Metadata: o.Metadata,
 	}
 }
 

@@ -20,8 +20,12 @@ type WebhookPayload struct {
 	// Severity is info, warning or error.
 	Severity Severity `json:"severity"`
 	// Time is when it happened (RFC 3339, UTC).
-	Time time.Time  `json:"time"`
-	App  WebhookApp `json:"app"`
+	Time time.Time `json:"time"`
+	// App names the App; empty for a Source's event.
+	App WebhookApp `json:"app"`
+	// Source names the Source of a Source event (FetchFailed,
+	// NewRevision), empty for an App's; Type is git, helm or oci.
+	Source WebhookSource `json:"source"`
 	// Revision is the full commit SHA ("chart" for chart sources); Subject
 	// is the commit subject when known.
 	Revision string `json:"revision"`
@@ -38,6 +42,15 @@ type WebhookPayload struct {
 	Folded  int    `json:"folded"`
 	// Link is the App's page when the Notifier has spec.baseURL.
 	Link string `json:"link"`
+	// Metadata are the Notifier's spec.metadata ({} when none).
+	Metadata map[string]string `json:"metadata"`
+}
+
+// WebhookSource names a Source.
+type WebhookSource struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Type      string `json:"type"`
 }
 
 // WebhookApp names the App.
@@ -89,11 +102,21 @@ func payloadOf(m Message) WebhookPayload {
 	if t.IsZero() {
 		t = time.Now()
 	}
+	md := m.Metadata
+	if md == nil {
+		md = map[string]string{}
+	}
+	app, src := WebhookApp{Namespace: e.AppNamespace, Name: e.AppName}, WebhookSource{}
+	if e.SourceName != "" {
+		app, src = WebhookApp{}, WebhookSource{Namespace: e.AppNamespace, Name: e.SourceName, Type: e.SourceType}
+	}
 	return WebhookPayload{
 		Kind:     e.Kind,
 		Severity: severityOf(e),
 		Time:     t.UTC(),
-		App:      WebhookApp{Namespace: e.AppNamespace, Name: e.AppName},
+		App:      app,
+		Source:   src,
+		Metadata: md,
 		Revision: e.Revision,
 		Subject:  e.Subject,
 		Message:  e.Message,

@@ -2,9 +2,7 @@ package webhook
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,12 +116,25 @@ func (f *FluxReceivers) serve(ctx context.Context, digest string, w http.Respons
 		now = f.Now
 	}
 	stamp := now().UTC().Format(time.RFC3339Nano)
+	if err := receiverFilters(rcv); err != nil {
+		return http.StatusBadRequest, FluxResponse{Message: what + ": " + err.Error()}
+	}
+	reqVar := requestVar(body)
+	filtered := 0
 	for i, r := range rcv.Spec.Resources {
 		objs, err := f.resources(ctx, rcv, r)
 		if err != nil {
 			return http.StatusBadRequest, FluxResponse{Resources: done, Message: fmt.Sprintf("%s: spec.resources[%d]: %v", what, i, err)}
 		}
 		for _, o := range objs {
+			ok, err := accepts([]string{rcv.Spec.ResourceFilter, r.Filter}, o, reqVar)
+			if err != nil {
+				return http.StatusBadRequest, FluxResponse{Resources: done, Message: fmt.Sprintf("%s: filter of %s %s/%s: %v", what, o.GetKind(), o.GetNamespace(), o.GetName(), err)}
+			}
+			if !ok {
+				filtered++
+				continue
+			}
 			patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, FluxRequestedAt, stamp))
 			if err := f.Client.Patch(ctx, o, client.RawPatch(types.MergePatchType, patch)); err != nil {
 				return http.StatusInternalServerError, FluxResponse{Resources: done, Message: fmt.Sprintf("%s: annotate %s %s/%s: %v", what, o.GetKind(), o.GetNamespace(), o.GetName(), err)}
@@ -131,7 +142,11 @@ func (f *FluxReceivers) serve(ctx context.Context, digest string, w http.Respons
 			done = append(done, o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName())
 		}
 	}
-	return http.StatusOK, FluxResponse{Resources: done, Message: fmt.Sprintf("%s: %d resources asked to reconcile", what, len(done))}
+	msg := fmt.Sprintf("%s: %d resources asked to reconcile", what, len(done))
+	if filtered > 0 {
+		msg += fmt.Sprintf(", %d left out by the CEL filters", filtered)
+	}
+	return http.StatusOK, FluxResponse{Resources: done, Message: msg}
 }
 
 // find returns the Receiver whose path is digest, with its token.
@@ -193,8 +208,7 @@ func (f *FluxReceivers) path(ctx context.Context, rcv *notifyv1.Receiver) ([]byt
 		return nil, "" // its path cannot be known; other Receivers may match
 	}
 	token := sec.Data["token"]
-	sum := sha256.Sum256([]byte(string(token) + rcv.Name + rcv.Namespace))
-	c = cachedToken{version: rcv.ResourceVersion, token: token, path: hex.EncodeToString(sum[:]), read: time.Now()}
+	c = cachedToken{version: rcv.ResourceVersion, token: token, path: receiverDigest(token, rcv.Name, rcv.Namespace), read: time.Now()}
 	f.mu.Lock()
 	if f.tokens == nil {
 		f.tokens = map[string]cachedToken{}
@@ -207,9 +221,6 @@ func (f *FluxReceivers) path(ctx context.Context, rcv *notifyv1.Receiver) ([]byt
 // resources returns the objects one entry of spec.resources names: one by
 // name, or those matching matchLabels for the name "*".
 func (f *FluxReceivers) resources(ctx context.Context, rcv *notifyv1.Receiver, r notifyv1.ReceiverResource) ([]*unstructured.Unstructured, error) {
-	if r.Filter != "" || rcv.Spec.ResourceFilter != "" {
-		return nil, errors.New("CEL filters (filter, spec.resourceFilter) are not supported by tend; remove them")
-	}
 	apiVersion := r.APIVersion
 	if apiVersion == "" {
 		apiVersion = fluxKindVersions[r.Kind]

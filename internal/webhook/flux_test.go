@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // TestVerifyFlux: each Receiver type checks what Flux checks; a wrong
@@ -39,5 +41,35 @@ func TestVerifyFlux(t *testing.T) {
 		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 			t.Errorf("%s %v: err %v, want one saying %q", tc.typ, tc.headers, err, tc.err)
 		}
+	}
+}
+
+// TestFluxFilters: a Receiver's CEL filters read the resource (res) and
+// the delivery's JSON body (req); every filter set must be true; one
+// that does not compile, or does not return a bool, is an error.
+func TestFluxFilters(t *testing.T) {
+	obj := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"name": "fleet", "labels": map[string]any{"tier": "apps"}}}}
+	req := requestVar([]byte(`{"ref":"refs/heads/main","commits":[{"id":"a"}]}`))
+	for _, tc := range []struct {
+		exprs []string
+		want  bool
+		err   string
+	}{
+		{[]string{"res.metadata.name == 'fleet'"}, true, ""},
+		{[]string{"res.metadata.name == 'fleet'", "req.ref.endsWith('/dev')"}, false, ""},
+		{[]string{"", "size(req.commits) == 1 && res.metadata.labels.tier == 'apps'"}, true, ""},
+		{[]string{"res.metadata.name"}, false, "want true or false"},
+		{[]string{"res.metadata.name +"}, false, "Syntax error"},
+	} {
+		got, err := accepts(tc.exprs, obj, req)
+		switch {
+		case tc.err == "" && (err != nil || got != tc.want):
+			t.Errorf("%q: %v, %v; want %v", tc.exprs, got, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: err %v, want one saying %q", tc.exprs, err, tc.err)
+		}
+	}
+	if got := requestVar([]byte("not json")); len(got) != 0 {
+		t.Errorf("req of a body that is not JSON: %v, want an empty map", got)
 	}
 }
