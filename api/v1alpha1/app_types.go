@@ -47,6 +47,16 @@ type AppSpec struct {
 	// no Project, no such rules.
 	// +optional
 	Project string `json:"project,omitempty"`
+	// ServiceAccountName names a ServiceAccount in the App's namespace that
+	// tend impersonates for every write of the App's objects (apply, prune,
+	// hooks), so that the account's RBAC is what limits the App. Before a
+	// sync, tend asks the API server whether the account may create,
+	// patch and delete what the sync would touch; if not, nothing is
+	// applied and the App's Ready condition names the object and the verb.
+	// Empty: the controller's --default-service-account, or tend's own
+	// identity when that is not set.
+	// +optional
+	ServiceAccountName string `json:"serviceAccountName,omitempty"`
 	// DependsOn lists Apps that must be Healthy before this one syncs.
 	// +optional
 	DependsOn []NamespacedObjectReference `json:"dependsOn,omitempty"`

@@ -94,6 +94,31 @@ type Engine struct {
 
 	inflight slots // MaxInflight
 	syncs    slots // MaxSyncs
+	// parent is the Engine this one was made from by As: its slots are
+	// the ones taken.
+	parent *Engine
+}
+
+// As returns an Engine like e whose writes and reads of objects (applies,
+// dry runs, prunes, hooks) go through dyn, such as a client that
+// impersonates an App's ServiceAccount. It shares e's watch cache,
+// inventory store and limits: its syncs count against e's MaxInflight and
+// MaxSyncs.
+func (e *Engine) As(dyn dynamic.Interface) *Engine {
+	root := e.root()
+	return &Engine{
+		Dynamic: dyn, Mapper: root.Mapper, Live: root.Live, Health: root.Health, Inventory: root.Inventory,
+		Fingerprint: root.Fingerprint, Log: root.Log, Concurrency: root.Concurrency, MaxInflight: root.MaxInflight,
+		MaxSyncs: root.MaxSyncs, PollInterval: root.PollInterval, parent: root,
+	}
+}
+
+// root is the Engine whose limits e uses.
+func (e *Engine) root() *Engine {
+	if e.parent != nil {
+		return e.parent
+	}
+	return e
 }
 
 // slots is a counting semaphore sized on first use.
@@ -281,15 +306,17 @@ func (e *SyncError) Unwrap() error { return e.Err }
 
 // acquire takes one of the Engine's in-flight slots; release gives it back.
 func (e *Engine) acquire(ctx context.Context) (release func(), err error) {
-	if err := e.inflight.take(ctx, e.MaxInflight, DefaultMaxInflight); err != nil {
+	r := e.root()
+	if err := r.inflight.take(ctx, r.MaxInflight, DefaultMaxInflight); err != nil {
 		return nil, err
 	}
-	return e.inflight.give, nil
+	return r.inflight.give, nil
 }
 
 // takeTurn waits for one of the Engine's sync turns (MaxSyncs).
 func (e *Engine) takeTurn(ctx context.Context) error {
-	return e.syncs.take(ctx, e.MaxSyncs, DefaultMaxSyncs)
+	r := e.root()
+	return r.syncs.take(ctx, r.MaxSyncs, DefaultMaxSyncs)
 }
 
 func (e *Engine) defaults() {
@@ -421,7 +448,7 @@ type turn struct {
 func (t *turn) give() {
 	if t.held {
 		t.held = false
-		t.e.syncs.give()
+		t.e.root().syncs.give()
 	}
 }
 

@@ -147,6 +147,7 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 	f.IntVar(&opts.MaxConcurrentSyncs, "max-concurrent-syncs", apply.DefaultMaxSyncs, "syncs working on a cluster at once; more wait for a turn (a sync waiting for health or a hook gives its turn up meanwhile)")
 	f.StringSliceVar(&opts.Namespaces, "watch-namespace", nil, "only manage Apps, Sources and AppSets in these namespaces (default: all)")
 	f.BoolVar(&opts.NoCrossNamespaceRefs, "no-cross-namespace-refs", false, "stall Apps and AppSets that reference a Source or App in another namespace, whatever their Project allows (for clusters shared by tenants)")
+	f.StringVar(&opts.DefaultServiceAccount, "default-service-account", "", "ServiceAccount (in each App's namespace) that Apps without spec.serviceAccountName act as, so that tenants' RBAC limits their Apps (empty: tend's own identity)")
 	f.StringSliceVar(&opts.Compat, "compat", nil, "also reconcile Argo CD (argo) and Flux (flux) objects as they are; their CRDs must be installed (tend install --compat)")
 	f.StringVar(&opts.ArgoDecryptionSecret, "argo-decryption-secret", "", "with --compat argo: the Secret, in each Application's namespace, holding the SOPS keys (keys.txt, *.agekey, *.asc) KSOPS generators and SOPS files decrypt with, as Argo CD's repo-server has them")
 	f.StringVar(&webhookAddr, "webhook-addr", ":9292", "address of the push webhook receiver, /hooks/{github,gitlab,gitea,bitbucket,generic}, and with --compat flux Flux's Receivers at /hook/<digest> (0 disables)")

@@ -50,6 +50,8 @@ type Conn struct {
 	apisRetry  time.Time // when to try starting them again after a failure
 	closed     bool
 	secretVers string // resourceVersion of the kubeconfig Secret it was built from
+
+	imp impersonation // engines acting as ServiceAccounts (As)
 }
 
 // helmRefresh is how long discovered capabilities are reused when the

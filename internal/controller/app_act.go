@@ -8,10 +8,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
+	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
@@ -94,7 +96,19 @@ func (r *AppReconciler) act(ctx context.Context, app *tendv1.App, st *appState, 
 	req := obs.req
 	req.Prune = req.Prune || d.prune
 	req.Force = req.Force || d.force
-	r.startSync(key, app, st, obs.conn, req, obs.result, d.request, d.syncMessage, "")
+	var prune []apply.ObjectRef
+	if req.Prune {
+		prune = obs.toPrune
+	}
+	result := obs.result
+	eng, h, err := r.engineFor(ctx, app, obs.conn, func() []*unstructured.Unstructured { return desiredObjects(result) }, prune)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if h != nil {
+		return r.halt(app, st, h), nil
+	}
+	r.startSync(key, app, st, obs.conn, eng, req, obs.result, d.request, d.syncMessage, "")
 	setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReconciling, metav1.ConditionTrue, ReasonProgressing, "syncing revision "+shortRev(obs.rev))
 	return ctrl.Result{}, nil
 }
@@ -109,13 +123,20 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 			// The revision rolled back to keeps today's Project too.
 			err = obs.project.CheckObjects(app, res.Objects(), obs.conn.Scope)
 		}
+		var eng *apply.Engine
+		if err == nil {
+			var h *halt
+			if eng, h, err = r.engineFor(ctx, app, obs.conn, res.Objects, nil); err == nil && h != nil {
+				err = h.err
+			}
+		}
 		if err == nil {
 			msg := fmt.Sprintf("auto-rollback: %s degraded after its sync; re-applying %s", shortRev(from), shortRev(rev))
 			r.event(app, corev1.EventTypeWarning, ReasonRolledBack, msg)
 			r.notify(app, st, notify.RolledBack, rev, msg, "", nil)
 			req := appspec.Request(app, st.rules)
 			req.Revision, req.Inventory = rev, st.inv
-			r.startSync(key, app, st, obs.conn, req, res, "", msg, from)
+			r.startSync(key, app, st, obs.conn, eng, req, res, "", msg, from)
 			setCondition(&app.Status.Conditions, app.Generation, tendv1.ConditionReady, metav1.ConditionFalse, ReasonRolledBack, msg)
 			return ctrl.Result{}
 		}

@@ -56,6 +56,12 @@ const (
 	ReasonProjectDenied      = "ProjectDenied"
 	ReasonInventoryFormat    = "InventoryFormatUnsupported"
 	ReasonCrossNamespaceRef  = "CrossNamespaceRef"
+	// ReasonServiceAccountNotFound: the App's ServiceAccount does not
+	// exist (yet); nothing is applied until it does.
+	ReasonServiceAccountNotFound = "ServiceAccountNotFound"
+	// ReasonForbidden: the App's ServiceAccount may not do something the
+	// sync needs; nothing of the revision was applied.
+	ReasonForbidden = "Forbidden"
 )
 
 // Finalizer makes tend prune an App's objects when the App is deleted
@@ -90,6 +96,10 @@ type AppReconciler struct {
 	// NoCrossNamespaceRefs stalls Apps that reference a Source or App in
 	// another namespace (--no-cross-namespace-refs).
 	NoCrossNamespaceRefs bool
+	// DefaultServiceAccount is the ServiceAccount Apps without
+	// spec.serviceAccountName act as (--default-service-account); empty:
+	// tend's own identity.
+	DefaultServiceAccount string
 	// OnSync, when set, is told about every sync that ran (notifications).
 	OnSync func(app *tendv1.App, rec tendv1.SyncRecord, res *apply.Result, err error)
 	// Notify, when set, is given events for Notifiers (it must not block).

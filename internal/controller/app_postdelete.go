@@ -110,7 +110,11 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 	}
 	ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
 	if prune {
-		if _, err := conn.Engine.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute, CreateNamespace: createdNamespace(app)}); err != nil {
+		eng, err := r.deletingEngine(ctx, app, conn)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if _, err := eng.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute, CreateNamespace: createdNamespace(app)}); err != nil {
 			r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, "pruning the deleted App's objects: "+err.Error())
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
 		}

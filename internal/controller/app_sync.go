@@ -88,7 +88,7 @@ const syncStatusDelay = 2 * time.Second
 
 // startSync runs a sync in its own goroutine; the App is enqueued when it
 // ends.
-func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *cluster.Conn, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
+func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st *appState, conn *cluster.Conn, eng *apply.Engine, req apply.Request, result *render.Result, request, message, rollbackFrom string) {
 	job := &syncJob{done: make(chan struct{}), rev: req.Revision, gen: app.Generation, result: result, started: time.Now(),
 		request: request, message: message, rollback: rollbackFrom, conn: conn, fresh: true, turn: make(chan struct{})}
 	st.job = job
@@ -128,7 +128,7 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 			close(job.done)
 			r.enqueue(key)
 		}()
-		job.res, job.err = conn.Engine.Sync(ctx, req)
+		job.res, job.err = eng.Sync(ctx, req)
 	}()
 }
 

@@ -87,6 +87,10 @@ type Options struct {
 	// NoCrossNamespaceRefs stalls Apps and AppSets that reference a Source
 	// or App in another namespace, whatever their Project allows.
 	NoCrossNamespaceRefs bool
+	// DefaultServiceAccount is the ServiceAccount Apps without
+	// spec.serviceAccountName act as, in their namespace (Flux's
+	// --default-service-account); empty: tend's own identity.
+	DefaultServiceAccount string
 	// Compat names the families of foreign objects to reconcile as they
 	// are: "argo" (Argo CD Applications and ApplicationSets) and "flux" (Flux's sources,
 	// Kustomizations and HelmReleases). Their CRDs must be installed.
@@ -240,8 +244,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Namespaces: opts.Namespaces,
 		OnSync:     opts.OnSync,
 
-		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs,
-		metrics:              metrics,
+		NoCrossNamespaceRefs:  opts.NoCrossNamespaceRefs,
+		DefaultServiceAccount: opts.DefaultServiceAccount,
+		metrics:               metrics,
 	}
 	connOpts := cluster.ConnOptions{
 		Inventory:     &apply.SecretStore{Client: cs},

@@ -421,9 +421,10 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 		len(ks.CommonAnnotations) > 0 || len(ks.Images) > 0 || len(ks.Patches) > 0 {
 		a.Kustomize = ks
 	}
+	// Flux's multi-tenancy: the Kustomization acts as a ServiceAccount.
+	a.ServiceAccountName = s.ServiceAccountName
 	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
 		"spec.kubeConfig":              s.KubeConfig != nil,
-		"spec.serviceAccountName":      s.ServiceAccountName != "",
 		"spec.force":                   s.Force,
 		"spec.healthChecks":            len(s.HealthChecks) > 0,
 		"spec.healthCheckExprs":        len(s.HealthCheckExprs) > 0,
@@ -549,15 +550,15 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 	if s.MaxHistory != nil {
 		c.warn("spec.maxHistory: tend keeps its own sync history and no Helm release Secrets")
 	}
+	a.ServiceAccountName = s.ServiceAccountName
 	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
-		"spec.kubeConfig":         s.KubeConfig != nil,
-		"spec.storageNamespace":   s.StorageNamespace != "" && s.StorageNamespace != s.TargetNamespace,
-		"spec.serviceAccountName": s.ServiceAccountName != "",
-		"spec.test":               s.Test != nil && s.Test.Enable,
-		"spec.rollback":           s.Rollback != nil,
-		"spec.uninstall":          s.Uninstall != nil,
-		"spec.healthCheckExprs":   len(s.HealthCheckExprs) > 0,
-		"spec.waitStrategy":       s.WaitStrategy != nil,
+		"spec.kubeConfig":       s.KubeConfig != nil,
+		"spec.storageNamespace": s.StorageNamespace != "" && s.StorageNamespace != s.TargetNamespace,
+		"spec.test":             s.Test != nil && s.Test.Enable,
+		"spec.rollback":         s.Rollback != nil,
+		"spec.uninstall":        s.Uninstall != nil,
+		"spec.healthCheckExprs": len(s.HealthCheckExprs) > 0,
+		"spec.waitStrategy":     s.WaitStrategy != nil,
 	})
 	if d := s.DriftDetection; d != nil && len(d.Ignore) > 0 {
 		c.fail("spec.driftDetection.ignore", "not converted yet; write the rules as the App's spec.ignoreDifferences")

@@ -416,3 +416,45 @@ spec: {interval: 10m, chartRef: {kind: HelmChart, name: bucket}}
 		t.Errorf("Apps %v, skipped %v; want none", bad.Apps, bad.Skipped)
 	}
 }
+
+// Flux's multi-tenancy: a Kustomization's and a HelmRelease's
+// serviceAccountName become the App's, which tend impersonates.
+func TestConvertServiceAccountName(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: GitRepository
+metadata: {name: tenant, namespace: team-a}
+spec: {interval: 1m, url: https://git.example.com/team-a, ref: {branch: main}}
+`, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: team-a}
+spec:
+  interval: 10m
+  path: ./apps
+  prune: true
+  sourceRef: {kind: GitRepository, name: tenant}
+  serviceAccountName: team-a-reconciler
+`, `
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata: {name: charts, namespace: team-a}
+spec: {interval: 1h, url: https://charts.example.com}
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: redis, namespace: team-a}
+spec:
+  interval: 10m
+  serviceAccountName: team-a-helm
+  chart:
+    spec: {chart: redis, version: "1.0.0", sourceRef: {kind: HelmRepository, name: charts}}
+`)
+	got := map[string]string{}
+	for _, a := range res.Apps {
+		got[a.Name] = a.Spec.ServiceAccountName
+	}
+	if want := map[string]string{"apps": "team-a-reconciler", "redis": "team-a-helm"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("serviceAccountName of the Apps: %v, want %v (warnings %q)", got, want, res.Warnings)
+	}
+}

@@ -49,6 +49,11 @@ func clusterRole(o Options, crds []runtime.Object, compat []*unstructured.Unstru
 		// Events on Apps and Sources, in whatever namespace they live.
 		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch", "update"}},
+		// Apps with a ServiceAccount (spec.serviceAccountName): tend acts
+		// as that account, and asks the API server first what the
+		// account may do.
+		{APIGroups: []string{""}, Resources: []string{"serviceaccounts"}, Verbs: []string{"impersonate"}},
+		{APIGroups: []string{"authorization.k8s.io"}, Resources: []string{"subjectaccessreviews"}, Verbs: []string{"create"}},
 	}
 	// Argo CD and Flux objects tend reconciles as they are: their status
 	// and the finalizers of the tool that is gone.
