@@ -649,7 +649,8 @@ func (s *syncRun) namespaceStale(ctx context.Context) (bool, error) {
 // with it instead.
 func (s *syncRun) ensureNamespace(ctx context.Context, stale bool) error {
 	name := s.req.CreateNamespace
-	if name == "" || s.req.DryRun {
+	// A deleted App's prune never creates its namespace.
+	if name == "" || s.req.DryRun || s.req.Deleting {
 		return nil
 	}
 	ns := &unstructured.Unstructured{}

@@ -119,7 +119,7 @@ func (r *AppReconciler) rollback(ctx context.Context, key types.NamespacedName, 
 	rev, dir, err := r.pinnedCheckout(ctx, app, &obs.src, to)
 	if err == nil {
 		var res *render.Result
-		if res, err = r.Cache.Render(ctx, r.renderer(obs.conn), dir, rev, obs.opts); err == nil && obs.project != nil {
+		if res, err = r.Cache.Render(ctx, r.renderer(app, obs.conn), dir, rev, obs.opts); err == nil && obs.project != nil {
 			// The revision rolled back to keeps today's Project too.
 			err = obs.project.CheckObjects(app, res.Objects(), obs.conn.Scope)
 		}

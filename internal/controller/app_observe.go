@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
@@ -216,17 +217,34 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 
 var errNoArtifact = errors.New("no artifact yet")
 
-// renderer renders for conn's cluster: kinds' scope from its discovery, and
-// Helm's capabilities and lookup from the cluster, discovered only when a
-// Helm chart is rendered (an idle controller asks the cluster nothing).
-func (r *AppReconciler) renderer(conn *cluster.Conn) *render.Renderer {
-	return &render.Renderer{Charts: r.Charts, Scope: conn.Scope, Discover: conn.HelmCluster, Target: conn.Display()}
+// renderer renders app for conn's cluster: kinds' scope from its
+// discovery, and Helm's capabilities and lookup from the cluster,
+// discovered only when a Helm chart is rendered (an idle controller asks
+// the cluster nothing). An App with a ServiceAccount looks up as that
+// account, and its renders are cached apart from other accounts'.
+func (r *AppReconciler) renderer(app *tendv1.App, conn *cluster.Conn) *render.Renderer {
+	rnd := &render.Renderer{Charts: r.Charts, Scope: conn.Scope, Discover: conn.HelmCluster, Target: conn.Display()}
+	if sa := r.serviceAccount(app); sa != "" {
+		user := cluster.ServiceAccountUser(app.Namespace, sa)
+		rnd.Target += " as " + user
+		rnd.Discover = func() (*render.Cluster, error) {
+			cl, err := conn.HelmCluster()
+			if err != nil || cl == nil || cl.Config == nil {
+				return cl, err
+			}
+			as := *cl
+			as.Config = rest.CopyConfig(cl.Config)
+			as.Config.Impersonate = rest.ImpersonationConfig{UserName: user}
+			return &as, nil
+		}
+	}
+	return rnd
 }
 
 // renderApp renders the App from its Source's current artifact, or from its
 // pinned revision.
 func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *cluster.Conn, opts render.Options, st *appState) (string, *render.Result, error) {
-	rnd := r.renderer(conn)
+	rnd := r.renderer(app, conn)
 	if src.Spec.ChartRegistry() {
 		// Chart sources: the version a range selects today is part of the
 		// cache key, so a new chart version in the range is rendered (the

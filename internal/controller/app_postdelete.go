@@ -109,11 +109,20 @@ func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appSt
 		return ctrl.Result{}, r.dropFinalizers(ctx, app, Finalizer, FinalizerPostDelete)
 	}
 	ref := apply.AppRef{Namespace: app.Namespace, Name: app.Name}
+	eng, missing, err := r.deletingEngine(ctx, app, conn)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if eng == nil {
+		// Acting as tend would let the App's spec or its inventory
+		// Secret, the tenant's to write, choose what tend deletes or
+		// creates.
+		msg := fmt.Sprintf("App deleted but its ServiceAccount %s is gone: its objects stay and its post-delete hooks do not run (tend does not act as itself for an App with a ServiceAccount)", missing)
+		r.event(app, corev1.EventTypeWarning, ReasonServiceAccountNotFound, msg)
+		r.log().Warn(msg, "app", app.Namespace+"/"+app.Name)
+		return ctrl.Result{}, r.dropFinalizers(ctx, app, Finalizer, FinalizerPostDelete)
+	}
 	if prune {
-		eng, err := r.deletingEngine(ctx, app, conn)
-		if err != nil {
-			return ctrl.Result{}, err
-		}
 		if _, err := eng.Sync(ctx, apply.Request{App: ref, Prune: true, AllowEmpty: true, Deleting: true, HealthTimeout: time.Minute, CreateNamespace: createdNamespace(app)}); err != nil {
 			r.event(app, corev1.EventTypeWarning, ReasonSyncFailed, "pruning the deleted App's objects: "+err.Error())
 			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
@@ -181,7 +190,16 @@ func (r *AppReconciler) postDelete(ctx context.Context, app *tendv1.App, st *app
 		return fail(fmt.Sprintf("post-delete hooks: %v", err))
 	}
 	req := appspec.Request(app, rules)
-	res, err := conn.Engine.PostDelete(ctx, apply.PostDeleteRequest{
+	// Hooks are rendered from the App's spec of now: as its account, and
+	// only when the account may create them all.
+	eng, h, err := r.engineFor(ctx, app, conn, hookObjects(hooks), nil)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if h != nil {
+		return fail("post-delete hooks: " + h.err.Error())
+	}
+	res, err := eng.PostDelete(ctx, apply.PostDeleteRequest{
 		App: req.App, Run: string(app.UID) + "@" + rev, Hooks: hooks, Retry: retry,
 		HealthTimeout: req.HealthTimeout, Health: req.Health,
 	})
@@ -215,7 +233,7 @@ func (r *AppReconciler) postDelete(ctx context.Context, app *tendv1.App, st *app
 	if err := r.dropFinalizers(ctx, app, FinalizerPostDelete); err != nil {
 		return ctrl.Result{}, err
 	}
-	for _, w := range conn.Engine.PostDeleteCleanUp(ctx, res) {
+	for _, w := range eng.PostDeleteCleanUp(ctx, res) {
 		r.log().Warn("post-delete hook not deleted", "app", app.Namespace+"/"+app.Name, "warning", w)
 	}
 	return ctrl.Result{}, nil
@@ -289,7 +307,7 @@ func (r *AppReconciler) renderRevision(ctx context.Context, app *tendv1.App, st 
 		// A chart Source renders the version its range selects today.
 		_, res, err = r.renderApp(ctx, app, &src, srcKey, conn, opts, st)
 	} else if art, release, ok := r.Artifacts.Open(srcKey); ok && art.Revision == rev {
-		res, err = r.Cache.Render(ctx, r.renderer(conn), art.Dir, rev, opts)
+		res, err = r.Cache.Render(ctx, r.renderer(app, conn), art.Dir, rev, opts)
 		release()
 	} else {
 		if ok {
@@ -297,7 +315,7 @@ func (r *AppReconciler) renderRevision(ctx context.Context, app *tendv1.App, st 
 		}
 		var dir string
 		if rev, dir, err = r.pinnedCheckout(ctx, app, &src, rev); err == nil {
-			res, err = r.Cache.Render(ctx, r.renderer(conn), dir, rev, opts)
+			res, err = r.Cache.Render(ctx, r.renderer(app, conn), dir, rev, opts)
 		}
 	}
 	if err != nil {

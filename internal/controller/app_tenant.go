@@ -56,24 +56,36 @@ func (r *AppReconciler) engineFor(ctx context.Context, app *tendv1.App, conn *cl
 	return eng, nil, err
 }
 
-// deletingEngine is the engine that prunes a deleted App's objects: as
-// its ServiceAccount while that exists. Once the account is gone (deleted
-// with its namespace), tend's own identity prunes: the inventory holds
-// only what the account applied.
-func (r *AppReconciler) deletingEngine(ctx context.Context, app *tendv1.App, conn *cluster.Conn) (*apply.Engine, error) {
+// deletingEngine is the engine that prunes a deleted App's objects and
+// runs its post-delete hooks: as its ServiceAccount. Never as tend: the
+// account is the App's spec and its inventory Secret is in the tenant's
+// namespace, both the tenant's to write. When the account is gone, the
+// engine is nil and missing names it: the objects stay.
+func (r *AppReconciler) deletingEngine(ctx context.Context, app *tendv1.App, conn *cluster.Conn) (eng *apply.Engine, missing string, err error) {
 	sa := r.serviceAccount(app)
 	if sa == "" {
-		return conn.Engine, nil
+		return conn.Engine, "", nil
 	}
 	ok, err := conn.ServiceAccountExists(ctx, app.Namespace, sa)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if !ok {
-		r.log().Info("pruning a deleted App's objects as tend: its ServiceAccount is gone", "app", app.Namespace+"/"+app.Name, "serviceAccount", sa)
-		return conn.Engine, nil
+		return nil, app.Namespace + "/" + sa, nil
 	}
-	return conn.As(app.Namespace, sa)
+	eng, err = conn.As(app.Namespace, sa)
+	return eng, "", err
+}
+
+// hookObjects are the objects of hooks, for the access check.
+func hookObjects(hooks []apply.Hook) func() []*unstructured.Unstructured {
+	return func() []*unstructured.Unstructured {
+		out := make([]*unstructured.Unstructured, len(hooks))
+		for i, h := range hooks {
+			out[i] = h.Object
+		}
+		return out
+	}
 }
 
 // accessNeeded lists what applying objs and pruning prune needs: create

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -110,6 +111,33 @@ func TestServiceAccountImpersonation(t *testing.T) {
 	})
 	grant("late")
 	e.waitApp(t, "later", "synced once its ServiceAccount exists", 2*time.Minute, func(a *tendv1.App) bool { return a.Status.Sync == tendv1.SyncSynced })
+
+	// Deleting an App prunes as its ServiceAccount; with the account gone,
+	// tend does not prune as itself: the objects stay, an event says why.
+	if err := e.c.Delete(ctx, e.app(t, "ok")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "App ok's ConfigMap pruned as its ServiceAccount", time.Minute, func() bool {
+		_, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "ok", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+	if err := cs.CoreV1().ServiceAccounts(ns).Delete(ctx, "late", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Delete(ctx, e.app(t, "later")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "App later gone, with an event saying its objects stay", time.Minute, func() bool {
+		var a tendv1.App
+		if err := e.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "later"}, &a); !apierrors.IsNotFound(err) {
+			return false
+		}
+		evs, err := cs.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=later,reason=" + ReasonServiceAccountNotFound})
+		return err == nil && len(evs.Items) > 0 && strings.Contains(evs.Items[0].Message, "its objects stay")
+	})
+	if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "later", metav1.GetOptions{}); err != nil {
+		t.Errorf("App later's ConfigMap after the App was deleted without its ServiceAccount: %v, want it kept", err)
+	}
 }
 
 // labelled adds the label the admission policy of mustBeSA checks to a

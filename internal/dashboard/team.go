@@ -284,7 +284,9 @@ func (t *Team) apply(ctx context.Context) error {
 		a, err = auth.New(ctx, cfg)
 	}
 	if err != nil {
-		t.state.Store(&teamState{problem: err.Error()})
+		if old == nil || old.auth == nil {
+			t.state.Store(&teamState{problem: err.Error()})
+		} // else: a working sign-in stays until a rebuild succeeds
 		if t.o.Issuer != "" {
 			return err
 		}

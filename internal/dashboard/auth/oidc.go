@@ -138,7 +138,10 @@ func (a *Authenticator) userFromToken(idt *oidc.IDToken) (*User, error) {
 		return s
 	}
 	u := &User{Subject: idt.Subject, grants: *a.grants.Load()}
-	if verified := claims["email_verified"]; str("email") != "" && string(verified) != "false" && string(verified) != `"false"` {
+	// Only an address the issuer says it verified counts: issuers that
+	// leave email_verified out may let users type any address, and grants
+	// by users: match on it.
+	if verified := string(claims["email_verified"]); str("email") != "" && (verified == "true" || verified == `"true"`) {
 		u.Email = str("email")
 	}
 	for _, k := range []string{"preferred_username", "name", "email"} {

@@ -281,3 +281,37 @@ func TestGroupsTrimmedToFitCookie(t *testing.T) {
 		t.Errorf("Role(team-a-x) = %s, want operator", got.Role("team-a-x"))
 	}
 }
+
+// TestEmailOnlyWhenVerified: grants by users match the e-mail address only
+// when the issuer says it verified it; an ID token without
+// email_verified (some issuers let users type any address) gives none.
+func TestEmailOnlyWhenVerified(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		claim  any // nil: left out
+		wanted string
+	}{{"verified", true, "alice@example.com"}, {"unverified", false, ""}, {"left out", nil, ""}, {"string true", "true", "alice@example.com"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			is := newIssuer(t)
+			d := newDashboard(t, oidcConfig(is))
+			is.m.QueueUser(alice())
+			is.mutate = func(m *mockoidc.MockOIDC, c jwt.MapClaims) *mockoidc.Keypair {
+				c["email_verified"] = tc.claim
+				if tc.claim == nil {
+					delete(c, "email_verified")
+				}
+				return m.Keypair
+			}
+			if code, _, body := d.get(t, "/"); code != http.StatusOK {
+				t.Fatalf("sign-in: %d %s", code, body)
+			}
+			u, err := d.user(t)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u.Email != tc.wanted {
+				t.Errorf("email %q, want %q", u.Email, tc.wanted)
+			}
+		})
+	}
+}
