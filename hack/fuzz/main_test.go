@@ -1,0 +1,58 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"slices"
+	"testing"
+)
+
+// The targets are found in the sources: every package's fuzz functions,
+// and nothing from the nested modules (tools/cluster, bench/gitmeasure).
+func TestFindTargets(t *testing.T) {
+	targets, err := findTargets("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []target{
+		{"internal/render", "FuzzSOPS"},
+		{"internal/render", "FuzzKustomization"},
+		{"internal/webhook", "FuzzSignature"},
+		{"api/v1alpha1", "FuzzCRDs"},
+	} {
+		if !slices.Contains(targets, want) {
+			t.Errorf("targets %v lack %v", targets, want)
+		}
+	}
+	for _, tg := range targets {
+		if tg.Dir == "tools/cluster" || tg.Dir == "bench/gitmeasure" || tg.Dir == "hack/fuzz" {
+			t.Errorf("target %v is not in the tend module or not a target", tg)
+		}
+	}
+}
+
+func TestIsFuzzTarget(t *testing.T) {
+	src := `package p
+func FuzzA(f *testing.F) {}
+func Fuzz(f *testing.F) {}
+func Fuzzy(f *testing.F) {}
+func FuzzB(t *testing.T) {}
+func FuzzC(f *testing.F, x int) {}
+func (r R) FuzzD(f *testing.F) {}
+func fuzzE(f *testing.F) {}
+`
+	f, err := parser.ParseFile(token.NewFileSet(), "p_test.go", src, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range f.Decls {
+		if fn, ok := d.(*ast.FuncDecl); ok && isFuzzTarget(fn) {
+			got = append(got, fn.Name.Name)
+		}
+	}
+	if want := []string{"FuzzA", "Fuzz"}; !slices.Equal(got, want) {
+		t.Errorf("targets %v, want %v", got, want)
+	}
+}
