@@ -47,6 +47,7 @@ func main() {
 func run(args []string) error {
 	fl := flag.NewFlagSet("fuzz", flag.ContinueOnError)
 	fuzztime := fl.String("fuzztime", "5s", "how long to run each target (a duration, or Nx for N inputs)")
+	minimize := fl.String("minimizetime", "5s", "how long to minimize each new input (go test's 60s default would take most of a short run)")
 	parallel := fl.Int("parallel", 1, "fuzzing workers per target (the machine's cores: "+fmt.Sprint(runtime.NumCPU())+")")
 	match := fl.String("run", "", "run only targets whose package/name matches this regular expression")
 	tags := fl.String("tags", "kustomize_disable_go_plugin_support", "build tags")
@@ -105,7 +106,7 @@ func run(args []string) error {
 			built[t.Dir] = exe
 		}
 		fmt.Printf("--- %s %s (%s)\n", t.Dir, t.Name, *fuzztime)
-		cmd := exec.Command(exe, "-test.run=^$", "-test.fuzz=^"+t.Name+"$", "-test.fuzztime="+*fuzztime,
+		cmd := exec.Command(exe, "-test.run=^$", "-test.fuzz=^"+t.Name+"$", "-test.fuzztime="+*fuzztime, "-test.fuzzminimizetime="+*minimize,
 			"-test.parallel="+fmt.Sprint(*parallel),
 			"-test.fuzzcachedir="+filepath.Join(cache, "fuzz", module+"/"+t.Dir))
 		cmd.Dir = t.Dir
