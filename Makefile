@@ -25,7 +25,7 @@ COMPAT_DROP  := source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_e
 TEST_FLAGS  ?= -timeout 30m
 # Fuzzing (hack/fuzz, docs/development.md): each target's time in `make
 # test`, and for `make fuzz` by hand.
-FUZZ_SMOKE_TIME ?= 4s
+FUZZ_SMOKE_TIME ?= 3s
 FUZZTIME    ?= 10m
 FUZZ_PARALLEL ?= 1
 # Stamped into tend binaries (`tend version`, the tend_build_info metric,

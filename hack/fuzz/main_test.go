@@ -56,3 +56,23 @@ func fuzzE(f *testing.F) {}
 		t.Errorf("targets %v, want %v", got, want)
 	}
 }
+
+// Go 1.26 fails a fuzz run at its deadline with "context deadline
+// exceeded" and no input (go.dev/issue/75804); anything else is a failure.
+func TestSpuriousDeadline(t *testing.T) {
+	for _, tc := range []struct {
+		out  string
+		want bool
+	}{
+		{"fuzz: elapsed: 4s, execs: 17 (0/sec)\n--- FAIL: FuzzAppSpec (5.08s)\n    context deadline exceeded\nFAIL\n", true},
+		{"--- FAIL: FuzzX (1.00s)\n    --- FAIL: FuzzX (0.00s)\n        fuzz_test.go:9: boom\n    Failing input written to testdata/fuzz/FuzzX/abc\n    To re-run:\nFAIL\n", false},
+		{"--- FAIL: FuzzX (5.00s)\n    fuzzing process hung or terminated unexpectedly: exit status 2\n    Failing input written to testdata/fuzz/FuzzX/abc\nFAIL\n", false},
+		{"--- FAIL: FuzzX (5.00s)\n    fuzz_test.go:3: context deadline exceeded while decoding\nFAIL\n", false},
+		{"--- FAIL: FuzzArgoCD (61.51s)\n    context deadline exceeded\nfuzz: elapsed: 1m2s, execs: 4996 (0/sec), new interesting: 40 (total: 58)\nFAIL\n", true},
+		{"PASS\n", false},
+	} {
+		if got := spuriousDeadline([]byte(tc.out)); got != tc.want {
+			t.Errorf("spuriousDeadline(%q) = %v, want %v", tc.out, got, tc.want)
+		}
+	}
+}
