@@ -23,6 +23,11 @@ GO_TAGS     := kustomize_disable_go_plugin_support
 COMPAT_PATHS := paths=./internal/argocd/... paths=github.com/fluxcd/source-controller/api/v1 paths=github.com/fluxcd/kustomize-controller/api/v1 paths=github.com/fluxcd/helm-controller/api/v2 paths=github.com/fluxcd/notification-controller/api/v1beta3 paths=github.com/fluxcd/notification-controller/api/v1
 COMPAT_DROP  := source.toolkit.fluxcd.io_buckets.yaml source.toolkit.fluxcd.io_externalartifacts.yaml
 TEST_FLAGS  ?= -timeout 30m
+# Fuzzing (hack/fuzz, docs/development.md): each target's time in `make
+# test`, and for `make fuzz` by hand.
+FUZZ_SMOKE_TIME ?= 3s
+FUZZTIME    ?= 10m
+FUZZ_PARALLEL ?= 1
 # Stamped into tend binaries (`tend version`, the tend_build_info metric,
 # the install manifests' version label and image tag).
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -34,7 +39,7 @@ LDFLAGS     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BENCH_CLUSTER_DIR ?= $(or $(XDG_STATE_HOME),$(HOME)/.local/state)/tend/cluster/bench
 BENCH_FLAGS ?=
 
-.PHONY: demo test lint generate check-generated unit cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench release image
+.PHONY: demo test lint generate check-generated unit fuzz-smoke fuzz cluster-build test-cluster integration cluster-up cluster-down cluster-status build bench release image
 
 ## demo: run examples/homelab on a local control plane (first run builds
 ## Kubernetes, ~10 minutes; later runs start in seconds). Ctrl-C stops it.
@@ -42,10 +47,11 @@ demo:
 	$(GO) build -tags $(GO_TAGS) -ldflags "$(LDFLAGS)" -o bin/tend ./cmd/tend
 	bin/tend demo
 
-## test: lint, unit tests, a build of the local control plane (with
-## progress; about 10 minutes the first time, cached afterwards), its own
-## tests, then every integration test against one shared local control plane.
-test: lint unit cluster-build test-cluster integration
+## test: lint, unit tests, a few seconds of each fuzz target, a build of the
+## local control plane (with progress; about 10 minutes the first time,
+## cached afterwards), its own tests, then every integration test against
+## one shared local control plane.
+test: lint unit fuzz-smoke cluster-build test-cluster integration
 
 ## lint: generated files current, gofmt, go vet and staticcheck over the
 ## three modules (tend, tools/cluster, bench/gitmeasure).
@@ -84,6 +90,18 @@ check-generated:
 ## unit: fast tests, no cluster (integration tests skip themselves under -short).
 unit:
 	$(GO) test -short ./...
+
+## fuzz-smoke: every fuzz target (each func FuzzXxx in a _test.go file, found
+## by hack/fuzz) for FUZZ_SMOKE_TIME, one after the other on one worker.
+## An input that fails is saved in the package's testdata/fuzz/<target>.
+fuzz-smoke:
+	$(GO) run ./hack/fuzz -tags $(GO_TAGS) -fuzztime $(FUZZ_SMOKE_TIME)
+
+## fuzz: the same for longer, by hand: make fuzz FUZZTIME=10m, FUZZ=SOPS to
+## run only the targets whose package/name matches, FUZZ_PARALLEL workers.
+## See docs/development.md.
+fuzz:
+	$(GO) run ./hack/fuzz -tags $(GO_TAGS) -fuzztime $(FUZZTIME) -parallel $(FUZZ_PARALLEL) $(if $(FUZZ),-run '$(FUZZ)')
 
 ## cluster-build: build the local control plane's binaries into
 ## ~/.cache/tend/cluster with progress shown (go test would hide it); a no-op

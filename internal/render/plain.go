@@ -178,9 +178,9 @@ func FileGlob(glob string) (*regexp.Regexp, error) {
 				return nil, fmt.Errorf("trailing \\")
 			}
 			i++
-			b.WriteString(regexp.QuoteMeta(string(glob[i])))
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1]))
 		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
+			b.WriteString(regexp.QuoteMeta(glob[i : i+1])) // a byte: string(c) would re-encode it as a rune
 		}
 	}
 	if depth > 0 {

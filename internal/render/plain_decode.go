@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"regexp"
 	"strings"
@@ -209,7 +210,13 @@ func toObjects(m map[string]any, where string) ([]*unstructured.Unstructured, er
 // objects hold: map[string]any, []any, string, bool, int64, float64, nil.
 func normalize(v any) (any, error) {
 	switch v := v.(type) {
-	case nil, string, bool, int64, float64:
+	case nil, string, bool, int64:
+		return v, nil
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			// YAML's .nan and .inf: JSON, and so the API server, has neither.
+			return nil, fmt.Errorf("%v is not a number an object can hold; quote it if it is meant as a string", v)
+		}
 		return v, nil
 	case int:
 		return int64(v), nil
@@ -223,7 +230,7 @@ func normalize(v any) (any, error) {
 	case uint:
 		return normalize(uint64(v))
 	case float32:
-		return float64(v), nil
+		return normalize(float64(v))
 	case json.Number:
 		if i, err := v.Int64(); err == nil {
 			return i, nil

@@ -143,6 +143,12 @@ func TestPlainErrors(t *testing.T) {
 		name:  "List item without kind",
 		files: map[string]string{"app/a.yaml": "apiVersion: v1\nkind: List\nitems:\n- metadata: {name: a}\n"},
 		want:  []string{"app/a.yaml", "List item 1 has no kind"},
+	}, {
+		// Found by FuzzDecodeManifests: they decoded, then failed as an
+		// object JSON cannot hold, without the file.
+		name:  "YAML .nan and .inf name file and line",
+		files: map[string]string{"app/a.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: b}\ndata: {ratio: .nan}\n"},
+		want:  []string{"app/a.yaml", "line 5", "NaN is not a number", "quote it"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -152,6 +158,20 @@ func TestPlainErrors(t *testing.T) {
 			t.Log(err)
 			wantErrContains(t, err, tt.want...)
 		})
+	}
+}
+
+// Found by FuzzFileGlob: globs re-encoded non-ASCII characters byte by
+// byte, so they never matched names with them.
+func TestFileGlobNonASCII(t *testing.T) {
+	for glob, name := range map[string]string{"café/*.yaml": "café/menu.yaml", `\é*`: "été", "[é]": "é"} {
+		re, err := FileGlob(glob)
+		if err != nil {
+			t.Fatalf("%s: %v", glob, err)
+		}
+		if !re.MatchString(name) {
+			t.Errorf("glob %q (%s) does not match %q", glob, re, name)
+		}
 	}
 }
 

@@ -227,11 +227,15 @@ func (r *Renderer) helmCluster() *Cluster {
 
 // Render renders opts from the artifact checked out at root.
 func (r *Renderer) Render(ctx context.Context, root string, opts Options) (*Result, error) {
+	return r.render(ctx, newFiles(root, opts.Keys), opts)
+}
+
+// render is Render over f (the tests' fuzz targets serve f from memory).
+func (r *Renderer) render(ctx context.Context, f *files, opts Options) (*Result, error) {
 	dir := path.Clean("/" + filepath.ToSlash(opts.Path))[1:]
 	if dir == "" {
 		dir = "."
 	}
-	f := newFiles(root, opts.Keys)
 	if dir != "." {
 		fi, err := f.Stat(dir)
 		if err != nil {
