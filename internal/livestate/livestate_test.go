@@ -294,8 +294,17 @@ func TestWatchCustomResourceAfterCRDEstablished(t *testing.T) {
 		}
 		return "CRD not Established"
 	})
-
-	watch(t, c, gvk)
+	// Established does not mean the API server's discovery serves the
+	// kind yet: the engine waits for both (apply/wait.go), and so does
+	// this. A cache that kept "not served" would never get there.
+	eventually(t, func() string {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := c.Watch(wctx, gvk); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
 	dc := dynamicClient(t, env.Config)
 	widget := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": group + "/v1",
