@@ -1,17 +1,9 @@
 package dashboard_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,36 +20,6 @@ import (
 // a drifted App's hook runs and the diff of its drifted objects (Secret
 // values masked), move around by keyboard and on a phone-sized screen. Screenshots of the main views go to docs/images.
 func TestDashboardInBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a browser against the local control plane")
-	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("the browser test needs Debian's chromium: apt-get install chromium (.ci/run installs it)")
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("the browser test needs Node.js (node) for Playwright")
-	}
-	e2e, err := filepath.Abs("e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(e2e, "node_modules", "playwright-core")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = e2e
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", e2e, err, out)
-		}
-	}
-	shots, err := filepath.Abs("../../docs/images")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
 	f := newFixture(t)
 	ns := f.env.Namespace
 	ctx := context.Background()
@@ -93,28 +55,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg, _ := json.Marshal(map[string]any{
-		"url": l.URL, "chromium": chromium, "namespace": ns, "total": 200, "app": "web",
-		"source": ns + "/platform", "secretValue": secretValue, "screenshots": shots,
+	cfg := map[string]any{
+		"url": l.URL, "namespace": ns, "total": 200, "app": "web",
+		"source": ns + "/platform", "secretValue": secretValue,
 		"drifted": "shop", "driftSecrets": []string{shopSecret, shopDrift},
-	})
-	runCtx, stop := context.WithTimeout(ctx, 5*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(runCtx, node, "run.mjs")
-	cmd.Dir = e2e
-	cmd.Env = append(os.Environ(), "TEND_E2E="+string(cfg))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
 	}
 	key := types.NamespacedName{Namespace: ns, Name: "web"}
 	app := func() *tendv1.App {
@@ -124,12 +68,9 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		return &a
 	}
-	finished := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		line := sc.Text()
-		switch line {
-		case "STEP degrade":
+	browserScript(t, "run.mjs", cfg, func(step string) {
+		switch step {
+		case "degrade":
 			a := app()
 			a.Status.Health = "Degraded"
 			a.Status.Conditions = []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionFalse, Reason: "Degraded",
@@ -137,35 +78,24 @@ func TestDashboardInBrowser(t *testing.T) {
 			if err := f.env.Client.Status().Update(ctx, a); err != nil {
 				t.Fatal(err)
 			}
-		case "STEP synced":
+		case "synced":
 			if app().Annotations[tendv1.AnnotationRequestedAt] == "" {
 				t.Error("the Sync button did not request a sync of the App")
 			}
-		case "STEP resumed":
+		case "resumed":
 			if a := app(); a.Spec.Suspend {
 				t.Error("the App is still suspended after Resume")
 			}
-		case "STEP pinned":
+		case "pinned":
 			if a := app(); a.Spec.TargetRevision != olderRev {
 				t.Errorf("after Roll back: targetRevision %q, want %s", a.Spec.TargetRevision, olderRev)
 			}
-		case "STEP unpinned":
+		case "unpinned":
 			if a := app(); a.Spec.TargetRevision != "" {
 				t.Errorf("after Unpin: targetRevision %q", a.Spec.TargetRevision)
 			}
-		case "DONE":
-			finished = true
-			continue
 		default:
-			t.Logf("browser: %s", line)
-			continue
+			t.Errorf("the browser script asked for an unknown step %q", step)
 		}
-		if _, err := fmt.Fprintln(stdin, "GO"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	err = cmd.Wait()
-	if err != nil || !finished {
-		t.Fatalf("browser test: %v\n%s", err, strings.TrimSpace(stderr.String()))
-	}
+	})
 }

@@ -1,17 +1,10 @@
 package dashboard_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/oauth2-proxy/mockoidc"
 	corev1 "k8s.io/api/core/v1"
@@ -23,40 +16,6 @@ import (
 	"github.com/tend-gitops/tend/internal/testenv"
 )
 
-// browserTools finds Debian's chromium and node, installs Playwright from
-// the committed lockfile when needed, and returns them with the e2e
-// directory and docs/images, where screenshots go.
-func browserTools(t *testing.T) (chromium, node, e2e, shots string) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs a browser against the local control plane")
-	}
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatal("the browser test needs Debian's chromium: apt-get install chromium (.ci/run installs it)")
-	}
-	if node, err = exec.LookPath("node"); err != nil {
-		t.Fatal("the browser test needs Node.js (node) for Playwright")
-	}
-	if e2e, err = filepath.Abs("e2e"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(e2e, "node_modules", "playwright-core")); err != nil {
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = e2e
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", e2e, err, out)
-		}
-	}
-	if shots, err = filepath.Abs("../../docs/images"); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return chromium, node, e2e, shots
-}
-
 // TestTeamDashboardInBrowser signs in to the controller's dashboard in
 // headless Chromium through an OIDC provider on loopback: an operator
 // syncs an App (recorded with its name) and signs out; a viewer sees the
@@ -64,7 +23,6 @@ func browserTools(t *testing.T) (chromium, node, e2e, shots string) {
 // its session's CSRF token, is refused and changes nothing; a wrong admin
 // token is refused with a page saying what to do.
 func TestTeamDashboardInBrowser(t *testing.T) {
-	chromium, node, e2e, shots := browserTools(t)
 	env := teamEnv(t)
 	other := testenv.New(t).Namespace
 	ctx := context.Background()
@@ -88,28 +46,7 @@ func TestTeamDashboardInBrowser(t *testing.T) {
 	tm := startTeam(t, env, other, name, m)
 	m.QueueUser(&mockoidc.MockUser{Subject: "u-otto", Email: "otto@example.com", EmailVerified: true, PreferredUsername: "otto", Groups: []string{"dev"}})
 
-	cfg, _ := json.Marshal(map[string]any{
-		"url": tm.url, "chromium": chromium, "namespace": env.Namespace, "app": "web",
-		"operator": "otto", "viewer": "vera", "screenshots": shots,
-	})
-	runCtx, stop := context.WithTimeout(ctx, 5*time.Minute)
-	defer stop()
-	cmd := exec.CommandContext(runCtx, node, "team.mjs")
-	cmd.Dir = e2e
-	cmd.Env = append(os.Environ(), "TEND_E2E="+string(cfg))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := map[string]any{"url": tm.url, "namespace": env.Namespace, "app": "web", "operator": "otto", "viewer": "vera"}
 	requested := func() string {
 		var a tendv1.App
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: "web"}, &a); err != nil {
@@ -118,11 +55,9 @@ func TestTeamDashboardInBrowser(t *testing.T) {
 		return a.Annotations[tendv1.AnnotationRequestedAt]
 	}
 	var synced string
-	finished := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		switch line := sc.Text(); line {
-		case "STEP synced":
+	browserScript(t, "team.mjs", cfg, func(step string) {
+		switch step {
+		case "synced":
 			if synced = requested(); synced == "" {
 				t.Error("the operator's Sync did not request a sync of the App")
 			}
@@ -130,24 +65,14 @@ func TestTeamDashboardInBrowser(t *testing.T) {
 			if err != nil || len(evs.Items) != 1 || !strings.Contains(evs.Items[0].Message, "sync requested by otto") {
 				t.Errorf("audit events of App web: %v %v, want one naming otto", evs, err)
 			}
-		case "STEP viewer":
+		case "viewer":
 			m.QueueUser(&mockoidc.MockUser{Subject: "u-vera", Email: "vera@example.com", EmailVerified: true, PreferredUsername: "vera", Groups: []string{"qa"}})
-		case "STEP forged":
+		case "forged":
 			if got := requested(); got != synced {
 				t.Errorf("the viewer's forged sync changed the App's request from %q to %q", synced, got)
 			}
-		case "DONE":
-			finished = true
-			continue
 		default:
-			t.Logf("browser: %s", line)
-			continue
+			t.Errorf("the browser script asked for an unknown step %q", step)
 		}
-		if _, err := fmt.Fprintln(stdin, "GO"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := cmd.Wait(); err != nil || !finished {
-		t.Fatalf("browser test: %v\n%s", err, strings.TrimSpace(stderr.String()))
-	}
+	})
 }

@@ -1,14 +1,9 @@
 // Measures the dashboard's first paint for bench/ (-mode dashboard): the
 // time from navigation to the App list's rows drawn, in a fresh page each
 // time. Prints the milliseconds as a JSON array.
-import { chromium } from "playwright-core";
+import { cfg, launch } from "./lib.mjs";
 
-const cfg = JSON.parse(process.env.TEND_E2E);
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const warm = await context.newPage();

@@ -4,28 +4,9 @@
 //   the script prints "STEP <name>" when it needs the test to change the
 //   cluster, and waits for a line "GO" on stdin.
 // Any failed expectation exits non-zero with a message naming it.
-import { chromium } from "playwright-core";
-import { createInterface } from "node:readline";
+import { cfg, step, fail, done, launch, timeout } from "./lib.mjs";
 
-const cfg = JSON.parse(process.env.TEND_E2E);
-const lines = createInterface({ input: process.stdin });
-const waiting = [];
-lines.on("line", (l) => { const w = waiting.shift(); if (w) w(l); });
-function step(name) {
-  process.stdout.write("STEP " + name + "\n");
-  return new Promise((resolve) => waiting.push(resolve));
-}
-function fail(msg) {
-  console.error("FAIL: " + msg);
-  process.exit(1);
-}
-const timeout = 30000;
-
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
@@ -137,8 +118,7 @@ try {
   if (overflow.by > 1) fail("the App list is " + overflow.by + "px wider than a 390px screen: " + overflow.what);
 
   if (errors.length) fail("errors in the page: " + errors.join("; "));
-  process.stdout.write("DONE\n");
+  done();
 } finally {
   await browser.close();
-  lines.close();
 }

@@ -5,28 +5,9 @@
 // dashboard and the issuer, runs this script and answers its requests:
 // the script prints "STEP <name>" when the test must check or change
 // something, and waits for a line "GO" on stdin.
-import { chromium } from "playwright-core";
-import { createInterface } from "node:readline";
+import { cfg, step, fail, done, launch, timeout } from "./lib.mjs";
 
-const cfg = JSON.parse(process.env.TEND_E2E);
-const lines = createInterface({ input: process.stdin });
-const waiting = [];
-lines.on("line", (l) => { const w = waiting.shift(); if (w) w(l); });
-function step(name) {
-  process.stdout.write("STEP " + name + "\n");
-  return new Promise((resolve) => waiting.push(resolve));
-}
-function fail(msg) {
-  console.error("FAIL: " + msg);
-  process.exit(1);
-}
-const timeout = 30000;
-
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
@@ -81,8 +62,7 @@ try {
   await p2.screenshot({ path: cfg.screenshots + "/dashboard-token.png" });
 
   if (errors.length) fail("errors in the page: " + errors.join("; "));
-  process.stdout.write("DONE\n");
+  done();
 } finally {
   await browser.close();
-  lines.close();
 }
