@@ -155,11 +155,18 @@ func (l *Local) Serve(ctx context.Context, ready func(error)) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: l.Server, ReadHeaderTimeout: 10 * time.Second}
-	go func() { errc <- hs.Serve(l.Listener) }()
+	return serve(ctx, l.Server, l.Listener, errc, 2*time.Second)
+}
+
+// serve serves h on l until ctx ends, then shuts the server down within
+// grace, or until an error arrives on errc (the server's own, or one of
+// the caller's: errc needs room for the server's).
+func serve(ctx context.Context, h http.Handler, l net.Listener, errc chan error, grace time.Duration) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { errc <- hs.Serve(l) }()
 	select {
 	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		shut, cancel := context.WithTimeout(context.Background(), grace)
 		defer cancel()
 		_ = hs.Shutdown(shut)
 		return nil

@@ -187,22 +187,8 @@ func (t *Team) Serve(ctx context.Context, l net.Listener) error {
 	t.poke()
 	go t.reloadLoop(ctx)
 
-	hs := &http.Server{Handler: t, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(l) }()
 	t.o.Log.Info("dashboard listening", "addr", l.Addr().String(), "url", t.o.URL, "sso", t.o.Issuer != "")
-	select {
-	case <-ctx.Done():
-		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(shut)
-		return nil
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
-		}
-		return err
-	}
+	return serve(ctx, t, l, make(chan error, 1), 5*time.Second)
 }
 
 func (t *Team) poke() {
