@@ -68,8 +68,8 @@ func (m *Main) dashboardTokenCommand() *cobra.Command {
 (--dashboard-addr), for a first sign-in or when single sign-on is down. The
 token is printed once and kept nowhere: only its SHA-256 goes into the Secret
 ` + dashboard.DefaultTeamName + ` of tend's namespace, and the running controller picks it up at
-once. Making a new token replaces the old one; sessions already signed in stay
-until they expire.
+once. Making a new token replaces the old one and ends the sessions signed in
+with it.
 
 Whoever holds the token is an admin of the dashboard: keep it in a password
 manager, and prefer single sign-on for daily use.`,

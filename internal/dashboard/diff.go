@@ -79,6 +79,11 @@ func (s *Server) appDiff(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "diffs are not available on this dashboard: it was started without a connection to compare with"})
 		return
 	}
+	release, ok := s.diffTurn(w)
+	if !ok {
+		return
+	}
+	defer release()
 	var want [4]string
 	if o := r.URL.Query().Get("object"); o != "" {
 		parts := strings.Split(o, "/")
@@ -140,6 +145,21 @@ func (s *Server) appDiff(w http.ResponseWriter, r *http.Request) {
 // diffError answers a failed diff: what the user must fix (the App, its
 // Source or objects the API server refuses), an App of another Cluster,
 // missing permissions, or a failure to reach the cluster or the Source.
+// diffTurn takes one of the dashboard's diff turns (maxDiffs), or answers
+// 429 with Retry-After. A diff renders the App and dry-runs every object:
+// a few at a time, whoever asks, so that viewers cannot keep the
+// controller busy.
+func (s *Server) diffTurn(w http.ResponseWriter) (release func(), ok bool) {
+	select {
+	case s.diffs <- struct{}{}:
+		return func() { <-s.diffs }, true
+	default:
+		w.Header().Set("Retry-After", "2")
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": fmt.Sprintf("%d diffs are being computed already: try again in a moment", cap(s.diffs))})
+		return nil, false
+	}
+}
+
 func (s *Server) diffError(w http.ResponseWriter, err error) {
 	var (
 		ie *appdiff.InputError

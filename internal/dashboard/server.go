@@ -84,7 +84,12 @@ type Server struct {
 	// team is set for the controller's dashboard: requests come through
 	// auth.Require, with the user in their context.
 	team bool
+	// diffs bounds the diffs computed at once (maxDiffs).
+	diffs chan struct{}
 }
+
+// maxDiffs is how many diffs a dashboard computes at once; more get 429.
+const maxDiffs = 2
 
 // sessionCookie is the session cookie's name for a dashboard on host: a
 // browser sends a host's cookies to each of its ports, so two dashboards
@@ -105,7 +110,7 @@ func New(o Options) (*Server, error) {
 	if o.User == "" {
 		o.User = "local user"
 	}
-	s := &Server{o: o, csrf: randomToken(), session: randomToken(), hub: newHub()}
+	s := &Server{o: o, csrf: randomToken(), session: randomToken(), hub: newHub(), diffs: make(chan struct{}, maxDiffs)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/apps", s.listApps)
 	mux.HandleFunc("GET /api/v1/apps/{namespace}/{name}", s.getApp)

@@ -227,6 +227,9 @@ func (a *Authenticator) User(r *http.Request) (*User, error) {
 	if !a.now().Before(time.Unix(s.Expires, 0)) {
 		return nil, errors.New("session expired")
 	}
+	if s.Admin && (len(a.cfg.AdminTokenHash) == 0 || s.Token != adminTokenID(a.cfg.AdminTokenHash)) {
+		return nil, errors.New("session refused: the admin token it signed in with was replaced or removed")
+	}
 	return &User{Subject: s.Subject, Name: s.Name, Email: s.Email, Groups: s.Groups, Admin: s.Admin, grants: *a.grants.Load(), csrf: s.CSRF}, nil
 }
 
@@ -303,6 +306,9 @@ func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/api/")
 // startSession hands u a new session cookie and logs the sign-in.
 func (a *Authenticator) startSession(w http.ResponseWriter, u *User, method string) error {
 	s := session{V: sessionVersion, Subject: u.Subject, Name: u.Name, Email: u.Email, Groups: u.Groups, Admin: u.Admin, CSRF: randomToken(), Expires: a.now().Add(a.cfg.SessionTTL).Unix()}
+	if u.Admin {
+		s.Token = adminTokenID(a.cfg.AdminTokenHash)
+	}
 	if err := a.setSession(w, u, s); err != nil {
 		return err
 	}

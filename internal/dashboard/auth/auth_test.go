@@ -301,3 +301,35 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminSessionsEndWithTheirToken: a new admin token ends the sessions
+// signed in with the old one (the session key stays); the same token on
+// another replica or after a restart keeps them.
+func TestAdminSessionsEndWithTheirToken(t *testing.T) {
+	d, token := tokenDashboard(t, Config{})
+	if resp := d.signIn(t, token, "/"); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	if _, err := d.user(t); err != nil {
+		t.Fatalf("session with the token: %v", err)
+	}
+	// A new token (tend dashboard token run again) on the same key.
+	_, newHash := NewAdminToken()
+	replaced, err := New(context.Background(), Config{SessionKey: testKey, AdminTokenHash: newHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, d.srv.URL+"/", nil)
+	req.AddCookie(d.sessionCookie(t))
+	if _, err := replaced.User(req); err == nil || !strings.Contains(err.Error(), "admin token") {
+		t.Errorf("the old token's session after a new token: %v, want refused naming the admin token", err)
+	}
+	// The same token (another replica, a restart) keeps the session.
+	same, err := New(context.Background(), Config{SessionKey: testKey, AdminTokenHash: HashAdminToken(token)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := same.User(req); err != nil {
+		t.Errorf("the same token after a restart: %v, want the session kept", err)
+	}
+}

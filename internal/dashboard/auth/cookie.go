@@ -47,8 +47,11 @@ type session struct {
 	Email   string   `json:"e,omitempty"`
 	Groups  []string `json:"g,omitempty"`
 	Admin   bool     `json:"a,omitempty"`
-	CSRF    string   `json:"c"`
-	Expires int64    `json:"x"`
+	// Token names the admin token an admin session signed in with
+	// (adminTokenID): a new token ends the sessions of the old one.
+	Token   string `json:"t,omitempty"`
+	CSRF    string `json:"c"`
+	Expires int64  `json:"x"`
 }
 
 // loginState is what a state cookie holds between /auth/login and
