@@ -86,10 +86,23 @@ type Server struct {
 	team bool
 	// diffs bounds the diffs computed at once (maxDiffs).
 	diffs chan struct{}
+	// streamFor overrides defaultStreamTTL (tests).
+	streamFor time.Duration
 }
 
 // maxDiffs is how many diffs a dashboard computes at once; more get 429.
 const maxDiffs = 2
+
+// defaultStreamTTL is how long a live-update stream of the team dashboard
+// lasts before the browser reconnects through the sign-in.
+const defaultStreamTTL = 5 * time.Minute
+
+func (s *Server) streamTTL() time.Duration {
+	if s.streamFor > 0 {
+		return s.streamFor
+	}
+	return defaultStreamTTL
+}
 
 // sessionCookie is the session cookie's name for a dashboard on host: a
 // browser sends a host's cookies to each of its ports, so two dashboards
@@ -408,9 +421,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	fl.Flush()
 	keepalive := time.NewTicker(25 * time.Second)
 	defer keepalive.Stop()
+	// Behind a sign-in, a stream ends now and then: the browser reconnects
+	// through the sign-in again, so an expired or signed-out session, or a
+	// grant taken back, stops its updates within streamTTL.
+	var renew <-chan time.Time
+	if s.team {
+		t := time.NewTimer(s.streamTTL())
+		defer t.Stop()
+		renew = t.C
+	}
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-renew:
 			return
 		case <-keepalive.C:
 			fmt.Fprint(w, ": keepalive\n\n")
