@@ -98,6 +98,9 @@ type teamState struct {
 	configKey [32]byte
 	// grants are the policy's, kept when a later edit of it is refused.
 	grants []auth.Grant
+	// creds identifies the session key and admin token auth accepts: a
+	// failed rebuild keeps auth only while they are unchanged.
+	creds [32]byte
 }
 
 // NewTeam returns the dashboard for the server options o (without Token)
@@ -258,7 +261,7 @@ func (t *Team) apply(ctx context.Context) error {
 	if old != nil && old.auth != nil && old.configKey == key {
 		// Only the grants changed: they apply to the next request.
 		old.auth.SetGrants(grants)
-		t.state.Store(&teamState{auth: old.auth, handler: old.handler, configKey: key, grants: grants})
+		t.state.Store(&teamState{auth: old.auth, handler: old.handler, configKey: key, grants: grants, creds: old.creds})
 		return nil
 	}
 	a, err := auth.New(ctx, cfg)
@@ -269,10 +272,13 @@ func (t *Team) apply(ctx context.Context) error {
 		cfg.Issuer, cfg.RedirectURL = "", ""
 		a, err = auth.New(ctx, cfg)
 	}
+	creds := sha256.Sum256(append(append([]byte{}, cfg.SessionKey...), cfg.AdminTokenHash...))
 	if err != nil {
-		if old == nil || old.auth == nil {
+		// A working sign-in stays until a rebuild succeeds (the issuer is
+		// back), unless what it accepts was taken back.
+		if old == nil || old.auth == nil || old.creds != creds {
 			t.state.Store(&teamState{problem: err.Error()})
-		} // else: a working sign-in stays until a rebuild succeeds
+		}
 		if t.o.Issuer != "" {
 			return err
 		}
@@ -285,7 +291,7 @@ func (t *Team) apply(ctx context.Context) error {
 	// use the CSS.
 	mux.Handle("GET /assets/", t.srv.assets())
 	mux.Handle("/", a.Require(t.srv.authenticated()))
-	st := &teamState{auth: a, handler: mux, configKey: key, grants: grants}
+	st := &teamState{auth: a, handler: mux, configKey: key, grants: grants, creds: creds}
 	if issuerDown != nil {
 		st.configKey = [32]byte{} // rebuild on the next try
 	}

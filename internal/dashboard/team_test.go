@@ -16,6 +16,7 @@ import (
 	"github.com/oauth2-proxy/mockoidc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -392,5 +393,14 @@ func TestTeamDashboardAdminToken(t *testing.T) {
 	var a tendv1.App
 	testenv.Eventually(t, "App billing suspended", 30*time.Second, func() bool {
 		return env.Client.Get(ctx, client.ObjectKey{Namespace: other, Name: "billing"}, &a) == nil && a.Spec.Suspend
+	})
+
+	// Taking the token out of the Secret ends what it allowed.
+	patch := []byte(`{"data":{"` + dashboard.SecretAdminTokenHash + `":null}}`)
+	if _, err := env.Clientset.CoreV1().Secrets(env.Namespace).Patch(ctx, "dash", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "the admin session refused once the token is removed", 30*time.Second, func() bool {
+		return b.api("/api/v1/apps", nil) == http.StatusServiceUnavailable
 	})
 }
