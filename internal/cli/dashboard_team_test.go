@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +20,7 @@ import (
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/dashboard"
 	"github.com/tend-gitops/tend/internal/testenv"
+	"github.com/tend-gitops/tend/internal/testenv/platform"
 )
 
 // TestControllerServesDashboard runs `tend controller --dashboard-addr`
@@ -29,25 +30,41 @@ import (
 func TestControllerServesDashboard(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	base := "http://" + addr
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	var logs bytes.Buffer
+	logs := &platform.LogBuffer{}
 	go func() {
-		m := &Main{Stdout: io.Discard, Stderr: &logs}
+		// Port 0: the controller picks its own and logs it, so that no
+		// other process can take it in between.
+		m := &Main{Stdout: io.Discard, Stderr: logs}
 		done <- m.Run(runCtx, []string{"controller", "--kubeconfig", cl.Kubeconfig, "--watch-namespace", cl.Namespace,
 			"--leader-election-namespace", cl.Namespace, "--metrics-addr", "0", "--probe-addr", "0", "--webhook-addr", "0",
-			"--dashboard-addr", addr, "--data-dir", t.TempDir()})
+			"--dashboard-addr", "127.0.0.1:0", "--data-dir", t.TempDir()})
 	}()
 	var once sync.Once
 	halt := func() { once.Do(func() { stop(); <-done }) }
 	t.Cleanup(halt)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the controller's log:\n%s", logs.Tail(60))
+		}
+	})
+	listening := regexp.MustCompile(`msg="dashboard listening".* addr=(\S+)`)
+	var base string
+	eventually(t, "the controller's dashboard listening", 2*time.Minute, func() bool {
+		select {
+		case code := <-done:
+			done <- code
+			t.Fatalf("the controller exited with %d before its dashboard listened", code)
+		default:
+		}
+		m := listening.FindStringSubmatch(logs.String())
+		if m == nil {
+			return false
+		}
+		base = "http://" + m[1]
+		return true
+	})
 	repo := testenv.NewGitRepo(t, map[string]string{"web/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  v: \"1\"\n"})
 	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: cl.Namespace}, Spec: tendv1.SourceSpec{
 		Git: &tendv1.GitSource{URL: repo.URL, Ref: tendv1.GitRef{Branch: "main"}}}}

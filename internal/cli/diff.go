@@ -141,7 +141,9 @@ Exits 0 when nothing would change and 1 when something would.`,
 // status: 1 when something would change.
 func (m *Main) printDiff(r *apply.Difference) error {
 	p := m.painter()
-	sort.SliceStable(r.Objects, func(i, j int) bool { return actionRank(r.Objects[i].Action) < actionRank(r.Objects[j].Action) })
+	sort.SliceStable(r.Objects, func(i, j int) bool {
+		return diff.ActionRank(r.Objects[i].Action) < diff.ActionRank(r.Objects[j].Action)
+	})
 	changed := 0
 	for _, d := range r.Objects {
 		if d.Action == diff.ActionUnchanged {
@@ -169,18 +171,6 @@ func (m *Main) printDiff(r *apply.Difference) error {
 		return &exitError{code: ExitDiff, quiet: true, err: fmt.Errorf("%d objects differ", changed)}
 	}
 	return nil
-}
-
-func actionRank(a string) int {
-	switch a {
-	case diff.ActionCreate:
-		return 0
-	case diff.ActionUpdate:
-		return 1
-	case diff.ActionDelete:
-		return 2
-	}
-	return 3
 }
 
 // writeUnified prints a unified diff, coloured on a terminal.

@@ -21,7 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
-	"github.com/tend-gitops/tend/internal/appctl"
 	"github.com/tend-gitops/tend/internal/apply"
 	"github.com/tend-gitops/tend/internal/dashboard/auth"
 	"github.com/tend-gitops/tend/internal/health"
@@ -564,87 +563,6 @@ func (s *Server) attachChildren(ctx context.Context, checker *health.Checker, by
 		if !added {
 			return
 		}
-	}
-}
-
-// appAction serves POST /api/v1/apps/{namespace}/{name}/{sync,refresh,suspend,resume,unpin}
-// and rollback?id=N.
-func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	a, err := s.app(ctx, r)
-	if err != nil {
-		s.apiError(w, r, err)
-		return
-	}
-	action := r.PathValue("action")
-	if need, ok := auth.ActionRole(action); ok && roleIn(r, a.Namespace) < need {
-		s.o.Log.Info("dashboard action refused", "action", action, "app", a.Namespace+"/"+a.Name, "user", s.userName(r), "role", roleIn(r, a.Namespace).String())
-		s.forbidden(w, r, need, a.Namespace)
-		return
-	}
-	var result map[string]string
-	switch action {
-	case "sync":
-		var token string
-		token, err = appctl.RequestSync(ctx, s.o.Client, a, appctl.SyncOptions{Prune: r.URL.Query().Get("prune") == "true"})
-		result = map[string]string{"requested": token}
-	case "refresh":
-		err = appctl.RequestRefresh(ctx, s.o.Client, a)
-	case "suspend", "resume":
-		err = appctl.SetSuspend(ctx, s.o.Client, a, action == "suspend")
-	case "rollback":
-		id, perr := strconv.ParseInt(r.URL.Query().Get("id"), 10, 64)
-		if perr != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "rollback needs id, the number of a sync in the App's history"})
-			return
-		}
-		var rec *tendv1.SyncRecord
-		if rec, err = appctl.Rollback(ctx, s.o.Client, a, id); err == nil {
-			action = fmt.Sprintf("rollback to sync %d (%s)", id, rec.Revision)
-			result = map[string]string{"revision": rec.Revision}
-		}
-	case "unpin":
-		err = appctl.Unpin(ctx, s.o.Client, a)
-	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("action %q: want sync, refresh, suspend, resume, rollback or unpin", action)})
-		return
-	}
-	var invalid *appctl.InvalidRequest
-	switch {
-	case errors.As(err, &invalid):
-		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
-		return
-	case apierrors.IsForbidden(err):
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": err.Error()})
-		return
-	case err != nil:
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
-		return
-	}
-	s.audit(ctx, a, action, s.userName(r))
-	if result == nil {
-		result = map[string]string{}
-	}
-	result["action"] = action
-	writeJSON(w, http.StatusAccepted, result)
-}
-
-// audit records an action: one log line and one event on the App, both
-// naming who asked.
-func (s *Server) audit(ctx context.Context, a *tendv1.App, action, user string) {
-	s.o.Log.Info("dashboard action", "action", action, "app", a.Namespace+"/"+a.Name, "user", user)
-	now := metav1.Now()
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: a.Name + ".", Namespace: a.Namespace},
-		InvolvedObject: corev1.ObjectReference{APIVersion: tendv1.GroupVersion.String(), Kind: "App", Namespace: a.Namespace, Name: a.Name, UID: a.UID},
-		Reason:         "DashboardAction",
-		Message:        fmt.Sprintf("%s requested by %s from the dashboard", action, user),
-		Type:           corev1.EventTypeNormal,
-		Source:         corev1.EventSource{Component: "tend-dashboard"},
-		FirstTimestamp: now, LastTimestamp: now, Count: 1,
-	}
-	if _, err := s.o.Kube.CoreV1().Events(a.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		s.o.Log.Warn("dashboard: audit event not recorded", "app", a.Namespace+"/"+a.Name, "error", err)
 	}
 }
 

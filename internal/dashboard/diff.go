@@ -50,18 +50,6 @@ func objectKey(group, kind, ns, name string) string {
 	return group + "/" + kind + "/" + ns + "/" + name
 }
 
-func actionRank(a string) int {
-	switch a {
-	case diff.ActionCreate:
-		return 0
-	case diff.ActionUpdate:
-		return 1
-	case diff.ActionDelete:
-		return 2
-	}
-	return 3
-}
-
 // appDiff serves GET /api/v1/apps/{namespace}/{name}/diff[?object=group/kind/namespace/name]:
 // what a sync would change, object by object, as `tend diff APP` shows it
 // (package appdiff: the App rendered at the revision its Source last
@@ -133,7 +121,7 @@ func (s *Server) appDiff(w http.ResponseWriter, r *http.Request) {
 	}
 	sort.SliceStable(v.Objects, func(i, j int) bool {
 		a, b := v.Objects[i], v.Objects[j]
-		if ra, rb := actionRank(a.Action), actionRank(b.Action); ra != rb {
+		if ra, rb := diff.ActionRank(a.Action), diff.ActionRank(b.Action); ra != rb {
 			return ra < rb
 		}
 		return a.Key < b.Key

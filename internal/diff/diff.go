@@ -35,6 +35,20 @@ const (
 	ActionUnchanged = "unchanged"
 )
 
+// ActionRank orders actions as diffs list them: creates, then updates,
+// then deletes, then the unchanged.
+func ActionRank(a string) int {
+	switch a {
+	case ActionCreate:
+		return 0
+	case ActionUpdate:
+		return 1
+	case ActionDelete:
+		return 2
+	}
+	return 3
+}
+
 // ObjectDiff is the difference for one object.
 type ObjectDiff struct {
 	Group, Kind, Namespace, Name string
