@@ -118,6 +118,9 @@ func scaleTable(r *scaleResult) string {
 		fmt.Fprintf(&b, " with `%s`", strings.Join(r.ControllerArgs, " "))
 	}
 	b.WriteString(". tend's requests are counted by a proxy between the controller and the apiserver: every request it sent, by verb (LIST, WATCH, CREATE, UPDATE, PATCH, APPLY = server-side apply, ..., dry runs as *_DRYRUN).\n\n")
+	if r.Dashboard != nil {
+		fmt.Fprintf(&b, "The controller served its dashboard throughout, with one signed-in browser session on the App list: %s.\n\n", dashText(r.Dashboard))
+	}
 	b.WriteString(buildLine(r.TendBuild, r.Note))
 	b.WriteString("| target | measured | met |\n|---|---|---|\n")
 	for _, t := range r.Targets {
@@ -223,8 +226,8 @@ func curveTable(rs []*scaleResult) string {
 	}
 	fmt.Fprintf(&b, "Scaling curve: baseline, cold sync and one one-App commit for each N (x %d objects), a fresh controller process each.\n\n", rs[0].ObjectsPerApp)
 	b.WriteString(buildLine(rs[0].TendBuild, rs[0].Note))
-	b.WriteString("| Apps | objects | baseline | cold sync | ratio | cold sync CPU | peak RSS | peak heap in use | one-App commit applied | Apps re-rendered | every App at the commit | one /metrics read |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| Apps | objects | dashboard | baseline | cold sync | ratio | cold sync CPU | peak RSS | peak heap in use | one-App commit applied | Apps re-rendered | every App at the commit | one /metrics read |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		cold, ratio, cpu := "failed", "", ""
 		if r.Cold != nil {
@@ -256,7 +259,20 @@ func curveTable(rs []*scaleResult) string {
 		if sc := r.Scrape; sc != nil {
 			scrape = fmt.Sprintf("%.1f ms, %.2f MiB", sc.CPUMillis, sc.AllocBytes/(1<<20))
 		}
-		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Apps, r.Apps*r.ObjectsPerApp, base, cold, ratio, cpu, mib(r.PeakRSS), mib(heap), applied, rendered, settled, scrape)
+		dash := "off"
+		if r.Dashboard != nil {
+			dash = "on: " + dashText(r.Dashboard)
+		}
+		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Apps, r.Apps*r.ObjectsPerApp, dash, base, cold, ratio, cpu, mib(r.PeakRSS), mib(heap), applied, rendered, settled, scrape)
 	}
 	return b.String()
+}
+
+// dashText says what a browser session on the dashboard did.
+func dashText(d *dashSessionResult) string {
+	s := fmt.Sprintf("%d live updates, %d list reloads (p50 %.1f ms, p95 %.1f ms)", d.Changes, d.Lists, d.ListP50Ms, d.ListP95Ms)
+	if len(d.Errors) > 0 {
+		s += fmt.Sprintf(", %d errors (first: %s)", len(d.Errors), d.Errors[0])
+	}
+	return s
 }

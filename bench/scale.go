@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,6 +52,9 @@ type scaleConfig struct {
 	TendBin, Kubeconfig, Out, Work string
 	// ControllerArgs are appended to `tend controller`.
 	ControllerArgs []string
+	// Dashboard has the controller serve its dashboard, with one
+	// signed-in browser session on the App list throughout the run.
+	Dashboard bool
 	// TendBuild says which tend was measured; Note is printed with the
 	// results.
 	TendBuild, Note string
@@ -77,6 +81,8 @@ type scaleResult struct {
 	ProfileNote    string                 `json:"profileNote,omitempty"`
 	Targets        []target               `json:"targets"`
 	ControllerLog  string                 `json:"controllerLog"`
+	// Dashboard is what the browser session did, when there was one.
+	Dashboard *dashSessionResult `json:"dashboard,omitempty"`
 }
 
 type coldResult struct {
@@ -300,13 +306,29 @@ func benchScale(ctx context.Context, c *cluster, cfg scaleConfig) (_ *scaleResul
 		return nil, err
 	}
 	s.res.ControllerLog = filepath.Join(cfg.Out, fmt.Sprintf("controller-%d-apps.log", cfg.Apps))
+	extra, dashAddr := cfg.ControllerArgs, ""
+	if cfg.Dashboard {
+		if dashAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		extra = append(slices.Clone(extra), "--dashboard-addr="+dashAddr)
+		s.res.ControllerLog = strings.TrimSuffix(s.res.ControllerLog, ".log") + "-dashboard.log"
+	}
 	s.proc, err = startTend(ctx, tendOptions{
 		Bin: cfg.TendBin, Kubeconfig: kubeconfig, Namespace: s.ns,
 		DataDir: filepath.Join(work, "tend-data"), LogPath: s.res.ControllerLog,
-		WebhookSecret: webhookSecretName, Extra: cfg.ControllerArgs,
+		WebhookSecret: webhookSecretName, Extra: extra,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Dashboard {
+		sess, err := openDashSession(ctx, c.Clientset, "http://"+dashAddr, s.ns)
+		if err != nil {
+			return nil, err
+		}
+		logf("a browser session is on the dashboard's App list at http://%s", dashAddr)
+		defer func() { s.res.Dashboard = sess.close() }()
 	}
 	if s.proc.pprofURL == "" {
 		s.res.ProfileNote = "tend controller has no --pprof-addr flag: no profiles"

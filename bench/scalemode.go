@@ -20,7 +20,7 @@ type scaleFlags struct {
 	steady, appInterval, coldTimeout      time.Duration
 	pushTimeout, settleTimeout, sample    time.Duration
 	scale, kubeconfig, out, tendBin, args string
-	note                                  string
+	note, dashboard                       string
 }
 
 func (f *scaleFlags) register(fs *flag.FlagSet) {
@@ -38,6 +38,7 @@ func (f *scaleFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.pushTimeout, "push-timeout", time.Minute, "scale: give up waiting for one commit's object after this long")
 	fs.DurationVar(&f.settleTimeout, "settle-timeout", 5*time.Minute, "scale: longest wait for every App to report a one-App commit")
 	fs.StringVar(&f.note, "note", "", "scale: a line to print under the results' title (e.g. what the -tend-bin binary changes)")
+	fs.StringVar(&f.dashboard, "dashboard", "off", "scale: the controller serves its dashboard with one signed-in browser session on the App list (on), not (off), or each run twice, without and then with it (pair)")
 	fs.DurationVar(&f.sample, "sample", 250*time.Millisecond, "scale: how often the controller's RSS and /metrics are sampled")
 }
 
@@ -68,6 +69,13 @@ func scaleConfigFor(ctx context.Context, f scaleFlags, apps, runs int, work stri
 	}
 	if cfg.Objects < 4 {
 		return cfg, errors.New("-objects must be at least 4 (ConfigMaps, a Deployment, a Service and a Secret)")
+	}
+	switch f.dashboard {
+	case "off", "pair":
+	case "on":
+		cfg.Dashboard = true
+	default:
+		return cfg, fmt.Errorf("-dashboard %q: want on, off or pair", f.dashboard)
 	}
 	if cfg.BaselineWorkers < 1 || cfg.Sample <= 0 || cfg.PushCommits < 0 {
 		return cfg, errors.New("-baseline-workers and -sample must be positive, -push-commits not negative")
@@ -144,6 +152,10 @@ func runScaleMode(ctx context.Context, f scaleFlags, apps, runs int, work, resul
 			strings.Join(left, ", "), benchLabel)
 	}
 
+	if len(points) == 0 && f.dashboard == "pair" {
+		// A pair is a curve of one point, run twice.
+		points = []int{apps}
+	}
 	if len(points) == 0 {
 		res, err := benchScale(ctx, c, cfg)
 		if res == nil || ctx.Err() != nil {
@@ -164,19 +176,25 @@ func runScaleMode(ctx context.Context, f scaleFlags, apps, runs int, work, resul
 
 	var all []*scaleResult
 	var errs []error
+	dashboards := []bool{cfg.Dashboard}
+	if f.dashboard == "pair" {
+		dashboards = []bool{false, true}
+	}
 	for _, n := range points {
-		pc := cfg
-		pc.Apps, pc.SyncOnly = n, true
-		res, err := benchScale(ctx, c, pc)
-		if err != nil {
-			logf("scale %d: %v", n, err)
-			errs = append(errs, fmt.Errorf("%d Apps: %w", n, err))
-		}
-		if ctx.Err() != nil {
-			return errors.Join(errs...) // interrupted: nothing worth recording
-		}
-		if res != nil {
-			all = append(all, res)
+		for _, dash := range dashboards {
+			pc := cfg
+			pc.Apps, pc.SyncOnly, pc.Dashboard = n, true, dash
+			res, err := benchScale(ctx, c, pc)
+			if err != nil {
+				logf("scale %d: %v", n, err)
+				errs = append(errs, fmt.Errorf("%d Apps: %w", n, err))
+			}
+			if ctx.Err() != nil {
+				return errors.Join(errs...) // interrupted: nothing worth recording
+			}
+			if res != nil {
+				all = append(all, res)
+			}
 		}
 	}
 	table := curveTable(all)
