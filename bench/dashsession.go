@@ -175,7 +175,7 @@ func (s *dashSession) reloader(ctx context.Context, changed <-chan struct{}) {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			s.fail(fmt.Errorf("App list: %s", resp.Status))
+			s.fail(fmt.Errorf("the App list: %s", resp.Status))
 			continue
 		}
 		s.mu.Lock()

@@ -38,6 +38,13 @@ const (
 	// the deletion it runs for: "<App UID>@<revision>". A restarted
 	// controller finds the hook by it instead of creating it again.
 	AnnotationPostDeleteRun = "tend.dev/post-delete-run"
+	// AnnotationHookRun, on a pre-sync, post-sync or sync-fail hook tend
+	// created, names the sync attempt and phase it ran for:
+	// "<App UID>@<revision>#<id>/<phase>", id being the sync history entry
+	// the attempt will write. A controller
+	// restarted in the middle of that sync finds the hook by it and waits
+	// for it instead of running it a second time.
+	AnnotationHookRun = "tend.dev/hook-run"
 	// AnnotationPrune set to "disabled" keeps an object when it leaves git.
 	AnnotationPrune = "tend.dev/prune"
 	// AnnotationForceConflicts set to "true" takes over fields other

@@ -139,6 +139,12 @@ type Request struct {
 	// DryRun sends every apply as a server-side dry run; nothing changes,
 	// no hooks run, nothing is pruned or recorded.
 	DryRun bool
+	// HookRun names this sync attempt (see AnnotationHookRun): a hook
+	// found in the cluster carrying it was created by this attempt before
+	// a restart cut it off, and is waited for instead of being deleted and
+	// created again, so that a hook Job runs once. Empty: every sync runs
+	// its hooks anew.
+	HookRun string
 	// HealthTimeout bounds each wait for a step or hook (default 5m).
 	HealthTimeout time.Duration
 	// Health, when set, assesses this App's objects in place of the

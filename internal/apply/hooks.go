@@ -22,7 +22,16 @@ func (s *syncRun) runHooks(ctx context.Context, phase Phase, hooks []Hook) error
 		if err := s.watchKinds(ctx, []*unstructured.Unstructured{o}, false); err != nil {
 			return err
 		}
-		if h.Delete[BeforeCreate] {
+		// A hook of this very sync attempt, cut off by a restart, is
+		// waited for: it is not created a second time.
+		ours := false
+		if s.req.HookRun != "" {
+			run := s.req.HookRun + "/" + string(phase)
+			setAnnotation(o, AnnotationHookRun, run)
+			live, ok := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
+			ours = ok && live.GetDeletionTimestamp() == nil && live.GetAnnotations()[AnnotationHookRun] == run
+		}
+		if h.Delete[BeforeCreate] && !ours {
 			if err := s.deleteAndWait(ctx, o); err != nil {
 				s.progress(step, ref, HookFailed, err.Error())
 				return fmt.Errorf("hook %s: %w", ref, err)

@@ -18,6 +18,10 @@ import (
 // runs for: "<App UID>@<revision>".
 const AnnotationPostDeleteRun = tendv1.AnnotationPostDeleteRun
 
+// AnnotationHookRun, on a pre-sync, post-sync or sync-fail hook, names the
+// sync attempt that created it (Request.HookRun).
+const AnnotationHookRun = tendv1.AnnotationHookRun
+
 // PostDeleteHooks returns the post-delete hooks among objs, in weight
 // order: what Engine.PostDelete runs when their App is deleted.
 func PostDeleteHooks(objs []*unstructured.Unstructured) ([]Hook, error) {

@@ -16,6 +16,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if args := os.Getenv(childArgsEnv); args != "" {
+		os.Exit(runChild(args))
+	}
 	quietClientGo() // before any test starts informers
 	testenv.Main(m)
 }

@@ -101,6 +101,10 @@ func (r *AppReconciler) startSync(key types.NamespacedName, app *tendv1.App, st 
 	// The sync decodes its objects when it gets its turn (Engine.MaxSyncs):
 	// Apps waiting for one hold only their encoded render.
 	req.ObjectsFunc = func() []*unstructured.Unstructured { return desiredObjects(result) }
+	// The attempt's hooks carry the history entry it will write: after a
+	// restart that cut it off (no entry written), the same attempt finds
+	// its hook Jobs instead of running them again.
+	req.HookRun = fmt.Sprintf("%s@%s#%d", app.UID, req.Revision, nextHistoryID(app))
 	req.Started = func() {
 		job.turnAt = time.Now()
 		close(job.turn)
@@ -187,11 +191,7 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 	// A sync that changed nothing and answered nothing is not history
 	// (after a restart, every App "syncs" once without writing).
 	if job.err != nil || changed > 0 || job.request != "" || job.rollback != "" || (len(app.Status.History) > 0 && app.Status.History[0].Revision != job.rev) || len(app.Status.History) == 0 {
-		var id int64 = 1
-		if len(app.Status.History) > 0 {
-			id = app.Status.History[0].ID + 1
-		}
-		rec.ID = id
+		rec.ID = nextHistoryID(app)
 		app.Status.History = append([]tendv1.SyncRecord{rec}, app.Status.History...)
 		if len(app.Status.History) > historyLimit {
 			app.Status.History = app.Status.History[:historyLimit]
@@ -411,4 +411,12 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+// nextHistoryID is the ID of the next entry of app's sync history.
+func nextHistoryID(app *tendv1.App) int64 {
+	if len(app.Status.History) == 0 {
+		return 1
+	}
+	return app.Status.History[0].ID + 1
 }
