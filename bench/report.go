@@ -177,6 +177,9 @@ func scaleTable(r *scaleResult) string {
 	} else if r.ProfileNote != "" {
 		fmt.Fprintf(&b, "\nProfiles: none (%s).\n", r.ProfileNote)
 	}
+	if r.Soak != nil {
+		b.WriteString(soakTable(r.Soak))
+	}
 	return b.String()
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,15 @@ func TestSteadyRequestsSetWatchesAndLeasesApart(t *testing.T) {
 	}
 	if len(reqs) != 4 || reqs["GET secrets"] != 2 || reqs["GET discovery"] != 1 {
 		t.Errorf("requests = %v, want the GETs, the LIST and the UPDATE", reqs)
+	}
+}
+
+func TestFitLine(t *testing.T) {
+	slope, icept := fitLine([]float64{0, 1, 2, 3}, []float64{10, 12, 14, 16})
+	if slope != 2 || icept != 10 {
+		t.Errorf("fitLine = %v, %v; want 2, 10", slope, icept)
+	}
+	if s, _ := fitLine([]float64{1}, []float64{1}); !math.IsNaN(s) {
+		t.Errorf("fitLine of one point = %v, want NaN", s)
 	}
 }

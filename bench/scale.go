@@ -52,6 +52,10 @@ type scaleConfig struct {
 	TendBin, Kubeconfig, Out, Work string
 	// ControllerArgs are appended to `tend controller`.
 	ControllerArgs []string
+	// Soak, when positive, replaces the phases after the cold sync with an
+	// endurance run this long: a commit every SoakCommitEvery, a drifted
+	// object every SoakDriftEvery, a sample every SoakSampleEvery.
+	Soak, SoakCommitEvery, SoakDriftEvery, SoakSampleEvery time.Duration
 	// Dashboard has the controller serve its dashboard, with one
 	// signed-in browser session on the App list throughout the run.
 	Dashboard bool
@@ -81,6 +85,8 @@ type scaleResult struct {
 	ProfileNote    string                 `json:"profileNote,omitempty"`
 	Targets        []target               `json:"targets"`
 	ControllerLog  string                 `json:"controllerLog"`
+	// Soak is the endurance run, when there was one.
+	Soak *soakResult `json:"soak,omitempty"`
 	// Dashboard is what the browser session did, when there was one.
 	Dashboard *dashSessionResult `json:"dashboard,omitempty"`
 }
@@ -348,6 +354,12 @@ func benchScale(ctx context.Context, c *cluster, cfg scaleConfig) (_ *scaleResul
 
 	if err := s.cold(ctx); err != nil {
 		return s.res, fmt.Errorf("cold sync: %w", err)
+	}
+	if cfg.Soak > 0 {
+		if err := s.soak(ctx); err != nil {
+			return s.res, fmt.Errorf("soak: %w", err)
+		}
+		return s.res, nil
 	}
 	if !cfg.SyncOnly {
 		if err := s.steady(ctx); err != nil {

@@ -19,6 +19,7 @@ type scaleFlags struct {
 	objects, pushCommits, baselineWorkers int
 	steady, appInterval, coldTimeout      time.Duration
 	pushTimeout, settleTimeout, sample    time.Duration
+	soak, soakCommit, soakDrift           time.Duration
 	scale, kubeconfig, out, tendBin, args string
 	note, dashboard                       string
 }
@@ -39,6 +40,9 @@ func (f *scaleFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.settleTimeout, "settle-timeout", 5*time.Minute, "scale: longest wait for every App to report a one-App commit")
 	fs.StringVar(&f.note, "note", "", "scale: a line to print under the results' title (e.g. what the -tend-bin binary changes)")
 	fs.StringVar(&f.dashboard, "dashboard", "off", "scale: the controller serves its dashboard with one signed-in browser session on the App list (on), not (off), or each run twice, without and then with it (pair)")
+	fs.DurationVar(&f.soak, "soak", 0, "scale: after the cold sync, an endurance run this long (e.g. 1h; not in CI): a commit to one App every -soak-commit-every and a drifted object every -soak-drift-every, the controller's RSS, heap, goroutines and open files sampled, their slopes over the last 40 minutes recorded")
+	fs.DurationVar(&f.soakCommit, "soak-commit-every", 10*time.Second, "scale: how often the soak commits")
+	fs.DurationVar(&f.soakDrift, "soak-drift-every", 30*time.Second, "scale: how often the soak changes an App's object in the cluster")
 	fs.DurationVar(&f.sample, "sample", 250*time.Millisecond, "scale: how often the controller's RSS and /metrics are sampled")
 }
 
@@ -66,6 +70,10 @@ func scaleConfigFor(ctx context.Context, f scaleFlags, apps, runs int, work stri
 		BaselineWorkers: f.baselineWorkers, ColdTimeout: f.coldTimeout, PushTimeout: f.pushTimeout,
 		SettleTimeout: f.settleTimeout, Sample: f.sample, TendBin: f.tendBin, Kubeconfig: f.kubeconfig,
 		Out: f.out, Work: work, ControllerArgs: strings.Fields(f.args), Logf: logf, Note: f.note,
+		Soak: f.soak, SoakCommitEvery: f.soakCommit, SoakDriftEvery: f.soakDrift, SoakSampleEvery: 30 * time.Second,
+	}
+	if cfg.Soak > 0 && (cfg.SoakCommitEvery <= 0 || cfg.SoakDriftEvery <= 0) {
+		return cfg, errors.New("-soak-commit-every and -soak-drift-every must be positive")
 	}
 	if cfg.Objects < 4 {
 		return cfg, errors.New("-objects must be at least 4 (ConfigMaps, a Deployment, a Service and a Secret)")
