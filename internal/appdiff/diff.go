@@ -63,7 +63,13 @@ func (d *Differ) Diff(ctx context.Context, app *tendv1.App, src *tendv1.Source, 
 	if o.Prune != nil {
 		req.Prune = *o.Prune
 	}
-	dif, err := d.Engine.Diff(ctx, req)
+	eng := d.Engine
+	if d.EngineFor != nil {
+		if eng, err = d.EngineFor(ctx, app); err != nil {
+			return nil, &ClusterError{err}
+		}
+	}
+	dif, err := eng.Diff(ctx, req)
 	if err != nil {
 		var se *apply.SyncError
 		if errors.As(err, &se) {

@@ -53,6 +53,10 @@ type Differ struct {
 	Client client.Client
 	// Engine compares; only Diff needs it.
 	Engine *apply.Engine
+	// EngineFor, when set, returns the engine an App's sync runs on (one
+	// acting as its ServiceAccount), for Diff to compare with in place of
+	// Engine: the diff then shows what that account's sync would do.
+	EngineFor func(ctx context.Context, app *tendv1.App) (*apply.Engine, error)
 }
 
 // Rendered is an App rendered from its Source.

@@ -32,8 +32,8 @@ import (
 
 // newTeamDashboard is the dashboard the controller serves, over the
 // manager's cache (Apps, Sources, Notifiers, Clusters and AppSets are
-// cached for the controllers anyway); its diffs use the controller's own
-// engine for the cluster it runs in.
+// cached for the controllers anyway); its diffs use the engine the App's
+// syncs run on (as its ServiceAccount, when it has one).
 func newTeamDashboard(mgr manager.Manager, c *controller.Controller, t dashboard.TeamOptions) (*dashboard.Team, error) {
 	cfg := mgr.GetConfig()
 	// Uncached: a diff reads the Secrets an App names once, and they
@@ -52,7 +52,7 @@ func newTeamDashboard(mgr manager.Manager, c *controller.Controller, t dashboard
 	}
 	return dashboard.NewTeam(dashboard.Options{
 		Cache: mgr.GetCache(), Client: mgr.GetClient(), Kube: kube, Dynamic: dyn, Mapper: mgr.GetRESTMapper(), Log: t.Log,
-		Differ: &appdiff.Differ{Config: cfg, Client: direct, Engine: c.Clusters.Local.Engine},
+		Differ: &appdiff.Differ{Config: cfg, Client: direct, Engine: c.Clusters.Local.Engine, EngineFor: c.EngineFor},
 	}, t)
 }
 

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,7 +66,10 @@ func TestControllerServesDashboard(t *testing.T) {
 		base = "http://" + m[1]
 		return true
 	})
-	repo := testenv.NewGitRepo(t, map[string]string{"web/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  v: \"1\"\n"})
+	repo := testenv.NewGitRepo(t, map[string]string{
+		"web/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  v: \"1\"\n",
+		"tenant/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tenant\ndata:\n  v: \"1\"\n",
+	})
 	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: cl.Namespace}, Spec: tendv1.SourceSpec{
 		Git: &tendv1.GitSource{URL: repo.URL, Ref: tendv1.GitRef{Branch: "main"}}}}
 	app := &tendv1.App{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: cl.Namespace}, Spec: tendv1.AppSpec{
@@ -136,6 +140,31 @@ func TestControllerServesDashboard(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(body), &d); code != http.StatusOK || err != nil || d.Summary != "1 unchanged" || d.Revision != repo.Head() {
 		t.Errorf("diff through the controller's dashboard: %d %s", code, body)
+	}
+	// An App acting as a ServiceAccount is diffed as that account: one
+	// without rights to ConfigMaps gets the refusal its sync would get,
+	// not what tend itself could do.
+	if _, err := cl.Clientset.CoreV1().ServiceAccounts(cl.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nobody"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tenant := app.DeepCopy()
+	tenant.ObjectMeta = metav1.ObjectMeta{Name: "tenant", Namespace: cl.Namespace}
+	tenant.Spec.ServiceAccountName, tenant.Spec.Path = "nobody", "tenant"
+	if err := cl.c.Create(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the dashboard listing App tenant", 30*time.Second, func() bool {
+		code, body := get("/api/v1/apps/" + cl.Namespace + "/tenant")
+		return code == http.StatusOK && strings.Contains(body, `"tenant"`)
+	})
+	code, body = get("/api/v1/apps/" + cl.Namespace + "/tenant/diff")
+	var td struct {
+		Changed int      `json:"changed"`
+		Errors  []string `json:"errors"`
+	}
+	if err := json.Unmarshal([]byte(body), &td); code != http.StatusOK || err != nil || td.Changed != 0 || len(td.Errors) != 1 ||
+		!strings.Contains(td.Errors[0], "forbidden") || !strings.Contains(td.Errors[0], "system:serviceaccount:"+cl.Namespace+":nobody") {
+		t.Errorf("diff of an App acting as a ServiceAccount without rights: %d %s; want the account's refusal for its ConfigMap", code, body)
 	}
 	halt() // logs is the controller's until it has stopped
 	if strings.Contains(logs.String(), token) {

@@ -21,6 +21,17 @@ func (r *AppReconciler) serviceAccount(app *tendv1.App) string {
 	return r.DefaultServiceAccount
 }
 
+// EngineFor returns the engine of the controller's own cluster that app's
+// syncs run on: one acting as the App's ServiceAccount (spec or
+// --default-service-account), else the controller's. The dashboard's
+// diffs compare with it.
+func (c *Controller) EngineFor(_ context.Context, app *tendv1.App) (*apply.Engine, error) {
+	if sa := c.Apps.serviceAccount(app); sa != "" {
+		return c.Clusters.Local.As(app.Namespace, sa)
+	}
+	return c.Clusters.Local.Engine, nil
+}
+
 // engineFor returns the engine a sync of app runs on: the connection's
 // own, or, for an App with a ServiceAccount, one acting as that account,
 // once the API server has said the account may create and patch every
