@@ -280,7 +280,8 @@ func (s *Store) Open(src types.NamespacedName) (art Artifact, release func(), ok
 	}
 	release = s.fetcher.Hold(s.Dir(src))
 	art, ok = s.Current(src)
-	if !ok {
+	if !ok || (!art.OCI && !s.fetcher.Clean(art.Dir)) {
+		// A git checkout left half way by a failed fetch is never read.
 		release()
 		return Artifact{}, func() {}, false
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/dashboard"
 	"github.com/tend-gitops/tend/internal/dashboard/auth"
+	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/webhook"
 )
 
@@ -109,7 +110,10 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 					}
 				}
 				srv := &webhookServer{addr: webhookAddr, log: opts.Log, handler: &webhook.Receiver{
-					Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(),
+					// The Secret is read from a watch of it alone: a flood
+					// of requests sends the apiserver none, and a rotated
+					// secret applies at once.
+					Client: mgr.GetClient(), SecretReader: watchedSecrets{refs: c.Refs, owner: refwatch.Owner{Kind: "WebhookReceiver", Name: webhookSecret}},
 					SecretNamespace: opts.LeaderElectionNamespace, SecretName: webhookSecret,
 					Log: opts.Log.With("component", "webhook"),
 				}}
@@ -195,6 +199,23 @@ func setGCPercent(percent int, flagGiven bool) {
 	if flagGiven || os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(percent)
 	}
+}
+
+// watchedSecrets reads Secrets from refwatch's watches (one per Secret,
+// started at its first read) for owner; it cannot list.
+type watchedSecrets struct {
+	refs  *refwatch.Watcher
+	owner refwatch.Owner
+}
+
+var _ client.Reader = watchedSecrets{}
+
+func (w watchedSecrets) Get(ctx context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	return w.refs.Get(ctx, w.owner, key, obj)
+}
+
+func (w watchedSecrets) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return errors.New("watchedSecrets: List is not supported; read one Secret by name")
 }
 
 // webhookServer serves the push receivers on every replica: receiving a

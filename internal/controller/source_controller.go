@@ -236,7 +236,8 @@ func (r *SourceReconciler) fetched(src *tendv1.Source, art artifact.Artifact, wh
 // that speaks the other protocol is a mistake in the Source (or the
 // registry) that retrying does not fix, and so are rejected credentials:
 // the Source is Stalled and checked again only after its interval or when
-// its spec changes. An unreachable registry is retried with backoff.
+// its spec changes. An unreachable registry is retried with backoff; a
+// registry that answers is checked again after the Source's interval.
 func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source, interval time.Duration) (ctrl.Result, error) {
 	o := src.Spec.OCI
 	if t := src.Spec.Timeout.Duration; t > 0 {
@@ -269,7 +270,9 @@ func (r *SourceReconciler) reconcileOCI(ctx context.Context, src *tendv1.Source,
 	}
 	setCondition(&src.Status.Conditions, src.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonSucceeded, msg)
 	meta.RemoveStatusCondition(&src.Status.Conditions, tendv1.ConditionStalled)
-	return ctrl.Result{}, nil
+	// Checked again every interval, so that Ready says when the registry
+	// stops answering (a 500, or gone), not only what it did once.
+	return ctrl.Result{RequeueAfter: interval}, nil
 }
 
 // charts returns the Fetcher that checks OCI registries.

@@ -228,7 +228,8 @@ func (f *Fetcher) ociLayer(ctx context.Context, repo *remote.Repository, display
 
 // CheckOCI checks that the OCI registry of repoURL (oci:// or oci+http://,
 // see OCIURL) speaks the protocol the URL names, without credentials: any
-// HTTP answer to a request for its API root (/v2/) passes, 401 included.
+// HTTP answer to a request for its API root (/v2/) below 500 passes, 401
+// included; a 5xx is an error saying the registry is failing.
 // A registry that answers HTTPS with plain HTTP, or plain HTTP with an
 // error asking for HTTPS, gives an ErrScheme error; one that cannot be
 // reached gives an error saying so.
@@ -266,6 +267,11 @@ func (f *Fetcher) CheckOCI(ctx context.Context, repoURL string) error {
 	// nginx's do.
 	if plain && resp.StatusCode == http.StatusBadRequest && strings.Contains(string(body), "HTTPS") {
 		return mark(fmt.Errorf("%s: GET %s answered %s %q: the registry speaks HTTPS, not plain HTTP; remove spec.oci.insecure from the Source", what, endpoint, resp.Status, strings.TrimSpace(string(body))), ErrScheme)
+	}
+	// A server error says the registry is failing, whatever protocol it
+	// speaks: not Ready, and worth trying again.
+	if resp.StatusCode >= http.StatusInternalServerError {
+		return fmt.Errorf("%s: GET %s answered %s: the registry is failing; check that it is healthy (tend tries again)", what, endpoint, resp.Status)
 	}
 	return nil
 }

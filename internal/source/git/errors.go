@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Kinds of failure, for errors.Is. A controller treats ErrAuth, ErrHostKey,
@@ -61,7 +63,7 @@ func (s *session) explain(ctx context.Context, err error) error {
 		}
 		return false
 	}
-	detail := lastLines(ce.stderr, 1)
+	detail := printable(lastLines(ce.stderr, 1))
 	switch {
 	case has("host key verification failed", "remote host identification has changed", "host key is known for"):
 		return &Error{kind: ErrHostKey, msg: fmt.Sprintf("ssh host key verification failed for %s: the server's host key is missing from, or does not match, the known_hosts in the Secret; check known_hosts (a changed key can also mean someone is intercepting the connection)", hostOf(u))}
@@ -77,11 +79,33 @@ func (s *session) explain(ctx context.Context, err error) error {
 		return &Error{kind: ErrRefNotFound, msg: fmt.Sprintf("%s not found in %s; check spec.ref", s.opts.Ref, u)}
 	case has("repository not found", "not found", "does not appear to be a git repository", "returned error: 404", "not a git repository"):
 		return &Error{kind: ErrRepoNotFound, msg: fmt.Sprintf("repository not found at %s; check the URL, and that the credentials in the Secret (if any) can read it", u)}
+	case has("no space left on device", "out of diskspace", "disk quota exceeded"):
+		return fmt.Errorf("fetch %s: the disk holding the checkout is full (%s); free space in the controller's --data-dir (tend tries again, and keeps serving the last good revision meanwhile)", u, detail)
+	case has("protocol error", "invalid server response", "bad band", "bad packet", "unexpected flush", "not valid: is this a git repository"):
+		return &Error{kind: ErrUnreachable, msg: fmt.Sprintf("%s did not answer as a git server (%s); check that the URL points at a git repository and that no proxy in between rewrites git's traffic", hostOf(u), detail)}
 	case has("could not read from remote repository"):
 		return &Error{kind: ErrUnreachable, msg: fmt.Sprintf("cannot read from %s (%s); check the URL, that the server is up and that the network allows the connection", hostOf(u), detail)}
 	}
-	return fmt.Errorf("fetch %s: %w", u, err)
+	return fmt.Errorf("fetch %s: %w", u, printableError{err})
 }
+
+// printable replaces what is not printable text in s (a server's junk
+// bytes, which git quotes in its messages) with "?", so that a message
+// meant for a condition stays readable.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || (!unicode.IsPrint(r) && r != ' ') {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// printableError is err with a printable message; it unwraps to err.
+type printableError struct{ err error }
+
+func (e printableError) Error() string { return printable(e.err.Error()) }
+func (e printableError) Unwrap() error { return e.err }
 
 // hostOf returns the host (and port) of a git URL, for messages.
 func hostOf(raw string) string {

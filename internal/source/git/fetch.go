@@ -216,6 +216,15 @@ func (f *Fetcher) Fetch(ctx context.Context, dir string, opts Options) (*Result,
 	return &res, nil
 }
 
+// Clean reports whether dir's working tree is known to be a complete
+// checkout of the commit its last successful fetch returned: false before
+// this process fetched into dir, and after a fetch failed while checking
+// files out and could not put the previous commit back. Call it while
+// holding dir (Hold).
+func (f *Fetcher) Clean(dir string) bool {
+	return f.dirState(dir).clean
+}
+
 // Hold blocks fetches into dir until release is called, so that a caller
 // can read the checkout while it stays at one revision. It waits for a
 // fetch that is running.
@@ -339,6 +348,7 @@ func (s *session) fetch(ctx context.Context, st *dirState, dir string) (*Result,
 		wasClean := st.clean
 		st.clean = false
 		if _, err := s.git(ctx, dir, "checkout", "--quiet", "--force", "--detach", rev); err != nil {
+			s.restore(ctx, st, dir, old)
 			return nil, fmt.Errorf("check out %s: %w", rev, err)
 		}
 		if !wasClean {
@@ -353,6 +363,29 @@ func (s *session) fetch(ctx context.Context, st *dirState, dir string) (*Result,
 		base = st.good
 	}
 	return s.result(ctx, dir, want.name, base, rev)
+}
+
+// restore puts the working tree back at old after a checkout of another
+// commit failed half way (a full disk, say), which leaves some files at the
+// new commit and some at the old one: readers must never see such a mix. It
+// leaves st.clean false (Clean says the checkout cannot be read) unless the
+// tree is whole at old again.
+func (s *session) restore(ctx context.Context, st *dirState, dir, old string) {
+	if old == "" {
+		return
+	}
+	// The half-written new files are untracked (the index was not
+	// updated): removing them first frees the space the checkout needs.
+	if _, err := s.git(ctx, dir, "clean", "-q", "-ffdx"); err != nil {
+		return
+	}
+	if _, err := s.git(ctx, dir, "checkout", "--quiet", "--force", "--detach", old); err != nil {
+		return
+	}
+	if _, err := s.git(ctx, dir, "clean", "-q", "-ffdx"); err != nil {
+		return
+	}
+	st.clean = true
 }
 
 // fetchRev fetches want with depth 1 and returns the commit to check out.
