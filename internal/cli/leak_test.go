@@ -44,17 +44,20 @@ type leakSecrets map[string]string
 // TestSecretsDoNotLeak runs `tend controller` on a platform that hands tend
 // a known secret value everywhere it handles one: a Secret in git (data and
 // stringData), a SOPS-encrypted Secret and its age key, a generated value,
-// Helm values from a Secret (as a values file and at a targetPath), git and
-// chart repository credentials, a remote Cluster's kubeconfig token,
-// webhook tokens (signed and GitLab's plain one), notifier URLs, tokens and
-// signing keys (one notifier's receiver failing and echoing its URL), an
-// AppSet's App, and drift on a Secret that `tend diff` and the dashboard
-// show. Then it searches every place tend writes to for each value, raw
-// and base64: the controller's log, the namespace's Events, every tend
-// object, the inventory Secrets, `tend diff` and `tend status`, the
-// dashboard's API, the notifications received and /metrics. It first
-// checks that each place holds what the platform's run put there, so that
-// an empty place cannot pass.
+// Helm values from a Secret (as a values file and at a targetPath),
+// postBuild substitution from a Secret, git and chart repository
+// credentials, a remote Cluster's kubeconfig token, webhook tokens (signed
+// and GitLab's plain one), notifier URLs, tokens and signing keys, an
+// AppSet's App, Secrets replicated to another namespace, and drift on a
+// Secret that `tend diff` and the dashboard show. Failures are part of it:
+// wrong git and chart passwords, a wrong age key, a substitution that
+// breaks the YAML, a notifier whose receiver fails echoing its URL, a
+// replica refused. Then it searches every place tend writes to for each
+// value, raw and base64: the controller's log, the Events of both
+// namespaces, every tend object, the inventory Secrets, `tend diff` and
+// `tend status`, the dashboard's API, the notifications received and
+// /metrics. It first checks that each place holds what the run put there,
+// so that an empty place cannot pass.
 func TestSecretsDoNotLeak(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
@@ -70,6 +73,8 @@ func TestSecretsDoNotLeak(t *testing.T) {
 		"git password":             "leak-gitpass-Ce6Vy5Sn",
 		"wrong git password":       "leak-gitwrong-Fa5Ui2Ho",
 		"substituted value":        "leak-subst-Kc3Mv8Rb",
+		"replicated value":         "leak-replicated-Nw2Ha7Cy",
+		"refused replica value":    "leak-replicaclash-Qs5Gt3Fe",
 		"unparsable substitution":  "leak-substbad-Jp6Dw1Xs: [",
 		"wrong chart password":     "leak-chartwrong-Ev7Bk4Nd",
 		"chart repo password":      "leak-chartpass-Wj2Qd7Lm",
@@ -108,13 +113,20 @@ func TestSecretsDoNotLeak(t *testing.T) {
 			"stringData:\n  s: " + s["git stringData value"] + "\n  subst: ${SUBST}\n",
 		"plain/generated.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: generated\n" +
 			"  annotations:\n    tend.dev/generate: token\nstringData:\n  user: app\n",
-		"plain/cm.yaml":         configMap("settings", "1"),
-		"sops/db.sops.yaml":     sopsEncrypt(t, id, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: "+s["SOPS-decrypted value"]+"\n"),
+		"plain/cm.yaml":     configMap("settings", "1"),
+		"sops/db.sops.yaml": sopsEncrypt(t, id, "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: "+s["SOPS-decrypted value"]+"\n"),
+		"plain/shared.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: shared\n" +
+			"  annotations:\n    tend.dev/replicate-to: leak-target=" + ns + "\nstringData:\n  v: " + s["replicated value"] + "\n",
+		"plain/clash.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: clash\n" +
+			"  annotations:\n    tend.dev/replicate-to: leak-target=" + ns + "\nstringData:\n  v: " + s["refused replica value"] + "\n",
 		"broken/secret.yaml":    "apiVersion: v1\nkind: Secret\nmetadata:\n  name: broken\nstringData:\n  v: ${SUBST}\n",
 		"gen/extra/secret.yaml": "apiVersion: v1\nkind: Secret\nmetadata:\n  name: gen-extra\nstringData:\n  v: " + s["AppSet App's value"] + "\n",
 	})
 
 	createSecret(t, cl, "git-creds", map[string]string{"username": "deploy", "password": s["git password"]})
+	// Replication's target: a namespace holding a Secret "clash" that is
+	// not a copy, which tend refuses to overwrite.
+	target := replicationTarget(t, cl)
 	createSecret(t, cl, "git-wrong", map[string]string{"username": "deploy", "password": s["wrong git password"]})
 	createSecret(t, cl, "chart-wrong", map[string]string{"username": "charts", "password": s["wrong chart password"]})
 	createSecret(t, cl, "chart-creds", map[string]string{"username": "charts", "password": s["chart repo password"]})
@@ -262,6 +274,10 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 			t.Fatalf("Secret %s: %q, want %q", name, got, want)
 		}
 	}
+	eventually(t, "the Secret shared copied into "+target, time.Minute, func() bool {
+		c, err := cl.Clientset.CoreV1().Secrets(target).Get(ctx, "shared", metav1.GetOptions{})
+		return err == nil && string(c.Data["v"]) == s["replicated value"]
+	})
 	s["generated value"] = live("generated", "token")
 	if len(s["generated value"]) != 32 {
 		t.Fatalf("generated value %q: want 32 characters", s["generated value"])
@@ -324,14 +340,15 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 	ctl.dashboard(t, cl, places)
 	places["/metrics"] = ctl.metrics(t)
 	places["notification bodies"] = recv.bodies("")
-	places["Events"] = leakEvents(t, cl)
+	places["Events"] = leakEvents(t, cl, ns)
+	places["Events of the replication target"] = leakEvents(t, cl, target)
 	leakObjects(t, cl, places)
 	ctl.stop() // its log is complete once it has stopped
 	places["controller log"] = ctl.log.String()
 
 	for what, want := range map[string][]string{
 		"controller log":          {"webhook", "notification failed", "cluster connection changed", "applied App"},
-		"Events":                  {"plain"},
+		"Events":                  {"plain", "ReplicationRefused"},
 		"notification bodies":     {"SyncSucceeded", "DriftDetected", "FetchFailed", "SyncFailed"},
 		"Source repo-wrong":       {"authentication failed"},
 		"App chart-wrong":         {"401"},
@@ -479,10 +496,31 @@ func (r *leakReceiver) bodies(prefix string) string {
 	return b.String()
 }
 
-// leakEvents is every Event of the test's namespace, as YAML.
-func leakEvents(t *testing.T, cl *testCluster) string {
+// replicationTarget creates a namespace, deleted when the test ends, that
+// the Secrets of the test's replicate-to selector select, with a Secret
+// "clash" of its own.
+func replicationTarget(t *testing.T, cl *testCluster) string {
 	t.Helper()
-	events, err := cl.Clientset.CoreV1().Events(cl.Namespace).List(context.Background(), metav1.ListOptions{})
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cl.Namespace + "-copies", Labels: map[string]string{"leak-target": cl.Namespace, testenv.TestLabel: "true"}}}
+	if _, err := cl.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cl.Clientset.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	if _, err := cl.Clientset.CoreV1().Secrets(ns.Name).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "clash"}, StringData: map[string]string{"v": "not a copy"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// leakEvents is every Event of the namespace, as YAML.
+func leakEvents(t *testing.T, cl *testCluster, namespace string) string {
+	t.Helper()
+	events, err := cl.Clientset.CoreV1().Events(namespace).List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
