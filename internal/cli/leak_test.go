@@ -340,6 +340,9 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 	ctl.dashboard(t, cl, places)
 	places["/metrics"] = ctl.metrics(t)
 	places["notification bodies"] = recv.bodies("")
+	if recv.bodies("/slack") == "" || recv.bodies("/fail/") == "" {
+		t.Error("the Slack notifier or the failing one sent nothing, so their tokens were not used")
+	}
 	places["Events"] = leakEvents(t, cl, ns)
 	places["Events of the replication target"] = leakEvents(t, cl, target)
 	leakObjects(t, cl, places)
