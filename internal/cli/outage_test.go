@@ -26,6 +26,12 @@ import (
 func TestControllerRidesOutControlPlaneOutages(t *testing.T) {
 	pc := testenv.NewPrivateCluster(t)
 	testenv.InstallCRDs(t, pc.Config)
+	// A fresh apiserver serves the CRDs' group a moment after they are
+	// established.
+	testenv.Eventually(t, "the apiserver serving tend.dev/v1alpha1", time.Minute, func() bool {
+		_, err := pc.Clientset.Discovery().ServerResourcesForGroupVersion(tendv1.GroupVersion.String())
+		return err == nil
+	})
 	ctx := context.Background()
 	const ns = "outage"
 	if _, err := pc.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
