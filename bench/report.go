@@ -246,10 +246,7 @@ func curveTable(rs []*scaleResult) string {
 		if r.Baseline != nil {
 			base = secs(r.Baseline.Seconds)
 		}
-		var heap uint64
-		for _, p := range r.Phases {
-			heap = max(heap, p.PeakHeapInuse)
-		}
+		heap := peakHeap(r)
 		applied, rendered, settled := "", "", ""
 		if in := r.Incremental; in != nil {
 			applied, settled = latencyText(in.AppliedSeconds), secs(in.SettledSeconds)
@@ -268,7 +265,45 @@ func curveTable(rs []*scaleResult) string {
 		}
 		fmt.Fprintf(&b, "| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Apps, r.Apps*r.ObjectsPerApp, dash, base, cold, ratio, cpu, mib(r.PeakRSS), mib(heap), applied, rendered, settled, scrape)
 	}
+	b.WriteString(pairSummary(rs))
 	return b.String()
+}
+
+// pairSummary says what the dashboard cost in each run without it
+// followed by one with it at the same size (-dashboard pair), and the
+// median of those differences; "" when rs holds no such pair.
+func pairSummary(rs []*scaleResult) string {
+	var rss, heap []float64
+	for i := 0; i+1 < len(rs); i++ {
+		off, on := rs[i], rs[i+1]
+		if off.Dashboard != nil || on.Dashboard == nil || off.Apps != on.Apps {
+			continue
+		}
+		rss = append(rss, float64(on.PeakRSS)-float64(off.PeakRSS))
+		heap = append(heap, float64(peakHeap(on))-float64(peakHeap(off)))
+		i++
+	}
+	if len(rss) == 0 {
+		return ""
+	}
+	list := func(xs []float64) string {
+		s := make([]string, len(xs))
+		for i, x := range xs {
+			s[i] = fmt.Sprintf("%+.1f", x/(1<<20))
+		}
+		return strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("\nThe dashboard's cost, with minus without, pair by pair: peak RSS %s MiB (median %+.1f MiB); peak heap in use %s MiB (median %+.1f MiB).\n",
+		list(rss), median(rss)/(1<<20), list(heap), median(heap)/(1<<20))
+}
+
+// peakHeap is the largest heap in use over r's phases.
+func peakHeap(r *scaleResult) uint64 {
+	var heap uint64
+	for _, p := range r.Phases {
+		heap = max(heap, p.PeakHeapInuse)
+	}
+	return heap
 }
 
 // dashText says what a browser session on the dashboard did.

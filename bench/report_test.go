@@ -71,3 +71,27 @@ func TestFitLine(t *testing.T) {
 		t.Errorf("fitLine of one point = %v, want NaN", s)
 	}
 }
+
+func TestPairSummaryTakesMedianOfPairs(t *testing.T) {
+	run := func(apps int, dash bool, rssMiB, heapMiB uint64) *scaleResult {
+		r := &scaleResult{Apps: apps, PeakRSS: rssMiB << 20, Phases: map[string]*phaseStats{"cold sync": {PeakHeapInuse: heapMiB << 20}}}
+		if dash {
+			r.Dashboard = &dashSessionResult{}
+		}
+		return r
+	}
+	rs := []*scaleResult{
+		run(1000, false, 140, 70), run(1000, true, 150, 71),
+		run(1000, false, 145, 70), run(1000, true, 147, 69),
+		run(1000, false, 150, 72), run(1000, true, 156, 75),
+		run(500, false, 100, 50), // no partner: not a pair
+	}
+	got := pairSummary(rs)
+	want := "peak RSS +10.0, +2.0, +6.0 MiB (median +6.0 MiB); peak heap in use +1.0, -1.0, +3.0 MiB (median +1.0 MiB)"
+	if !strings.Contains(got, want) {
+		t.Errorf("pairSummary = %q, want it to contain %q", got, want)
+	}
+	if s := pairSummary(rs[:1]); s != "" {
+		t.Errorf("pairSummary of a lone run = %q, want empty", s)
+	}
+}
