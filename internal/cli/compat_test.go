@@ -550,33 +550,8 @@ func TestCompatTakeOverFromArgoCD(t *testing.T) {
 	repo := testenv.NewGitRepo(t, nil)
 	repo.Commit("apps", map[string]string{"apps/web/cfg.yaml": configMapYAML("cfg", "1")})
 
-	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	for _, doc := range []string{configMapYAML("web-cfg", "1"), configMapYAML("web-gone", "x")} {
-		u := &unstructured.Unstructured{}
-		if err := sigsyaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			t.Fatal(err)
-		}
-		u.SetNamespace(ns)
-		u.SetLabels(map[string]string{"converted": "from-argocd", "app.kubernetes.io/instance": "web"})
-		if _, err := dyn.Resource(configMaps).Namespace(ns).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "argocd-controller", Force: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-cfg", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := createYAML(t, dyn, argoApplications, strings.Replace(argoApplication("web", repo.URL, "apps/web", ns), "namespace: argocd", "namespace: "+ns, 1))
+	before := leftByArgoCD(t, cl, dyn, strings.Replace(argoApplication("web", repo.URL, "apps/web", ns), "namespace: argocd", "namespace: "+ns, 1))
 	logIfFailed(t, dyn, argoApplications, ns, "web")
-	_ = unstructured.SetNestedSlice(app.Object, []any{
-		map[string]any{"version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "web-cfg", "status": "Synced"},
-		map[string]any{"version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "web-gone", "status": "Synced"},
-	}, "status", "resources")
-	// Argo CD's CRD has no status subresource: the status is written with
-	// the object.
-	if _, err := dyn.Resource(argoApplications).Namespace(ns).Update(ctx, app, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 
 	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"argo"} })
 
@@ -597,6 +572,44 @@ func TestCompatTakeOverFromArgoCD(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitGone(t, dyn, argoApplications, ns, "web")
+}
+
+// leftByArgoCD is what Argo CD leaves of the Application application
+// (named web) in the test's namespace: ConfigMaps web-cfg and web-gone
+// applied by argocd-controller with its tracking label, and the
+// Application listing both in status.resources. It returns web-cfg as
+// applied.
+func leftByArgoCD(t *testing.T, cl *testCluster, dyn dynamic.Interface, application string) *corev1.ConfigMap {
+	t.Helper()
+	ctx := context.Background()
+	ns := cl.Namespace
+	configMaps := schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	for _, doc := range []string{configMapYAML("web-cfg", "1"), configMapYAML("web-gone", "x")} {
+		u := &unstructured.Unstructured{}
+		if err := sigsyaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		u.SetNamespace(ns)
+		u.SetLabels(map[string]string{"converted": "from-argocd", "app.kubernetes.io/instance": "web"})
+		if _, err := dyn.Resource(configMaps).Namespace(ns).Apply(ctx, u.GetName(), u, metav1.ApplyOptions{FieldManager: "argocd-controller", Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-cfg", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := createYAML(t, dyn, argoApplications, application)
+	_ = unstructured.SetNestedSlice(app.Object, []any{
+		map[string]any{"version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "web-cfg", "status": "Synced"},
+		map[string]any{"version": "v1", "kind": "ConfigMap", "namespace": ns, "name": "web-gone", "status": "Synced"},
+	}, "status", "resources")
+	// Argo CD's CRD has no status subresource: the status is written with
+	// the object.
+	if _, err := dyn.Resource(argoApplications).Namespace(ns).Update(ctx, app, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return before
 }
 
 // A chart helm-controller installed counts as installed: the HelmRelease's

@@ -7,15 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -31,6 +24,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/testenv"
+	"github.com/tend-gitops/tend/internal/testenv/platform"
 )
 
 // Flood sizes of TestWebhookFloodStaysBounded.
@@ -50,76 +44,25 @@ const (
 // secretReads counts the requests an apiserver proxy passes on that read
 // one Secret: a GET of it, or a list or watch of it alone.
 type secretReads struct {
-	srv       *httptest.Server
-	ns, name  string
+	*testenv.APIProxy
 	gets      atomic.Int64
 	watchReqs atomic.Int64
 }
 
 func newSecretReads(t *testing.T, cfg *rest.Config, ns, name string) *secretReads {
 	t.Helper()
-	target, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &secretReads{ns: ns, name: name}
-	rp := &httputil.ReverseProxy{
-		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport:     transport,
-		FlushInterval: -1, // watches stream
-	}
-	prefix := "/api/v1/namespaces/" + ns + "/secrets"
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path == prefix+"/"+name:
-			p.gets.Add(1)
-		case r.URL.Path == prefix && r.URL.Query().Get("fieldSelector") == "metadata.name="+name:
-			p.watchReqs.Add(1)
+	p := &secretReads{}
+	p.APIProxy = testenv.NewAPIProxy(t, cfg, testenv.ProxyOptions{Handle: func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if rns, rname, ok := testenv.SecretRead(r); ok && rns == ns && rname == name {
+			if strings.HasSuffix(r.URL.Path, "/"+name) {
+				p.gets.Add(1)
+			} else {
+				p.watchReqs.Add(1)
+			}
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.srv.Close)
+		next.ServeHTTP(w, r)
+	}})
 	return p
-}
-
-// kubeconfig writes a kubeconfig for the proxy (which adds the
-// credentials) and returns its path.
-func (p *secretReads) kubeconfig(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	kc := fmt.Sprintf("apiVersion: v1\nkind: Config\nclusters:\n- name: proxy\n  cluster: {server: %q}\nusers:\n- name: proxy\n  user: {}\n"+
-		"contexts:\n- name: proxy\n  context: {cluster: proxy, user: proxy}\ncurrent-context: proxy\n", p.srv.URL)
-	if err := os.WriteFile(path, []byte(kc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// tailWriter keeps the last 64 KiB written to it: the controller's log,
-// shown when the test fails, without holding a line per flooded request.
-type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf = append(w.buf, p...)
-	if over := len(w.buf) - 64<<10; over > 0 {
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (w *tailWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return string(w.buf)
 }
 
 // TestWebhookFloodStaysBounded runs `tend controller` in-process with its
@@ -143,28 +86,11 @@ func TestWebhookFloodStaysBounded(t *testing.T) {
 	repo := testenv.NewGitRepo(t, nil)
 	rev1 := repo.Commit("v1", map[string]string{"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hooked\ndata:\n  v: \"1\"\n"})
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logs := &tailWriter{}
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		m := &Main{Stdout: io.Discard, Stderr: logs}
-		done <- m.Run(runCtx, []string{"controller", "--kubeconfig", api.kubeconfig(t), "--watch-namespace", cl.Namespace,
-			"--leader-election-namespace", cl.Namespace, "--metrics-addr", "0", "--probe-addr", "0",
-			"--webhook-addr", addr, "--webhook-secret", "hooks", "--data-dir", t.TempDir()})
-	}()
-	t.Cleanup(func() {
-		stop()
-		<-done
-		if t.Failed() {
-			t.Logf("controller log (tail):\n%s", logs.String())
-		}
-	})
+	// The flood logs a line per request: keep the last 64 KiB.
+	logs := &platform.LogBuffer{Keep: 64 << 10}
+	ctl := runController(t, api.KubeconfigFile(t), cl.Namespace, logs,
+		"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "hooks")
+	addr := ctl.addr("webhook receiver")
 
 	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: cl.Namespace}, Spec: tendv1.SourceSpec{
 		Git: &tendv1.GitSource{URL: repo.URL, Ref: tendv1.GitRef{Branch: "main"}}, Interval: metav1.Duration{Duration: time.Hour}}}

@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -26,26 +24,9 @@ import (
 // App with its tree, diff and hooks, events) to places.
 func (c *leakController) dashboard(t *testing.T, cl *testCluster, places map[string]string) {
 	t.Helper()
-	var base string
-	eventually(t, "the controller's dashboard listening", time.Minute, func() bool {
-		m := dashboardListening.FindStringSubmatch(c.log.String())
-		if m == nil {
-			return false
-		}
-		base = "http://" + m[1]
-		return true
-	})
-	jar, _ := cookiejar.New(nil)
-	web := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	get := func(path string) (int, string) {
-		resp, err := web.Get(base + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	base := "http://" + c.addr("dashboard")
+	dash := newDashboardClient(t, base)
+	get := dash.get
 	var out, errb bytes.Buffer
 	eventually(t, "`tend dashboard token` printing a token", time.Minute, func() bool {
 		out.Reset()
@@ -54,18 +35,8 @@ func (c *leakController) dashboard(t *testing.T, cl *testCluster, places map[str
 		return m.Run(context.Background(), []string{"dashboard", "token", "--kubeconfig", cl.Kubeconfig, "-n", cl.Namespace}) == 0
 	})
 	token := strings.TrimSpace(out.String())
-	eventually(t, "sign-in with the admin token", 30*time.Second, func() bool {
-		req, _ := http.NewRequest(http.MethodPost, base+"/auth/token", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", base)
-		resp, err := web.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/"
-	})
-	places["dashboard GET /api/v1/events"] = c.dashboardStream(t, cl, web, base)
+	dash.signIn(token)
+	places["dashboard GET /api/v1/events"] = c.dashboardStream(t, cl, dash.web, base)
 	paths := []string{"/api/v1/apps", "/api/v1/sources", "/api/v1/notifiers", "/api/v1/clusters", "/api/v1/appsets"}
 	for _, app := range []string{"plain", "sops", "chart", "extra"} {
 		for _, sub := range []string{"", "/tree", "/diff", "/hooks"} {

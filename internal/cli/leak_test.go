@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -349,7 +348,7 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 	ctl.stop() // its log is complete once it has stopped
 	places["controller log"] = ctl.log.String()
 
-	for what, want := range map[string][]string{
+	s.search(t, places, map[string][]string{
 		"controller log":          {"webhook", "notification failed", "cluster connection changed", "applied App"},
 		"Events":                  {"plain", "ReplicationRefused"},
 		"notification bodies":     {"SyncSucceeded", "DriftDetected", "FetchFailed", "SyncFailed"},
@@ -363,7 +362,15 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 		"Notifier failing":        {"500"},
 		"Cluster remote":          {"Ready"},
 		"inventory of plain":      {"Secret|" + ns + "|plain"},
-	} {
+	})
+}
+
+// search fails t for each secret value found, raw or base64, in a place
+// (name -> text). want lists, per place, what it must hold, so that an
+// empty place (nothing was written there) cannot pass.
+func (s leakSecrets) search(t *testing.T, places map[string]string, want map[string][]string) {
+	t.Helper()
+	for what, want := range want {
 		for _, w := range want {
 			if !strings.Contains(places[what], w) {
 				t.Errorf("%s does not contain %q, so the search there proves nothing:\n%s", what, w, excerpt(places[what]))
@@ -567,34 +574,23 @@ func leakObjects(t *testing.T, cl *testCluster, places map[string]string) {
 	}
 }
 
-var dashboardListening = regexp.MustCompile(`msg="dashboard listening".* addr=(\S+)`)
-
 // leakController is `tend controller` running in the test, with its push
 // receiver, dashboard and metrics on loopback.
 type leakController struct {
-	log         *platform.LogBuffer
+	*inProcessController
 	webhook     string
 	metricsAddr string
-	stop        func()
 }
 
 func startLeakController(t *testing.T, cl *testCluster) *leakController {
 	t.Helper()
-	c := &leakController{log: &platform.LogBuffer{}, webhook: freeAddr(t), metricsAddr: freeAddr(t)}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		m := &Main{Stdout: io.Discard, Stderr: c.log}
-		done <- m.Run(runCtx, []string{"controller", "--kubeconfig", cl.Kubeconfig, "--watch-namespace", cl.Namespace,
-			"--leader-election-namespace", cl.Namespace, "--metrics-addr", c.metricsAddr, "--probe-addr", "0",
-			"--webhook-addr", c.webhook, "--webhook-secret", "hooks", "--dashboard-addr", "127.0.0.1:0", "--data-dir", t.TempDir()})
-	}()
-	var once sync.Once
-	c.stop = func() { once.Do(func() { cancel(); <-done }) }
+	log := &platform.LogBuffer{}
+	// controller-runtime's metrics server does not log the address it
+	// bound, so its port is picked here.
+	metrics := freeAddr(t)
+	ctl := runController(t, cl.Kubeconfig, cl.Namespace, log, "--metrics-addr", metrics,
+		"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "hooks", "--dashboard-addr", "127.0.0.1:0")
 	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the controller's log:\n%s", c.log.Tail(80))
-		}
 		// Apps first, while the controller runs their finalizers.
 		ctx := context.Background()
 		_ = cl.c.DeleteAllOf(ctx, &tendv1.AppSet{}, client.InNamespace(cl.Namespace))
@@ -603,9 +599,8 @@ func startLeakController(t *testing.T, cl *testCluster) *leakController {
 			var apps tendv1.AppList
 			return cl.c.List(ctx, &apps, client.InNamespace(cl.Namespace)) == nil && len(apps.Items) == 0
 		})
-		c.stop()
 	})
-	return c
+	return &leakController{inProcessController: ctl, webhook: ctl.addr("webhook receiver"), metricsAddr: metrics}
 }
 
 func freeAddr(t *testing.T) string {

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,7 +36,7 @@ func TestSecretReadFailureBacksOff(t *testing.T) {
 	var api *flakyAPI
 	e := startControllerWith(t, func(o *Options) {
 		api = newFlakyAPI(t, o.Config)
-		o.Config = api.config()
+		o.Config = api.Config()
 	})
 	ctx := context.Background()
 	repo := testenv.NewGitRepo(t, map[string]string{"app/cm.yaml": configMapYAML("cfg", "v1")}, testenv.GitBasicAuth("tend", "s3cret"))
@@ -53,7 +50,7 @@ func TestSecretReadFailureBacksOff(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds"}, StringData: map[string]string{"username": "tend", "password": "s3cret"}},
 		src,
 		// The "remote" cluster is this one, through the proxy.
-		kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(api.kubeconfig())),
+		kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(api.Kubeconfig())),
 		remoteCluster("edge", "edge-kubeconfig"),
 	)
 
@@ -102,7 +99,7 @@ func TestMissingKubeconfigSecretStallsOnce(t *testing.T) {
 	var api *flakyAPI
 	e := startControllerWith(t, func(o *Options) {
 		api = newFlakyAPI(t, o.Config)
-		o.Config = api.config()
+		o.Config = api.Config()
 	})
 	ctx := context.Background()
 	e.create(t, remoteCluster("edge", "edge-kubeconfig"))
@@ -123,7 +120,7 @@ func TestMissingKubeconfigSecretStallsOnce(t *testing.T) {
 		}
 	}
 
-	e.create(t, kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(api.kubeconfig())))
+	e.create(t, kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(api.Kubeconfig())))
 	e.waitCluster(t, "edge", "Ready once the Secret exists", 30*time.Second, clusterReady)
 	// The Connected event is recorded after the Stalled one.
 	eventually(t, "the Connected event", 20*time.Second, func() bool {
@@ -385,7 +382,7 @@ func events(t *testing.T, e *ctlEnv, kind, name, typ string) []string {
 // Its kubeconfig, with no credentials (the proxy adds them), makes a
 // Cluster that is the test's own cluster.
 type flakyAPI struct {
-	srv *httptest.Server
+	*testenv.APIProxy
 
 	mu      sync.Mutex
 	refuse  map[string]bool // namespace/name
@@ -395,22 +392,9 @@ type flakyAPI struct {
 
 func newFlakyAPI(t *testing.T, cfg *rest.Config) *flakyAPI {
 	t.Helper()
-	target, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &flakyAPI{refuse: map[string]bool{}, counts: map[string]*atomic.Int64{}}
-	rp := &httputil.ReverseProxy{
-		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport:     transport,
-		FlushInterval: -1, // watches stream
-	}
-	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && p.refused1(r.URL) {
+	p.APIProxy = testenv.NewAPIProxy(t, cfg, testenv.ProxyOptions{Handle: func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if p.refused1(r) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(metav1.Status{
@@ -420,30 +404,19 @@ func newFlakyAPI(t *testing.T, cfg *rest.Config) *flakyAPI {
 			})
 			return
 		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.srv.Close)
+		next.ServeHTTP(w, r)
+	}})
 	return p
 }
 
-// refused1 reports whether a GET of u is to be refused, counting it: a GET
-// of the Secret, or a list or watch of it alone (how tend reads the
-// Secrets it references, refwatch).
-func (p *flakyAPI) refused1(u *url.URL) bool {
-	// /api/v1/namespaces/NS/secrets/NAME, or
-	// /api/v1/namespaces/NS/secrets?fieldSelector=metadata.name%3DNAME
-	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
-	if len(parts) < 5 || len(parts) > 6 || parts[0] != "api" || parts[2] != "namespaces" || parts[4] != "secrets" {
-		return false
-	}
-	name, ok := strings.CutPrefix(u.Query().Get("fieldSelector"), "metadata.name=")
-	if len(parts) == 6 {
-		name, ok = parts[5], true
-	}
+// refused1 reports whether a read of a Secret is to be refused, counting
+// it.
+func (p *flakyAPI) refused1(r *http.Request) bool {
+	ns, name, ok := testenv.SecretRead(r)
 	if !ok {
 		return false
 	}
-	key := parts[3] + "/" + name
+	key := ns + "/" + name
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.healthy || !p.refuse[key] {
@@ -481,7 +454,3 @@ func (p *flakyAPI) recover() {
 	defer p.mu.Unlock()
 	p.healthy = true
 }
-
-func (p *flakyAPI) config() *rest.Config { return &rest.Config{Host: p.srv.URL} }
-
-func (p *flakyAPI) kubeconfig() string { return proxyKubeconfig(p.srv.URL) }

@@ -5,9 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -155,7 +152,7 @@ func startTend(t *testing.T, env *testenv.Env, bin, name string) *tendProcess {
 	proxy := newAPIProxy(t, env.Config)
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(proxy.kubeconfig()), 0o600); err != nil {
+	if err := os.WriteFile(kubeconfig, []byte(proxy.Kubeconfig()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	p := &tendProcess{name: name, stderr: &processLog{}, proxy: proxy}
@@ -287,7 +284,7 @@ func moduleRoot() (string, error) {
 // apiProxy forwards plain HTTP on loopback to the apiserver with the admin
 // credentials and records every request.
 type apiProxy struct {
-	srv  *httptest.Server
+	*testenv.APIProxy
 	mu   sync.Mutex
 	reqs []apiRequest
 }
@@ -323,56 +320,21 @@ func (r apiRequest) apply() bool {
 
 func newAPIProxy(t *testing.T, cfg *rest.Config) *apiProxy {
 	t.Helper()
-	target, err := url.Parse(cfg.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	transport, err := rest.TransportFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	p := &apiProxy{}
-	rp := &httputil.ReverseProxy{
-		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
-		Transport:     transport,
-		FlushInterval: -1, // watches stream
-		ModifyResponse: func(resp *http.Response) error {
-			req := resp.Request
-			p.mu.Lock()
-			p.reqs = append(p.reqs, apiRequest{
-				at: time.Now(), method: req.Method, path: req.URL.Path,
-				contentType: req.Header.Get("Content-Type"),
-				dryRun:      req.URL.Query().Has("dryRun"),
-				watch:       req.URL.Query().Get("watch") == "true" || req.URL.Query().Get("watch") == "1",
-				status:      resp.StatusCode,
-			})
-			p.mu.Unlock()
-			return nil
-		},
-	}
-	p.srv = httptest.NewServer(rp)
-	t.Cleanup(p.srv.Close)
+	p.APIProxy = testenv.NewAPIProxy(t, cfg, testenv.ProxyOptions{Response: func(resp *http.Response) error {
+		req := resp.Request
+		p.mu.Lock()
+		p.reqs = append(p.reqs, apiRequest{
+			at: time.Now(), method: req.Method, path: req.URL.Path,
+			contentType: req.Header.Get("Content-Type"),
+			dryRun:      req.URL.Query().Has("dryRun"),
+			watch:       req.URL.Query().Get("watch") == "true" || req.URL.Query().Get("watch") == "1",
+			status:      resp.StatusCode,
+		})
+		p.mu.Unlock()
+		return nil
+	}})
 	return p
-}
-
-func (p *apiProxy) kubeconfig() string { return proxyKubeconfig(p.srv.URL) }
-
-// proxyKubeconfig is a kubeconfig for a test proxy in front of the
-// apiserver at url (the proxy holds the credentials).
-func proxyKubeconfig(url string) string {
-	return fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: proxy
-  cluster: {server: %q}
-users:
-- name: proxy
-  user: {}
-contexts:
-- name: proxy
-  context: {cluster: proxy, user: proxy}
-current-context: proxy
-`, url)
 }
 
 func (p *apiProxy) saw(method, path string) bool {

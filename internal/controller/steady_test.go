@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -27,7 +26,7 @@ func TestSteadyStateReadsReferencesFromWatches(t *testing.T) {
 	var proxy *apiProxy
 	e := startControllerWith(t, func(o *Options) {
 		proxy = newAPIProxy(t, o.Config)
-		o.Config = &rest.Config{Host: proxy.srv.URL}
+		o.Config = proxy.Config()
 	})
 	ctx := context.Background()
 	repo := newCtlRepo(t)
@@ -133,7 +132,7 @@ func TestSteadyStateSendsNoAPIRequests(t *testing.T) {
 	var proxy *apiProxy
 	e := startControllerWith(t, func(o *Options) {
 		proxy = newAPIProxy(t, o.Config)
-		o.Config = &rest.Config{Host: proxy.srv.URL}
+		o.Config = proxy.Config()
 		o.LeaderElection = true
 		o.LeaderElectionNamespace = o.Namespaces[0]
 		o.LeaderElectionID = "tend-steady"
@@ -159,7 +158,7 @@ func TestSteadyStateSendsNoAPIRequests(t *testing.T) {
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds"}, StringData: map[string]string{"username": "tend", "password": "s3cret"}},
 		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "values"}, StringData: map[string]string{"values.yaml": "greeting: hello\n"}},
 		// The "remote" cluster is this one, through the proxy.
-		kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(proxy.kubeconfig())),
+		kubeconfigSecret("edge-kubeconfig", "kubeconfig", []byte(proxy.Kubeconfig())),
 		remoteCluster("edge", "edge-kubeconfig"),
 		src,
 		app("local", ""),

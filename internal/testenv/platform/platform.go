@@ -373,6 +373,10 @@ func ReplaceAll(t *testing.T, s string, oldNew ...string) string {
 
 // LogBuffer collects a log safely across goroutines.
 type LogBuffer struct {
+	// Keep, when positive, bounds the buffer to the last Keep bytes
+	// written (a flooded controller logs a line per request).
+	Keep int
+
 	mu sync.Mutex
 	b  bytes.Buffer
 }
@@ -380,7 +384,11 @@ type LogBuffer struct {
 func (s *LogBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	if over := s.b.Len() - s.Keep; s.Keep > 0 && over > 0 {
+		s.b.Next(over)
+	}
+	return n, err
 }
 
 // Tail returns the last n lines.
