@@ -20,6 +20,12 @@ const (
 	// pruned). tend adds it while that revision has such hooks, whatever
 	// the App's prune setting, as Argo CD adds its post-delete finalizer.
 	FinalizerPostDelete = "tend.dev/post-delete-hooks"
+	// AnnotationAdoptFrom, on an App, names the Argo CD Application or
+	// Flux Kustomization or HelmRelease it replaces, as
+	// "<Kind>.<group>/<namespace>/<name>" (tend migrate writes it). An App
+	// that has never synced and has no inventory starts with what that
+	// object recorded as applied, when it is still in the cluster.
+	AnnotationAdoptFrom = "tend.dev/adopt-from"
 	// LabelAppSet names, on an App, the AppSet that generated it.
 	LabelAppSet = "tend.dev/appset"
 

@@ -57,6 +57,11 @@ type Differ struct {
 	// acting as its ServiceAccount), for Diff to compare with in place of
 	// Engine: the diff then shows what that account's sync would do.
 	EngineFor func(ctx context.Context, app *tendv1.App) (*apply.Engine, error)
+	// ActAs, when set, returns the user an App's render acts as (the
+	// ServiceAccount its syncs impersonate), "" for Config's own: Helm's
+	// lookup and capabilities then read what that account may read, as
+	// in the App's sync.
+	ActAs func(app *tendv1.App) string
 }
 
 // Rendered is an App rendered from its Source.
@@ -166,7 +171,14 @@ func (d *Differ) Render(ctx context.Context, app *tendv1.App, src *tendv1.Source
 		}
 		return nil, &ClusterError{err}
 	}
-	rnd := Renderer(d.Config, d.Client.RESTMapper())
+	cfg := d.Config
+	if d.ActAs != nil {
+		if user := d.ActAs(app); user != "" {
+			cfg = rest.CopyConfig(cfg)
+			cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
+		}
+	}
+	rnd := Renderer(cfg, d.Client.RESTMapper())
 	var rev string
 	if !src.Spec.ChartRegistry() {
 		if rev, dir, err = d.fetch(ctx, src, app, ref, dir); err != nil {

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/testenv"
 	"github.com/tend-gitops/tend/internal/webhook"
 )
@@ -83,7 +84,8 @@ spec:
 	cl.startControllerWith(t, func(o *controller.Options) { o.Compat = []string{"flux"} })
 	eventually(t, "the first commit applied", 2*time.Minute, func() bool { return configMapData(cl, ns, "shop", "value") == "1" })
 
-	srv := httptest.NewServer(&webhook.FluxReceivers{Client: cl.c, SecretReader: cl.c, Namespaces: []string{ns}})
+	secrets := newRefWatcher(t, cl)
+	srv := httptest.NewServer(&webhook.FluxReceivers{Client: cl.c, Secrets: secrets, Namespaces: []string{ns}})
 	defer srv.Close()
 	sum := sha256.Sum256([]byte(token + "github" + ns))
 	path := "/hook/" + hex.EncodeToString(sum[:])
@@ -130,6 +132,38 @@ spec:
 	eventually(t, "the pushed commit applied at once (the interval is an hour)", time.Minute, func() bool {
 		return configMapData(cl, ns, "shop", "value") == "2"
 	})
+
+	// The token Secrets were read from one watch each, started at the
+	// first delivery: more deliveries read them from memory.
+	before := secrets.Stats()
+	for range 20 {
+		post("/hook/"+strings.Repeat("1", 64), "push", token)
+	}
+	after := secrets.Stats()
+	if before.Watches != 2 || after.Started != before.Started || after.Reads < before.Reads+20 {
+		t.Errorf("token Secret watches before and after 20 deliveries: %+v, %+v; want the 2 Secrets watched, no watch started, every read from memory", before, after)
+	}
+
+	// A rotated token applies as soon as its Secret's watch sees it: the
+	// new path is served and the old one is gone.
+	sec, err := cl.Clientset.CoreV1().Secrets(ns).Get(ctx, "webhook-token", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rotated = "rotated-token"
+	sec.Data["token"] = []byte(rotated)
+	if _, err := cl.Clientset.CoreV1().Secrets(ns).Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	newSum := sha256.Sum256([]byte(rotated + "github" + ns))
+	newPath := "/hook/" + hex.EncodeToString(newSum[:])
+	eventually(t, "the rotated token's path served", time.Minute, func() bool {
+		code, _ := post(newPath, "ping", rotated)
+		return code == http.StatusOK
+	})
+	if code, _ := post(path, "ping", token); code != http.StatusNotFound {
+		t.Errorf("the old token's path after the rotation: %d, want 404", code)
+	}
 }
 
 func annotation(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name, key string) string {
@@ -265,7 +299,7 @@ spec:
 			getStatus(dyn, receivers, ns, "later", "lastHandledReconcileAt") == "now"
 	})
 
-	srv := httptest.NewServer(&webhook.FluxReceivers{Client: cl.c, SecretReader: cl.c, Namespaces: []string{ns}})
+	srv := httptest.NewServer(&webhook.FluxReceivers{Client: cl.c, Secrets: newRefWatcher(t, cl), Namespaces: []string{ns}})
 	defer srv.Close()
 	post := func(path, body string) (int, webhook.FluxResponse) {
 		t.Helper()
@@ -310,4 +344,15 @@ func observedGeneration(dyn dynamic.Interface, gvr schema.GroupVersionResource, 
 		return -1
 	}
 	return g
+}
+
+// newRefWatcher returns a refwatch.Watcher on cl, stopped when t ends.
+func newRefWatcher(t *testing.T, cl *testCluster) *refwatch.Watcher {
+	t.Helper()
+	w, err := refwatch.New(refwatch.Options{Config: cl.Env.Config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
 }

@@ -53,7 +53,7 @@ func newTeamDashboard(mgr manager.Manager, c *controller.Controller, t dashboard
 	}
 	return dashboard.NewTeam(dashboard.Options{
 		Cache: mgr.GetCache(), Client: mgr.GetClient(), Kube: kube, Dynamic: dyn, Mapper: mgr.GetRESTMapper(), Log: t.Log,
-		Differ: &appdiff.Differ{Config: cfg, Client: direct, Engine: c.Clusters.Local.Engine, EngineFor: c.EngineFor},
+		Differ: &appdiff.Differ{Config: cfg, Client: direct, Engine: c.Clusters.Local.Engine, EngineFor: c.EngineFor, ActAs: c.ServiceAccountUser},
 	}, t)
 }
 
@@ -120,7 +120,7 @@ from AppSets, and serve /metrics, /healthz and /readyz. Run two replicas with
 				if slices.Contains(opts.Compat, "flux") {
 					// Flux's Receivers, at the paths Flux gave them.
 					srv.flux = &webhook.FluxReceivers{
-						Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(), Namespaces: opts.Namespaces,
+						Client: mgr.GetClient(), Secrets: c.Refs, Namespaces: opts.Namespaces,
 						Log: opts.Log.With("component", "flux-receiver"),
 					}
 				}

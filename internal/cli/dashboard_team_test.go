@@ -4,13 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,44 +26,16 @@ import (
 func TestControllerServesDashboard(t *testing.T) {
 	cl := newCluster(t)
 	ctx := context.Background()
-	runCtx, stop := context.WithCancel(context.Background())
-	done := make(chan int, 1)
 	logs := &platform.LogBuffer{}
-	go func() {
-		// Port 0: the controller picks its own and logs it, so that no
-		// other process can take it in between.
-		m := &Main{Stdout: io.Discard, Stderr: logs}
-		done <- m.Run(runCtx, []string{"controller", "--kubeconfig", cl.Kubeconfig, "--watch-namespace", cl.Namespace,
-			"--leader-election-namespace", cl.Namespace, "--metrics-addr", "0", "--probe-addr", "0", "--webhook-addr", "0",
-			"--dashboard-addr", "127.0.0.1:0", "--data-dir", t.TempDir()})
-	}()
-	var once sync.Once
-	halt := func() { once.Do(func() { stop(); <-done }) }
-	t.Cleanup(halt)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the controller's log:\n%s", logs.Tail(60))
-		}
-	})
-	listening := regexp.MustCompile(`msg="dashboard listening".* addr=(\S+)`)
-	var base string
-	eventually(t, "the controller's dashboard listening", 2*time.Minute, func() bool {
-		select {
-		case code := <-done:
-			done <- code
-			t.Fatalf("the controller exited with %d before its dashboard listened", code)
-		default:
-		}
-		m := listening.FindStringSubmatch(logs.String())
-		if m == nil {
-			return false
-		}
-		base = "http://" + m[1]
-		return true
-	})
+	ctl := runController(t, cl.Kubeconfig, cl.Namespace, logs, "--dashboard-addr", "127.0.0.1:0")
+	base := "http://" + ctl.addr("dashboard")
 	repo := testenv.NewGitRepo(t, map[string]string{
 		"web/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\ndata:\n  v: \"1\"\n",
 		"tenant/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: tenant\ndata:\n  v: \"1\"\n",
+		// A chart that reads the cluster with Helm's lookup.
+		"lookup/Chart.yaml": "apiVersion: v2\nname: lookup\nversion: 1.0.0\n",
+		"lookup/templates/cm.yaml": "{{- $cm := lookup \"v1\" \"ConfigMap\" .Release.Namespace \"web\" -}}\n" +
+			"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: looked-up\ndata:\n  v: {{ dig \"data\" \"v\" \"none\" $cm | quote }}\n",
 	})
 	src := &tendv1.Source{ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: cl.Namespace}, Spec: tendv1.SourceSpec{
 		Git: &tendv1.GitSource{URL: repo.URL, Ref: tendv1.GitRef{Branch: "main"}}}}
@@ -80,17 +47,8 @@ func TestControllerServesDashboard(t *testing.T) {
 		}
 	}
 
-	jar, _ := cookiejar.New(nil)
-	web := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	get := func(path string) (int, string) {
-		resp, err := web.Get(base + path)
-		if err != nil {
-			return 0, err.Error()
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	dash := newDashboardClient(t, base)
+	get := dash.get
 	eventually(t, "the dashboard asking for `tend dashboard token`", 60*time.Second, func() bool {
 		code, body := get("/")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "tend dashboard token")
@@ -109,17 +67,7 @@ func TestControllerServesDashboard(t *testing.T) {
 	if !strings.HasPrefix(token, "tend_admin_") || strings.Contains(errb.String(), token) {
 		t.Fatalf("tend dashboard token printed %q (stderr %q): want the token alone on stdout", token, errb.String())
 	}
-	eventually(t, "sign-in with the printed token", 30*time.Second, func() bool {
-		req, _ := http.NewRequest(http.MethodPost, base+"/auth/token", strings.NewReader(url.Values{"token": {token}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", base)
-		resp, err := web.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK && resp.Request.URL.Path == "/"
-	})
+	dash.signIn(token)
 	code, body := get("/api/v1/apps")
 	var list struct {
 		Items []struct{ Namespace, Name string } `json:"items"`
@@ -166,7 +114,23 @@ func TestControllerServesDashboard(t *testing.T) {
 		!strings.Contains(td.Errors[0], "forbidden") || !strings.Contains(td.Errors[0], "system:serviceaccount:"+cl.Namespace+":nobody") {
 		t.Errorf("diff of an App acting as a ServiceAccount without rights: %d %s; want the account's refusal for its ConfigMap", code, body)
 	}
-	halt() // logs is the controller's until it has stopped
+	// Its render acts as the account too: Helm's lookup reads what the
+	// account may read (here nothing), not what tend may.
+	lookup := tenant.DeepCopy()
+	lookup.ObjectMeta = metav1.ObjectMeta{Name: "tenant-lookup", Namespace: cl.Namespace}
+	lookup.Spec.Path = "lookup"
+	if err := cl.c.Create(ctx, lookup); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the dashboard listing App tenant-lookup", 30*time.Second, func() bool {
+		code, _ := get("/api/v1/apps/" + cl.Namespace + "/tenant-lookup")
+		return code == http.StatusOK
+	})
+	code, body = get("/api/v1/apps/" + cl.Namespace + "/tenant-lookup/diff")
+	if !strings.Contains(body, "lookup") || !strings.Contains(body, "cannot get resource") || !strings.Contains(body, "system:serviceaccount:"+cl.Namespace+":nobody") {
+		t.Errorf("diff of a chart App whose lookup its ServiceAccount may not make: %d %s; want the render refused, naming the account", code, body)
+	}
+	ctl.stop() // logs is the controller's until it has stopped
 	if strings.Contains(logs.String(), token) {
 		t.Error("the controller logged the admin token")
 	}

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +26,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/argocd"
+	"github.com/tend-gitops/tend/internal/compat"
 	"github.com/tend-gitops/tend/internal/flux"
 )
 
@@ -208,6 +211,7 @@ func (m *Main) migrate(paths []string, namespace, decryption string) error {
 		for _, src := range append([]*tendv1.Source{res.Source}, res.ValuesSources...) {
 			objects["1/"+src.Namespace+"/"+src.Name] = src
 		}
+		adoptFrom(res.App, schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "Application"}, app.Namespace, app.Name)
 		objects[key] = res.App
 		maps.Copy(objects, clusters)
 	}
@@ -226,7 +230,8 @@ func (m *Main) migrate(paths []string, namespace, decryption string) error {
 			}
 			objects[key] = s
 		}
-		for _, a := range res.Apps {
+		for i, a := range res.Apps {
+			adoptFrom(a, fluxAppKinds[res.AppKinds[i]], a.Namespace, a.Name)
 			key := "2/" + a.Namespace + "/" + a.Name
 			if _, dup := objects[key]; dup {
 				refused = append(refused, fmt.Errorf("object %s (Flux): an Argo CD Application becomes an App of that name", key[2:]))
@@ -413,4 +418,24 @@ func readDocuments(paths []string, stdin io.Reader) ([]document, error) {
 		}
 	}
 	return docs, nil
+}
+
+// fluxAppKinds are the Flux kinds Apps are made from.
+var fluxAppKinds = map[string]schema.GroupVersionKind{
+	kustomizev1.KustomizationKind: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind),
+	helmv2.HelmReleaseKind:        helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind),
+}
+
+// adoptFrom marks app as replacing the Argo CD or Flux object gvk
+// namespace/name: the controller starts it with the inventory that object
+// recorded, when it is still in the cluster at the App's first sync. An
+// object without a namespace names none, so nothing is marked.
+func adoptFrom(app *tendv1.App, gvk schema.GroupVersionKind, namespace, name string) {
+	if namespace == "" || gvk.Kind == "" {
+		return
+	}
+	if app.Annotations == nil {
+		app.Annotations = map[string]string{}
+	}
+	app.Annotations[tendv1.AnnotationAdoptFrom] = compat.AdoptFromRef(gvk, namespace, name)
 }

@@ -522,9 +522,7 @@ func (r *Reconciler) seedInventory(ctx context.Context, owner *unstructured.Unst
 	if err != nil || len(inv.Entries) > 0 {
 		return err
 	}
-	for obj, version := range refs {
-		inv.Entries[obj] = apply.Entry{Version: version, Desired: apply.AdoptedDesired}
-	}
+	Seed(inv, refs)
 	if err := r.Inventory.Save(ctx, ref, inv); err != nil {
 		return err
 	}

@@ -62,6 +62,14 @@ const (
 	// ReasonForbidden: the App's ServiceAccount may not do something the
 	// sync needs; nothing of the revision was applied.
 	ReasonForbidden = "Forbidden"
+	// ReasonAdopted: the App's first inventory is what the Argo CD or
+	// Flux object named by tend.dev/adopt-from recorded as applied.
+	ReasonAdopted = "Adopted"
+	// ReasonAdoptFromNotFound: that object is not in the cluster; the App
+	// starts without an inventory.
+	ReasonAdoptFromNotFound = "AdoptFromNotFound"
+	// ReasonInvalidAnnotation: an annotation on the App cannot be read.
+	ReasonInvalidAnnotation = "InvalidAnnotation"
 )
 
 // Finalizer makes tend prune an App's objects when the App is deleted

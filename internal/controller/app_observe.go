@@ -185,6 +185,9 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 			}
 			return nil, nil, err
 		}
+		if h, err := r.adoptFrom(ctx, app, obs.conn.Engine.Inventory, inv); h != nil || err != nil {
+			return nil, h, err
+		}
 		st.inv = inv
 	}
 	result := obs.result

@@ -32,6 +32,16 @@ func (c *Controller) EngineFor(_ context.Context, app *tendv1.App) (*apply.Engin
 	return c.Clusters.Local.Engine, nil
 }
 
+// ServiceAccountUser is the user app's syncs and renders act as
+// ("system:serviceaccount:<namespace>:<name>", from spec.serviceAccountName
+// or --default-service-account), "" for tend's own identity.
+func (c *Controller) ServiceAccountUser(app *tendv1.App) string {
+	if sa := c.Apps.serviceAccount(app); sa != "" {
+		return cluster.ServiceAccountUser(app.Namespace, sa)
+	}
+	return ""
+}
+
 // engineFor returns the engine a sync of app runs on: the connection's
 // own, or, for an App with a ServiceAccount, one acting as that account,
 // once the API server has said the account may create and patch every

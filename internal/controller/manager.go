@@ -298,7 +298,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := (&ClusterReconciler{Client: withRefs, Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps, refs: owners.clusters}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces}).SetupWithManager(ctx, mgr); err != nil {
+	writers := &replicaWriters{mgr: mgr, apps: apps}
+	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces,
+		WriterFor: writers.writerFor}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
 	nopts := opts.Notify

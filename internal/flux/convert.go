@@ -55,6 +55,9 @@ type Result struct {
 	// Sources and Apps are the objects that converted completely.
 	Sources []*tendv1.Source
 	Apps    []*tendv1.App
+	// AppKinds are the Flux kinds Apps were made from, in order:
+	// Kustomization or HelmRelease.
+	AppKinds []string
 	// Notifiers are Flux's Alerts, each with its Provider.
 	Notifiers []*tendv1.Notifier
 	// Errors name, for each object that did not convert, the document,
@@ -235,7 +238,9 @@ func (c *converter) addApp(a *tendv1.App) {
 	}
 	c.apps[key] = c.where + ": " + c.obj
 	if c.converted() {
+		kind, _, _ := strings.Cut(c.obj, " ")
 		c.res.Apps = append(c.res.Apps, a)
+		c.res.AppKinds = append(c.res.AppKinds, kind)
 	}
 }
 

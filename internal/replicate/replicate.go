@@ -81,8 +81,26 @@ type Reconciler struct {
 	// only its copies whose AnnotationReplicaOwner names an App in these
 	// namespaces are deleted.
 	Namespaces []string
+	// WriterFor, when set, says who writes a source's copies: the
+	// controller sets it to the ServiceAccount the source's App acts as,
+	// and that App's Project, so that an App can copy a Secret only where
+	// it could apply one. Nil, or a nil Writer, is tend itself.
+	WriterFor func(ctx context.Context, src *corev1.Secret) (*Writer, error)
 
 	cache cache.Cache
+}
+
+// Writer is who creates and updates one source's copies. Copies are
+// deleted by tend itself: removing what replication made is not a write
+// the App asked for.
+type Writer struct {
+	// Client writes as the App's ServiceAccount.
+	Client client.Client
+	// As is that account's user name, for messages.
+	As string
+	// Allowed, when set, says why a copy may not go into a namespace
+	// (nil: it may): the App's Project.
+	Allowed func(namespace string) error
 }
 
 // replicateCache runs the reconciler's cache with the manager's caches,
@@ -283,18 +301,33 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	w := &Writer{Client: r.Client}
+	if r.WriterFor != nil {
+		got, err := r.WriterFor(ctx, &src)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if got != nil {
+			w = got
+		}
+	}
 	var (
 		created, updated, refused []string
+		refusals                  []string // why, one per refused namespace
 		errs                      []error
 		lagging                   bool
 	)
 	for _, ns := range secret.SortedKeys(targets) {
-		action, err := r.ensureCopy(ctx, &src, ns, copies[ns])
+		action, err := r.ensureCopy(ctx, w, &src, ns, copies[ns])
+		var forbidden *forbiddenCopy
 		switch {
+		case errors.As(err, &forbidden):
+			refused = append(refused, ns)
+			refusals = append(refusals, forbidden.why)
+			r.log().Info("Copy refused: the App may not write it", "source", key, "namespace", ns)
 		case errors.Is(err, errReplicaRefused):
 			refused = append(refused, ns)
-			msg := fmt.Sprintf("Secret %s/%s exists and is not a copy tend made of %s: not overwriting it; delete or rename it, or change %s so that it does not select namespace %s", ns, src.Name, key, secret.AnnotationReplicateTo, ns)
-			r.event(&src, corev1.EventTypeWarning, ReasonReplicationRefused, msg)
+			refusals = append(refusals, fmt.Sprintf("Secret %s/%s exists and is not a copy tend made: not overwriting it (delete or rename it)", ns, src.Name))
 			r.log().Info("Copy refused: a Secret of that name exists", "source", key, "namespace", ns)
 		case errors.Is(err, errReplicaNotCached):
 			lagging = true // just made; the watch brings it
@@ -305,6 +338,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		case action == "updated":
 			updated = append(updated, ns)
 		}
+	}
+	if len(refusals) > 0 {
+		// One event for all: events of one object and reason are merged
+		// into a series that keeps the first note only.
+		r.event(&src, corev1.EventTypeWarning, ReasonReplicationRefused, fmt.Sprintf("not copying %s into %d namespaces: %s; change %s so that it does not select them, or remove the cause",
+			key, len(refused), strings.Join(refusals, "; "), secret.AnnotationReplicateTo))
 	}
 	if err := r.removeCopies(ctx, key, targets, &src); err != nil {
 		errs = append(errs, err)
@@ -378,11 +417,24 @@ func desiredCopy(src *corev1.Secret, ns string) *corev1.Secret {
 // ensureCopy creates or updates the copy in ns. cached is the copy the
 // cache holds (values hashed), nil if none. It returns "created",
 // "updated" or "".
-func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, ns string, cached *corev1.Secret) (string, error) {
+func (r *Reconciler) ensureCopy(ctx context.Context, w *Writer, src *corev1.Secret, ns string, cached *corev1.Secret) (string, error) {
 	want := desiredCopy(src, ns)
 	owner := client.FieldOwner(FieldManagerReplicate)
+	if w.Allowed != nil {
+		if err := w.Allowed(ns); err != nil {
+			return "", &forbiddenCopy{why: fmt.Sprintf("namespace %s: %v", ns, err)}
+		}
+	}
+	// forbidden turns the API server's refusal of the App's
+	// ServiceAccount into a refusal naming it.
+	forbidden := func(verb string, err error) error {
+		if w.As != "" && apierrors.IsForbidden(err) {
+			return &forbiddenCopy{why: fmt.Sprintf("%s may not %s Secrets in namespace %s", w.As, verb, ns)}
+		}
+		return errors.New(replicaAPIMessage(err))
+	}
 	if cached == nil {
-		err := r.Client.Create(ctx, want, owner)
+		err := w.Client.Create(ctx, want, owner)
 		if apierrors.IsAlreadyExists(err) {
 			var existing corev1.Secret
 			if gerr := r.Client.Get(ctx, client.ObjectKeyFromObject(want), &existing); gerr != nil {
@@ -394,7 +446,7 @@ func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, ns stri
 			return "", errReplicaNotCached
 		}
 		if err != nil {
-			return "", errors.New(replicaAPIMessage(err))
+			return "", forbidden("create", err)
 		}
 		return "created", nil
 	}
@@ -404,12 +456,12 @@ func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, ns stri
 	if cached.Type != want.Type || (cached.Immutable != nil && *cached.Immutable) {
 		// Neither can change in place: replace the copy.
 		uid := cached.UID
-		err := r.Client.Delete(ctx, cached, client.Preconditions{UID: &uid})
+		err := w.Client.Delete(ctx, cached, client.Preconditions{UID: &uid})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return "", errors.New(replicaAPIMessage(err))
+			return "", forbidden("delete", err)
 		}
-		if err := r.Client.Create(ctx, want, owner); err != nil {
-			return "", errors.New(replicaAPIMessage(err))
+		if err := w.Client.Create(ctx, want, owner); err != nil {
+			return "", forbidden("create", err)
 		}
 		return "updated", nil
 	}
@@ -421,11 +473,17 @@ func (r *Reconciler) ensureCopy(ctx context.Context, src *corev1.Secret, ns stri
 	maps.Copy(upd.Annotations, want.Annotations)
 	upd.Data = want.Data
 	upd.Immutable = want.Immutable
-	if err := r.Client.Update(ctx, upd, owner); err != nil {
-		return "", errors.New(replicaAPIMessage(err))
+	if err := w.Client.Update(ctx, upd, owner); err != nil {
+		return "", forbidden("update", err)
 	}
 	return "updated", nil
 }
+
+// forbiddenCopy is a copy the source's App may not write: its
+// ServiceAccount's RBAC or its Project refuses it.
+type forbiddenCopy struct{ why string }
+
+func (e *forbiddenCopy) Error() string { return "copy forbidden: " + e.why }
 
 // isCopyOf reports whether s is a copy replication made of src.
 func isCopyOf(s, src *corev1.Secret) bool {
@@ -495,6 +553,10 @@ func (r *Reconciler) event(src *corev1.Secret, typ, reason, note string) {
 	if r.Recorder == nil {
 		return
 	}
+	if len(note) > maxNote {
+		// The API refuses longer notes, and the event with them.
+		note = note[:maxNote-len("…")] + "…"
+	}
 	ref := &corev1.Secret{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"}, ObjectMeta: metav1.ObjectMeta{Name: src.Name, Namespace: src.Namespace, UID: src.UID}}
 	r.Recorder.Eventf(ref, nil, typ, reason, "Replicate", "%s", note)
 	if owner, ok := replicaOwner(src); ok && typ == corev1.EventTypeWarning {
@@ -502,6 +564,9 @@ func (r *Reconciler) event(src *corev1.Secret, typ, reason, note string) {
 		r.Recorder.Eventf(app, ref, typ, reason, "Replicate", "%s", note)
 	}
 }
+
+// maxNote is the longest note an Event may have (events.k8s.io/v1).
+const maxNote = 1024
 
 // replicaAPIMessage is the API server's message of err.
 func replicaAPIMessage(err error) string {

@@ -22,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tend-gitops/tend/internal/refwatch"
 )
 
 // FluxRequestedAt is the annotation Flux's Receivers (and `flux
@@ -38,16 +40,18 @@ const FluxRequestedAt = "reconcile.fluxcd.io/requestedAt"
 type FluxReceivers struct {
 	// Client lists Receivers and annotates their resources.
 	Client client.Client
-	// SecretReader reads the Receivers' token Secrets.
-	SecretReader client.Reader
+	// Secrets serves the Receivers' token Secrets from one watch per
+	// Secret: a flood of requests sends the apiserver nothing for them,
+	// and a rotated token applies at once.
+	Secrets *refwatch.Watcher
 	// Namespaces limits the Receivers served; empty means every namespace.
 	Namespaces []string
 	Log        *slog.Logger
 	// Now, when set, replaces time.Now (tests).
 	Now func() time.Time
 
-	mu     sync.Mutex
-	tokens map[string]cachedToken // by Receiver namespace/name
+	mu      sync.Mutex
+	watched map[refwatch.Owner]struct{} // Receivers whose Secret is watched
 }
 
 var receiverGVK = notifyv1.GroupVersion.WithKind(notifyv1.ReceiverKind)
@@ -155,6 +159,7 @@ func (f *FluxReceivers) find(ctx context.Context, digest string) (*notifyv1.Rece
 	if len(namespaces) == 0 {
 		namespaces = []string{""}
 	}
+	seen := map[refwatch.Owner]struct{}{}
 	for _, ns := range namespaces {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(receiverGVK.GroupVersion().WithKind(notifyv1.ReceiverKind + "List"))
@@ -169,53 +174,64 @@ func (f *FluxReceivers) find(ctx context.Context, digest string) (*notifyv1.Rece
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(list.Items[i].Object, &rcv); err != nil || rcv.Spec.SecretRef == nil {
 				continue
 			}
+			seen[receiverOwner(&rcv)] = struct{}{}
 			token, path := f.path(ctx, &rcv)
 			if len(token) == 0 {
 				continue // no token: no path (Flux refuses it too)
 			}
 			if subtle.ConstantTimeCompare([]byte(path), []byte(digest)) == 1 {
+				f.track(seen, false)
 				return &rcv, token, nil
 			}
 		}
 	}
+	f.track(seen, true)
 	return nil, nil, nil
 }
 
-// tokenTTL is how long a Receiver's token is reused before its Secret is
-// read again: a request for an unknown path costs no API call meanwhile.
-const tokenTTL = time.Minute
+// receiverOwner is what holds a Receiver's token Secret watched.
+func receiverOwner(rcv *notifyv1.Receiver) refwatch.Owner {
+	return refwatch.Owner{Kind: "FluxReceiver", Namespace: rcv.Namespace, Name: rcv.Name}
+}
 
-type cachedToken struct {
-	version string // the Receiver's resourceVersion
-	token   []byte
-	path    string
-	read    time.Time
+// track records the Receivers seen in one pass over them; after a full
+// pass (every Receiver listed), the Secrets of Receivers gone are no
+// longer watched.
+func (f *FluxReceivers) track(seen map[refwatch.Owner]struct{}, full bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.watched == nil {
+		f.watched = map[refwatch.Owner]struct{}{}
+	}
+	if full {
+		for o := range f.watched {
+			if _, ok := seen[o]; !ok {
+				f.Secrets.Forget(o)
+				delete(f.watched, o)
+			}
+		}
+	}
+	for o := range seen {
+		f.watched[o] = struct{}{}
+	}
 }
 
 // path returns rcv's token and webhook path (hex sha256 of token, name
-// and namespace, as Flux computes it), reading its Secret at most once a
-// tokenTTL per Receiver version.
+// and namespace, as Flux computes it); its Secret is read from its watch,
+// started at the first read.
 func (f *FluxReceivers) path(ctx context.Context, rcv *notifyv1.Receiver) ([]byte, string) {
-	key := rcv.Namespace + "/" + rcv.Name
-	f.mu.Lock()
-	c, ok := f.tokens[key]
-	f.mu.Unlock()
-	if ok && c.version == rcv.ResourceVersion && time.Since(c.read) < tokenTTL {
-		return c.token, c.path
-	}
+	owner := receiverOwner(rcv)
+	key := types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}
 	var sec corev1.Secret
-	if err := f.SecretReader.Get(ctx, types.NamespacedName{Namespace: rcv.Namespace, Name: rcv.Spec.SecretRef.Name}, &sec); err != nil {
+	err := f.Secrets.Get(ctx, owner, key, &sec)
+	// The Receiver references this Secret alone now (its secretRef may
+	// have changed): the watch of any other stops.
+	f.Secrets.Keep(owner, []refwatch.Ref{{Kind: refwatch.Secret, Namespace: key.Namespace, Name: key.Name}})
+	if err != nil {
 		return nil, "" // its path cannot be known; other Receivers may match
 	}
 	token := sec.Data["token"]
-	c = cachedToken{version: rcv.ResourceVersion, token: token, path: receiverDigest(token, rcv.Name, rcv.Namespace), read: time.Now()}
-	f.mu.Lock()
-	if f.tokens == nil {
-		f.tokens = map[string]cachedToken{}
-	}
-	f.tokens[key] = c
-	f.mu.Unlock()
-	return c.token, c.path
+	return token, receiverDigest(token, rcv.Name, rcv.Namespace)
 }
 
 // resources returns the objects one entry of spec.resources names: one by
