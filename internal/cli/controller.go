@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/objstatus"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/dynamic"
@@ -181,7 +182,7 @@ func setupFluxReceiverStatus(mgr manager.Manager, opts controller.Options) error
 		return err
 	}
 	return (&webhook.FluxReceiverStatus{
-		Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("tend"),
+		Client: mgr.GetClient(), SecretReader: mgr.GetAPIReader(), Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")),
 		Namespaces: opts.Namespaces, Log: opts.Log.With("controller", "flux-receiver"),
 	}).SetupWithManager(mgr)
 }

@@ -46,7 +46,8 @@ type leakSecrets map[string]string
 // Helm values from a Secret (as a values file and at a targetPath),
 // postBuild substitution from a Secret, git and chart repository
 // credentials, a remote Cluster's kubeconfig token, webhook tokens (signed
-// and GitLab's plain one), notifier URLs, tokens and signing keys, an
+// and GitLab's plain one), notifier URLs, tokens and signing keys (webhook,
+// Slack, Matrix, Telegram, GitHub commit statuses, Discord), an
 // AppSet's App, Secrets replicated to another namespace, and drift on a
 // Secret that `tend diff` and the dashboard show. Failures are part of it:
 // wrong git and chart passwords, a wrong age key, a substitution that
@@ -84,6 +85,10 @@ func TestSecretsDoNotLeak(t *testing.T) {
 		"notifier HMAC key":        "leak-notifyhmac-Do1Jk7Qe",
 		"Slack bot token":          "leak-slacktoken-Yb4Tm3Ga",
 		"failing notifier token":   "leak-notifyfail-Sq9Rv6Xn",
+		"Matrix access token":      "leak-matrixtoken-Wd3Pk8Ry",
+		"Telegram bot token":       "leak-telegramtoken-Hc5Vn2Lq",
+		"GitHub token":             "leak-githubtoken-Ux7Fb4Mz",
+		"Discord webhook token":    "leak-discordhook-Ke9Ts1Ga",
 	}
 	id, err := agekey.GenerateX25519Identity()
 	if err != nil {
@@ -138,6 +143,10 @@ func TestSecretsDoNotLeak(t *testing.T) {
 	createSecret(t, cl, "notify-hook", map[string]string{"address": recv.URL + "/hook?token=" + s["notifier URL token"], "hmacKey": s["notifier HMAC key"]})
 	createSecret(t, cl, "notify-slack", map[string]string{"address": recv.URL + "/slack", "token": s["Slack bot token"]})
 	createSecret(t, cl, "notify-fail", map[string]string{"address": recv.URL + "/fail/" + s["failing notifier token"]})
+	createSecret(t, cl, "notify-matrix", map[string]string{"address": recv.URL + "/matrix", "token": s["Matrix access token"]})
+	createSecret(t, cl, "notify-telegram", map[string]string{"address": recv.URL + "/telegram", "token": s["Telegram bot token"]})
+	createSecret(t, cl, "notify-github", map[string]string{"address": recv.URL + "/github", "token": s["GitHub token"]})
+	createSecret(t, cl, "notify-discord", map[string]string{"address": recv.URL + "/discord/" + s["Discord webhook token"]})
 	createSecret(t, cl, "remote-kubeconfig", map[string]string{"kubeconfig": tokenKubeconfig(cl.Config.Host, s["cluster kubeconfig token"])})
 
 	createObjects(t, cl, `
@@ -247,6 +256,26 @@ metadata: {name: failing}
 spec: {provider: webhook, apps: [sops], events: [SyncSucceeded], secretRef: {name: notify-fail}}
 ---
 apiVersion: tend.dev/v1alpha1
+kind: Notifier
+metadata: {name: matrix}
+spec: {provider: matrix, channel: "!ops:example.org", apps: [plain], secretRef: {name: notify-matrix}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: Notifier
+metadata: {name: telegram}
+spec: {provider: telegram, channel: "-100123", apps: [plain], secretRef: {name: notify-telegram}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: Notifier
+metadata: {name: github}
+spec: {provider: github, apps: [plain], secretRef: {name: notify-github}}
+---
+apiVersion: tend.dev/v1alpha1
+kind: Notifier
+metadata: {name: discord}
+spec: {provider: discord, apps: [plain], secretRef: {name: notify-discord}}
+---
+apiVersion: tend.dev/v1alpha1
 kind: Cluster
 metadata: {name: remote}
 spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
@@ -341,6 +370,11 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 	places["notification bodies"] = recv.bodies("")
 	if recv.bodies("/slack") == "" || recv.bodies("/fail/") == "" {
 		t.Error("the Slack notifier or the failing one sent nothing, so their tokens were not used")
+	}
+	for _, p := range []string{"/matrix", "/telegram", "/discord/"} {
+		if !recv.reached(p) {
+			t.Errorf("no request reached %s, so its notifier's token was not used", p)
+		}
 	}
 	places["Events"] = leakEvents(t, cl, ns)
 	places["Events of the replication target"] = leakEvents(t, cl, target)
@@ -491,6 +525,18 @@ func newLeakReceiver(t *testing.T) *leakReceiver {
 	t.Cleanup(srv.Close)
 	r.URL = srv.URL
 	return r
+}
+
+// reached says whether a request came under the path prefix.
+func (r *leakReceiver) reached(prefix string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, g := range r.got {
+		if path, _, _ := strings.Cut(g, " "); strings.HasPrefix(path, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // bodies joins the bodies received under the path prefix.

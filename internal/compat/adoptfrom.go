@@ -26,7 +26,8 @@ func AdoptFromRef(gvk schema.GroupVersionKind, namespace, name string) string {
 // and returns what it recorded as applied, by API version, as the App's
 // first inventory would hold it: Argo CD's status.resources, Flux's
 // status.inventory, or the objects of the newest Helm release. found is
-// false when the object, or its kind's CRD, is not in the cluster. c must
+// false when the object, or its kind's CRD, is not in the cluster, or c
+// may not read it. c must
 // read unstructured objects and Secrets from the apiserver.
 func AdoptedFrom(ctx context.Context, c client.Reader, ref string, app *tendv1.App) (refs map[apply.ObjectRef]string, found bool, err error) {
 	k, key, err := adoptFromKind(ref)
@@ -36,7 +37,7 @@ func AdoptedFrom(ctx context.Context, c client.Reader, ref string, app *tendv1.A
 	obj := &unstructured.Unstructured{}
 	obj.SetGroupVersionKind(k.gvk)
 	if err := c.Get(ctx, key, obj); err != nil {
-		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) || apierrors.IsForbidden(err) {
 			return nil, false, nil
 		}
 		return nil, false, fmt.Errorf("reading %s %s (annotation %s): %w", k.gvk.Kind, key, tendv1.AnnotationAdoptFrom, err)

@@ -227,7 +227,7 @@ func Setup(mgr manager.Manager, families []string, inventory apply.InventoryStor
 			}
 			return err
 		}
-		r := &Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: log.With("controller", "compat", "kind", k.gvk.Kind), Inventory: inventory, Options: opts, kind: k}
+		r := &Reconciler{Client: mgr.GetClient(), Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: log.With("controller", "compat", "kind", k.gvk.Kind), Inventory: inventory, Options: opts, kind: k}
 		if err := r.setup(mgr); err != nil {
 			return err
 		}

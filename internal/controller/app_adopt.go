@@ -34,7 +34,7 @@ func (r *AppReconciler) adoptFrom(ctx context.Context, app *tendv1.App, store ap
 		return nil, err
 	case !found:
 		r.event(app, corev1.EventTypeNormal, ReasonAdoptFromNotFound, fmt.Sprintf(
-			"%s (annotation %s) is not in the cluster: the App starts without its inventory, so objects it applied that are no longer in git stay",
+			"%s (annotation %s) is not in the cluster, or tend may not read it: the App starts without its inventory, so objects it applied that are no longer in git stay",
 			from, tendv1.AnnotationAdoptFrom))
 		return nil, nil
 	case len(refs) == 0:

@@ -35,6 +35,7 @@ import (
 	"github.com/tend-gitops/tend/internal/compat"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
+	"github.com/tend-gitops/tend/internal/objstatus"
 	"github.com/tend-gitops/tend/internal/refwatch"
 	"github.com/tend-gitops/tend/internal/render"
 	"github.com/tend-gitops/tend/internal/replicate"
@@ -238,7 +239,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Charts:     chart.New(chart.Options{IndexTTL: opts.ChartIndexTTL}),
 		Cache:      &render.Cache{},
 		DataDir:    opts.DataDir,
-		Recorder:   mgr.GetEventRecorder("tend"),
+		Recorder:   objstatus.DistinctNotes(mgr.GetEventRecorder("tend")),
 		Log:        opts.Log.With("controller", "app"),
 		Workers:    opts.AppWorkers,
 		Namespaces: opts.Namespaces,
@@ -278,11 +279,11 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	clusters := &cluster.Clusters{Local: local, Client: withRefs, Opts: connOpts, ReadSecret: readKubeconfig(withRefs)}
 	apps.Clusters = clusters
 	c := &Controller{Manager: mgr, Artifacts: arts, Clusters: clusters, Apps: apps, Refs: refs, fetcher: fetcher}
-	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "appset"),
+	c.AppSets = &AppSetReconciler{Client: mgr.GetClient(), Artifacts: arts, Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "appset"),
 		NoCrossNamespaceRefs: opts.NoCrossNamespaceRefs}
 	c.Sources = &SourceReconciler{
 		Client: withRefs, Artifacts: arts,
-		Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "source"),
+		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "source"),
 		Workers: opts.SourceWorkers, metrics: metrics, refs: owners.sources,
 		OnNewRevision: c.AppSets.SourceChanged,
 	}
@@ -295,11 +296,11 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err := c.AppSets.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&ClusterReconciler{Client: withRefs, Clusters: clusters, Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "cluster"), Apps: apps, refs: owners.clusters}).SetupWithManager(mgr); err != nil {
+	if err := (&ClusterReconciler{Client: withRefs, Clusters: clusters, Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "cluster"), Apps: apps, refs: owners.clusters}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	writers := &replicaWriters{mgr: mgr, apps: apps}
-	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tend"), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces,
+	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces,
 		WriterFor: writers.writerFor}).SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/replicate"
@@ -94,4 +95,24 @@ func TestReplicationActsAsTheAppsServiceAccount(t *testing.T) {
 	}
 	refused(outside, `namespace "`+outside+`" on cluster "in-cluster" matches no entry of spec.destinations`)
 	refused(noRBAC, "system:serviceaccount:"+ns+":deployer may not create Secrets in namespace "+noRBAC)
+
+	// The App deleted, its Secret left behind (Orphan): a namespace that
+	// comes to match gets no copy, there being no App to act for.
+	app := e.app(t, "app")
+	app.Spec.DeletionPolicy = tendv1.DeletionOrphan
+	if err := e.c.Update(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Delete(ctx, app); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "App app gone", time.Minute, func() bool {
+		var a tendv1.App
+		return apierrors.IsNotFound(e.c.Get(ctx, client.ObjectKeyFromObject(app), &a))
+	})
+	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, "shared", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the orphaned source Secret: %v", err)
+	}
+	later := e.namespace(t, "later", map[string]string{key: ns})
+	refused(later, "the App "+ns+"/app that applied it is gone")
 }

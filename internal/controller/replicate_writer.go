@@ -43,7 +43,12 @@ func (w *replicaWriters) writerFor(ctx context.Context, src *corev1.Secret) (*re
 	var app tendv1.App
 	if err := w.mgr.GetClient().Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &app); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, nil // the App is gone: its objects are pruned or kept, not copied anew
+			// The App is gone and left its Secret (deletion policy
+			// Orphan): nobody's rights to act with, so no copy is
+			// made or updated; those made stay.
+			return &replicate.Writer{Client: w.mgr.GetClient(), Allowed: func(string) error {
+				return fmt.Errorf("the App %s/%s that applied it is gone; Secrets are copied only for an App", ns, name)
+			}}, nil
 		}
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/fluxcd/pkg/apis/kustomize"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -428,11 +429,11 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 	}
 	// Flux's multi-tenancy: the Kustomization acts as a ServiceAccount.
 	a.ServiceAccountName = s.ServiceAccountName
+	a.Health.Rules = c.healthRules(s.HealthCheckExprs)
 	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
 		"spec.kubeConfig":              s.KubeConfig != nil,
 		"spec.force":                   s.Force,
 		"spec.healthChecks":            len(s.HealthChecks) > 0,
-		"spec.healthCheckExprs":        len(s.HealthCheckExprs) > 0,
 		"spec.ignoreMissingComponents": s.IgnoreMissingComponents,
 		"spec.ignore":                  len(s.Ignore) > 0,
 		"spec.buildMetadata":           len(s.BuildMetadata) > 0,
@@ -562,13 +563,47 @@ func (c *converter) helmRelease(o *helmv2.HelmRelease) {
 		"spec.test":             s.Test != nil && s.Test.Enable,
 		"spec.rollback":         s.Rollback != nil,
 		"spec.uninstall":        s.Uninstall != nil,
-		"spec.healthCheckExprs": len(s.HealthCheckExprs) > 0,
 		"spec.waitStrategy":     s.WaitStrategy != nil,
 	})
+	a.Health.Rules = c.healthRules(s.HealthCheckExprs)
 	if d := s.DriftDetection; d != nil && len(d.Ignore) > 0 {
 		c.fail("spec.driftDetection.ignore", "not converted yet; write the rules as the App's spec.ignoreDifferences")
 	}
 	c.addApp(app)
+}
+
+// healthRules maps Flux's healthCheckExprs to the App's health rules:
+// current, inProgress and failed become healthy, progressing and
+// degraded, the same CEL expressions, which see the object's top-level
+// fields as Flux's do. tend tries failed, then current, then inProgress
+// (Flux: inProgress first), which a warning says.
+func (c *converter) healthRules(exprs []kustomize.CustomHealthCheck) []tendv1.HealthRule {
+	var rules []tendv1.HealthRule
+	seen := map[schema.GroupKind]bool{}
+	for i, e := range exprs {
+		field := fmt.Sprintf("spec.healthCheckExprs[%d]", i)
+		gv, err := schema.ParseGroupVersion(e.APIVersion)
+		switch {
+		case err != nil || e.APIVersion == "":
+			c.fail(field+".apiVersion", "%q is not an API version (group/version)", e.APIVersion)
+			continue
+		case e.Kind == "":
+			c.fail(field+".kind", "required: tend assesses a kind with the expressions")
+			continue
+		case e.Current == "":
+			c.fail(field+".current", "required")
+			continue
+		case seen[schema.GroupKind{Group: gv.Group, Kind: e.Kind}]:
+			c.fail(field, "a second entry for %s %s; keep one per kind", e.APIVersion, e.Kind)
+			continue
+		}
+		seen[schema.GroupKind{Group: gv.Group, Kind: e.Kind}] = true
+		rules = append(rules, tendv1.HealthRule{Group: gv.Group, Kind: e.Kind, Healthy: e.Current, Progressing: e.InProgress, Degraded: e.Failed})
+	}
+	if len(rules) > 0 {
+		c.warn("spec.healthCheckExprs: tend tries failed, then current, then inProgress (Flux tries inProgress first), and assesses every object of the App, as Flux does with wait: true")
+	}
+	return rules
 }
 
 // chartSource is a chart as a HelmRelease's spec.chart.spec or a

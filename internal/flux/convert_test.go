@@ -458,3 +458,74 @@ spec:
 		t.Errorf("serviceAccountName of the Apps: %v, want %v (warnings %q)", got, want, res.Warnings)
 	}
 }
+
+// healthCheckExprs become the App's health rules, the same CEL
+// expressions (current, inProgress, failed as healthy, progressing,
+// degraded), on Kustomizations and HelmReleases; an entry tend cannot
+// read is refused by its index.
+func TestConvertHealthCheckExprs(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: clusters, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./clusters
+  prune: true
+  wait: true
+  sourceRef: {kind: GitRepository, name: fleet}
+  healthCheckExprs:
+  - apiVersion: cluster.x-k8s.io/v1beta1
+    kind: Cluster
+    failed: status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'False')
+    current: status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True')
+    inProgress: status.phase != 'Provisioned'
+`, `
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+metadata: {name: db, namespace: flux-system}
+spec:
+  interval: 5m
+  chart: {spec: {chart: db, sourceRef: {kind: HelmRepository, name: r}}}
+  healthCheckExprs:
+  - {apiVersion: v1, kind: ConfigMap, current: "has(data.ready)"}
+`)
+	want := []tendv1.HealthRule{{Group: "cluster.x-k8s.io", Kind: "Cluster",
+		Degraded:    "status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'False')",
+		Healthy:     "status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True')",
+		Progressing: "status.phase != 'Provisioned'"}}
+	byName := map[string]*tendv1.App{}
+	for _, a := range res.Apps {
+		byName[a.Name] = a
+	}
+	if got := byName["clusters"].Spec.Health.Rules; !reflect.DeepEqual(got, want) {
+		t.Errorf("Kustomization's rules = %+v, want %+v", got, want)
+	}
+	if got := byName["db"].Spec.Health.Rules; len(got) != 1 || got[0].Group != "" || got[0].Kind != "ConfigMap" || got[0].Healthy != "has(data.ready)" {
+		t.Errorf("HelmRelease's rules = %+v", got)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "spec.healthCheckExprs: tend tries failed, then current, then inProgress") {
+		t.Errorf("no warning about the order of the expressions: %q", res.Warnings)
+	}
+
+	bad := convert(t, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: bad, namespace: flux-system}
+spec:
+  interval: 10m
+  prune: true
+  sourceRef: {kind: GitRepository, name: fleet}
+  healthCheckExprs:
+  - {apiVersion: example.com/v1, current: "true"}
+  - {apiVersion: example.com/v1, kind: Widget, inProgress: "true"}
+  - {apiVersion: example.com/v1, kind: Gadget, current: "true"}
+  - {apiVersion: example.com/v2, kind: Gadget, current: "false"}
+`)
+	err := errors.Join(bad.Errors...)
+	for _, w := range []string{"spec.healthCheckExprs[0].kind: required", "spec.healthCheckExprs[1].current: required", "spec.healthCheckExprs[3]: a second entry for example.com/v2 Gadget"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("errors %v lack %q", err, w)
+		}
+	}
+}

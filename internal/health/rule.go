@@ -14,7 +14,9 @@ import (
 
 // Rule decides the health of one kind with CEL expressions, replacing the
 // built-in check for that kind. Each expression sees the whole object as the
-// variable `object` (a map, as in the object's JSON) and must return a bool.
+// variable `object` (a map, as in the object's JSON), and its top-level
+// fields (apiVersion, kind, metadata, spec, status) under their own names,
+// as Flux's healthCheckExprs see them; it must return a bool.
 // They are tried in the order Degraded, Healthy, Progressing; the first that
 // is true decides. When none is true the object is Progressing. Empty
 // expressions are skipped, but a rule needs at least one.
@@ -40,14 +42,20 @@ type Rule struct {
 // tens of milliseconds.
 const costLimit = 100_000
 
-// celEnv declares `object` as a dynamic value, with optional field access
-// (object.?status.?phase) and the string extension functions.
+// topLevel are the object's fields an expression may also name directly,
+// as Flux's healthCheckExprs do (`status.conditions` for
+// `object.status.conditions`).
+var topLevel = []string{"apiVersion", "kind", "metadata", "spec", "status"}
+
+// celEnv declares `object` and the top-level fields as dynamic values,
+// with optional field access (object.?status.?phase) and the string
+// extension functions.
 var celEnv = sync.OnceValues(func() (*cel.Env, error) {
-	return cel.NewEnv(
-		cel.Variable("object", cel.DynType),
-		cel.OptionalTypes(),
-		ext.Strings(),
-	)
+	opts := []cel.EnvOption{cel.Variable("object", cel.DynType), cel.OptionalTypes(), ext.Strings()}
+	for _, f := range topLevel {
+		opts = append(opts, cel.Variable(f, cel.DynType))
+	}
+	return cel.NewEnv(opts...)
 })
 
 // compiledRule is a Rule with its expressions compiled.
@@ -151,6 +159,13 @@ func compileExpr(env *cel.Env, src string, want *cel.Type) (cel.Program, error) 
 // the wrong type, makes the object Unknown with a message naming the rule.
 func (r *compiledRule) check(obj *unstructured.Unstructured) status {
 	vars := map[string]any{"object": obj.Object}
+	for _, f := range topLevel {
+		// A missing field is not bound: naming it is an evaluation
+		// error, as object.status is on an object without status.
+		if v, ok := obj.Object[f]; ok {
+			vars[f] = v
+		}
+	}
 	s := status{Progressing, "NoRuleMatched", fmt.Sprintf("no expression of the health rule for %s is true", r.name)}
 	for _, e := range r.exprs {
 		out, _, err := e.prg.Eval(vars)

@@ -218,3 +218,49 @@ func TestCheckerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Flux's healthCheckExprs name the object's top-level fields directly
+// (`status.conditions`): they work as they are, and a field the object
+// lacks is an evaluation error, as object.status is.
+func TestRulesSeeTopLevelFields(t *testing.T) {
+	c, err := NewChecker([]Rule{{
+		Group:       "example.com",
+		Kind:        "Cluster",
+		Degraded:    `status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'False')`,
+		Healthy:     `status.conditions.filter(e, e.type == 'Ready').all(e, e.status == 'True') && metadata.name == spec.expectedName && kind == 'Cluster' && apiVersion == 'example.com/v1'`,
+		Progressing: `status.?observedGeneration.orValue(0) != metadata.generation`,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCases(t, c, []healthCase{{
+		name: "current",
+		manifest: `
+apiVersion: example.com/v1
+kind: Cluster
+metadata: {name: prod, generation: 2}
+spec: {expectedName: prod}
+status: {observedGeneration: 2, conditions: [{type: Ready, status: "True"}]}
+`,
+		state: Healthy, reason: "HealthRule",
+	}, {
+		name: "failed",
+		manifest: `
+apiVersion: example.com/v1
+kind: Cluster
+metadata: {name: prod, generation: 2}
+spec: {expectedName: prod}
+status: {observedGeneration: 2, conditions: [{type: Ready, status: "False"}]}
+`,
+		state: Degraded, reason: "HealthRule",
+	}, {
+		name: "a missing top-level field is Unknown",
+		manifest: `
+apiVersion: example.com/v1
+kind: Cluster
+metadata: {name: prod, generation: 1}
+spec: {expectedName: prod}
+`,
+		state: Unknown, reason: ReasonRuleError, message: "degraded expression: no such attribute",
+	}})
+}

@@ -134,7 +134,7 @@ const (
 // checked again when it is created.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Recorder == nil {
-		r.Recorder = mgr.GetEventRecorder("tend")
+		r.Recorder = objstatus.DistinctNotes(mgr.GetEventRecorder("tend"))
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("notifier").

@@ -15,6 +15,7 @@ package objstatus
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"reflect"
 	"time"
 
@@ -296,4 +297,24 @@ func kindOf(obj client.Object) string {
 		return k
 	}
 	return reflect.TypeOf(obj).Elem().Name()
+}
+
+// DistinctNotes wraps r so that events differing in their note are not
+// merged. The events library merges the events of one object, type,
+// reason and action into a series that keeps its first note, so a failure
+// that changed would go on showing the first message. Each note gets an
+// action of its own ("Sync#1f2e3d4c"); repeats of one note still form a
+// series.
+func DistinctNotes(r EventRecorder) EventRecorder { return distinctNotes{r} }
+
+type distinctNotes struct{ r EventRecorder }
+
+func (d distinctNotes) Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any) {
+	msg := note
+	if len(args) > 0 {
+		msg = fmt.Sprintf(note, args...)
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(msg))
+	d.r.Eventf(regarding, related, eventtype, reason, fmt.Sprintf("%s#%08x", action, h.Sum32()), "%s", msg)
 }
