@@ -92,6 +92,15 @@ func (r *AppReconciler) keepPostDeleteFinalizer(ctx context.Context, app *tendv1
 func (r *AppReconciler) finalize(ctx context.Context, app *tendv1.App, st *appState) (ctrl.Result, error) {
 	prune := controllerutil.ContainsFinalizer(app, Finalizer)
 	hooks := controllerutil.ContainsFinalizer(app, FinalizerPostDelete)
+	if prune && !app.Spec.DeletesObjects() {
+		// The spec came to keep the objects (deletionPolicy Orphan, or
+		// prune off) and the App was deleted before its finalizer
+		// followed: the spec decides, nothing is pruned.
+		if err := r.dropFinalizers(ctx, app, Finalizer); err != nil {
+			return ctrl.Result{}, err
+		}
+		prune = false
+	}
 	if !prune && !hooks {
 		return ctrl.Result{}, nil
 	}

@@ -342,8 +342,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if len(refusals) > 0 {
 		// One event for all: events of one object and reason are merged
 		// into a series that keeps the first note only.
-		r.event(&src, corev1.EventTypeWarning, ReasonReplicationRefused, fmt.Sprintf("not copying %s into %d namespaces: %s; change %s so that it does not select them, or remove the cause",
-			key, len(refused), strings.Join(refusals, "; "), secret.AnnotationReplicateTo))
+		where := fmt.Sprintf("%d namespaces", len(refused))
+		if len(refused) == 1 {
+			where = "namespace " + refused[0]
+		}
+		r.event(&src, corev1.EventTypeWarning, ReasonReplicationRefused, fmt.Sprintf("not copying %s into %s: %s; change %s so that it does not select them, or remove the cause",
+			key, where, strings.Join(refusals, "; "), secret.AnnotationReplicateTo))
 	}
 	if err := r.removeCopies(ctx, key, targets, &src); err != nil {
 		errs = append(errs, err)
