@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/tend-gitops/tend/internal/controller"
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -26,11 +25,7 @@ func TestCompatFluxHealthCheckExprs(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
 	ctx := context.Background()
-	testenv.InstallCompatCRDs(t, cl.Config)
-	dyn, err := dynamic.NewForConfig(cl.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn := compatCRDs(t, cl)
 	group := ns + ".hc.tend.dev"
 	ext, err := apiextclient.NewForConfig(cl.Config)
 	if err != nil {

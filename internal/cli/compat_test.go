@@ -79,6 +79,18 @@ func installCompat(t *testing.T, cl *testCluster) dynamic.Interface {
 	return dyn
 }
 
+// compatCRDs installs the Argo CD and Flux CRDs alone (no tend install)
+// and returns a dynamic client of the test cluster.
+func compatCRDs(t *testing.T, cl *testCluster) dynamic.Interface {
+	t.Helper()
+	testenv.InstallCompatCRDs(t, cl.Config)
+	dyn, err := dynamic.NewForConfig(cl.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn
+}
+
 // createYAML creates the object of doc with the dynamic client.
 func createYAML(t *testing.T, dyn dynamic.Interface, gvr schema.GroupVersionResource, doc string) *unstructured.Unstructured {
 	t.Helper()

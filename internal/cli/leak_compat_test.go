@@ -12,7 +12,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -36,11 +35,7 @@ func TestSecretsDoNotLeakThroughCompat(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
 	ctx := context.Background()
-	testenv.InstallCompatCRDs(t, cl.Config)
-	dyn, err := dynamic.NewForConfig(cl.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn := compatCRDs(t, cl)
 	s := leakSecrets{
 		"Argo CD repository password": "leak-argorepo-Hq7Tn2Xe",
 		"Argo CD wrong password":      "leak-argowrong-Vb3Lp8Ks",

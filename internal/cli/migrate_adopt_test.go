@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -29,11 +28,7 @@ func TestMigratedAppStartsWithTheOldToolsInventory(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
 	ctx := context.Background()
-	testenv.InstallCompatCRDs(t, cl.Config)
-	dyn, err := dynamic.NewForConfig(cl.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dyn := compatCRDs(t, cl)
 	repo := testenv.NewGitRepo(t, nil)
 	repo.Commit("apps", map[string]string{
 		"apps/web/cfg.yaml":    configMapYAML("cfg", "1"),
