@@ -56,6 +56,10 @@ const (
 	// AnnotationForceConflicts set to "true" takes over fields other
 	// managers own.
 	AnnotationForceConflicts = "tend.dev/force-conflicts"
+	// AnnotationRecreate set to "true" on an object deletes and creates it
+	// again when the API server refuses a change to an immutable field of
+	// it (the App's spec.sync.recreate, for one object).
+	AnnotationRecreate = "tend.dev/recreate"
 	// AnnotationIgnoredFields lists, as a JSON array of JSON pointers, the
 	// fields of an applied object its App's ignoreDifferences leave to
 	// others; drift detection leaves them out.

@@ -371,6 +371,15 @@ type SyncPolicy struct {
 	// ForceConflicts takes over fields other field managers own.
 	// +optional
 	ForceConflicts bool `json:"forceConflicts,omitempty"`
+	// Recreate deletes and creates again an object whose change the API
+	// server refuses because a field of it cannot change (a Job's
+	// template, a Deployment's selector, a Service's clusterIP). Only an
+	// object the API server would accept as new is deleted; tend waits for
+	// it to be gone before creating it. Off, such a sync fails and names
+	// the field; the annotation tend.dev/recreate: "true" turns it on for
+	// one object.
+	// +optional
+	Recreate bool `json:"recreate,omitempty"`
 	// Interval between full reconciliations (drift is seen at once anyway).
 	// +kubebuilder:default="10m"
 	// +optional
@@ -429,9 +438,30 @@ type HealthSpec struct {
 	// Rules are CEL health rules for kinds tend does not know.
 	// +optional
 	Rules []HealthRule `json:"rules,omitempty"`
+	// Checks are further objects, not applied by the App, whose health
+	// counts toward the App's as if it owned them (a Deployment another
+	// tool creates from what the App applies, say). A missing one counts
+	// as Missing. An App with a ServiceAccount must be allowed to get
+	// them.
+	// +optional
+	Checks []HealthCheck `json:"checks,omitempty"`
 }
 
-// HealthRule assesses a kind with CEL expressions over `object`.
+// HealthCheck names one object whose health counts toward the App's.
+type HealthCheck struct {
+	// APIVersion of the object, e.g. apps/v1.
+	APIVersion string `json:"apiVersion"`
+	// Kind of the object.
+	Kind string `json:"kind"`
+	// Name of the object.
+	Name string `json:"name"`
+	// Namespace of a namespaced object; empty for cluster-scoped ones.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// HealthRule assesses a kind with CEL expressions over `object` (and over
+// its top-level fields by name: `status`, `spec`, `metadata`).
 type HealthRule struct {
 	// Group of the kind ("" for core).
 	// +optional

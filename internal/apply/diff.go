@@ -152,6 +152,14 @@ func (s *syncRun) diffObject(ctx context.Context, o *unstructured.Unstructured, 
 		out = applied
 	case err != nil && unreachable(err):
 		return diff.ObjectDiff{}, "", err
+	case err != nil && live != nil && refusedChange(err) && s.recreates(o):
+		// A sync deletes it and creates it as git has it.
+		if verr := s.e.validAsNew(ctx, applied); verr != nil {
+			return diff.ObjectDiff{}, "", fmt.Errorf("%s: a sync would fail: %s; %w", ref, serverMessage(err), verr)
+		}
+		// Shown as the object it creates.
+		out, live = applied, nil
+		warning = joinMessages(fmt.Sprintf("%s: a sync recreates it: %s", ref, serverMessage(err)), warning)
 	case err != nil:
 		return diff.ObjectDiff{}, "", fmt.Errorf("%s: a sync would fail: %s", ref, serverMessage(err))
 	case live == nil:

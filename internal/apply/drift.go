@@ -51,22 +51,50 @@ var severity = map[health.State]int{
 	health.Healthy: 0, health.Unknown: 1, health.Progressing: 2, health.Missing: 3, health.Degraded: 4,
 }
 
-// Assess returns the health of every object in the inventory and the
-// App's overall health: the worst of them. Objects still Progressing
-// longer than timeout after since count as Degraded. It reads only the
-// watch cache. h, when not nil, replaces the Engine's checker (an App's
-// own health rules). Objects with one of the owners' UIDs (Request.Owners)
-// count as Healthy.
-func (e *Engine) Assess(h HealthChecker, owners []types.UID, inv *Inventory, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
+// Checked is an object an App does not apply whose health counts toward
+// the App's (spec.health.checks).
+type Checked struct {
+	Ref     ObjectRef
+	Version string
+}
+
+// checkedStubs are objects of checks' kinds, for watchKinds.
+func checkedStubs(checks []Checked) []*unstructured.Unstructured {
+	out := make([]*unstructured.Unstructured, 0, len(checks))
+	for _, c := range checks {
+		o := &unstructured.Unstructured{}
+		o.SetGroupVersionKind(c.Ref.GroupKind().WithVersion(c.Version))
+		out = append(out, o)
+	}
+	return out
+}
+
+// Assess returns the health of every object in the inventory and of
+// checks, and the App's overall health: the worst of them. Objects still
+// Progressing longer than timeout after since count as Degraded. It reads
+// only the watch cache (Sync and PreviewFrom watch checks' kinds). h, when
+// not nil, replaces the Engine's checker (an App's own health rules).
+// Objects with one of the owners' UIDs (Request.Owners) count as Healthy.
+func (e *Engine) Assess(h HealthChecker, owners []types.UID, inv *Inventory, checks []Checked, since time.Time, timeout time.Duration) (health.State, []ObjectHealth) {
 	overall := health.Healthy
 	var out []ObjectHealth
 	if h == nil {
 		h = e.Health
 	}
 	checker, _ := h.(*health.Checker)
-	for _, ref := range inv.Refs() {
-		entry := inv.Entries[ref]
-		gvk := ref.GroupKind().WithVersion(entry.Version)
+	refs := inv.Refs()
+	versions := make(map[ObjectRef]string, len(refs)+len(checks))
+	for _, ref := range refs {
+		versions[ref] = inv.Entries[ref].Version
+	}
+	for _, c := range checks {
+		if _, ok := versions[c.Ref]; !ok {
+			refs = append(refs, c.Ref)
+			versions[c.Ref] = c.Version
+		}
+	}
+	for _, ref := range refs {
+		gvk := ref.GroupKind().WithVersion(versions[ref])
 		live, ok := e.Live.Get(gvk, ref.Namespace, ref.Name)
 		var r health.Result
 		switch {
@@ -109,7 +137,7 @@ func (e *Engine) PreviewFrom(ctx context.Context, req Request, inv *Inventory) (
 		return nil, nil, err
 	}
 	s := &syncRun{e: e, req: req, plan: plan, old: inv, next: inv.Clone(), res: &Result{}}
-	if err := s.watchKinds(ctx, plan.All(), false); err != nil {
+	if err := s.watchKinds(ctx, append(plan.All(), checkedStubs(req.HealthChecks)...), false); err != nil {
 		return nil, nil, err
 	}
 	need, err := s.prepare(ctx)

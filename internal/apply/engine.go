@@ -125,6 +125,13 @@ type Request struct {
 	Deleting bool
 	// ForceConflicts takes over fields other managers own, for every object.
 	ForceConflicts bool
+	// Recreate deletes and creates again an object whose change the API
+	// server refuses as invalid (an immutable field changed), when it
+	// accepts the object as a new one; for every object, where the
+	// annotations AnnotationRecreate, kustomize.toolkit.fluxcd.io/force:
+	// enabled and argocd.argoproj.io/sync-options: Force=true,Replace=true
+	// ask it for one.
+	Recreate bool
 	// TakeOver, when set, makes tend the sole manager of the fields it
 	// applies that the listed managers (Argo CD, Flux, Helm, kubectl apply)
 	// set before, without changing a value; see TakeOver. Objects the sync
@@ -155,6 +162,10 @@ type Request struct {
 	// own definition, as `flux bootstrap` sets up) has the App's health:
 	// it counts as Healthy instead of being waited for.
 	Owners []types.UID
+	// HealthChecks are objects the App does not apply whose health counts
+	// toward its own (spec.health.checks): Sync and PreviewFrom watch
+	// their kinds, Assess reads them.
+	HealthChecks []Checked
 	// WaitHealthy makes the sync wait for the last step to be healthy too
 	// (it always waits when there are post-sync hooks).
 	WaitHealthy bool
@@ -203,6 +214,9 @@ type Action string
 const (
 	Created    Action = "created"
 	Configured Action = "configured"
+	// Recreated: deleted and created again, a field of it being
+	// immutable (Request.Recreate).
+	Recreated  Action = "recreated"
 	Unchanged  Action = "unchanged"
 	Pruned     Action = "pruned"
 	Failed     Action = "failed"
@@ -222,7 +236,7 @@ type ObjectResult struct {
 // Result is the outcome of a sync.
 type Result struct {
 	Objects []ObjectResult
-	// Changed counts objects created, configured or pruned.
+	// Changed counts objects created, configured, recreated or pruned.
 	Changed int
 	// Warnings are things the user should know that did not fail the sync,
 	// e.g. fields left to another manager.
@@ -237,7 +251,7 @@ type Result struct {
 
 func (r *Result) add(ref ObjectRef, a Action, msg string) {
 	r.Objects = append(r.Objects, ObjectResult{Ref: ref, Action: a, Message: msg})
-	if a == Created || a == Configured || a == Pruned {
+	if a == Created || a == Configured || a == Recreated || a == Pruned {
 		r.Changed++
 	}
 }
@@ -423,7 +437,7 @@ func (s *syncRun) progress(step string, ref ObjectRef, a Action, msg string) {
 func (s *syncRun) run(ctx context.Context) error {
 	// Watch every kind involved (cheap after the first sync), so that
 	// ownership, change detection and health read the cache.
-	if err := s.watchKinds(ctx, s.plan.All(), false); err != nil {
+	if err := s.watchKinds(ctx, append(s.plan.All(), checkedStubs(s.req.HealthChecks)...), false); err != nil {
 		return err
 	}
 	owned, err := s.prepare(ctx)

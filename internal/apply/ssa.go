@@ -44,7 +44,7 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 		go func(o *unstructured.Unstructured) {
 			defer func() { <-sem; wg.Done() }()
 			force := s.req.ForceConflicts || o.GetAnnotations()[AnnotationForceConflicts] == "true"
-			_, existed := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
+			live, existed := s.e.Live.Get(o.GroupVersionKind(), o.GetNamespace(), o.GetName())
 			fail := func(msg string) {
 				s.progress(step.Name, ref, Failed, msg)
 				s.mu.Lock()
@@ -65,6 +65,15 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 				}
 			}
 			out, warning, err := s.e.applyObject(ctx, withValues, force, s.req.TakeOver, s.req.DryRun)
+			var recreated string
+			if err != nil && existed && refusedChange(err) && !s.req.DryRun && s.recreates(o) {
+				// A field that cannot change changed: delete the
+				// object and create it as git has it.
+				recreated = "recreated: " + serverMessage(err)
+				if err = s.e.recreate(ctx, withValues, live.GetUID()); err == nil {
+					out, warning, err = s.e.applyObject(ctx, withValues, force, s.req.TakeOver, false)
+				}
+			}
 			if err != nil {
 				fail(filled.Redact(err.Error()))
 				return
@@ -89,6 +98,10 @@ func (s *syncRun) applyStep(ctx context.Context, step Step, need map[ObjectRef]s
 				action = Created
 			}
 			msg := warning
+			if recreated != "" {
+				action = Recreated
+				msg = joinMessages(filled.Redact(recreated), msg)
+			}
 			if len(movedFrom) > 0 {
 				took := "fields taken over from " + strings.Join(movedFrom, ", ")
 				if msg != "" {
@@ -402,4 +415,15 @@ func removeFieldPath(obj map[string]any, p []pathElem) bool {
 		}
 	}
 	return false
+}
+
+// joinMessages joins the non-empty ones with "; ".
+func joinMessages(msgs ...string) string {
+	var out []string
+	for _, m := range msgs {
+		if m != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, "; ")
 }

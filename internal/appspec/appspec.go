@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"k8s.io/apimachinery/pkg/types"
 	"time"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
@@ -22,10 +24,11 @@ import (
 const DefaultHealthTimeout = 5 * time.Minute
 
 // Compiled holds the parts of an App's spec that are compiled before use:
-// health rules (CEL) and ignore rules (JSON pointers, jq). Nil fields mean
-// the App has none.
+// health rules (CEL), health checks and ignore rules (JSON pointers, jq).
+// Nil fields mean the App has none.
 type Compiled struct {
 	Health *health.Checker
+	Checks []apply.Checked
 	Ignore *diff.Ignore
 	key    string
 }
@@ -41,6 +44,11 @@ func Compile(app *tendv1.App) (Compiled, error) {
 		errs = append(errs, err)
 	}
 	c.Health = h
+	checks, err := HealthChecks(app)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Checks = checks
 	ig, err := diff.NewIgnore(IgnoreRules(app))
 	if err != nil {
 		errs = append(errs, err)
@@ -53,11 +61,32 @@ func Compile(app *tendv1.App) (Compiled, error) {
 func (c Compiled) Current(app *tendv1.App) bool { return c.key == key(app) }
 
 func key(app *tendv1.App) string {
-	if len(app.Spec.Health.Rules) == 0 && len(app.Spec.IgnoreDifferences) == 0 {
+	if len(app.Spec.Health.Rules) == 0 && len(app.Spec.IgnoreDifferences) == 0 && len(app.Spec.Health.Checks) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal([]any{app.Spec.Health.Rules, app.Spec.IgnoreDifferences})
+	b, _ := json.Marshal([]any{app.Spec.Health.Rules, app.Spec.IgnoreDifferences, app.Spec.Health.Checks})
 	return string(b)
+}
+
+// HealthChecks returns app's spec.health.checks for the engine. The error
+// names each entry whose apiVersion does not parse.
+func HealthChecks(app *tendv1.App) ([]apply.Checked, error) {
+	var (
+		out  []apply.Checked
+		errs []error
+	)
+	for i, c := range app.Spec.Health.Checks {
+		gv, err := schema.ParseGroupVersion(c.APIVersion)
+		if err != nil || gv.Version == "" {
+			errs = append(errs, fmt.Errorf("spec.health.checks[%d].apiVersion %q: not an API version; write group/version (apps/v1) or v1 for the core group", i, c.APIVersion))
+			continue
+		}
+		out = append(out, apply.Checked{
+			Ref:     apply.ObjectRef{Group: gv.Group, Kind: c.Kind, Namespace: c.Namespace, Name: c.Name},
+			Version: gv.Version,
+		})
+	}
+	return out, errors.Join(errs...)
 }
 
 // Request returns the apply.Request app's spec asks for, with c's compiled
@@ -68,6 +97,7 @@ func Request(app *tendv1.App, c Compiled) apply.Request {
 		Prune:          app.Spec.Sync.Prune,
 		AllowEmpty:     app.Spec.Sync.AllowEmpty,
 		ForceConflicts: app.Spec.Sync.ForceConflicts,
+		Recreate:       app.Spec.Sync.Recreate,
 		HealthTimeout:  HealthTimeout(app),
 		Ignore:         c.Ignore,
 		// Fields Argo CD, Flux, Helm or kubectl apply set before tend
@@ -86,6 +116,7 @@ func Request(app *tendv1.App, c Compiled) apply.Request {
 	if c.Health != nil {
 		req.Health = c.Health
 	}
+	req.HealthChecks = c.Checks
 	req.Owners = Owners(app)
 	return req
 }

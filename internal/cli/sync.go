@@ -230,7 +230,7 @@ func (m *Main) runEngine(ctx context.Context, conn *cluster.Conn, req apply.Requ
 	if req.DryRun {
 		return nil
 	}
-	state, bad := conn.Engine.Assess(req.Health, req.Owners, res.Inventory, time.Now(), 0)
+	state, bad := conn.Engine.Assess(req.Health, req.Owners, res.Inventory, req.HealthChecks, time.Now(), 0)
 	if state != health.Healthy {
 		for _, b := range bad {
 			fmt.Fprintf(m.Stdout, "  %s %s: %s\n", p.paint(stateColor(string(b.Result.State)), string(b.Result.State)), b.Ref, b.Result.Message)
@@ -258,7 +258,7 @@ func syncSummary(res *apply.Result, objects int, dryRun bool) string {
 		counts[o.Action]++
 	}
 	var parts []string
-	for _, a := range []apply.Action{apply.Created, apply.Configured, apply.Pruned, apply.Unchanged, apply.HookRun, apply.Kept, apply.Skipped} {
+	for _, a := range []apply.Action{apply.Created, apply.Configured, apply.Recreated, apply.Pruned, apply.Unchanged, apply.HookRun, apply.Kept, apply.Skipped} {
 		if n := counts[a]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, a))
 		}

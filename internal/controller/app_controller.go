@@ -119,6 +119,7 @@ type AppReconciler struct {
 	state   map[types.NamespacedName]*appState
 	trigger chan event.GenericEvent
 	ctx     context.Context
+	checks  checkIndex // spec.health.checks -> Apps
 }
 
 // appState is what the reconciler remembers of an App between reconciles.
@@ -155,6 +156,8 @@ type appState struct {
 	postDelete postDeleteMark
 	// postDeleteWaits is the post-delete hook last logged as waited for.
 	postDeleteWaits apply.ObjectRef
+	// checks are the spec.health.checks the App may count.
+	checks checkAccess
 }
 
 // projectCheck identifies a check of rendered objects against a Project.
@@ -289,6 +292,9 @@ func (r *AppReconciler) OnChange(_ schema.GroupVersionKind, old, new *unstructur
 	if obj == nil {
 		return
 	}
+	for _, app := range r.checks.apps(apply.RefOf(obj)) {
+		r.enqueue(app) // a health check of it
+	}
 	owner, ok := apply.OwnerOf(obj)
 	if !ok || !r.manages(owner.Namespace) {
 		return
@@ -352,6 +358,7 @@ func (r *AppReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	var app tendv1.App
 	if err := r.Client.Get(ctx, req.NamespacedName, &app); err != nil {
 		if apierrors.IsNotFound(err) {
+			r.checks.set(req.NamespacedName, nil)
 			r.mu.Lock()
 			delete(r.state, req.NamespacedName)
 			r.mu.Unlock()

@@ -50,7 +50,7 @@ func (st *appState) rememberSource(src *tendv1.Source) {
 
 // notifySync publishes what a finished sync did.
 func (r *AppReconciler) notifySync(app *tendv1.App, st *appState, job *syncJob) {
-	changes := changesOf(job.res, apply.Created, apply.Configured, apply.Pruned)
+	changes := changesOf(job.res, apply.Created, apply.Configured, apply.Recreated, apply.Pruned)
 	if job.err != nil {
 		kind := notify.SyncFailed
 		var se *apply.SyncError

@@ -215,6 +215,9 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 		return nil, nil, err // the cluster did not answer: back off
 	}
 	obs.drift = obs.conn.Engine.Drift(st.inv)
+	if err := r.readableChecks(ctx, app, st, obs.conn, rules.Checks, app.Spec.Sync.Interval.Duration); err != nil {
+		return nil, nil, err
+	}
 	return obs, nil, nil
 }
 

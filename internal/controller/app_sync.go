@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -180,7 +181,13 @@ func (r *AppReconciler) recordSync(app *tendv1.App, st *appState, job *syncJob) 
 			app.Status.RolledBackRevision = ""
 		}
 		if changed > 0 {
-			r.event(app, corev1.EventTypeNormal, ReasonSynced, fmt.Sprintf("synced %s: %d objects changed", shortRev(job.rev), changed))
+			msg := fmt.Sprintf("synced %s: %d objects changed", shortRev(job.rev), changed)
+			if re := changesOf(job.res, apply.Recreated); len(re) > 0 {
+				// A delete and a create: its pods restart, say, which
+				// people want to know of.
+				msg += "; deleted and created again, a field of each being immutable: " + strings.Join(re, ", ")
+			}
+			r.event(app, corev1.EventTypeNormal, ReasonSynced, msg)
 		}
 	}
 	if r.metrics != nil {
@@ -261,9 +268,15 @@ func (r *AppReconciler) assess(app *tendv1.App, st *appState, conn *cluster.Conn
 		h := app.Status.History[0]
 		since = h.StartedAt.Add(h.Duration.Duration)
 	}
-	state, objs := conn.Engine.Assess(st.health(), appspec.Owners(app), st.inv, since, appspec.HealthTimeout(app))
-	if len(st.inv.Entries) == 0 {
+	state, objs := conn.Engine.Assess(st.health(), appspec.Owners(app), st.inv, st.checks.allowed, since, appspec.HealthTimeout(app))
+	if len(st.inv.Entries) == 0 && len(st.checks.allowed) == 0 {
 		state = health.Healthy
+	}
+	if len(st.checks.denied) > 0 {
+		// Checks the App's ServiceAccount may not read count as
+		// Degraded, and say so; their objects' state is not shown.
+		state = health.Degraded
+		objs = append(slices.Clone(st.checks.denied), objs...)
 	}
 	prev := app.Status.Health
 	app.Status.Health = string(state)

@@ -35,23 +35,7 @@ func TestReplicationActsAsTheAppsServiceAccount(t *testing.T) {
 	// The account may manage Secrets in its own namespace and in the two
 	// namespaces it is granted; the Project covers its own namespace and
 	// two others.
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for _, target := range []string{ns, allowed, outside} {
-		if _, err := cs.RbacV1().Roles(target).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "secrets"}, Rules: []rbacv1.PolicyRule{{
-			APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "create", "patch", "update", "delete"},
-		}}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := cs.RbacV1().RoleBindings(target).Create(ctx, &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "deployer"},
-			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secrets"},
-			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: "deployer", Namespace: ns}},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e.serviceAccountMay(t, "deployer", "secrets", ns, allowed, outside)
 	repo := newCtlRepo(t)
 	repo.commit("replicated", map[string]string{"app/secret.yaml": replicatedSecretYAML("t1", "web", key+"="+ns)})
 	e.create(t,
@@ -115,4 +99,30 @@ func TestReplicationActsAsTheAppsServiceAccount(t *testing.T) {
 	}
 	later := e.namespace(t, "later", map[string]string{key: ns})
 	refused(later, "the App "+ns+"/app that applied it is gone")
+}
+
+// serviceAccountMay creates the ServiceAccount name in the test namespace,
+// allowed every verb on resource (core group) in each of namespaces by a
+// Role and RoleBinding there.
+func (e *ctlEnv) serviceAccountMay(t *testing.T, name, resource string, namespaces ...string) {
+	t.Helper()
+	ctx := context.Background()
+	cs := e.Clientset
+	if _, err := cs.CoreV1().ServiceAccounts(e.Namespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range namespaces {
+		if _, err := cs.RbacV1().Roles(target).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: resource}, Rules: []rbacv1.PolicyRule{{
+			APIGroups: []string{""}, Resources: []string{resource}, Verbs: []string{"get", "list", "watch", "create", "patch", "update", "delete"},
+		}}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs.RbacV1().RoleBindings(target).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: resource},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: e.Namespace}},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -430,10 +430,18 @@ func (c *converter) kustomization(o *kustomizev1.Kustomization) {
 	// Flux's multi-tenancy: the Kustomization acts as a ServiceAccount.
 	a.ServiceAccountName = s.ServiceAccountName
 	a.Health.Rules = c.healthRules(s.HealthCheckExprs)
+	for i, h := range s.HealthChecks {
+		if h.APIVersion == "" {
+			c.fail(fmt.Sprintf("spec.healthChecks[%d].apiVersion", i), "required by tend: add the %s's apiVersion (apps/v1 for a Deployment)", h.Kind)
+			continue
+		}
+		a.Health.Checks = append(a.Health.Checks, tendv1.HealthCheck{APIVersion: h.APIVersion, Kind: h.Kind, Name: h.Name, Namespace: h.Namespace})
+	}
+	// Recreate what an immutable field's change makes the API server
+	// refuse, as Flux's force does.
+	a.Sync.Recreate = s.Force
 	c.unsupported("not supported by tend's Apps yet; remove it", map[string]bool{
 		"spec.kubeConfig":              s.KubeConfig != nil,
-		"spec.force":                   s.Force,
-		"spec.healthChecks":            len(s.HealthChecks) > 0,
 		"spec.ignoreMissingComponents": s.IgnoreMissingComponents,
 		"spec.ignore":                  len(s.Ignore) > 0,
 		"spec.buildMetadata":           len(s.BuildMetadata) > 0,

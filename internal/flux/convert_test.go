@@ -204,7 +204,7 @@ spec:
   path: ./apps
   prune: true
   sourceRef: {kind: Bucket, name: manifests}
-  healthChecks: [{apiVersion: apps/v1, kind: Deployment, name: web, namespace: x}]
+  healthChecks: [{kind: Deployment, name: web, namespace: x}]
   kubeConfig: {secretRef: {name: remote}}
 `, `
 apiVersion: kustomize.toolkit.fluxcd.io/v1beta2
@@ -243,7 +243,7 @@ spec: {interval: 1m, url: https://x/fine.git}
 	}
 	for _, want := range []string{
 		"doc1: Kustomization flux-system/apps: spec.sourceRef.kind: Bucket sources are not converted",
-		"doc1: Kustomization flux-system/apps: spec.healthChecks",
+		"doc1: Kustomization flux-system/apps: spec.healthChecks[0].apiVersion: required by tend",
 		"doc1: Kustomization flux-system/apps: spec.kubeConfig",
 		"doc2: Kustomization kustomize.toolkit.fluxcd.io/v1beta2: convert objects of Flux 2's current API (v1)",
 		`doc3: GitRepository source.toolkit.fluxcd.io/v1: error unmarshaling JSON: while decoding JSON: json: unknown field "brnach"`,
@@ -463,6 +463,48 @@ spec:
 // expressions (current, inProgress, failed as healthy, progressing,
 // degraded), on Kustomizations and HelmReleases; an entry tend cannot
 // read is refused by its index.
+// healthChecks become the App's health checks; force, recreating what an
+// immutable field's change makes the API server refuse.
+func TestConvertHealthChecksAndForce(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: infra, namespace: flux-system}
+spec:
+  interval: 10m
+  path: ./infra
+  prune: true
+  force: true
+  sourceRef: {kind: GitRepository, name: fleet}
+  healthChecks:
+  - {apiVersion: apps/v1, kind: Deployment, name: ingress, namespace: ingress}
+  - {apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, name: certificates.cert-manager.io}
+`, `
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: apps, namespace: flux-system}
+spec: {interval: 10m, path: ./apps, prune: true, sourceRef: {kind: GitRepository, name: fleet}}
+`)
+	byName := map[string]*tendv1.App{}
+	for _, a := range res.Apps {
+		byName[a.Name] = a
+	}
+	want := []tendv1.HealthCheck{
+		{APIVersion: "apps/v1", Kind: "Deployment", Name: "ingress", Namespace: "ingress"},
+		{APIVersion: "apiextensions.k8s.io/v1", Kind: "CustomResourceDefinition", Name: "certificates.cert-manager.io"},
+	}
+	infra, apps := byName["infra"], byName["apps"]
+	if infra == nil || apps == nil {
+		t.Fatalf("Apps %v", res.Apps)
+	}
+	if got := infra.Spec.Health.Checks; !reflect.DeepEqual(got, want) {
+		t.Errorf("checks = %+v, want %+v", got, want)
+	}
+	if !infra.Spec.Sync.Recreate || apps.Spec.Sync.Recreate || len(apps.Spec.Health.Checks) != 0 {
+		t.Errorf("recreate: infra %v, apps %v (want true, false); apps' checks %v", infra.Spec.Sync.Recreate, apps.Spec.Sync.Recreate, apps.Spec.Health.Checks)
+	}
+}
+
 func TestConvertHealthCheckExprs(t *testing.T) {
 	res := mustConvert(t, `
 apiVersion: kustomize.toolkit.fluxcd.io/v1
