@@ -23,7 +23,9 @@ var (
 // A HelmRelease whose chartRef names a HelmChart installs the chart the
 // HelmChart names, from its HelmRepository, as spec.chart would: while the
 // HelmChart is missing the HelmRelease says so; once it exists the chart
-// is installed; a new version in the HelmChart is installed at once.
+// is installed; a new version in the HelmChart is installed at once. The
+// HelmChart's status says which version was pulled (flux get sources
+// chart), and why not when the version does not exist.
 func TestCompatFluxHelmReleaseChartRefToHelmChart(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
@@ -62,6 +64,7 @@ kind: HelmChart
 metadata: {name: web, namespace: %s}
 spec: {interval: 1h, chart: web, version: 1.2.0, sourceRef: {kind: HelmRepository, name: charts}}
 `, ns))
+	logIfFailed(t, dyn, fluxHelmCharts, ns, "web")
 	settings := func(version string) {
 		t.Helper()
 		eventually(t, "web-settings of chart "+version, 2*time.Minute, func() bool {
@@ -70,11 +73,29 @@ spec: {interval: 1h, chart: web, version: 1.2.0, sourceRef: {kind: HelmRepositor
 				strings.HasPrefix(condition(dyn, fluxHelmReleases, ns, "web", "Ready"), "True/") &&
 				getStatus(dyn, fluxHelmReleases, ns, "web", "lastAttemptedRevision") == version
 		})
+		eventually(t, "HelmChart web pulled "+version, time.Minute, func() bool {
+			return condition(dyn, fluxHelmCharts, ns, "web", "Ready") == "True/ChartPullSucceeded/pulled 'web' chart with version '"+version+"'" &&
+				getStatus(dyn, fluxHelmCharts, ns, "web", "observedChartName") == "web"
+		})
+	}
+	setVersion := func(version string) {
+		t.Helper()
+		if _, err := dyn.Resource(fluxHelmCharts).Namespace(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"version":"`+version+`"}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	settings("1.2.0")
-
-	if _, err := dyn.Resource(fluxHelmCharts).Namespace(ns).Patch(ctx, "web", types.MergePatchType, []byte(`{"spec":{"version":"1.3.0"}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	setVersion("1.3.0")
 	settings("1.3.0")
+
+	// A version the repository does not have: the HelmChart says so;
+	// what 1.3.0 installed stays.
+	setVersion("9.9.9")
+	eventually(t, "HelmChart web says 9.9.9 was not pulled", time.Minute, func() bool {
+		c := condition(dyn, fluxHelmCharts, ns, "web", "Ready")
+		return strings.HasPrefix(c, "False/ChartPullFailed/") && strings.Contains(c, "9.9.9")
+	})
+	if cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{}); err != nil || cm.Data["version"] != "1.3.0" {
+		t.Errorf("web-settings after a missing version: %v, %v; want 1.3.0 kept", cm.Data, err)
+	}
 }

@@ -305,7 +305,7 @@ spec:
   interval: 10m
   path: ./apps
   prune: true
-  force: true
+  kubeConfig: {secretRef: {name: remote}}
   dependsOn: [{name: infra}]
   sourceRef: {kind: GitRepository, name: fleet}
 `, ns))
@@ -354,9 +354,9 @@ spec: {interval: 10m, path: ./infra, prune: true, sourceRef: {kind: GitRepositor
 			strings.HasPrefix(condition(dyn, fluxHelmReleases, ns, "web", "Ready"), "True/") &&
 			strings.HasPrefix(condition(dyn, fluxHelmReleases, ns, "web", "Released"), "True/")
 	})
-	eventually(t, "Kustomization apps Stalled naming spec.force", time.Minute, func() bool {
+	eventually(t, "Kustomization apps Stalled naming spec.kubeConfig", time.Minute, func() bool {
 		c := condition(dyn, fluxKustomization, ns, "apps", "Stalled")
-		return strings.HasPrefix(c, "True/Unsupported/") && strings.Contains(c, "spec.force") &&
+		return strings.HasPrefix(c, "True/Unsupported/") && strings.Contains(c, "spec.kubeConfig") &&
 			strings.HasPrefix(condition(dyn, fluxKustomization, ns, "apps", "Ready"), "False/Unsupported/")
 	})
 	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "shop", metav1.GetOptions{}); !apierrors.IsNotFound(err) {

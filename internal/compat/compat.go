@@ -106,6 +106,9 @@ type kind struct {
 	// obj (Argo CD's status.resources, Flux's status.inventory): the
 	// first inventory of the App obj maps to.
 	adopted func(ctx context.Context, c client.Reader, obj *unstructured.Unstructured, app *tendv1.App) (map[apply.ObjectRef]string, error)
+	// readStatus, when set, writes the status of the objects obj reads
+	// and tend does not reconcile alone (a HelmRelease's HelmChart).
+	readStatus func(ctx context.Context, c client.Client, obj *unstructured.Unstructured, o *observed) error
 }
 
 // conversion is what one object maps to.
@@ -347,7 +350,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			o.src = &src
 		}
 	}
-	return ctrl.Result{}, r.writeStatus(ctx, obj, o)
+	if err := r.writeStatus(ctx, obj, o); err != nil {
+		return ctrl.Result{}, err
+	}
+	if r.kind.readStatus != nil {
+		return ctrl.Result{}, r.kind.readStatus(ctx, r.Client, obj, o)
+	}
+	return ctrl.Result{}, nil
 }
 
 // Mapped is what one Argo CD or Flux object maps to.

@@ -2,6 +2,7 @@ package compat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -37,7 +39,7 @@ var fluxKinds = []*kind{
 	{family: Flux, gvk: sourcev1.GroupVersion.WithKind(sourcev1.OCIRepositoryKind), convert: convertFlux, status: fluxSourceStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, optional: true},
 	{family: Flux, gvk: kustomizev1.GroupVersion.WithKind(kustomizev1.KustomizationKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: fluxInventory},
 	// A HelmRelease's chartRef may name a HelmChart, which it reads.
-	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects, watch: watchHelmCharts},
+	{family: Flux, gvk: helmv2.GroupVersion.WithKind(helmv2.HelmReleaseKind), convert: convertFlux, status: fluxAppStatus, statusSubresource: true, cascading: fluxCascading, request: fluxRequest, adopted: helmReleaseObjects, watch: watchHelmCharts, readStatus: helmChartStatus},
 	// An Alert and its Provider map to one Notifier; Flux gives neither a
 	// status.
 	{family: Flux, gvk: notifyv1beta3.GroupVersion.WithKind(notifyv1beta3.AlertKind), convert: convertFluxAlert, optional: true, watch: watchProviders,
@@ -130,6 +132,61 @@ func watchHelmCharts(b *builder.Builder, c client.Client) *builder.Builder {
 		return out
 	}))
 }
+
+// helmChartStatus writes the status of the HelmChart a HelmRelease's
+// chartRef names, from the HelmRelease's App, which renders its chart:
+// Ready, naming the chart version, once the App rendered it, else why not. Several HelmReleases naming one HelmChart
+// write the same status while they agree.
+func helmChartStatus(ctx context.Context, c client.Client, rel *unstructured.Unstructured, o *observed) error {
+	ref, _, _ := unstructured.NestedStringMap(rel.Object, "spec", "chartRef")
+	app := o.app
+	if ref["kind"] != sourcev1.HelmChartKind || app == nil {
+		return nil
+	}
+	ns := ref["namespace"]
+	if ns == "" {
+		ns = rel.GetNamespace()
+	}
+	hc := &unstructured.Unstructured{}
+	hc.SetGroupVersionKind(helmChartGVK)
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ref["name"]}, hc); err != nil {
+		if apierrors.IsNotFound(err) || meta.IsNoMatchError(err) {
+			return nil
+		}
+		return err
+	}
+	chart, _, _ := unstructured.NestedString(hc.Object, "spec", "chart")
+	st := map[string]any{"observedGeneration": hc.GetGeneration(), "observedChartName": chart}
+	if v, ok, _ := unstructured.NestedString(hc.Object, "status", "lastHandledReconcileAt"); ok {
+		st["lastHandledReconcileAt"] = v
+	}
+	ready := metav1.Condition{Type: "Ready", Status: metav1.ConditionUnknown, Reason: "Progressing", Message: "waiting for HelmRelease " + rel.GetNamespace() + "/" + rel.GetName() + " to render the chart"}
+	cond := meta.FindStatusCondition(app.Status.Conditions, tendv1.ConditionReady)
+	switch version := app.Status.LastAttemptedRevision; {
+	case cond != nil && chartFailure[cond.Reason]:
+		ready = metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "ChartPullFailed", Message: cond.Message}
+	case version != "":
+		// No artifact: an artifact needs the chart archive's digest,
+		// which the App's status does not hold; the version is in the
+		// message, as source-controller words it.
+		ready = metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "ChartPullSucceeded", Message: fmt.Sprintf("pulled '%s' chart with version '%s'", chart, version)}
+	}
+	// The HelmRelease's own problems are its status's, not the chart's.
+	st["conditions"] = fluxConditions(hc, &observed{conv: &conversion{}, now: o.now}, []metav1.Condition{ready})
+	oldStatus, _, _ := unstructured.NestedMap(hc.Object, "status")
+	if sameStatus(oldStatus, st) {
+		return nil
+	}
+	patch, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": st}})
+	if err != nil {
+		return err
+	}
+	return client.IgnoreNotFound(c.Status().Patch(ctx, hc, client.RawPatch(types.JSONPatchType, patch)))
+}
+
+// chartFailure are the App's Ready reasons that say its chart was not
+// rendered (fetched, found, or templated).
+var chartFailure = map[string]bool{"RenderFailed": true, "ArtifactNotReady": true, "InvalidSpec": true}
 
 // fluxRequestedAt is the annotation `flux reconcile` sets; Flux answers it
 // with status.lastHandledReconcileAt.
