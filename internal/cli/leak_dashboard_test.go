@@ -7,7 +7,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,12 +23,50 @@ import (
 	"github.com/tend-gitops/tend/internal/testenv/platform"
 )
 
+// dashboardFront is the dashboard's public address: a proxy started before
+// the controller, so that --dashboard-url (the OIDC redirect's base) can
+// name it while the dashboard itself binds port 0.
+type dashboardFront struct {
+	*httptest.Server
+	target atomic.Pointer[url.URL]
+}
+
+func newDashboardFront(t *testing.T) *dashboardFront {
+	f := &dashboardFront{}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := f.target.Load()
+		if target == nil {
+			http.Error(w, "the dashboard is not listening yet", http.StatusBadGateway)
+			return
+		}
+		// The Host stays the front's, as behind any ingress.
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// forward sends requests to the dashboard at addr.
+func (f *dashboardFront) forward(addr string) { f.target.Store(&url.URL{Scheme: "http", Host: addr}) }
+
 // dashboard signs in to the controller's dashboard with the admin token of
-// `tend dashboard token` and adds every answer of its API (lists, each
-// App with its tree, diff and hooks, events) to places.
-func (c *leakController) dashboard(t *testing.T, cl *testCluster, places map[string]string) {
+// `tend dashboard token`, and through the OIDC issuer, and adds every
+// answer of its API (lists, each App with its tree, diff and hooks,
+// events) to places. It returns the admin token.
+func (c *leakController) dashboard(t *testing.T, cl *testCluster, places map[string]string) string {
 	t.Helper()
-	base := "http://" + c.addr("dashboard")
+	base := c.front.URL
+	sso := newDashboardClient(t, base)
+	eventually(t, "sign-in through the OIDC issuer, then the App list", 30*time.Second, func() bool {
+		code, page := sso.get("/auth/login?next=/")
+		places["dashboard single sign-on"] = page
+		if code != http.StatusOK {
+			return false
+		}
+		code, apps := sso.get("/api/v1/apps")
+		places["dashboard GET /api/v1/apps after single sign-on"] = apps
+		return code == http.StatusOK && json.Valid([]byte(apps))
+	})
 	dash := newDashboardClient(t, base)
 	get := dash.get
 	var out, errb bytes.Buffer
@@ -51,6 +93,7 @@ func (c *leakController) dashboard(t *testing.T, cl *testCluster, places map[str
 		places["dashboard GET "+p] = body
 	}
 	places["dashboard diff of plain"] = places["dashboard GET /api/v1/apps/"+cl.Namespace+"/plain/diff"]
+	return token
 }
 
 // dashboardStream reads the dashboard's live updates until a change of

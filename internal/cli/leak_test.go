@@ -21,6 +21,7 @@ import (
 	"time"
 
 	agekey "filippo.io/age"
+	"github.com/oauth2-proxy/mockoidc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -29,6 +30,8 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/examples/flux-style-sops/hack/sopsfile"
+	"github.com/tend-gitops/tend/internal/dashboard"
+	"github.com/tend-gitops/tend/internal/dashboard/auth"
 	"github.com/tend-gitops/tend/internal/diff"
 	"github.com/tend-gitops/tend/internal/source/chart/charttest"
 	"github.com/tend-gitops/tend/internal/testenv"
@@ -281,7 +284,23 @@ metadata: {name: remote}
 spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 `)
 
-	ctl := startLeakController(t, cl)
+	// The dashboard signs people in through an OIDC issuer with a
+	// client secret from its Secret; a policy lets them view.
+	issuer, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = issuer.Shutdown() })
+	s["dashboard OIDC client secret"] = issuer.ClientSecret
+	if _, err := cl.Clientset.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: dashboard.DefaultTeamName},
+		Data: map[string][]byte{dashboard.SecretOIDCClientSecret: []byte(issuer.ClientSecret)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Clientset.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: dashboard.DefaultTeamName},
+		Data: map[string]string{auth.PolicyKey: "- groups: [\"*\"]\n  role: viewer\n"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ctl := startLeakController(t, cl, issuer)
 	for _, app := range []string{"plain", "sops", "chart", "extra"} {
 		waitLeakApp(t, cl, app, "Synced and Healthy", platform.Healthy)
 	}
@@ -365,7 +384,7 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 		_, out, errOut = cl.tend(t, "status", app)
 		places["`tend status "+app+"`"] = out + errOut
 	}
-	ctl.dashboard(t, cl, places)
+	s["dashboard admin token"] = ctl.dashboard(t, cl, places)
 	places["/metrics"] = ctl.metrics(t)
 	places["notification bodies"] = recv.bodies("")
 	if recv.bodies("/slack") == "" || recv.bodies("/fail/") == "" {
@@ -392,10 +411,11 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 		"App sops-wrong":          {"decrypt"},
 		"/metrics":                {"tend_"},
 		"dashboard diff of plain": {diff.MaskChangedSecret},
-		"App plain":               {"OutOfSync"},
-		"Notifier failing":        {"500"},
-		"Cluster remote":          {"Ready"},
-		"inventory of plain":      {"Secret|" + ns + "|plain"},
+		"dashboard GET /api/v1/apps after single sign-on": {"plain"},
+		"App plain":          {"OutOfSync"},
+		"Notifier failing":   {"500"},
+		"Cluster remote":     {"Ready"},
+		"inventory of plain": {"Secret|" + ns + "|plain"},
 	})
 }
 
@@ -626,16 +646,25 @@ type leakController struct {
 	*inProcessController
 	webhook     string
 	metricsAddr string
+	// front is the dashboard's public URL (--dashboard-url).
+	front *dashboardFront
 }
 
-func startLeakController(t *testing.T, cl *testCluster) *leakController {
+// startLeakController starts the controller; with issuer, its dashboard
+// signs people in there too.
+func startLeakController(t *testing.T, cl *testCluster, issuer *mockoidc.MockOIDC) *leakController {
 	t.Helper()
 	log := &platform.LogBuffer{}
 	// controller-runtime's metrics server does not log the address it
 	// bound, so its port is picked here.
 	metrics := freeAddr(t)
-	ctl := runController(t, cl.Kubeconfig, cl.Namespace, log, "--metrics-addr", metrics,
-		"--webhook-addr", "127.0.0.1:0", "--webhook-secret", "hooks", "--dashboard-addr", "127.0.0.1:0")
+	front := newDashboardFront(t)
+	flags := []string{"--metrics-addr", metrics, "--webhook-addr", "127.0.0.1:0", "--webhook-secret", "hooks",
+		"--dashboard-addr", "127.0.0.1:0", "--dashboard-url", front.URL}
+	if issuer != nil {
+		flags = append(flags, "--dashboard-oidc-issuer", issuer.Issuer(), "--dashboard-oidc-client-id", issuer.ClientID)
+	}
+	ctl := runController(t, cl.Kubeconfig, cl.Namespace, log, flags...)
 	t.Cleanup(func() {
 		// Apps first, while the controller runs their finalizers.
 		ctx := context.Background()
@@ -646,7 +675,8 @@ func startLeakController(t *testing.T, cl *testCluster) *leakController {
 			return cl.c.List(ctx, &apps, client.InNamespace(cl.Namespace)) == nil && len(apps.Items) == 0
 		})
 	})
-	return &leakController{inProcessController: ctl, webhook: ctl.addr("webhook receiver"), metricsAddr: metrics}
+	front.forward(ctl.addr("dashboard"))
+	return &leakController{inProcessController: ctl, webhook: ctl.addr("webhook receiver"), metricsAddr: metrics, front: front}
 }
 
 func freeAddr(t *testing.T) string {
