@@ -23,6 +23,7 @@ import (
 	agekey "filippo.io/age"
 	"github.com/oauth2-proxy/mockoidc"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -131,6 +132,20 @@ func TestSecretsDoNotLeak(t *testing.T) {
 	})
 
 	createSecret(t, cl, "git-creds", map[string]string{"username": "deploy", "password": s["git password"]})
+	// The same repository over ssh, with a deploy key and with a key the
+	// server does not know. A line of a key is what a leak would show.
+	sshKey, sshPub := testenv.NewSSHClientKey(t)
+	wrongSSHKey, _ := testenv.NewSSHClientKey(t)
+	sshGit := testenv.NewSSHGitServer(t, filepath.Dir(repo.BareDir), sshPub)
+	for name, key := range map[string][]byte{"ssh private key": sshKey, "wrong ssh private key": wrongSSHKey} {
+		lines := strings.Split(strings.TrimSpace(string(key)), "\n")
+		// The first line after the armour is the same in every key.
+		for i, l := range lines[2 : len(lines)-1] {
+			s[fmt.Sprintf("%s, line %d", name, i+3)] = l
+		}
+	}
+	createSecret(t, cl, "git-ssh", map[string]string{"identity": string(sshKey), "known_hosts": string(sshGit.KnownHosts())})
+	createSecret(t, cl, "git-ssh-wrong", map[string]string{"identity": string(wrongSSHKey), "known_hosts": string(sshGit.KnownHosts())})
 	// Replication's target: a namespace holding a Secret "clash" that is
 	// not a copy, which tend refuses to overwrite.
 	target := replicationTarget(t, cl)
@@ -167,6 +182,16 @@ apiVersion: tend.dev/v1alpha1
 kind: Source
 metadata: {name: repo-wrong}
 spec: {git: {url: `+repo.URL+`, secretRef: {name: git-wrong}}, interval: 1h}
+---
+apiVersion: tend.dev/v1alpha1
+kind: Source
+metadata: {name: repo-ssh}
+spec: {git: {url: "`+sshGit.URL(repo.BareDir)+`", secretRef: {name: git-ssh}}, interval: 1h}
+---
+apiVersion: tend.dev/v1alpha1
+kind: Source
+metadata: {name: repo-ssh-wrong}
+spec: {git: {url: "`+sshGit.URL(repo.BareDir)+`", secretRef: {name: git-ssh-wrong}}, interval: 1h}
 ---
 apiVersion: tend.dev/v1alpha1
 kind: Source
@@ -304,6 +329,14 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 	for _, app := range []string{"plain", "sops", "chart", "extra"} {
 		waitLeakApp(t, cl, app, "Synced and Healthy", platform.Healthy)
 	}
+	eventually(t, "Source repo-ssh fetched over ssh, repo-ssh-wrong refused", time.Minute, func() bool {
+		var ok, refused tendv1.Source
+		if cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "repo-ssh"}, &ok) != nil || cl.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "repo-ssh-wrong"}, &refused) != nil {
+			return false
+		}
+		c := apimeta.FindStatusCondition(refused.Status.Conditions, tendv1.ConditionReady)
+		return ok.Status.Artifact != nil && ok.Status.Artifact.Revision == repo.Head() && c != nil && c.Status == metav1.ConditionFalse
+	})
 	live := func(name, key string) string {
 		sec, err := cl.Clientset.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -406,6 +439,7 @@ spec: {kubeconfigSecretRef: {name: remote-kubeconfig}}
 		"Events":                  {"plain", "ReplicationRefused"},
 		"notification bodies":     {"SyncSucceeded", "DriftDetected", "FetchFailed", "SyncFailed"},
 		"Source repo-wrong":       {"authentication failed"},
+		"Source repo-ssh-wrong":   {"did not accept the ssh private key"},
 		"App chart-wrong":         {"401"},
 		"App broken":              {"not valid YAML"},
 		"App sops-wrong":          {"decrypt"},
