@@ -107,6 +107,8 @@ func Start(t *testing.T, opts Options) *Env {
 	t.Cleanup(func() {
 		if t.Failed() {
 			e.dumpState(t)
+		} else {
+			e.searchSecrets(t)
 		}
 		// The root App first: deleting it prunes the other Apps, which
 		// prune their objects (the CRDs too) while the controller runs.
