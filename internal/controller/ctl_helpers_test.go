@@ -3,7 +3,10 @@ package controller
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http/httptest"
+	"os"
 	"testing"
 	"time"
 
@@ -70,6 +73,11 @@ func startControllerWith(t *testing.T, mutate func(*Options)) *ctlEnv {
 	if mutate != nil {
 		mutate(&opts)
 	}
+	// The log goes to stderr as before, and is kept for the leak search.
+	log := &testenv.LogBuffer{Keep: 8 << 20}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, log), nil))
+	}
 	ctl, err := New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +86,9 @@ func startControllerWith(t *testing.T, mutate func(*Options)) *ctlEnv {
 	go func() { done <- ctl.Start(ctx) }()
 	e := &ctlEnv{Env: env, c: c, ctrl: ctl}
 	t.Cleanup(func() {
+		if !t.Failed() {
+			env.SearchSecrets(t, map[string]string{"the controller's log": log.String()})
+		}
 		// Apps first, while the controller runs (finalizers), then stop it.
 		var apps tendv1.AppList
 		_ = c.List(context.Background(), &apps, client.InNamespace(env.Namespace))

@@ -7,12 +7,10 @@
 package platform
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,7 +106,7 @@ func Start(t *testing.T, opts Options) *Env {
 		if t.Failed() {
 			e.dumpState(t)
 		} else {
-			e.searchSecrets(t)
+			e.SearchSecrets(t, map[string]string{"the controller's log": e.Log.String()})
 		}
 		// The root App first: deleting it prunes the other Apps, which
 		// prune their objects (the CRDs too) while the controller runs.
@@ -374,39 +372,4 @@ func ReplaceAll(t *testing.T, s string, oldNew ...string) string {
 }
 
 // LogBuffer collects a log safely across goroutines.
-type LogBuffer struct {
-	// Keep, when positive, bounds the buffer to the last Keep bytes
-	// written (a flooded controller logs a line per request).
-	Keep int
-
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *LogBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n, err := s.b.Write(p)
-	if over := s.b.Len() - s.Keep; s.Keep > 0 && over > 0 {
-		s.b.Next(over)
-	}
-	return n, err
-}
-
-// Tail returns the last n lines.
-func (s *LogBuffer) Tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(s.b.String(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// String returns the whole log.
-func (s *LogBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type LogBuffer = testenv.LogBuffer
