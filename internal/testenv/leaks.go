@@ -37,14 +37,14 @@ func (e *Env) SearchSecrets(t testing.TB, more map[string]string) {
 		t.Errorf("leak search: list Secrets: %v", err)
 		return
 	}
-	values := map[string]string{} // value -> "Secret name key"
+	values := map[string]string{} // "value of Secret name key k" -> value
 	for _, s := range secrets.Items {
 		if s.Type == corev1.SecretTypeServiceAccountToken || s.Type == "tend.dev/inventory" {
 			continue
 		}
 		for k, v := range s.Data {
 			if len(v) >= minSecretLen && strings.TrimSpace(string(v)) != "" {
-				values[string(v)] = "Secret " + s.Name + " key " + k
+				values["value of Secret "+s.Name+" key "+k] = string(v)
 			}
 		}
 	}
@@ -75,18 +75,25 @@ func (e *Env) SearchSecrets(t testing.TB, more map[string]string) {
 			places[o.GetKind()+" "+o.GetName()+" status"] = string(b)
 		}
 	}
+	for _, f := range FindLeaks(values, places) {
+		t.Errorf("secret leaked: %s", f)
+	}
+}
+
+// FindLeaks looks for each secret (name -> value), raw and in base64, in
+// each place (name -> text), and returns what it found, sorted, each with
+// the text around it.
+func FindLeaks(secrets, places map[string]string) []string {
 	var found []string
-	for value, from := range values {
+	for name, value := range secrets {
 		for _, form := range []string{value, base64.StdEncoding.EncodeToString([]byte(value))} {
 			for where, text := range places {
 				if i := strings.Index(text, form); i >= 0 {
-					found = append(found, fmt.Sprintf("the value of %s in %s: …%s…", from, where, text[max(0, i-120):min(len(text), i+len(form)+40)]))
+					found = append(found, fmt.Sprintf("the %s leaked into %s: …%s…", name, where, text[max(0, i-200):min(len(text), i+len(form)+80)]))
 				}
 			}
 		}
 	}
 	sort.Strings(found)
-	for _, f := range found {
-		t.Errorf("secret leaked: %s", f)
-	}
+	return found
 }
