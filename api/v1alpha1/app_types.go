@@ -35,6 +35,19 @@ type AppSpec struct {
 	// Kustomize configures kustomize rendering.
 	// +optional
 	Kustomize *KustomizeSpec `json:"kustomize,omitempty"`
+	// Sources are more Sources the App renders besides spec.sourceRef,
+	// each with its own path, chart, Helm and kustomize options (Argo CD's
+	// multi-source Applications map to them). The objects of all are one
+	// set: applied together in one sync (kinds, waves and hooks ordered
+	// across all), one inventory, pruned together. An object rendered by
+	// two of them fails the render. The App's revision is its Sources'
+	// revisions joined by ", " in order. Destination, post-build,
+	// decryption and sync options are the App's. An App with sources is
+	// not pinned: spec.targetRevision and spec.sync.autoRollback are
+	// refused with them.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	Sources []AppSource `json:"sources,omitempty"`
 	// Decryption decrypts SOPS-encrypted files.
 	// +optional
 	Decryption *Decryption `json:"decryption,omitempty"`
@@ -88,6 +101,39 @@ type AppSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=MirrorPrune;Delete;Orphan
 	DeletionPolicy string `json:"deletionPolicy,omitempty"`
+}
+
+// AppSource is one more Source an App renders (spec.sources); its fields
+// mean what the App's own fields of the same names mean.
+type AppSource struct {
+	// SourceRef names the Source to render from.
+	SourceRef NamespacedObjectReference `json:"sourceRef"`
+	// Path inside a git Source: a kustomization, a chart directory or plain
+	// YAML. Defaults to the repository root.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// Recursive includes subdirectories of a plain YAML path.
+	// +optional
+	Recursive bool `json:"recursive,omitempty"`
+	// Include keeps, of a plain YAML path, only the files matching one of
+	// these globs (as the App's spec.include).
+	// +optional
+	Include []string `json:"include,omitempty"`
+	// Exclude leaves out the files of a plain YAML path matching one of
+	// these globs (as the App's spec.exclude).
+	// +optional
+	Exclude []string `json:"exclude,omitempty"`
+	// Chart names a chart in a Helm or OCI Source.
+	// +optional
+	Chart *ChartSpec `json:"chart,omitempty"`
+	// Helm configures chart rendering (for chart or a chart directory).
+	// The release is named after the App unless helm.releaseName says
+	// otherwise.
+	// +optional
+	Helm *HelmSpec `json:"helm,omitempty"`
+	// Kustomize configures kustomize rendering.
+	// +optional
+	Kustomize *KustomizeSpec `json:"kustomize,omitempty"`
 }
 
 // Values of AppSpec.DeletionPolicy.

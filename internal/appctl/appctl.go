@@ -118,6 +118,8 @@ func Rollback(ctx context.Context, c client.Client, app *tendv1.App, id int64) (
 		}
 	}
 	switch {
+	case len(app.Spec.Sources) > 0:
+		return nil, &InvalidRequest{fmt.Sprintf("the App %s renders %d Sources (spec.sources), and a rollback pins one revision; roll back by reverting in git, or pin each Source's own ref (spec.git.ref)", name, len(app.Spec.Sources)+1)}
 	case rec == nil && len(ids) == 0:
 		return nil, &InvalidRequest{fmt.Sprintf("the App %s has no sync history yet", name)}
 	case rec == nil:

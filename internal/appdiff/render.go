@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -152,12 +153,21 @@ func (d *Differ) Render(ctx context.Context, app *tendv1.App, src *tendv1.Source
 		rd = knownReader{Reader: d.Client, ns: app.Namespace, known: kn}
 	}
 	files := &checkoutFiles{d: d, dir: filepath.Join(base, "values"), revs: map[string]checkout{}}
+	inputErr := func(err error) error {
+		if objstatus.IsPermanent(err) || errors.Is(err, appspec.ErrSourceNotReady) || errors.Is(err, project.ErrNotFound) || errors.Is(err, project.ErrDenied) {
+			return &InputError{fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
+		}
+		return &ClusterError{err}
+	}
+	if err := appspec.CheckSources(app); err != nil {
+		return nil, inputErr(err)
+	}
+	if ref != "" && len(app.Spec.Sources) > 0 {
+		return nil, &InputError{fmt.Errorf("--revision: the App %s/%s renders %d Sources (spec.sources); render it at its Sources' revisions, without --revision", app.Namespace, app.Name, len(app.Spec.Sources)+1)}
+	}
 	opts, err := appspec.RenderOptions(ctx, rd, files, app, src)
 	if err != nil {
-		if objstatus.IsPermanent(err) || errors.Is(err, appspec.ErrSourceNotReady) {
-			return nil, &InputError{fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
-		}
-		return nil, &ClusterError{err}
+		return nil, inputErr(err)
 	}
 	// The App's Project, checked as the controller checks it: a render
 	// its Project refuses is refused here too.
@@ -166,10 +176,11 @@ func (d *Differ) Render(ctx context.Context, app *tendv1.App, src *tendv1.Source
 		err = rules.CheckApp(ctx, rd, app, src)
 	}
 	if err != nil {
-		if objstatus.IsPermanent(err) || errors.Is(err, project.ErrNotFound) || errors.Is(err, project.ErrDenied) {
-			return nil, &InputError{fmt.Errorf("the App %s/%s: %w", app.Namespace, app.Name, err)}
-		}
-		return nil, &ClusterError{err}
+		return nil, inputErr(err)
+	}
+	extra, err := d.sources(ctx, rd, files, rules, app)
+	if err != nil {
+		return nil, inputErr(err)
 	}
 	cfg := d.Config
 	if d.ActAs != nil {
@@ -179,19 +190,31 @@ func (d *Differ) Render(ctx context.Context, app *tendv1.App, src *tendv1.Source
 		}
 	}
 	rnd := Renderer(cfg, d.Client.RESTMapper())
-	var rev string
-	if !src.Spec.ChartRegistry() {
-		if rev, dir, err = d.fetch(ctx, src, app, ref, dir); err != nil {
-			return nil, err
-		}
-	} else if ref != "" {
-		return nil, &InputError{fmt.Errorf("--revision: Source %s/%s is a chart repository, not git; set spec.chart.version to render another version", src.Namespace, src.Name)}
-	} else if rev, err = rnd.ChartRevision(ctx, opts); err != nil {
-		return nil, &InputError{fmt.Errorf("render App %s/%s: %w", app.Namespace, app.Name, err)}
-	}
-	res, err := rnd.Render(ctx, dir, opts)
+	rev, res, err := d.renderSource(ctx, rnd, app, src, ref, dir, opts)
 	if err != nil {
-		return nil, &InputError{fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
+		return nil, err
+	}
+	if len(extra) > 0 {
+		revs, parts := []string{rev}, []*render.Result{res}
+		for i, e := range extra {
+			edir := filepath.Join(base, "sources", strconv.Itoa(i))
+			if err := os.MkdirAll(edir, 0o700); err != nil {
+				return nil, err
+			}
+			erev, eres, err := d.renderSource(ctx, rnd, appspec.SourceView(app, i), e.src, "", edir, e.opts)
+			if err != nil {
+				var ie *InputError
+				if errors.As(err, &ie) {
+					return nil, &InputError{appspec.SourceError(app, i, err)}
+				}
+				return nil, fmt.Errorf("%s: %w", appspec.SourceField(app, i), err)
+			}
+			revs, parts = append(revs, erev), append(parts, eres)
+		}
+		rev = appspec.JoinRevisions(revs)
+		if res, err = appspec.MergeRenders(app, parts); err != nil {
+			return nil, &InputError{fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, rev, err)}
+		}
 	}
 	objs := res.Objects()
 	if err := rules.CheckObjects(app, objs, rnd.Scope); err != nil {
@@ -259,6 +282,65 @@ func (f *checkoutFiles) ReadFile(ctx context.Context, src *tendv1.Source, name s
 	}
 	data, err := artifact.ReadFileIn(co.dir, name)
 	return data, co.rev, err
+}
+
+// renderSource renders app from src (fetched into dir at ref, or its
+// chart's version) with opts.
+func (d *Differ) renderSource(ctx context.Context, rnd *render.Renderer, app *tendv1.App, src *tendv1.Source, ref, dir string, opts render.Options) (string, *render.Result, error) {
+	var (
+		rev string
+		err error
+	)
+	if !src.Spec.ChartRegistry() {
+		if rev, dir, err = d.fetch(ctx, src, app, ref, dir); err != nil {
+			return "", nil, err
+		}
+	} else if ref != "" {
+		return "", nil, &InputError{fmt.Errorf("--revision: Source %s/%s is a chart repository, not git; set spec.chart.version to render another version", src.Namespace, src.Name)}
+	} else if rev, err = rnd.ChartRevision(ctx, opts); err != nil {
+		return "", nil, &InputError{fmt.Errorf("render App %s/%s: %w", app.Namespace, app.Name, err)}
+	}
+	res, err := rnd.Render(ctx, dir, opts)
+	if err != nil {
+		return "", nil, &InputError{fmt.Errorf("render App %s/%s at %s: %w", app.Namespace, app.Name, shortRev(rev), err)}
+	}
+	return rev, res, nil
+}
+
+// extraSource is an entry of an App's spec.sources: its Source and the
+// options it renders with.
+type extraSource struct {
+	src  *tendv1.Source
+	opts render.Options
+}
+
+// sources reads the Sources of app's spec.sources and their render
+// options, checked against the App's Project as the controller checks
+// them. Errors name the entry.
+func (d *Differ) sources(ctx context.Context, rd client.Reader, files appspec.SourceFiles, rules *project.Rules, app *tendv1.App) ([]extraSource, error) {
+	var out []extraSource
+	for i, s := range app.Spec.Sources {
+		ns := app.Namespace
+		if s.SourceRef.Namespace != "" {
+			ns = s.SourceRef.Namespace
+		}
+		src := &tendv1.Source{}
+		if err := rd.Get(ctx, client.ObjectKey{Namespace: ns, Name: s.SourceRef.Name}, src); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil, objstatus.Permanentf("%s: the Source %s/%s not found; create it or fix spec.sources[%d].sourceRef", appspec.SourceField(app, i), ns, s.SourceRef.Name, i)
+			}
+			return nil, err
+		}
+		if err := rules.CheckApp(ctx, rd, app, src); err != nil {
+			return nil, fmt.Errorf("%s: %w", appspec.SourceField(app, i), err)
+		}
+		opts, err := appspec.RenderOptions(ctx, rd, files, appspec.SourceView(app, i), src)
+		if err != nil {
+			return nil, appspec.SourceError(app, i, err)
+		}
+		out = append(out, extraSource{src: src, opts: opts})
+	}
+	return out, nil
 }
 
 // fetch checks the App's git Source out into a directory under dir (or

@@ -325,7 +325,7 @@ func ConvertApplicationSet(set *ApplicationSet, opts Options) (*SetResult, error
 			out.Spec.Template.Spec.Destination.ClusterRef = &tendv1.LocalObjectReference{Name: clusterRef}
 		}
 		res.Sources = append(res.Sources, app.Source)
-		res.Sources = append(res.Sources, app.ValuesSources...)
+		res.Sources = append(res.Sources, app.OtherSources...)
 		if b, _ := json.Marshal(app.Source.Spec); bytes.Contains(b, []byte("{{")) {
 			c.fail("spec.template.spec.source", "repoURL and targetRevision cannot hold placeholders: tend names one Source for the template")
 		}

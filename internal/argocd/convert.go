@@ -78,13 +78,15 @@ type Result struct {
 	// Source is named after its URL and revision, so Applications of one
 	// repository and revision share it.
 	Source *tendv1.Source
-	// ValuesSources are the git Sources of a multi-source Application's
-	// `ref` sources, whose files the App reads as Helm values
-	// (spec.helm.valuesFrom kind Source).
-	ValuesSources []*tendv1.Source
+	// OtherSources are the Sources of a multi-source Application's other
+	// sources: those the App renders besides Source (its spec.sources),
+	// and the git Sources of `ref` sources, whose files the App reads as
+	// Helm values (spec.helm.valuesFrom kind Source).
+	OtherSources []*tendv1.Source
 	// SourceNames, for a multi-source Application, name the tend Source
-	// of each spec.sources entry, in order; "" is the rendering source,
-	// whose revision is the App's.
+	// of each spec.sources entry that only serves files (a `ref` source),
+	// in order; "" is a source the App renders, whose revision is the
+	// next of the App's revisions (appspec.JoinRevisions).
 	SourceNames []string
 	// Warnings say where tend behaves differently from Argo CD in a way
 	// that does not change what is applied.
@@ -140,11 +142,12 @@ func (c *converter) convert() *Result {
 		ns = c.app.Namespace
 	}
 	src, field := spec.Source, "spec.source"
+	var more []int // more rendering sources, by index in spec.sources
 	switch {
 	case src != nil && len(spec.Sources) > 0:
 		c.fail("spec.sources", "set either spec.source or spec.sources, not both")
 	case src == nil && len(spec.Sources) > 0:
-		if src, field = c.sources(spec.Sources, ns); src == nil {
+		if src, field, more = c.sources(spec.Sources, ns); src == nil {
 			return &Result{}
 		}
 	case src == nil:
@@ -176,6 +179,20 @@ func (c *converter) convert() *Result {
 	}
 	source := c.source(src, field, ns, &out.Spec)
 	out.Spec.SourceRef = tendv1.NamespacedObjectReference{Name: source.Name}
+	// The other rendering sources render into the same App (its
+	// spec.sources), so their objects are one set as in Argo CD: synced
+	// together, in one inventory.
+	var others []*tendv1.Source
+	for _, i := range more {
+		var as tendv1.AppSpec
+		s := c.source(&spec.Sources[i], fmt.Sprintf("spec.sources[%d]", i), ns, &as)
+		out.Spec.Sources = append(out.Spec.Sources, tendv1.AppSource{
+			SourceRef: tendv1.NamespacedObjectReference{Name: s.Name},
+			Path:      as.Path, Recursive: as.Recursive, Include: as.Include, Exclude: as.Exclude,
+			Chart: as.Chart, Helm: as.Helm, Kustomize: as.Kustomize,
+		})
+		others = append(others, s)
+	}
 	c.destination(&out.Spec.Destination)
 	c.syncPolicy(spec.SyncPolicy, &out.Spec)
 	for i, d := range spec.IgnoreDifferences {
@@ -195,7 +212,7 @@ func (c *converter) convert() *Result {
 	res := &Result{App: out, Source: source}
 	for i := range spec.Sources {
 		name := ""
-		if s := &spec.Sources[i]; s != src {
+		if s := &spec.Sources[i]; !renders(s) {
 			if r := c.refs[s.Ref]; r != nil {
 				name = r.Name
 			}
@@ -203,19 +220,27 @@ func (c *converter) convert() *Result {
 		res.SourceNames = append(res.SourceNames, name)
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.refs)) {
-		if ref := c.refs[name]; ref.Name != source.Name && !slices.ContainsFunc(res.ValuesSources, func(s *tendv1.Source) bool { return s.Name == ref.Name }) {
-			res.ValuesSources = append(res.ValuesSources, ref)
+		others = append(others, c.refs[name])
+	}
+	for _, o := range others {
+		if o.Name != source.Name && !slices.ContainsFunc(res.OtherSources, func(s *tendv1.Source) bool { return s.Name == o.Name }) {
+			res.OtherSources = append(res.OtherSources, o)
 		}
 	}
 	return res
 }
 
-// sources reads a multi-source Application: one source renders (a chart,
-// or a path of a git repository), the others are `ref` sources that only
-// serve their files to the first's `$ref/...` value files. It returns the
-// rendering source and its field path; nil when there is none or more
-// than one.
-func (c *converter) sources(list []ApplicationSource, ns string) (*ApplicationSource, string) {
+// renders says whether Argo CD renders a source of a multi-source
+// Application: any but a ref source without a path or chart.
+func renders(s *ApplicationSource) bool { return s.Ref == "" || s.Path != "" || s.Chart != "" }
+
+// sources reads a multi-source Application: the sources that render (a
+// chart, or a path of a git repository) and `ref` sources that serve their
+// files to the others' `$ref/...` value files. It returns the first
+// rendering source and its field path, which the App's own fields take,
+// and the indexes of the others, which become the App's spec.sources; nil
+// when none renders.
+func (c *converter) sources(list []ApplicationSource, ns string) (*ApplicationSource, string, []int) {
 	var (
 		render []int
 		refs   = map[string]*tendv1.Source{}
@@ -223,8 +248,7 @@ func (c *converter) sources(list []ApplicationSource, ns string) (*ApplicationSo
 	for i := range list {
 		s := &list[i]
 		field := fmt.Sprintf("spec.sources[%d]", i)
-		// Argo CD renders a ref source only when it names a path or chart.
-		if s.Ref == "" || s.Path != "" || s.Chart != "" {
+		if renders(s) {
 			render = append(render, i)
 		}
 		if s.Ref == "" {
@@ -249,15 +273,11 @@ func (c *converter) sources(list []ApplicationSource, ns string) (*ApplicationSo
 		refs[s.Ref] = src
 	}
 	c.refs = refs
-	switch len(render) {
-	case 1:
-		return &list[render[0]], fmt.Sprintf("spec.sources[%d]", render[0])
-	case 0:
+	if len(render) == 0 {
 		c.fail("spec.sources", "no source renders anything: every source is a ref source without a path or chart")
-	default:
-		c.fail("spec.sources", "tend renders one source per Application, and %d sources here render (%v); keep the others as ref sources of values files, or split them into one Application each", len(render), render)
+		return nil, "", nil
 	}
-	return nil, ""
+	return &list[render[0]], fmt.Sprintf("spec.sources[%d]", render[0]), render[1:]
 }
 
 // source maps an ApplicationSource to a Source and the App's path, chart,

@@ -252,8 +252,8 @@ spec:
 		}
 	}
 
-	// Two sources that both render are refused, with what to do; so is
-	// a $ref no source names.
+	// A $ref no source names is refused, and so is an Application of
+	// only ref sources.
 	_, err = convertYAML(t, `
 apiVersion: argoproj.io/v1alpha1
 kind: Application
@@ -261,11 +261,10 @@ metadata: {name: multi, namespace: argocd}
 spec:
   project: default
   sources:
-  - {repoURL: https://a/x.git, path: base, ref: values}
-  - {repoURL: https://charts, chart: c}
+  - {repoURL: https://a/x.git, ref: values}
   destination: {namespace: x}
 `, Options{})
-	if want := "spec.sources: tend renders one source per Application, and 2 sources here render ([0 1])"; err == nil || !strings.Contains(err.Error(), want) {
+	if want := "spec.sources: no source renders anything"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error lacks %q:\n%v", want, err)
 	}
 	_, err = convertYAML(t, `
@@ -314,11 +313,11 @@ spec:
 	if res.App.Spec.Chart == nil || res.App.Spec.Chart.Name != "web" || res.Source.Spec.Helm == nil {
 		t.Fatalf("the chart source does not render: %+v, %+v", res.App.Spec, res.Source.Spec)
 	}
-	if len(res.ValuesSources) != 2 {
-		t.Fatalf("values sources %+v, want the two ref sources", res.ValuesSources)
+	if len(res.OtherSources) != 2 {
+		t.Fatalf("values sources %+v, want the two ref sources", res.OtherSources)
 	}
 	byURL := map[string]string{}
-	for _, s := range res.ValuesSources {
+	for _, s := range res.OtherSources {
 		byURL[s.Spec.Git.URL] = s.Name
 	}
 	want := []tendv1.ValuesReference{
@@ -328,11 +327,73 @@ spec:
 	if got := res.App.Spec.Helm.ValuesFrom; !reflect.DeepEqual(got, want) || want[0].Name == "" || want[1].Name == "" {
 		t.Errorf("valuesFrom %+v, want %+v", got, want)
 	}
-	if env := res.ValuesSources[0]; env.Spec.Git.URL == "https://git.example.com/env.git" && env.Spec.Git.Ref.Tag != "v1.0.0" {
+	if env := res.OtherSources[0]; env.Spec.Git.URL == "https://git.example.com/env.git" && env.Spec.Git.Ref.Tag != "v1.0.0" {
 		t.Errorf("ref source env at %+v, want tag v1.0.0", env.Spec.Git.Ref)
 	}
 	if string(res.App.Spec.Helm.Values.Raw) != `{"replicas":2}` {
 		t.Errorf("values %s", res.App.Spec.Helm.Values.Raw)
+	}
+}
+
+// A multi-source Application with more than one source that renders (a
+// path that is also a ref source, a chart with its values, another path):
+// one App, the first rendering source its own, the others its
+// spec.sources, each with its options; their Sources beside it.
+func TestConvertMultiSourceRendering(t *testing.T) {
+	res := mustConvert(t, `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: certs, namespace: argocd}
+spec:
+  project: default
+  sources:
+  - {repoURL: https://git.example.com/platform.git, targetRevision: main, path: issuers, ref: values}
+  - repoURL: https://charts.jetstack.io
+    chart: cert-manager
+    targetRevision: 1.16.x
+    helm: {releaseName: cm, valueFiles: [$values/cert-manager/values.yaml]}
+  - repoURL: https://git.example.com/extras.git
+    targetRevision: main
+    path: dashboards
+    directory: {recurse: true, exclude: "*.json"}
+  - {repoURL: https://git.example.com/env.git, targetRevision: main, ref: env}
+  destination: {namespace: cert-manager}
+`, Options{})
+	app := res.App
+	if app.Spec.Path != "issuers" || res.Source.Spec.Git == nil || res.Source.Spec.Git.URL != "https://git.example.com/platform.git" {
+		t.Fatalf("the first rendering source is not the App's own: path %q, Source %+v", app.Spec.Path, res.Source.Spec)
+	}
+	if len(app.Spec.Sources) != 2 {
+		t.Fatalf("spec.sources %+v, want the chart and the dashboards path", app.Spec.Sources)
+	}
+	byName := map[string]*tendv1.Source{res.Source.Name: res.Source}
+	for _, s := range res.OtherSources {
+		byName[s.Name] = s
+	}
+	chart, extras := app.Spec.Sources[0], app.Spec.Sources[1]
+	if chart.Chart == nil || chart.Chart.Name != "cert-manager" || chart.Chart.Version != "1.16.x" || chart.Helm == nil || chart.Helm.ReleaseName != "cm" {
+		t.Errorf("chart source %+v", chart)
+	}
+	if src := byName[chart.SourceRef.Name]; src == nil || src.Spec.Helm == nil || src.Spec.Helm.URL != "https://charts.jetstack.io" {
+		t.Errorf("the chart's Source %q is not among the Sources: %+v", chart.SourceRef.Name, res.OtherSources)
+	}
+	want := []tendv1.ValuesReference{{Kind: "Source", Name: res.Source.Name, Key: "cert-manager/values.yaml"}}
+	if got := chart.Helm.ValuesFrom; !reflect.DeepEqual(got, want) {
+		t.Errorf("chart valuesFrom %+v, want %+v (the platform repository, also the App's own Source)", got, want)
+	}
+	if extras.Path != "dashboards" || !extras.Recursive || !reflect.DeepEqual(extras.Exclude, []string{"*.json"}) {
+		t.Errorf("dashboards source %+v", extras)
+	}
+	if src := byName[extras.SourceRef.Name]; src == nil || src.Spec.Git.URL != "https://git.example.com/extras.git" {
+		t.Errorf("the dashboards' Source %q is not among the Sources", extras.SourceRef.Name)
+	}
+	// The three rendering sources take the App's revisions in order; the
+	// env ref source its Source's.
+	if len(res.SourceNames) != 4 || res.SourceNames[0] != "" || res.SourceNames[1] != "" || res.SourceNames[2] != "" || res.SourceNames[3] == "" || byName[res.SourceNames[3]] == nil {
+		t.Errorf("source names %q", res.SourceNames)
+	}
+	if len(res.OtherSources) != 3 {
+		t.Errorf("other Sources %d, want 3 (chart, extras, env; platform is the App's own)", len(res.OtherSources))
 	}
 }
 

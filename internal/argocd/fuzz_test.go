@@ -79,7 +79,7 @@ spec:
 				return
 			}
 			apps = append(apps, res.App)
-			sources = append(append(sources, res.Source), res.ValuesSources...)
+			sources = append(append(sources, res.Source), res.OtherSources...)
 		case "ApplicationSet":
 			set, err := ParseApplicationSet(doc)
 			if err != nil {

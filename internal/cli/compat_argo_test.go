@@ -268,10 +268,11 @@ spec:
 }
 
 // A multi-source Argo CD Application: a chart from a chart repository with
-// values files from a git repository (`ref: values`, `$values/...`).
-// tend renders the chart with those values; a commit to the values
-// repository is applied after a refresh; `tend diff` reads the same files
-// and finds nothing to change.
+// values files from a git repository (`ref: values`, `$values/...`), that
+// source also rendering a path of its own. tend renders both into one App
+// (spec.sources); a commit to the git repository is applied after a
+// refresh, to the chart's values and the path's objects alike; `tend
+// diff` reads the same files and finds nothing to change.
 func TestCompatArgoCDMultiSourceValues(t *testing.T) {
 	cl := newCluster(t)
 	ns := cl.Namespace
@@ -284,7 +285,10 @@ func TestCompatArgoCDMultiSourceValues(t *testing.T) {
 		"templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \"{{ .Release.Name }}-settings\"}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  replicas: {{ .Values.replicas | quote }}\n",
 	}))
 	values := testenv.NewGitRepo(t, nil)
-	values.Commit("values", map[string]string{"envs/prod/web.yaml": "greeting: hello from git\n"})
+	values.Commit("values", map[string]string{
+		"envs/prod/web.yaml": "greeting: hello from git\n",
+		"manifests/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-extra}\ndata: {greeting: hello from git}\n",
+	})
 	createYAML(t, dyn, argoApplications, fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
 kind: Application
 metadata: {name: web, namespace: %[1]s, finalizers: [resources-finalizer.argocd.argoproj.io]}
@@ -300,6 +304,7 @@ spec:
   - repoURL: %[3]s
     targetRevision: main
     ref: values
+    path: manifests
   destination: {server: https://kubernetes.default.svc, namespace: %[1]s}
   syncPolicy: {automated: {prune: true}}
 `, ns, charts.URL, values.URL))
@@ -311,7 +316,11 @@ spec:
 		t.Helper()
 		eventually(t, "web-settings greeting "+greeting, 2*time.Minute, func() bool {
 			cm, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-settings", metav1.GetOptions{})
-			return err == nil && cm.Data["greeting"] == greeting && cm.Data["replicas"] == "3" &&
+			if err != nil || cm.Data["greeting"] != greeting || cm.Data["replicas"] != "3" {
+				return false
+			}
+			extra, err := cl.Clientset.CoreV1().ConfigMaps(ns).Get(ctx, "web-extra", metav1.GetOptions{})
+			return err == nil && extra.Data["greeting"] == greeting &&
 				getStatus(dyn, argoApplications, ns, "web", "sync", "status") == "Synced"
 		})
 	}
@@ -320,14 +329,17 @@ spec:
 		t.Errorf("tend diff web: exit %d\n%s%s", code, out, stderr)
 	}
 
-	rev := values.Commit("prod greets again", map[string]string{"envs/prod/web.yaml": "greeting: hello again\n"})
+	rev := values.Commit("prod greets again", map[string]string{
+		"envs/prod/web.yaml": "greeting: hello again\n",
+		"manifests/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web-extra}\ndata: {greeting: hello again}\n",
+	})
 	refresh := []byte(`{"metadata":{"annotations":{"argocd.argoproj.io/refresh":"normal"}}}`)
 	if _, err := dyn.Resource(argoApplications).Namespace(ns).Patch(ctx, "web", types.MergePatchType, refresh, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	settings("hello again")
 	// As Argo CD writes a multi-source Application's status: one
-	// revision per source, the chart's version and the values commit.
+	// revision per source, the chart's version and the git commit.
 	eventually(t, "status.sync.revisions [1.2.0, "+rev+"]", time.Minute, func() bool {
 		u, err := dyn.Resource(argoApplications).Namespace(ns).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {

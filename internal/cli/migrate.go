@@ -208,7 +208,7 @@ func (m *Main) migrate(paths []string, namespace, decryption string) error {
 			refused = append(refused, fmt.Errorf("%s: Application %s/%s: another Application becomes App %s already; pass --app-namespace or rename one", d.where, app.Namespace, app.Name, key[2:]))
 			continue
 		}
-		for _, src := range append([]*tendv1.Source{res.Source}, res.ValuesSources...) {
+		for _, src := range append([]*tendv1.Source{res.Source}, res.OtherSources...) {
 			objects["1/"+src.Namespace+"/"+src.Name] = src
 		}
 		adoptFrom(res.App, schema.GroupVersionKind{Group: argocd.Group, Version: "v1alpha1", Kind: "Application"}, app.Namespace, app.Name)

@@ -17,6 +17,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/apply"
+	"github.com/tend-gitops/tend/internal/appspec"
 	"github.com/tend-gitops/tend/internal/argocd"
 )
 
@@ -236,7 +237,7 @@ func convertApplication(ctx context.Context, c client.Reader, obj *unstructured.
 		return &conversion{err: err}, nil
 	}
 	objs := []client.Object{res.App, res.Source}
-	for _, src := range res.ValuesSources {
+	for _, src := range res.OtherSources {
 		objs = append(objs, src)
 	}
 	objs = append(objs, clusters.objects...)
@@ -289,17 +290,20 @@ func orDash(a, b string) string {
 
 // sourceRevisions are a multi-source Application's revisions, one per
 // spec.sources entry as Argo CD writes them (status.sync.revisions): the
-// App's for the source it renders, each ref source's Source's current
+// App's revision of each source it renders, each ref source's current
 // revision for the others; nil for a single source.
 func sourceRevisions(o *observed, appRev string) []any {
 	if len(o.conv.sourceNames) == 0 {
 		return nil
 	}
 	out := make([]any, len(o.conv.sourceNames))
+	rendered := strings.Split(appRev, appspec.RevisionSeparator)
 	for i, name := range o.conv.sourceNames {
-		rev := appRev
-		if name != "" {
-			rev = ""
+		rev := ""
+		switch {
+		case name == "" && len(rendered) > 0:
+			rev, rendered = rendered[0], rendered[1:]
+		case name != "":
 			if src := o.sources[name]; src != nil && src.Status.Artifact != nil {
 				rev = src.Status.Artifact.Revision
 			}

@@ -158,6 +158,9 @@ type appState struct {
 	postDeleteWaits apply.ObjectRef
 	// checks are the spec.health.checks the App may count.
 	checks checkAccess
+	// merged is the last merge of the renders of spec.sourceRef and
+	// spec.sources.
+	merged *mergedRender
 }
 
 // projectCheck identifies a check of rendered objects against a Project.
@@ -228,12 +231,24 @@ func (healthChanged) Update(e event.UpdateEvent) bool {
 	return ok1 && ok2 && (o.Status.Health != n.Status.Health || o.Status.Revision != n.Status.Revision)
 }
 
-// appSources are the keys of the Sources an App reads: its own and those
-// it takes Helm values files from.
+// appSources are the keys of the Sources an App reads: its own, those of
+// spec.sources and those it takes Helm values files from.
 func appSources(a *tendv1.App) []string {
 	keys := []string{refKey(a.Namespace, a.Spec.SourceRef)}
-	if a.Spec.Helm != nil {
-		for _, v := range a.Spec.Helm.ValuesFrom {
+	for _, s := range a.Spec.Sources {
+		if k := refKey(a.Namespace, s.SourceRef); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	helms := []*tendv1.HelmSpec{a.Spec.Helm}
+	for _, s := range a.Spec.Sources {
+		helms = append(helms, s.Helm)
+	}
+	for _, h := range helms {
+		if h == nil {
+			continue
+		}
+		for _, v := range h.ValuesFrom {
 			if k := a.Namespace + "/" + v.Name; v.Kind == "Source" && !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}

@@ -31,6 +31,7 @@ type observed struct {
 	windows  []window
 	src      tendv1.Source
 	srcKey   types.NamespacedName
+	extra    []extraSource // spec.sources
 	conn     *cluster.Conn
 	project  *project.Rules // nil: the App names no Project
 	opts     render.Options
@@ -82,7 +83,10 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 	if obs.interval <= 0 {
 		obs.interval = 10 * time.Minute
 	}
-	var err error
+	var (
+		err error
+		h   *halt
+	)
 	if obs.windows, err = parseWindows(app.Spec.Sync.Windows); err != nil {
 		return nil, stalledBy(ReasonInvalidSpec, err), nil
 	}
@@ -127,6 +131,9 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 		}
 		return nil, nil, err
 	}
+	if obs.extra, h, err = r.loadSources(ctx, app, obs.project); h != nil || err != nil {
+		return nil, h, err
+	}
 	if msg, cyc, err := r.checkDependencies(ctx, app); err != nil {
 		return nil, nil, err
 	} else if cyc {
@@ -140,7 +147,7 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 		}
 		return nil, nil, err // the apiserver or the cluster did not answer: back off
 	}
-	if obs.opts, err = r.renderOptions(ctx, app, &obs.src); err != nil {
+	if obs.opts, err = r.renderOptions(ctx, app, &obs.src, obs.extra); err != nil {
 		if errors.Is(err, appspec.ErrSourceNotReady) {
 			// A values Source that has not fetched yet: its first
 			// revision reconciles the App (the Source index).
@@ -165,6 +172,14 @@ func (r *AppReconciler) observe(ctx context.Context, app *tendv1.App, st *appSta
 			return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: err, after: 5 * time.Second}, nil
 		}
 		return nil, &halt{kind: haltRenderFailed, reason: ReasonRenderFailed, err: err, rev: obs.rev}, nil
+	}
+	if len(obs.extra) > 0 {
+		if obs.rev, obs.result, err = r.renderSources(ctx, app, obs.conn, obs.rev, obs.result, obs.extra, st); err != nil {
+			if errors.Is(err, errNoArtifact) {
+				return nil, &halt{kind: haltWaiting, reason: ReasonArtifactNotReady, err: err, after: 5 * time.Second}, nil
+			}
+			return nil, &halt{kind: haltRenderFailed, reason: ReasonRenderFailed, err: err, rev: obs.rev}, nil
+		}
 	}
 	if check := (projectCheck{obs.result, obs.project.Version(), app.Generation}); obs.project != nil && st.allowed != check {
 		if err := obs.project.CheckObjects(app, obs.result.Objects(), obs.conn.Scope); err != nil {
@@ -252,22 +267,7 @@ func (r *AppReconciler) renderer(app *tendv1.App, conn *cluster.Conn) *render.Re
 func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *tendv1.Source, srcKey types.NamespacedName, conn *cluster.Conn, opts render.Options, st *appState) (string, *render.Result, error) {
 	rnd := r.renderer(app, conn)
 	if src.Spec.ChartRegistry() {
-		// Chart sources: the version a range selects today is part of the
-		// cache key, so a new chart version in the range is rendered (the
-		// chart fetcher keeps the index and archive, so the render that
-		// follows does not fetch again).
-		key := "chart:" + chartURL(src)
-		rev := "chart"
-		if ref := chartRefOf(opts); ref != nil && r.Charts != nil {
-			version, err := rnd.ChartRevision(ctx, opts)
-			if err != nil {
-				return "chart", nil, fmt.Errorf("helm chart %q from %s: %w", ref.Name, chartURL(src), err)
-			}
-			key += "@" + ref.Name + "@" + version
-			rev = version
-		}
-		res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), key, opts)
-		return rev, res, err
+		return r.renderChart(ctx, rnd, src, opts)
 	}
 	// The Store names the revision on disk; holding the artifact keeps
 	// fetches out of its checkout while it renders.
@@ -309,6 +309,25 @@ func (r *AppReconciler) renderApp(ctx context.Context, app *tendv1.App, src *ten
 	st.result, st.resultRev = res, rev
 	st.rendered.Store(&rendered{rev: rev, files: res.Files})
 	return rev, res, nil
+}
+
+// renderChart renders a chart from a chart Source. The version a range
+// selects today is part of the cache key, so a new chart version in the
+// range is rendered (the chart fetcher keeps the index and archive, so the
+// render that follows does not fetch again).
+func (r *AppReconciler) renderChart(ctx context.Context, rnd *render.Renderer, src *tendv1.Source, opts render.Options) (string, *render.Result, error) {
+	key := "chart:" + chartURL(src)
+	rev := "chart"
+	if ref := chartRefOf(opts); ref != nil && r.Charts != nil {
+		version, err := rnd.ChartRevision(ctx, opts)
+		if err != nil {
+			return "chart", nil, fmt.Errorf("helm chart %q from %s: %w", ref.Name, chartURL(src), err)
+		}
+		key += "@" + ref.Name + "@" + version
+		rev = version
+	}
+	res, err := r.Cache.Render(ctx, rnd, r.emptyDir(), key, opts)
+	return rev, res, err
 }
 
 // chartRefOf is the chart an App renders from a chart Source, if any.

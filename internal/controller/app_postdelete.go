@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -304,7 +305,17 @@ func (r *AppReconciler) renderRevision(ctx context.Context, app *tendv1.App, st 
 		}
 		return nil, err
 	}
-	opts, err := r.renderOptions(ctx, app, &src)
+	// An App with spec.sources renders them from their current
+	// artifacts; its own Source at the first of its revisions.
+	extra, h, err := r.loadSources(ctx, app, nil)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil {
+		return nil, objstatus.Permanentf("%v", h.err)
+	}
+	rev, _, _ = strings.Cut(rev, appspec.RevisionSeparator)
+	opts, err := r.renderOptions(ctx, app, &src, extra)
 	if err != nil {
 		if objstatus.IsPermanent(err) {
 			return nil, objstatus.Permanentf("%v", err)
@@ -326,6 +337,9 @@ func (r *AppReconciler) renderRevision(ctx context.Context, app *tendv1.App, st 
 		if rev, dir, err = r.pinnedCheckout(ctx, app, &src, rev); err == nil {
 			res, err = r.Cache.Render(ctx, r.renderer(app, conn), dir, rev, opts)
 		}
+	}
+	if err == nil && len(extra) > 0 {
+		_, res, err = r.renderSources(ctx, app, conn, rev, res, extra, st)
 	}
 	if err != nil {
 		return nil, objstatus.Permanentf("render: %v", err)

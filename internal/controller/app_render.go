@@ -16,8 +16,9 @@ import (
 // periodic reconcile sends no request for them, and a change to one
 // reconciles the App. Values files of other Sources are read from their
 // artifacts; a new revision of such a Source reconciles the App (the
-// Source index names them).
-func (r *AppReconciler) renderOptions(ctx context.Context, app *tendv1.App, src *tendv1.Source) (render.Options, error) {
+// Source index names them). extra are the App's spec.sources, whose
+// options are set too.
+func (r *AppReconciler) renderOptions(ctx context.Context, app *tendv1.App, src *tendv1.Source, extra []extraSource) (render.Options, error) {
 	rd := readerFor(r.Client, appOwner(app))
 	defer rd.done()
 	if app.Spec.TargetRevision != "" && src.Spec.Git != nil && src.Spec.Git.SecretRef != nil {
@@ -27,7 +28,18 @@ func (r *AppReconciler) renderOptions(ctx context.Context, app *tendv1.App, src 
 		// missing or bad Secret is reported by the checkout.
 		_, _ = GitAuth(ctx, rd, src)
 	}
-	return appspec.RenderOptions(ctx, rd, storeFiles{r.Artifacts}, app, src)
+	opts, err := appspec.RenderOptions(ctx, rd, storeFiles{r.Artifacts}, app, src)
+	if err != nil {
+		return opts, err
+	}
+	// spec.sources read through the same reader: what the App
+	// references is everything all its Sources' options read.
+	for i := range extra {
+		if extra[i].opts, err = appspec.RenderOptions(ctx, rd, storeFiles{r.Artifacts}, appspec.SourceView(app, i), &extra[i].src); err != nil {
+			return opts, appspec.SourceError(app, i, err)
+		}
+	}
+	return opts, nil
 }
 
 // storeFiles reads other Sources' files from the artifact store.

@@ -375,13 +375,18 @@ func (r *Rules) refs(app *tendv1.App, d *denials) {
 }
 
 // CrossNamespaceRefs describes each reference of app to an object in
-// another namespace (spec.sourceRef, spec.dependsOn), e.g. `spec.sourceRef
+// another namespace (spec.sourceRef, spec.sources, spec.dependsOn), e.g. `spec.sourceRef
 // names a Source in namespace "platform"`. An App's other references
 // (values, decryption keys, Clusters) are in its own namespace always.
 func CrossNamespaceRefs(app *tendv1.App) []string {
 	var out []string
 	if ns := app.Spec.SourceRef.Namespace; ns != "" && ns != app.Namespace {
 		out = append(out, fmt.Sprintf("spec.sourceRef names a Source in namespace %q", ns))
+	}
+	for i, s := range app.Spec.Sources {
+		if ns := s.SourceRef.Namespace; ns != "" && ns != app.Namespace {
+			out = append(out, fmt.Sprintf("spec.sources[%d].sourceRef names a Source in namespace %q", i, ns))
+		}
 	}
 	for i, dep := range app.Spec.DependsOn {
 		if dep.Namespace != "" && dep.Namespace != app.Namespace {
