@@ -65,19 +65,24 @@ type checkAccess struct {
 	askedAt time.Time
 	allowed []apply.Checked
 	denied  []apply.ObjectHealth
+	// unmapped: a check's kind was not served when asked, so nothing
+	// could be asked about it; it is asked at every reconcile until it
+	// is, so that an object of a CRD installed later is not read unasked.
+	unmapped bool
 }
 
 // readableChecks settles which of checks app may count: all of them when
 // the App acts as tend; for an App with a ServiceAccount, those the account
 // may get. The API server is asked once per change of the account or the
-// checks, and again after interval while something is denied (a grant
-// added later counts then). Denied checks are Degraded results that name
-// the verb.
+// checks, again after interval while something is denied (a grant added
+// later counts then), and at every reconcile while a check's kind is not
+// served (its CRD installed later is asked about before its object is
+// read). Denied checks are Degraded results that name the verb.
 func (r *AppReconciler) readableChecks(ctx context.Context, app *tendv1.App, st *appState, conn *cluster.Conn, checks []apply.Checked, interval time.Duration) error {
 	r.checks.set(types.NamespacedName{Namespace: app.Namespace, Name: app.Name}, checks)
 	sa := r.serviceAccount(app)
 	key := fmt.Sprint(sa, checks)
-	if st.checks.key == key && (len(st.checks.denied) == 0 || time.Since(st.checks.askedAt) < interval) {
+	if st.checks.key == key && !st.checks.unmapped && (len(st.checks.denied) == 0 || time.Since(st.checks.askedAt) < interval) {
 		return nil
 	}
 	if sa == "" || len(checks) == 0 {
@@ -86,12 +91,17 @@ func (r *AppReconciler) readableChecks(ctx context.Context, app *tendv1.App, st 
 	}
 	need := make([]cluster.Access, 0, len(checks))
 	byAccess := map[cluster.Access]apply.Checked{} // Object names the check: one each
-	var allowed []apply.Checked
+	var (
+		allowed  []apply.Checked
+		unmapped bool
+	)
 	for _, c := range checks {
 		m, err := conn.Mapper.RESTMapping(c.Ref.GroupKind(), c.Version)
 		if err != nil {
-			// A kind the cluster does not serve: Missing, nothing to ask.
+			// A kind the cluster does not serve: Missing, nothing to ask
+			// yet.
 			allowed = append(allowed, c)
+			unmapped = true
 			continue
 		}
 		a := cluster.Access{Verb: "get", Resource: m.Resource.GroupResource(), Namespace: c.Ref.Namespace, Object: "health check " + c.Ref.String()}
@@ -117,6 +127,6 @@ func (r *AppReconciler) readableChecks(ctx context.Context, app *tendv1.App, st 
 			allowed = append(allowed, c)
 		}
 	}
-	st.checks = checkAccess{key: key, askedAt: time.Now(), allowed: allowed, denied: results}
+	st.checks = checkAccess{key: key, askedAt: time.Now(), allowed: allowed, denied: results, unmapped: unmapped}
 	return nil
 }

@@ -7,10 +7,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/health"
+	"github.com/tend-gitops/tend/internal/testenv"
 )
 
 // TestAppHealthChecks: an object named in spec.health.checks, which the
@@ -88,5 +91,51 @@ func TestAppHealthChecks(t *testing.T) {
 		if !strings.Contains(msg, want) {
 			t.Errorf("tenant's Ready lacks %q: %s", want, msg)
 		}
+	}
+}
+
+// TestAppHealthCheckOfAKindServedLater: a tenant App's health check of a
+// kind the cluster does not serve yet is Missing; once its CRD is
+// installed and the object exists in a namespace the tenant's account may
+// not read, the App asks the API server again and is Degraded (Forbidden),
+// not Healthy from an object it was never allowed to read.
+func TestAppHealthCheckOfAKindServedLater(t *testing.T) {
+	e := startController(t)
+	ctx := context.Background()
+	ns := e.Namespace
+	other := e.namespace(t, "other", nil)
+	group := ns + ".example.com"
+	e.serviceAccountMay(t, "tenant", "configmaps", ns)
+	repo := newCtlRepo(t)
+	rev := repo.commit("v1", map[string]string{"tenant/cm.yaml": configMapYAML("tenant-own", "v1")})
+	e.create(t, gitSource("repo", repo.URL), newApp("tenant", "repo", "tenant", ns, func(a *tendv1.App) {
+		a.Spec.ServiceAccountName = "tenant"
+		a.Spec.Health.Checks = []tendv1.HealthCheck{{APIVersion: group + "/v1", Kind: "Widget", Name: "w", Namespace: other}}
+		a.Spec.Sync.Interval = metav1.Duration{Duration: 2 * time.Second}
+	}))
+	e.waitApp(t, "tenant", "synced, Missing: the kind is not served", time.Minute, func(a *tendv1.App) bool {
+		return a.Status.Revision == rev && a.Status.Health == string(health.Missing)
+	})
+
+	ext, err := apiextclient.NewForConfig(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := testenv.WidgetCRD(group)
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = ext.ApiextensionsV1().CustomResourceDefinitions().Delete(context.Background(), crd.Name, metav1.DeleteOptions{})
+	})
+	eventually(t, "the Widget created once its CRD is served", 30*time.Second, func() bool {
+		w := &unstructured.Unstructured{Object: map[string]any{"apiVersion": group + "/v1", "kind": "Widget", "metadata": map[string]any{"name": "w", "namespace": other}}}
+		return e.Env.Client.Create(ctx, w) == nil
+	})
+	tenant := e.waitApp(t, "tenant", "Degraded: its account may not get the Widget", time.Minute, func(a *tendv1.App) bool {
+		return a.Status.Health == string(health.Degraded)
+	})
+	if msg := readyMessage(tenant); !strings.Contains(msg, "may not get widgets."+group+" in namespace "+other) {
+		t.Errorf("tenant's Ready does not name the refused get: %s", msg)
 	}
 }
