@@ -1,5 +1,5 @@
 // Package v1alpha1 holds tend's API types (group tend.dev, version
-// v1alpha1): Source, App, AppSet and Cluster.
+// v1alpha1): Source, App, AppSet, Cluster, Notifier, Project and Warehouse.
 //
 // +kubebuilder:object:generate=true
 // +groupName=tend.dev
@@ -30,6 +30,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Cluster{}, &ClusterList{},
 		&Notifier{}, &NotifierList{},
 		&Project{}, &ProjectList{},
+		&Warehouse{}, &WarehouseList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

@@ -33,6 +33,7 @@ import (
 	"github.com/tend-gitops/tend/internal/artifact"
 	"github.com/tend-gitops/tend/internal/cluster"
 	"github.com/tend-gitops/tend/internal/compat"
+	"github.com/tend-gitops/tend/internal/freight"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/objstatus"
@@ -263,7 +264,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
-	owners := &refOwners{apps: apps, sources: newTrigger(), clusters: newTrigger(), notifiers: newTrigger()}
+	owners := &refOwners{apps: apps, sources: newTrigger(), clusters: newTrigger(), notifiers: newTrigger(), warehouses: newTrigger()}
 	refs, err := refwatch.New(refwatch.Options{Config: mgrConfig, OnChange: owners.changed, Log: opts.Log.With("controller", "refs")})
 	if err != nil {
 		return nil, err
@@ -297,6 +298,14 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, err
 	}
 	if err := (&ClusterReconciler{Client: withRefs, Clusters: clusters, Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "cluster"), Apps: apps, refs: owners.clusters}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	// Warehouses read chart indexes anew at each check (a conditional GET
+	// when the repository sends an ETag); the archive of a version found is
+	// kept, in a small cache of their own.
+	whCharts := chart.New(chart.Options{IndexTTL: -1, MaxCacheBytes: 4 << 20})
+	if err := (&WarehouseReconciler{Client: withRefs, Images: &freight.Images{}, Charts: whCharts,
+		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "warehouse"), refs: owners.warehouses}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	writers := &replicaWriters{mgr: mgr, apps: apps}

@@ -23,7 +23,8 @@ import (
 // values, decryption keys, chart repository credentials and (pinned to a
 // revision) its git Source's credentials; a Cluster's connection and check
 // read its kubeconfig; a Source's fetch reads its credentials; a Notifier
-// (notify.RefOwnerKind) its Secret.
+// (notify.RefOwnerKind) its Secret; a Warehouse (ownerWarehouse) its
+// registries' credentials.
 const (
 	ownerApp     = "App"
 	ownerCluster = "Cluster"
@@ -134,10 +135,11 @@ func (t trigger) send(obj client.Object) {
 // again and reconnects its Apps, new credentials fetch the Source again at
 // once (a Source stalled on wrong credentials need not wait its interval).
 type refOwners struct {
-	apps      *AppReconciler
-	sources   trigger
-	clusters  trigger
-	notifiers trigger
+	apps       *AppReconciler
+	sources    trigger
+	clusters   trigger
+	notifiers  trigger
+	warehouses trigger
 }
 
 // changed is the refwatch OnChange: it runs on a watch's goroutine and
@@ -152,6 +154,8 @@ func (o *refOwners) changed(_ refwatch.Ref, owners []refwatch.Owner) {
 			o.sources.send(&tendv1.Source{ObjectMeta: meta})
 		case notify.RefOwnerKind:
 			o.notifiers.send(&tendv1.Notifier{ObjectMeta: meta})
+		case ownerWarehouse:
+			o.warehouses.send(&tendv1.Warehouse{ObjectMeta: meta})
 		case ownerCluster:
 			o.clusters.send(&tendv1.Cluster{ObjectMeta: meta})
 			var apps tendv1.AppList
@@ -168,10 +172,11 @@ func (o *refOwners) changed(_ refwatch.Ref, owners []refwatch.Owner) {
 }
 
 // forgetDeleted lets go of the references of deleted Apps, Clusters,
-// Sources and Notifiers.
+// Sources, Notifiers and Warehouses.
 func forgetDeleted(ctx context.Context, mgr manager.Manager, refs *refwatch.Watcher) error {
 	for kind, obj := range map[string]client.Object{
 		ownerApp: &tendv1.App{}, ownerCluster: &tendv1.Cluster{}, ownerSource: &tendv1.Source{}, notify.RefOwnerKind: &tendv1.Notifier{},
+		ownerWarehouse: &tendv1.Warehouse{},
 	} {
 		inf, err := mgr.GetCache().GetInformer(ctx, obj)
 		if err != nil {
