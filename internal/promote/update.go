@@ -28,8 +28,8 @@ func inside(dir, name string) (string, error) {
 	if clean == "" {
 		clean = "."
 	}
-	if name == "" || strings.HasPrefix(name, "/") || slices.Contains(strings.Split(name, "/"), "..") {
-		return "", fmt.Errorf("path %q: name a path relative to the repository root, without ..", name)
+	if strings.HasPrefix(name, "/") || slices.Contains(strings.Split(name, "/"), "..") {
+		return "", fmt.Errorf("path %q: name a path relative to the repository root, without \"..\"", name)
 	}
 	full := filepath.Join(dir, filepath.FromSlash(clean))
 	if real, err := filepath.EvalSymlinks(full); err == nil {
