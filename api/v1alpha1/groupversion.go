@@ -1,5 +1,6 @@
 // Package v1alpha1 holds tend's API types (group tend.dev, version
-// v1alpha1): Source, App, AppSet, Cluster, Notifier, Project and Warehouse.
+// v1alpha1): Source, App, AppSet, Cluster, Notifier, Project, Warehouse and
+// Stage.
 //
 // +kubebuilder:object:generate=true
 // +groupName=tend.dev
@@ -31,6 +32,7 @@ func addKnownTypes(s *runtime.Scheme) error {
 		&Notifier{}, &NotifierList{},
 		&Project{}, &ProjectList{},
 		&Warehouse{}, &WarehouseList{},
+		&Stage{}, &StageList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

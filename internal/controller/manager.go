@@ -308,6 +308,10 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "warehouse"), refs: owners.warehouses}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := (&StageReconciler{Client: mgr.GetClient(), Git: &git.Fetcher{},
+		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "stage")}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	writers := &replicaWriters{mgr: mgr, apps: apps}
 	if err := (&replicate.Reconciler{Client: mgr.GetClient(), Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "replicate"), Namespaces: opts.Namespaces,
 		WriterFor: writers.writerFor}).SetupWithManager(ctx, mgr); err != nil {

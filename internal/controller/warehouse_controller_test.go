@@ -33,7 +33,7 @@ func TestWarehouseFindsFreight(t *testing.T) {
 	ctx := context.Background()
 	ns := e.Namespace
 
-	reg := charttest.NewRegistry(t, "bot", "s3cret")
+	reg := charttest.NewRegistry(t, "bot", "s3cret-registry-pw")
 	repo := reg.Host + "/team/web"
 	push := func(tag string) string {
 		t.Helper()
@@ -45,7 +45,7 @@ func TestWarehouseFindsFreight(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "bot", Password: "s3cret"})); err != nil {
+		if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "bot", Password: "s3cret-registry-pw"})); err != nil {
 			t.Fatal(err)
 		}
 		d, err := img.Digest()
@@ -64,7 +64,7 @@ func TestWarehouseFindsFreight(t *testing.T) {
 
 	second := metav1.Duration{Duration: time.Second}
 	e.create(t,
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred"}, StringData: map[string]string{"username": "bot", "password": "s3cret"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "regcred"}, StringData: map[string]string{"username": "bot", "password": "s3cret-registry-pw"}},
 		gitSource("config", git.URL),
 		&tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tendv1.WarehouseSpec{
 			Interval: second, FreightLimit: 3,
@@ -171,7 +171,7 @@ func TestWarehouseFindsFreight(t *testing.T) {
 		c := meta.FindStatusCondition(w.Status.Conditions, tendv1.ConditionStalled)
 		return c != nil && c.Reason == ReasonSecretInvalid && strings.Contains(c.Message, "the Secret "+ns+"/later not found")
 	})
-	e.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "later"}, StringData: map[string]string{"username": "bot", "password": "s3cret"}})
+	e.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "later"}, StringData: map[string]string{"username": "bot", "password": "s3cret-registry-pw"}})
 	w = wait("Ready once the Secret exists", func(w *tendv1.Warehouse) bool {
 		c := meta.FindStatusCondition(w.Status.Conditions, tendv1.ConditionReady)
 		return c != nil && c.Status == metav1.ConditionTrue && meta.FindStatusCondition(w.Status.Conditions, tendv1.ConditionStalled) == nil

@@ -398,13 +398,13 @@ var valueCases = []struct {
 		if !slices.Contains(args(t, objs), "--compat=flux") {
 			t.Errorf("args %v lack --compat=flux", args(t, objs))
 		}
-		if got := len(find(objs, "CustomResourceDefinition")); got <= 7 {
-			t.Errorf("%d CRDs: want Flux's besides tend's 7", got)
+		if got := len(find(objs, "CustomResourceDefinition")); got <= 8 {
+			t.Errorf("%d CRDs: want Flux's besides tend's 8", got)
 		}
 	}},
 	{"compatCRDs false", []string{"compat={argo}", "compatCRDs=false", "argoDecryptionSecret=sops-age"}, func(t *testing.T, objs []*unstructured.Unstructured) {
-		if got := len(find(objs, "CustomResourceDefinition")); got != 7 {
-			t.Errorf("%d CRDs, want tend's 7 only", got)
+		if got := len(find(objs, "CustomResourceDefinition")); got != 8 {
+			t.Errorf("%d CRDs, want tend's 8 only", got)
 		}
 		if a := args(t, objs); !slices.Contains(a, "--compat=argo") || !slices.Contains(a, "--argo-decryption-secret=sops-age") {
 			t.Errorf("args %v", a)

@@ -71,7 +71,7 @@ func TestManifestsDefaults(t *testing.T) {
 	if got, want := objs[0].GetKind()+"/"+objs[0].GetName(), "Namespace/tend-system"; got != want {
 		t.Errorf("first object = %s, want %s (the namespace must exist first)", got, want)
 	}
-	if got, want := len(find(objs, "CustomResourceDefinition")), 7; got != want {
+	if got, want := len(find(objs, "CustomResourceDefinition")), 8; got != want {
 		t.Errorf("CRDs = %d, want %d: %v", got, want, kinds(objs))
 	}
 	for _, kind := range []string{"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service", "Deployment"} {

@@ -1,0 +1,180 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// StageSpec says which Warehouse's freight a stage takes and how it writes
+// it into git. A Stage promotes each new piece of freight of its Warehouse
+// as it is found: it commits the updates to its git Source's branch, and
+// the Apps that render that branch roll it out.
+type StageSpec struct {
+	// Warehouse names the Warehouse, in the Stage's namespace, whose
+	// newest freight the Stage promotes.
+	Warehouse LocalObjectReference `json:"warehouse"`
+	// Git is where promotions are committed.
+	Git StageGit `json:"git"`
+	// Updates write the freight's versions into files of the repository,
+	// all in one commit.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=50
+	Updates []StageUpdate `json:"updates"`
+	// Suspend stops promoting; what was promoted stays.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// StageGit is the repository and branch a Stage commits to.
+type StageGit struct {
+	// SourceRef names a git Source in the Stage's namespace: its URL and
+	// its credentials (which must allow pushing) are the Stage's.
+	SourceRef LocalObjectReference `json:"sourceRef"`
+	// Branch to commit to. Default: the Source's spec.git.ref.branch, else
+	// main.
+	// +optional
+	Branch string `json:"branch,omitempty"`
+	// Author of the commits. Default: tend <tend@localhost>.
+	// +optional
+	Author *GitAuthor `json:"author,omitempty"`
+}
+
+// GitAuthor names a commit's author.
+type GitAuthor struct {
+	// +kubebuilder:validation:MinLength=1
+	Name string `json:"name"`
+	// +kubebuilder:validation:MinLength=3
+	Email string `json:"email"`
+}
+
+// What a StageUpdate's value update writes (ValueUpdate.From).
+const (
+	ValueFromTag          = "Tag"
+	ValueFromDigest       = "Digest"
+	ValueFromReference    = "Reference"
+	ValueFromRepository   = "Repository"
+	ValueFromChartVersion = "ChartVersion"
+)
+
+// StageUpdate is one edit of the repository; it sets exactly one of
+// kustomize, value and markers.
+// +kubebuilder:validation:XValidation:rule="(has(self.kustomize) ? 1 : 0) + (has(self.value) ? 1 : 0) + (has(self.markers) ? 1 : 0) == 1",message="set exactly one of kustomize, value or markers"
+type StageUpdate struct {
+	// Image names the freight's image (its repository, as the Warehouse's
+	// subscription names it) that kustomize and markers write, and value
+	// unless it writes a chart version.
+	// +optional
+	Image string `json:"image,omitempty"`
+	// Chart names the freight's chart (its name) whose version a value
+	// update with from ChartVersion writes.
+	// +optional
+	Chart string `json:"chart,omitempty"`
+	// Kustomize sets the image in the images of a kustomization, as
+	// `kustomize edit set image` does.
+	// +optional
+	Kustomize *KustomizeImageUpdate `json:"kustomize,omitempty"`
+	// Value sets one value of a YAML file: a Helm values key, an App's
+	// spec.chart.version.
+	// +optional
+	Value *ValueUpdate `json:"value,omitempty"`
+	// Markers rewrites the values Flux's image policy markers
+	// (# {"$imagepolicy": "flux-system:web"}) mark, in the YAML files
+	// under a path, as Flux's image automation does.
+	// +optional
+	Markers *MarkersUpdate `json:"markers,omitempty"`
+}
+
+// KustomizeImageUpdate names a kustomization.
+type KustomizeImageUpdate struct {
+	// Path of the directory holding kustomization.yaml, relative to the
+	// repository root.
+	Path string `json:"path"`
+	// Digest also pins the image by digest.
+	// +optional
+	Digest bool `json:"digest,omitempty"`
+}
+
+// ValueUpdate names a value in a YAML file.
+type ValueUpdate struct {
+	// File relative to the repository root.
+	// +kubebuilder:validation:MinLength=1
+	File string `json:"file"`
+	// Key of the value: map keys separated by dots (image.tag). Maps
+	// missing on the way are created.
+	// +kubebuilder:validation:MinLength=1
+	Key string `json:"key"`
+	// From says what is written: the image's Tag, Digest, Reference
+	// (repository:tag) or Repository, or the chart's ChartVersion.
+	// +kubebuilder:validation:Enum=Tag;Digest;Reference;Repository;ChartVersion
+	From string `json:"from"`
+}
+
+// MarkersUpdate names Flux image policy markers.
+type MarkersUpdate struct {
+	// Path under which YAML files are rewritten, relative to the
+	// repository root; empty: the whole repository.
+	// +optional
+	Path string `json:"path,omitempty"`
+	// Policy is the marker's policy ("flux-system:web") that takes the
+	// image; markers of other policies are left alone.
+	// +kubebuilder:validation:MinLength=1
+	Policy string `json:"policy"`
+}
+
+// StageStatus is what the Stage promoted.
+type StageStatus struct {
+	// ObservedGeneration is the generation last reconciled.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// Conditions: Ready (the Warehouse's newest freight is promoted),
+	// Stalled (only a change helps: a Source, Warehouse or file that does
+	// not exist, an update that cannot be made, credentials git refuses).
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// Freight is the freight promoted last.
+	// +optional
+	Freight *Promotion `json:"freight,omitempty"`
+	// History of promotions, newest first, at most 20.
+	// +optional
+	History []Promotion `json:"history,omitempty"`
+}
+
+// Promotion is one piece of freight written into git.
+type Promotion struct {
+	// Name of the freight (the Warehouse's status.freight[].name).
+	Name string `json:"name"`
+	// Versions it holds, in short: "web:1.2.0, chart web 1.3.0".
+	Versions string `json:"versions"`
+	// Revision is the commit that promoted it (the branch's head when git
+	// already held its versions).
+	Revision string `json:"revision"`
+	// PromotedAt is when it was committed.
+	PromotedAt metav1.Time `json:"promotedAt"`
+}
+
+// Stage writes each new piece of freight of a Warehouse into git: one
+// environment of a promotion pipeline.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=stg,categories=tend
+// +kubebuilder:printcolumn:name="Freight",type=string,JSONPath=`.status.freight.name`
+// +kubebuilder:printcolumn:name="Versions",type=string,JSONPath=`.status.freight.versions`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].message`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Stage struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   StageSpec   `json:"spec,omitempty"`
+	Status StageStatus `json:"status,omitempty"`
+}
+
+// StageList is a list of Stages.
+//
+// +kubebuilder:object:root=true
+type StageList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Stage `json:"items"`
+}
