@@ -89,15 +89,7 @@ func newestFreight(w *tendv1.Warehouse) string {
 }
 
 func (r *StageReconciler) stagesOfWarehouse(ctx context.Context, o client.Object) []reconcile.Request {
-	var list tendv1.StageList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexStageWarehouse: o.GetNamespace() + "/" + o.GetName()}); err != nil {
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, s := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
-	}
-	return out
+	return requestsByIndex(ctx, r.Client, &tendv1.StageList{}, indexStageWarehouse, o)
 }
 
 // Reconcile promotes one Stage.

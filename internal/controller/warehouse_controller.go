@@ -91,13 +91,24 @@ func (revisionChanged) Update(e event.UpdateEvent) bool {
 }
 
 func (r *WarehouseReconciler) warehousesOfSource(ctx context.Context, o client.Object) []reconcile.Request {
-	var list tendv1.WarehouseList
-	if err := r.Client.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexWarehouseSource: o.GetNamespace() + "/" + o.GetName()}); err != nil {
+	return requestsByIndex(ctx, r.Client, &tendv1.WarehouseList{}, indexWarehouseSource, o)
+}
+
+// requestsByIndex lists the objects of list's kind in o's namespace whose
+// index holds o ("namespace/name"), as reconcile requests.
+func requestsByIndex(ctx context.Context, c client.Reader, list client.ObjectList, index string, o client.Object) []reconcile.Request {
+	if err := c.List(ctx, list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetNamespace() + "/" + o.GetName()}); err != nil {
 		return nil
 	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, w := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: w.Namespace, Name: w.Name}})
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(items))
+	for _, it := range items {
+		if m, ok := it.(client.Object); ok {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: m.GetNamespace(), Name: m.GetName()}})
+		}
 	}
 	return out
 }
