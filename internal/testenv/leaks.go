@@ -20,7 +20,7 @@ import (
 const minSecretLen = 8
 
 // tendResources are the tend kinds whose status SearchSecrets reads.
-var tendResources = []string{"apps", "sources", "notifiers", "clusters", "appsets", "projects"}
+var tendResources = []string{"apps", "sources", "notifiers", "clusters", "appsets", "projects", "warehouses", "stages"}
 
 // SearchSecrets fails t when a value of a Secret in e's namespace (those
 // git declares, SOPS-decrypted and generated ones, and the keys and
