@@ -23,6 +23,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/controller"
+	"github.com/tend-gitops/tend/internal/freight"
 )
 
 // kube is a connection to the cluster for the commands that read or change
@@ -128,20 +129,29 @@ func (k *kube) source(ctx context.Context, ns, name string) (*tendv1.Source, err
 // notifier returns the Notifier name in the namespace.
 func (k *kube) notifier(ctx context.Context, name string) (*tendv1.Notifier, error) {
 	var n tendv1.Notifier
-	err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: name}, &n)
+	return &n, k.named(ctx, "Notifier", name, &n, &tendv1.NotifierList{})
+}
+
+// named reads the object of kind called name in the namespace into obj;
+// when there is none, the error suggests what the user probably meant,
+// from the objects of list's kind.
+func (k *kube) named(ctx context.Context, kind, name string, obj client.Object, list client.ObjectList) error {
+	err := k.c.Get(ctx, types.NamespacedName{Namespace: k.ns, Name: name}, obj)
 	if err == nil {
-		return &n, nil
+		return nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return nil, k.wrap(err)
+		return k.wrap(err)
 	}
-	var list tendv1.NotifierList
-	_ = k.c.List(ctx, &list)
-	refs := make([]types.NamespacedName, 0, len(list.Items))
-	for _, n := range list.Items {
-		refs = append(refs, types.NamespacedName{Namespace: n.Namespace, Name: n.Name})
+	_ = k.c.List(ctx, list)
+	items, _ := meta.ExtractList(list)
+	refs := make([]types.NamespacedName, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(client.Object); ok {
+			refs = append(refs, types.NamespacedName{Namespace: o.GetNamespace(), Name: o.GetName()})
+		}
 	}
-	return nil, notFound("Notifier", name, k.ns, refs)
+	return notFound(kind, name, k.ns, refs)
 }
 
 // notFound says that kind name is not in ns and suggests what the user
@@ -207,19 +217,21 @@ func (m *Main) getCommand() *cobra.Command {
 		output string
 	)
 	cmd := &cobra.Command{
-		Use:   "get apps|sources|notifiers [NAME]",
-		Short: "List Apps, Sources or Notifiers, or show one",
-		Long: `List the Apps, Sources or Notifiers of a namespace (-n, default the context's; -A for all),
-or show one by name. -o yaml and -o json print the objects themselves.`,
+		Use:   "get apps|sources|notifiers|warehouses|stages [NAME]",
+		Short: "List Apps, Sources, Notifiers, Warehouses or Stages, or show one",
+		Long: `List the Apps, Sources, Notifiers, Warehouses or Stages of a namespace (-n, default the
+context's; -A for all), or show one by name. -o yaml and -o json print the objects
+themselves.`,
 		Example: `  tend get apps -A
   tend get app web -o yaml
-  tend get sources -n tend-system`,
+  tend get sources -n tend-system
+  tend get stages -n team-web`,
 		Args:      cobra.RangeArgs(1, 2),
-		ValidArgs: []string{"apps", "sources", "notifiers"},
+		ValidArgs: getKinds,
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			switch {
 			case len(args) == 0:
-				return []cobra.Completion{"apps", "sources", "notifiers"}, cobra.ShellCompDirectiveNoFileComp
+				return getKinds, cobra.ShellCompDirectiveNoFileComp
 			case len(args) == 1 && strings.HasPrefix(args[0], "app"):
 				return completeApps(cmd.Context(), &kf)
 			}
@@ -237,9 +249,13 @@ or show one by name. -o yaml and -o json print the objects themselves.`,
 				kind = "sources"
 			case "notifier", "notifiers", "Notifier", "Notifiers":
 				kind = "notifiers"
+			case "warehouse", "warehouses", "wh", "Warehouse", "Warehouses":
+				kind = "warehouses"
+			case "stage", "stages", "stg", "Stage", "Stages":
+				kind = "stages"
 			default:
-				msg := fmt.Sprintf("unknown resource %q: want apps, sources or notifiers", args[0])
-				if s := closest(args[0], []string{"apps", "sources", "notifiers"}); s != "" {
+				msg := fmt.Sprintf("unknown resource %q: want apps, sources, notifiers, warehouses or stages", args[0])
+				if s := closest(args[0], getKinds); s != "" {
 					msg += "; did you mean '" + s + "'?"
 				}
 				return &exitError{code: ExitUsage, err: errors.New(msg)}
@@ -261,6 +277,10 @@ or show one by name. -o yaml and -o json print the objects themselves.`,
 				return runGet(ctx, m, k, getApps, name, all, output)
 			case "notifiers":
 				return runGet(ctx, m, k, getNotifiers, name, all, output)
+			case "warehouses":
+				return runGet(ctx, m, k, getWarehouses, name, all, output)
+			case "stages":
+				return runGet(ctx, m, k, getStages, name, all, output)
 			}
 			return runGet(ctx, m, k, getSources, name, all, output)
 		},
@@ -379,6 +399,55 @@ var (
 		row: func(n *tendv1.Notifier) []cell {
 			ready, msg := readyCondition(n.Status.Conditions)
 			return []cell{plain(n.Name), plain(n.Spec.Provider), plain(strconv.FormatInt(n.Status.Sent, 10)), plain(strconv.FormatInt(n.Status.Failed, 10)), state(ready), plain(msg), plain(age(n.CreationTimestamp))}
+		},
+	}
+)
+
+// getKinds are what `tend get` lists.
+var getKinds = []string{"apps", "sources", "notifiers", "warehouses", "stages"}
+
+var (
+	getWarehouses = getter[tendv1.Warehouse]{
+		kind: "Warehouse",
+		one: func(ctx context.Context, k *kube, name string) (*tendv1.Warehouse, error) {
+			var w tendv1.Warehouse
+			return &w, k.named(ctx, "Warehouse", name, &w, &tendv1.WarehouseList{})
+		},
+		list: func(ctx context.Context, k *kube, opts ...client.ListOption) ([]tendv1.Warehouse, error) {
+			var l tendv1.WarehouseList
+			err := k.c.List(ctx, &l, opts...)
+			return l.Items, err
+		},
+		header: []string{"NAME", "FREIGHT", "VERSIONS", "FOUND", "READY", "AGE"},
+		row: func(w *tendv1.Warehouse) []cell {
+			ready, _ := readyCondition(w.Status.Conditions)
+			name, versions, found := "", "", ""
+			if len(w.Status.Freight) > 0 {
+				f := &w.Status.Freight[0]
+				name, versions, found = f.Name, freight.Describe(f), age(f.DiscoveredAt)
+			}
+			return []cell{plain(w.Name), plain(name), plain(versions), plain(found), state(ready), plain(age(w.CreationTimestamp))}
+		},
+	}
+	getStages = getter[tendv1.Stage]{
+		kind: "Stage",
+		one: func(ctx context.Context, k *kube, name string) (*tendv1.Stage, error) {
+			var s tendv1.Stage
+			return &s, k.named(ctx, "Stage", name, &s, &tendv1.StageList{})
+		},
+		list: func(ctx context.Context, k *kube, opts ...client.ListOption) ([]tendv1.Stage, error) {
+			var l tendv1.StageList
+			err := k.c.List(ctx, &l, opts...)
+			return l.Items, err
+		},
+		header: []string{"NAME", "WAREHOUSE", "FREIGHT", "VERSIONS", "REVISION", "PROMOTED", "READY", "MESSAGE"},
+		row: func(s *tendv1.Stage) []cell {
+			ready, msg := readyCondition(s.Status.Conditions)
+			name, versions, rev, when := "", "", "", ""
+			if p := s.Status.Freight; p != nil {
+				name, versions, rev, when = p.Name, p.Versions, shortRev(p.Revision), age(p.PromotedAt)
+			}
+			return []cell{plain(s.Name), plain(s.Spec.Warehouse.Name), plain(name), plain(versions), plain(rev), plain(when), state(ready), plain(msg)}
 		},
 	}
 )

@@ -185,6 +185,45 @@ func TestGet(t *testing.T) {
 	if code != ExitUsage || !strings.Contains(stderr, "Notifier 'chaat' not found; did you mean 'chat'?") {
 		t.Errorf("get notifier chaat: exit %d: %s", code, stderr)
 	}
+
+	// Warehouses and Stages: the newest freight, and what each Stage
+	// promoted.
+	ctx := context.Background()
+	wh := &tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: cl.Namespace}, Spec: tendv1.WarehouseSpec{
+		Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: "registry.example.com/team/web"}}},
+	}}
+	if err := cl.c.Create(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	wh.Status.Freight = []tendv1.Freight{{Name: "0a8071867d94", DiscoveredAt: metav1.Now(), Images: []tendv1.FreightImage{{Repository: "registry.example.com/team/web", Tag: "1.2.4", Digest: "sha256:00"}}}}
+	if err := cl.c.Status().Update(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	st := &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "dev", Namespace: cl.Namespace}, Spec: tendv1.StageSpec{
+		Warehouse: tendv1.LocalObjectReference{Name: "web"},
+		Git:       tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "repo"}},
+		Updates:   []tendv1.StageUpdate{{Image: "registry.example.com/team/web", Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/dev"}}},
+	}}
+	if err := cl.c.Create(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	st.Status.Freight = &tendv1.Promotion{Name: "0a8071867d94", Versions: "web:1.2.4", Revision: revB, PromotedAt: metav1.Now()}
+	st.Status.Conditions = []metav1.Condition{{Type: tendv1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Promoted", Message: "promoted freight 0a8071867d94", LastTransitionTime: metav1.Now()}}
+	if err := cl.c.Status().Update(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cl.tend(t, "get", "warehouses")
+	if code != ExitOK || !regexp.MustCompile(`web\s+0a8071867d94\s+web:1\.2\.4\s+\S+\s+Unknown`).MatchString(out) {
+		t.Errorf("get warehouses: exit %d\n%s", code, out)
+	}
+	code, out, _ = cl.tend(t, "get", "stages")
+	if code != ExitOK || !regexp.MustCompile(`dev\s+web\s+0a8071867d94\s+web:1\.2\.4\s+`+shortRev(revB)+`\s+\S+\s+True\s+promoted freight 0a8071867d94`).MatchString(out) {
+		t.Errorf("get stages: exit %d\n%s", code, out)
+	}
+	code, _, stderr = cl.tend(t, "get", "stage", "deb")
+	if code != ExitUsage || !strings.Contains(stderr, "Stage 'deb' not found; did you mean 'dev'?") {
+		t.Errorf("get stage deb: exit %d: %s", code, stderr)
+	}
 }
 
 func TestUnknownAppSuggestsClosest(t *testing.T) {
