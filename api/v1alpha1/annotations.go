@@ -26,6 +26,11 @@ const (
 	// that has never synced and has no inventory starts with what that
 	// object recorded as applied, when it is still in the cluster.
 	AnnotationAdoptFrom = "tend.dev/adopt-from"
+	// AnnotationApprovedFreight, on a Stage with spec.approval, names the
+	// freight (a name from its Warehouse's status.freight) the Stage may
+	// promote: `tend promote approve` sets it. Naming older freight rolls
+	// the Stage back to it.
+	AnnotationApprovedFreight = "tend.dev/approved-freight"
 	// LabelAppSet names, on an App, the AppSet that generated it.
 	LabelAppSet = "tend.dev/appset"
 

@@ -19,6 +19,13 @@ type StageSpec struct {
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=50
 	Updates []StageUpdate `json:"updates"`
+	// Approval makes the Stage promote only the freight approved for it:
+	// the one its tend.dev/approved-freight annotation names (`tend
+	// promote approve STAGE [FREIGHT]` sets it), newer or older than what
+	// it runs. Without it, the Stage promotes each new piece of freight as
+	// it is found.
+	// +optional
+	Approval bool `json:"approval,omitempty"`
 	// Suspend stops promoting; what was promoted stays.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`

@@ -86,7 +86,7 @@ cluster cannot be reached).`,
 	root.SetFlagErrorFunc(flagError)
 	root.AddCommand(
 		m.versionCommand(), m.controllerCommand(), m.bootstrapCommand(), m.demoCommand(),
-		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(),
+		m.statusCommand(), m.getCommand(), m.historyCommand(), m.rollbackCommand(), m.promoteCommand(),
 		m.renderCommand(), m.diffCommand(), m.syncCommand(), m.logsCommand(),
 		m.migrateCommand(), m.completionCommand(), m.docsCommand(),
 		m.secretCommand(), m.installCommand(), m.adoptCommand(), m.dashboardCommand(),

@@ -334,3 +334,59 @@ func TestRejectedCredentialsIsOneLine(t *testing.T) {
 		t.Errorf("exit %d: %s", code, stderr)
 	}
 }
+
+// tend promote approve sets the Stage's approval annotation: the
+// Warehouse's newest freight by default, or the one named; freight the
+// Warehouse does not keep, and a Stage without approval, are refused.
+func TestPromoteApprove(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	wh := &tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: cl.Namespace}, Spec: tendv1.WarehouseSpec{
+		Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: "registry.example.com/team/web"}}},
+	}}
+	if err := cl.c.Create(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	image := func(tag string) []tendv1.FreightImage {
+		return []tendv1.FreightImage{{Repository: "registry.example.com/team/web", Tag: tag, Digest: "sha256:00"}}
+	}
+	wh.Status.Freight = []tendv1.Freight{
+		{Name: "bbbbbbbbbbbb", DiscoveredAt: metav1.Now(), Images: image("1.1.0")},
+		{Name: "aaaaaaaaaaaa", DiscoveredAt: metav1.Now(), Images: image("1.0.0")},
+	}
+	if err := cl.c.Status().Update(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	stage := func(name string, approval bool) {
+		st := &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.Namespace}, Spec: tendv1.StageSpec{
+			Warehouse: tendv1.LocalObjectReference{Name: "web"}, Approval: approval,
+			Git:     tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "repo"}},
+			Updates: []tendv1.StageUpdate{{Image: "registry.example.com/team/web", Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/" + name}}},
+		}}
+		if err := cl.c.Create(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stage("prod", true)
+	stage("dev", false)
+	approved := func() string {
+		var st tendv1.Stage
+		if err := cl.c.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: "prod"}, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Annotations[tendv1.AnnotationApprovedFreight]
+	}
+	code, out, stderr := cl.tend(t, "promote", "approve", "prod")
+	if code != ExitOK || out != "approved freight bbbbbbbbbbbb (web:1.1.0) for Stage "+cl.Namespace+"/prod\n" || approved() != "bbbbbbbbbbbb" {
+		t.Errorf("approve the newest: exit %d, %q %s; annotation %q", code, out, stderr, approved())
+	}
+	if code, _, stderr = cl.tend(t, "promote", "approve", "prod", "aaaaaaaaaaaa"); code != ExitOK || approved() != "aaaaaaaaaaaa" {
+		t.Errorf("approve older freight: exit %d %s; annotation %q", code, stderr, approved())
+	}
+	if code, _, stderr = cl.tend(t, "promote", "approve", "prod", "cccccccccccc"); code != ExitUsage || !strings.Contains(stderr, `keeps no freight "cccccccccccc"; it keeps bbbbbbbbbbbb, aaaaaaaaaaaa`) || approved() != "aaaaaaaaaaaa" {
+		t.Errorf("approve unknown freight: exit %d %s", code, stderr)
+	}
+	if code, _, stderr = cl.tend(t, "promote", "approve", "dev"); code != ExitUsage || !strings.Contains(stderr, "has no spec.approval") {
+		t.Errorf("approve for a Stage without approval: exit %d %s", code, stderr)
+	}
+}

@@ -30,11 +30,28 @@ import (
 
 // Reasons of a Stage's conditions and events.
 const (
-	ReasonPromoted          = "Promoted"
-	ReasonNoFreight         = "NoFreight"
-	ReasonPromotionFailed   = "PromotionFailed"
-	ReasonWarehouseNotFound = "WarehouseNotFound"
+	ReasonPromoted           = "Promoted"
+	ReasonNoFreight          = "NoFreight"
+	ReasonPromotionFailed    = "PromotionFailed"
+	ReasonWarehouseNotFound  = "WarehouseNotFound"
+	ReasonWaitingForApproval = "WaitingForApproval"
 )
+
+// waitingMessage says that freight f waits for approval, and how to give it.
+func waitingMessage(s *tendv1.Stage, f *tendv1.Freight) string {
+	return fmt.Sprintf("freight %s (%s) waits for approval: tend promote approve %s %s -n %s", f.Name, freight.Describe(f), s.Name, f.Name, s.Namespace)
+}
+
+// freightNamed is the Warehouse's freight called name, nil if it keeps
+// none of that name.
+func freightNamed(wh *tendv1.Warehouse, name string) *tendv1.Freight {
+	for i := range wh.Status.Freight {
+		if wh.Status.Freight[i].Name == name {
+			return &wh.Status.Freight[i]
+		}
+	}
+	return nil
+}
 
 // stageHistory is how many promotions a Stage's status keeps.
 const stageHistory = 20
@@ -63,7 +80,7 @@ func (r *StageReconciler) SetupWithManager(mgr crmanager.Manager) error {
 	}
 	return builder.ControllerManagedBy(mgr).
 		Named("stage").
-		For(&tendv1.Stage{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&tendv1.Stage{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&tendv1.Warehouse{}, handler.EnqueueRequestsFromMapFunc(r.stagesOfWarehouse), builder.WithPredicates(newestFreightChanged{})).
 		WithOptions(ctrlopts.Options{RateLimiter: remoteRetryLimiter()}).
 		Complete(r)
@@ -122,8 +139,25 @@ func (r *StageReconciler) reconcile(ctx context.Context, s *tendv1.Stage) (recon
 		setNotReady(&s.Status.Conditions, s.Generation, ReasonNoFreight, fmt.Sprintf("waiting for the Warehouse %s to find freight", wh.Name))
 		return reconcile.Result{}, nil
 	}
-	f := &wh.Status.Freight[0]
+	newest := &wh.Status.Freight[0]
+	f := newest
+	if s.Spec.Approval {
+		approved := s.Annotations[tendv1.AnnotationApprovedFreight]
+		if approved == "" {
+			if s.Status.Freight == nil || s.Status.Freight.Name != newest.Name {
+				setNotReady(&s.Status.Conditions, s.Generation, ReasonWaitingForApproval, waitingMessage(s, newest))
+			}
+			return reconcile.Result{}, nil
+		}
+		if f = freightNamed(&wh, approved); f == nil {
+			setNotReady(&s.Status.Conditions, s.Generation, ReasonWaitingForApproval, fmt.Sprintf("the approved freight %s (annotation %s) is not among the %d the Warehouse %s keeps; approve one of them", approved, tendv1.AnnotationApprovedFreight, len(wh.Status.Freight), wh.Name))
+			return reconcile.Result{}, nil
+		}
+	}
 	if p := s.Status.Freight; p != nil && p.Name == f.Name && s.Status.ObservedGeneration == s.Generation && meta.IsStatusConditionTrue(s.Status.Conditions, tendv1.ConditionReady) {
+		if f != newest {
+			setCondition(&s.Status.Conditions, s.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonPromoted, fmt.Sprintf("runs freight %s (%s); newer %s", f.Name, p.Versions, waitingMessage(s, newest)))
+		}
 		return reconcile.Result{}, nil // promoted already
 	}
 	var src tendv1.Source
@@ -196,7 +230,11 @@ func (r *StageReconciler) reconcile(ctx context.Context, s *tendv1.Stage) (recon
 		how = "already in git at " + shortRev(res.Revision)
 	}
 	meta.RemoveStatusCondition(&s.Status.Conditions, tendv1.ConditionStalled)
-	setCondition(&s.Status.Conditions, s.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonPromoted, fmt.Sprintf("promoted freight %s (%s): %s", f.Name, versions, how))
+	msg := fmt.Sprintf("promoted freight %s (%s): %s", f.Name, versions, how)
+	if f != newest {
+		msg += "; newer " + waitingMessage(s, newest)
+	}
+	setCondition(&s.Status.Conditions, s.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonPromoted, msg)
 	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, ReasonPromoted, "Promote", "promoted freight %s (%s): %s to branch %s", f.Name, versions, how, branch)
 	r.Log.Info("promoted", "stage", s.Namespace+"/"+s.Name, "freight", f.Name, "versions", versions, "revision", res.Revision, "pushed", res.Pushed)
 	return reconcile.Result{}, nil

@@ -23,7 +23,8 @@ import (
 // in one commit, as its author), and the App rendering that branch rolls
 // the new image out; every promotion is in the Stage's history. A Stage
 // whose update names a kustomization git does not hold stalls naming
-// the update, and pushes nothing.
+// the update, and pushes nothing. A Stage with approval waits for it,
+// and promotes the freight approved, older freight too.
 func TestStagePromotesNewFreight(t *testing.T) {
 	e := startController(t)
 	ctx := context.Background()
@@ -51,6 +52,7 @@ func TestStagePromotesNewFreight(t *testing.T) {
 		"envs/dev/kustomization.yaml": "resources: [deploy.yaml]\nimages:\n- name: " + image + "\n  newTag: 0.9.0\n",
 		"envs/dev/deploy.yaml":        deploymentYAML("web", image, ""),
 		"envs/dev/version.yaml":       "# the version dev runs\nimage:\n  tag: 0.9.0\n",
+		"envs/prod/version.yaml":      "image:\n  tag: 0.9.0\n",
 	})
 	second := metav1.Duration{Duration: time.Second}
 	e.create(t,
@@ -119,6 +121,38 @@ func TestStagePromotesNewFreight(t *testing.T) {
 	if len(s.Status.History) != 2 || !strings.Contains(s.Status.History[1].Versions, "web:1.0.0") {
 		t.Errorf("history %+v, want 1.1.0 then 1.0.0", s.Status.History)
 	}
+
+	// A Stage with approval promotes only the freight approved for it,
+	// older freight too.
+	e.create(t, &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "prod"}, Spec: tendv1.StageSpec{
+		Warehouse: tendv1.LocalObjectReference{Name: "web"},
+		Git:       tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "config"}},
+		Approval:  true,
+		Updates:   []tendv1.StageUpdate{{Image: image, Value: &tendv1.ValueUpdate{File: "envs/prod/version.yaml", Key: "image.tag", From: tendv1.ValueFromTag}}},
+	}})
+	prod := waitStage("prod", "waiting for approval", func(s *tendv1.Stage) bool {
+		c := meta.FindStatusCondition(s.Status.Conditions, tendv1.ConditionReady)
+		return c != nil && c.Reason == ReasonWaitingForApproval
+	})
+	newestFreight, oldestFreight := s.Status.History[0].Name, s.Status.History[1].Name
+	if c := meta.FindStatusCondition(prod.Status.Conditions, tendv1.ConditionReady); !strings.Contains(c.Message, "freight "+newestFreight+" (web:1.1.0) waits for approval: tend promote approve prod "+newestFreight) || prod.Status.Freight != nil {
+		t.Errorf("prod before approval: %s; promoted %+v", c.Message, prod.Status.Freight)
+	}
+	prod.Annotations = map[string]string{tendv1.AnnotationApprovedFreight: oldestFreight}
+	if err := e.c.Update(ctx, prod); err != nil {
+		t.Fatal(err)
+	}
+	prod = waitStage("prod", "promoted the approved 1.0.0", func(s *tendv1.Stage) bool {
+		return s.Status.Freight != nil && s.Status.Freight.Name == oldestFreight && meta.IsStatusConditionTrue(s.Status.Conditions, tendv1.ConditionReady)
+	})
+	repo.Pull()
+	if got := repo.Git("show", prod.Status.Freight.Revision+":envs/prod/version.yaml"); !strings.Contains(got, "tag: 1.0.0") {
+		t.Errorf("prod's version.yaml at its promotion:\n%s", got)
+	}
+	waitStage("prod", "says newer freight waits", func(s *tendv1.Stage) bool {
+		c := meta.FindStatusCondition(s.Status.Conditions, tendv1.ConditionReady)
+		return c != nil && strings.Contains(c.Message, "; newer freight "+newestFreight+" (web:1.1.0) waits for approval")
+	})
 
 	// An update of a kustomization git does not hold: nothing pushed.
 	head := repo.Git("ls-remote", "origin", "refs/heads/main")
