@@ -168,7 +168,7 @@ func (r *WarehouseReconciler) reconcile(ctx context.Context, w *tendv1.Warehouse
 func (r *WarehouseReconciler) check(ctx context.Context, rd client.Reader, w *tendv1.Warehouse, sub *tendv1.Subscription, f *tendv1.Freight) error {
 	switch {
 	case sub.Image != nil:
-		cred, err := r.credentials(ctx, rd, w.Namespace, sub.Image.SecretRef, chart.OCIHost("oci://"+sub.Image.Repository))
+		cred, err := r.credentials(ctx, rd, w.Namespace, sub.Image.SecretRef, freight.RegistryHost(sub.Image.Repository))
 		if err != nil {
 			return err
 		}

@@ -178,6 +178,18 @@ func (im *Images) createdAt(repo name.Repository, tag, digest string, ropts []re
 	return t, nil
 }
 
+// RegistryHost is the registry of an image repository, as a Secret's
+// .dockerconfigjson names it: registry.example.com:5000 for
+// registry.example.com:5000/team/web, index.docker.io for nginx.
+func RegistryHost(repository string) string {
+	repo, err := name.NewRepository(repository)
+	if err != nil {
+		host, _, _ := strings.Cut(repository, "/")
+		return host
+	}
+	return repo.RegistryStr()
+}
+
 func authenticator(cred Credentials) authn.Authenticator {
 	if cred.Username == "" && cred.Password == "" {
 		return authn.Anonymous

@@ -164,3 +164,18 @@ func TestFindInsecureRegistry(t *testing.T) {
 		t.Fatal("without insecure, HTTPS to a plain HTTP registry worked")
 	}
 }
+
+// The registry a .dockerconfigjson entry must name for a repository:
+// Docker Hub's for a name without a registry.
+func TestRegistryHost(t *testing.T) {
+	for repo, want := range map[string]string{
+		"nginx":                         "index.docker.io",
+		"team/web":                      "index.docker.io",
+		"ghcr.io/org/app":               "ghcr.io",
+		"registry.example.com:5000/web": "registry.example.com:5000",
+	} {
+		if got := RegistryHost(repo); got != want {
+			t.Errorf("RegistryHost(%q) = %q, want %q", repo, got, want)
+		}
+	}
+}
