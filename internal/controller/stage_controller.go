@@ -144,7 +144,10 @@ func (r *StageReconciler) reconcile(ctx context.Context, s *tendv1.Stage) (recon
 	if s.Spec.Approval {
 		approved := s.Annotations[tendv1.AnnotationApprovedFreight]
 		if approved == "" {
-			if s.Status.Freight == nil || s.Status.Freight.Name != newest.Name {
+			if p := s.Status.Freight; p != nil && p.Name == newest.Name {
+				meta.RemoveStatusCondition(&s.Status.Conditions, tendv1.ConditionStalled)
+				setCondition(&s.Status.Conditions, s.Generation, tendv1.ConditionReady, metav1.ConditionTrue, ReasonPromoted, fmt.Sprintf("runs freight %s (%s), the newest", p.Name, p.Versions))
+			} else {
 				setNotReady(&s.Status.Conditions, s.Generation, ReasonWaitingForApproval, waitingMessage(s, newest))
 			}
 			return reconcile.Result{}, nil
