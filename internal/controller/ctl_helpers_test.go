@@ -128,6 +128,19 @@ func (e *ctlEnv) app(t *testing.T, name string) *tendv1.App {
 	return &a
 }
 
+// waitObject waits up to a minute until cond holds for the object name of
+// the test namespace, read into obj, and reports the object when it does
+// not.
+func waitObject[T client.Object](t *testing.T, e *ctlEnv, name, what string, obj T, cond func(T) bool) T {
+	t.Helper()
+	key := types.NamespacedName{Namespace: e.Namespace, Name: name}
+	if !testenv.Within(time.Minute, func() bool { return e.c.Get(context.Background(), key, obj) == nil && cond(obj) }) {
+		b, _ := yaml.Marshal(obj)
+		t.Fatalf("timed out waiting for %T %s: %s\n%s", obj, name, what, b)
+	}
+	return obj
+}
+
 // waitApp waits until cond holds for the App, and reports its status when
 // it does not.
 func (e *ctlEnv) waitApp(t *testing.T, name, what string, timeout time.Duration, cond func(*tendv1.App) bool) *tendv1.App {

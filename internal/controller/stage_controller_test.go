@@ -11,8 +11,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/source/chart/charttest"
@@ -71,27 +69,9 @@ func TestStagePromotesNewFreight(t *testing.T) {
 			},
 		}},
 	)
-	stage := func(name string) *tendv1.Stage {
-		var s tendv1.Stage
-		if err := e.c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &s); err != nil {
-			t.Fatal(err)
-		}
-		return &s
-	}
 	waitStage := func(name, what string, cond func(*tendv1.Stage) bool) *tendv1.Stage {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
-			s := stage(name)
-			if cond(s) {
-				return s
-			}
-			if time.Now().After(deadline) {
-				b, _ := yaml.Marshal(s.Status)
-				t.Fatalf("timed out waiting for Stage %s: %s\nstatus:\n%s", name, what, b)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return waitObject(t, e, name, what, &tendv1.Stage{}, cond)
 	}
 	deployedImage := func() string {
 		d, err := e.Clientset.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/source/chart/charttest"
@@ -84,18 +83,7 @@ func TestWarehouseFindsFreight(t *testing.T) {
 	}
 	wait := func(what string, cond func(w *tendv1.Warehouse) bool) *tendv1.Warehouse {
 		t.Helper()
-		var w *tendv1.Warehouse
-		deadline := time.Now().Add(time.Minute)
-		for {
-			if w = get(); cond(w) {
-				return w
-			}
-			if time.Now().After(deadline) {
-				b, _ := yaml.Marshal(w.Status)
-				t.Fatalf("timed out waiting for Warehouse web: %s\nstatus:\n%s", what, b)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		return waitObject(t, e, "web", what, &tendv1.Warehouse{}, cond)
 	}
 	newest := func(w *tendv1.Warehouse) *tendv1.Freight {
 		if len(w.Status.Freight) == 0 {
