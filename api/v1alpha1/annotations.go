@@ -31,6 +31,14 @@ const (
 	// promote: `tend promote approve` sets it. Naming older freight rolls
 	// the Stage back to it.
 	AnnotationApprovedFreight = "tend.dev/approved-freight"
+	// AnnotationApprovedBy, on a Stage, names who approved its approved
+	// freight (`tend promote approve` writes the user the cluster knows
+	// it as); the promotion's status.freight.by says it.
+	AnnotationApprovedBy = "tend.dev/approved-by"
+	// LabelStage and LabelFreight name, on a verification Job, its Stage
+	// and the freight it verifies.
+	LabelStage   = "tend.dev/stage"
+	LabelFreight = "tend.dev/freight"
 	// LabelAppSet names, on an App, the AppSet that generated it.
 	LabelAppSet = "tend.dev/appset"
 

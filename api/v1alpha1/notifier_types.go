@@ -47,10 +47,18 @@ type NotifierSpec struct {
 	// sources set and neither apps nor appSelector, no App events are sent.
 	// +optional
 	Sources *NotifierSources `json:"sources,omitempty"`
+	// Stages selects the Stages, in the Notifier's namespace, whose
+	// promotion events (Promoted, PromotionFailed, VerificationFailed,
+	// WaitingForApproval) are sent; unset sends none. Like sources, it
+	// alone sends no App events.
+	// +optional
+	Stages *NotifierStages `json:"stages,omitempty"`
 	// Events lists the event types to send: SyncStarted, SyncSucceeded,
 	// SyncFailed, HealthDegraded, HealthRecovered, DriftDetected,
 	// DriftCorrected, Pruned, HookFailed, RolledBack (of Apps), FetchFailed,
-	// NewRevision (of Sources). Empty: all of them (subject to severity).
+	// NewRevision (of Sources), Promoted, PromotionFailed,
+	// VerificationFailed, WaitingForApproval (of Stages). Empty: all of
+	// them (subject to severity).
 	// +optional
 	Events []NotifierEvent `json:"events,omitempty"`
 	// Severity is the lowest severity sent: info (everything), warning
@@ -86,9 +94,20 @@ type NotifierSpec struct {
 	Suspend bool `json:"suspend,omitempty"`
 }
 
-// NotifierEvent is an App or Source event type.
-// +kubebuilder:validation:Enum=SyncStarted;SyncSucceeded;SyncFailed;HealthDegraded;HealthRecovered;DriftDetected;DriftCorrected;Pruned;HookFailed;RolledBack;FetchFailed;NewRevision
+// NotifierEvent is an App, Source or Stage event type.
+// +kubebuilder:validation:Enum=SyncStarted;SyncSucceeded;SyncFailed;HealthDegraded;HealthRecovered;DriftDetected;DriftCorrected;Pruned;HookFailed;RolledBack;FetchFailed;NewRevision;Promoted;PromotionFailed;VerificationFailed;WaitingForApproval
 type NotifierEvent string
+
+// NotifierStages selects Stages whose events a Notifier sends: a Stage
+// must match every field set; {} selects every Stage.
+type NotifierStages struct {
+	// Names selects Stages by name; empty: any name.
+	// +optional
+	Names []string `json:"names,omitempty"`
+	// Selector selects Stages by label.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+}
 
 // NotifierSources selects Sources whose events a Notifier sends: a Source
 // must match every field set.

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	batchv1 "k8s.io/api/batch/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -10,8 +11,29 @@ import (
 // the Apps that render that branch roll it out.
 type StageSpec struct {
 	// Warehouse names the Warehouse, in the Stage's namespace, whose
-	// newest freight the Stage promotes.
+	// newest freight the Stage promotes (without upstream), or whose
+	// freight its upstream Stage passes on.
 	Warehouse LocalObjectReference `json:"warehouse"`
+	// Upstream makes the Stage take the freight another Stage of the same
+	// Warehouse runs, once it passed there: that Stage's Apps ran it
+	// Healthy for the soak time and its verification succeeded. Without
+	// upstream, the Stage takes its Warehouse's newest freight.
+	// +optional
+	Upstream *StageUpstream `json:"upstream,omitempty"`
+	// Apps names the Apps, in the Stage's namespace, that roll out what
+	// the Stage commits. A promotion is done when each of them synced a
+	// revision that holds the promotion commit and is Healthy; only then
+	// does verification run and downstream Stages take the freight.
+	// Before a push, each App that renders spec.git.sourceRef is rendered
+	// from the changed files: a change that would not render is not
+	// pushed.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	Apps []LocalObjectReference `json:"apps,omitempty"`
+	// Verification runs once the Stage's Apps run a promotion Healthy;
+	// the freight passes on to downstream Stages only when it succeeds.
+	// +optional
+	Verification *StageVerification `json:"verification,omitempty"`
 	// Git is where promotions are committed.
 	Git StageGit `json:"git"`
 	// Updates write the freight's versions into files of the repository,
@@ -30,6 +52,39 @@ type StageSpec struct {
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 }
+
+// StageUpstream names the Stage a Stage takes its freight from.
+type StageUpstream struct {
+	// Stage names a Stage in the same namespace with the same Warehouse.
+	// +kubebuilder:validation:MinLength=1
+	Stage string `json:"stage"`
+	// Soak is how long the upstream Stage's Apps must have run the
+	// freight Healthy, without a break, before this Stage takes it.
+	// Default: 0 (as soon as it passed there).
+	// +optional
+	Soak metav1.Duration `json:"soak,omitempty"`
+}
+
+// StageVerification checks a promotion where it runs.
+type StageVerification struct {
+	// Job is the spec of a Job the Stage creates in its namespace for
+	// each promotion (named after the Stage and the freight, labelled
+	// tend.dev/stage and tend.dev/freight): the freight is verified when
+	// the Job succeeds and failed when it fails. The Job runs with the
+	// Job's serviceAccountName (default: the namespace's default), and is
+	// deleted with the Stage or when the next promotion's starts.
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Job batchv1.JobSpec `json:"job"`
+}
+
+// Verification results of a promotion (Promotion.Verification).
+const (
+	VerificationRunning   = "Running"
+	VerificationSucceeded = "Succeeded"
+	VerificationFailed    = "Failed"
+)
 
 // StageGit is the repository and branch a Stage commits to.
 type StageGit struct {
@@ -156,6 +211,27 @@ type Promotion struct {
 	Revision string `json:"revision"`
 	// PromotedAt is when it was committed.
 	PromotedAt metav1.Time `json:"promotedAt"`
+	// By says what promoted it: "warehouse NAME", "upstream Stage NAME",
+	// or "approved by USER" (the tend.dev/approved-by annotation `tend
+	// promote approve` sets).
+	// +optional
+	By string `json:"by,omitempty"`
+	// HealthySince is when each of the Stage's Apps was first seen
+	// running the promotion Healthy, without a break since (cleared when
+	// one is not). Without spec.apps: when it was committed.
+	// +optional
+	HealthySince *metav1.Time `json:"healthySince,omitempty"`
+	// Verification is the result of spec.verification's Job for it:
+	// Running, Succeeded or Failed (empty: none ran).
+	// +optional
+	Verification string `json:"verification,omitempty"`
+	// VerifiedAt is when the freight passed here (Healthy, and verified
+	// when spec.verification is set): downstream Stages may take it.
+	// +optional
+	VerifiedAt *metav1.Time `json:"verifiedAt,omitempty"`
+	// Message says what the promotion waits for, or why it failed.
+	// +optional
+	Message string `json:"message,omitempty"`
 }
 
 // Stage writes each new piece of freight of a Warehouse into git: one

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -388,5 +389,45 @@ func TestPromoteApprove(t *testing.T) {
 	}
 	if code, _, stderr = cl.tend(t, "promote", "approve", "dev"); code != ExitUsage || !strings.Contains(stderr, "has no spec.approval") {
 		t.Errorf("approve for a Stage without approval: exit %d %s", code, stderr)
+	}
+	// Who approved: the user the cluster knows the CLI as.
+	review, err := cl.Clientset.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prod tendv1.Stage
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: "prod"}, &prod); err != nil {
+		t.Fatal(err)
+	}
+	if who := prod.Annotations[tendv1.AnnotationApprovedBy]; who == "" || who != review.Status.UserInfo.Username {
+		t.Errorf("approved-by %q, want %q", who, review.Status.UserInfo.Username)
+	}
+	// A Stage with an upstream: without FREIGHT, what passed upstream.
+	up := &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "staging", Namespace: cl.Namespace}, Spec: tendv1.StageSpec{
+		Warehouse: tendv1.LocalObjectReference{Name: "web"},
+		Git:       tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "repo"}},
+		Updates:   []tendv1.StageUpdate{{Image: "registry.example.com/team/web", Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/staging"}}},
+	}}
+	if err := cl.c.Create(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	down := &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "live", Namespace: cl.Namespace}, Spec: tendv1.StageSpec{
+		Warehouse: tendv1.LocalObjectReference{Name: "web"}, Approval: true, Upstream: &tendv1.StageUpstream{Stage: "staging"},
+		Git:     tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "repo"}},
+		Updates: []tendv1.StageUpdate{{Image: "registry.example.com/team/web", Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/live"}}},
+	}}
+	if err := cl.c.Create(ctx, down); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = cl.tend(t, "promote", "approve", "live"); code != ExitUsage || !strings.Contains(stderr, "nothing has passed in the upstream Stage "+cl.Namespace+"/staging yet") {
+		t.Errorf("approve before anything passed upstream: exit %d %s", code, stderr)
+	}
+	now := metav1.Now()
+	up.Status.Freight = &tendv1.Promotion{Name: "aaaaaaaaaaaa", Versions: "web:1.0.0", Revision: "abc", PromotedAt: now, HealthySince: &now, VerifiedAt: &now}
+	if err := cl.c.Status().Update(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr = cl.tend(t, "promote", "approve", "live"); code != ExitOK || !strings.Contains(out, "approved freight aaaaaaaaaaaa (web:1.0.0)") {
+		t.Errorf("approve what passed upstream: exit %d, %q %s", code, out, stderr)
 	}
 }

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -171,7 +173,13 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	// A killed leader's lease expires after 10 s; a replica takes over
 	// within about 12 s.
 	lease, renew, retry := 10*time.Second, 7*time.Second, 2*time.Second
-	var cacheOpts cache.Options
+	// Jobs are cached only when a Stage made them (verification): an
+	// informer on all of a cluster's Jobs would cost memory for nothing.
+	stageJobs, err := labels.Parse(tendv1.LabelStage)
+	if err != nil {
+		return nil, err
+	}
+	cacheOpts := cache.Options{ByObject: map[client.Object]cache.ByObject{&batchv1.Job{}: {Label: stageJobs}}}
 	if len(opts.Namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, ns := range opts.Namespaces {
@@ -308,8 +316,9 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "warehouse"), refs: owners.warehouses}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	if err := (&StageReconciler{Client: mgr.GetClient(), Git: &git.Fetcher{},
-		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "stage")}).SetupWithManager(mgr); err != nil {
+	stages := &StageReconciler{Client: mgr.GetClient(), Git: &git.Fetcher{}, Artifacts: arts, Charts: apps.Charts,
+		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "stage")}
+	if err := stages.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	writers := &replicaWriters{mgr: mgr, apps: apps}
@@ -323,6 +332,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 	c.Notifications = notify.NewDispatcher(nopts)
 	apps.Notify = c.Notifications.Publish
 	c.Sources.Notify = c.Notifications.Publish
+	stages.Notify = c.Notifications.Publish
 	if err := mgr.Add(c.Notifications); err != nil {
 		return nil, err
 	}

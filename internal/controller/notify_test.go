@@ -36,6 +36,10 @@ type hookMessage struct {
 		Namespace string `json:"namespace"`
 		Name      string `json:"name"`
 	} `json:"app"`
+	Stage struct {
+		Namespace string `json:"namespace"`
+		Name      string `json:"name"`
+	} `json:"stage"`
 }
 
 // hookSink records signed generic webhook deliveries. While failing is

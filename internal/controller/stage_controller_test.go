@@ -30,20 +30,7 @@ func TestStagePromotesNewFreight(t *testing.T) {
 
 	reg := charttest.NewRegistry(t, "", "")
 	image := reg.Host + "/team/web"
-	push := func(tag string) {
-		t.Helper()
-		img, err := random.Image(64, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref, err := name.NewTag(image + ":" + tag)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := remote.Write(ref, img); err != nil {
-			t.Fatal(err)
-		}
-	}
+	push := func(tag string) { t.Helper(); pushImage(t, image, tag) }
 	push("1.0.0")
 	repo := newCtlRepo(t)
 	repo.commit("dev", map[string]string{
@@ -179,5 +166,21 @@ func TestStagePromotesNewFreight(t *testing.T) {
 	}
 	if got := repo.Git("ls-remote", "origin", "refs/heads/main"); got != head {
 		t.Errorf("main moved from %s to %s by a promotion to branch release", head, got)
+	}
+}
+
+// pushImage pushes a random image to image:tag (a registry without auth).
+func pushImage(t *testing.T, image, tag string) {
+	t.Helper()
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := name.NewTag(image + ":" + tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
 	}
 }

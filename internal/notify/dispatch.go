@@ -284,11 +284,16 @@ func Selects(n *tendv1.Notifier, e Event) bool {
 	if n.Spec.Suspend || n.Namespace != e.AppNamespace {
 		return false
 	}
-	if e.SourceName != "" {
+	switch {
+	case e.SourceName != "":
 		if !selectsSource(n.Spec.Sources, e) {
 			return false
 		}
-	} else if !selectsApp(n, e) {
+	case e.StageName != "":
+		if !selectsStage(n.Spec.Stages, e) {
+			return false
+		}
+	case !selectsApp(n, e):
 		return false
 	}
 	if len(n.Spec.Events) > 0 {
@@ -318,7 +323,7 @@ func Selects(n *tendv1.Notifier, e Event) bool {
 // selectsApp: an App event is sent for the Apps the Notifier names or
 // selects; none when it selects Sources only.
 func selectsApp(n *tendv1.Notifier, e Event) bool {
-	if n.Spec.Sources != nil && len(n.Spec.Apps) == 0 && n.Spec.AppSelector == nil {
+	if (n.Spec.Sources != nil || n.Spec.Stages != nil) && len(n.Spec.Apps) == 0 && n.Spec.AppSelector == nil {
 		return false
 	}
 	if len(n.Spec.Apps) > 0 && !slices.Contains(n.Spec.Apps, e.AppName) {
@@ -345,13 +350,22 @@ func selectsSource(s *tendv1.NotifierSources, e Event) bool {
 	if len(s.Types) > 0 && !slices.Contains(s.Types, tendv1.SourceType(e.SourceType)) {
 		return false
 	}
-	if s.Selector != nil {
-		sel, err := metav1.LabelSelectorAsSelector(s.Selector)
-		if err != nil || !sel.Matches(labels.Set(e.Labels)) {
-			return false
-		}
+	return selectorMatches(s.Selector, e.Labels)
+}
+
+// selectorMatches: a nil selector matches anything; an invalid one
+// nothing.
+func selectorMatches(s *metav1.LabelSelector, l map[string]string) bool {
+	if s == nil {
+		return true
 	}
-	return true
+	sel, err := metav1.LabelSelectorAsSelector(s)
+	return err == nil && sel.Matches(labels.Set(l))
+}
+
+// selectsStage: a Stage event is sent when spec.stages selects the Stage.
+func selectsStage(s *tendv1.NotifierStages, e Event) bool {
+	return s != nil && (len(s.Names) == 0 || slices.Contains(s.Names, e.StageName)) && selectorMatches(s.Selector, e.Labels)
 }
 
 // passesLists applies spec.inclusionList and spec.exclusionList to the

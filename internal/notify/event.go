@@ -32,10 +32,16 @@ const (
 	// Source events: a fetch failed, a new revision was fetched.
 	FetchFailed Kind = "FetchFailed"
 	NewRevision Kind = "NewRevision"
+	// Stage events: freight committed, a promotion that could not be
+	// pushed, a verification that failed, freight waiting for approval.
+	Promoted           Kind = "Promoted"
+	PromotionFailed    Kind = "PromotionFailed"
+	VerificationFailed Kind = "VerificationFailed"
+	WaitingForApproval Kind = "WaitingForApproval"
 )
 
 // Kinds lists every kind, in the order documentation shows them.
-var Kinds = []Kind{SyncStarted, SyncSucceeded, SyncFailed, HealthDegraded, HealthRecovered, DriftDetected, DriftCorrected, Pruned, HookFailed, RolledBack, FetchFailed, NewRevision}
+var Kinds = []Kind{SyncStarted, SyncSucceeded, SyncFailed, HealthDegraded, HealthRecovered, DriftDetected, DriftCorrected, Pruned, HookFailed, RolledBack, FetchFailed, NewRevision, Promoted, PromotionFailed, VerificationFailed, WaitingForApproval}
 
 // Severity orders events for a Notifier's minimum severity.
 type Severity string
@@ -63,9 +69,9 @@ func (s Severity) Rank() int {
 // SeverityOf is the severity of an event kind.
 func SeverityOf(k Kind) Severity {
 	switch k {
-	case SyncFailed, HealthDegraded, HookFailed, FetchFailed:
+	case SyncFailed, HealthDegraded, HookFailed, FetchFailed, PromotionFailed, VerificationFailed:
 		return Error
-	case DriftDetected, RolledBack:
+	case DriftDetected, RolledBack, WaitingForApproval:
 		return Warning
 	}
 	return Info
@@ -87,6 +93,9 @@ type Event struct {
 	// NewRevision); SourceType is its type (git, helm, oci).
 	SourceName string
 	SourceType string
+	// StageName names the Stage of a Stage event (Promoted,
+	// PromotionFailed, VerificationFailed, WaitingForApproval).
+	StageName string
 	// Revision is the full commit SHA (or "chart" for chart sources);
 	// Subject is the commit subject when known.
 	Revision, Subject string
@@ -117,6 +126,9 @@ func (e Event) App() string { return e.AppNamespace + "/" + e.AppName }
 func (e Event) Object() string {
 	if e.SourceName != "" {
 		return e.AppNamespace + "/" + e.SourceName
+	}
+	if e.StageName != "" {
+		return e.AppNamespace + "/" + e.StageName
 	}
 	return e.App()
 }

@@ -299,3 +299,53 @@ func TestNotifierSources(t *testing.T) {
 		t.Errorf("webhook payload of a Source event: %+v", p)
 	}
 }
+
+// TestNotifierStages: spec.stages sends the promotion events of the
+// Stages it selects by name and labels (and with it alone, no App or
+// Source event); a Notifier without it sends none of them.
+func TestNotifierStages(t *testing.T) {
+	byName, bySelector, apps := &recorder{}, &recorder{}, &recorder{}
+	e := startDispatcher(t, Options{}, map[string]Provider{"https://hook.test/name": byName, "https://hook.test/selector": bySelector, "https://hook.test/apps": apps})
+	e.notifier(t, "name", "https://hook.test/name", func(s *tendv1.NotifierSpec) {
+		s.Stages = &tendv1.NotifierStages{Names: []string{"prod"}}
+	})
+	e.notifier(t, "selector", "https://hook.test/selector", func(s *tendv1.NotifierSpec) {
+		s.Stages = &tendv1.NotifierStages{Selector: &metav1.LabelSelector{
+			MatchLabels:      map[string]string{"pipeline": "web"},
+			MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "tier", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"test"}}},
+		}}
+	})
+	e.notifier(t, "apps", "https://hook.test/apps", nil)
+	e.waitNotifiers(t, 3)
+
+	stage := func(kind Kind, name, msg string, labels map[string]string) Event {
+		return Event{Kind: kind, AppNamespace: e.Namespace, StageName: name, Labels: labels, Message: msg}
+	}
+	web := map[string]string{"pipeline": "web"}
+	e.d.Publish(stage(Promoted, "dev", "dev promoted", web))
+	e.d.Publish(stage(Promoted, "test", "test promoted", map[string]string{"pipeline": "web", "tier": "test"}))
+	e.d.Publish(stage(WaitingForApproval, "prod", "prod waits", nil))
+	e.d.Publish(e.sourceEvent(NewRevision, "fleet", "git", "fetched a1", web))
+	e.d.Publish(e.labelled("web", "web", "r1"))
+	last := stage(VerificationFailed, "prod", "prod failed", web)
+	e.d.Publish(last)
+	testenv.Eventually(t, "the last event at both Stage Notifiers", 10*time.Second, func() bool {
+		return strings.Contains(objectsOf(byName), "prod:prod failed") && strings.Contains(objectsOf(bySelector), "prod:prod failed") && received(apps, "web", "r1")
+	})
+	for _, tc := range []struct {
+		name string
+		r    *recorder
+		want string
+	}{
+		{"names [prod]", byName, "prod:prod waits,prod:prod failed"},
+		{"selector pipeline=web, tier notin (test)", bySelector, "dev:dev promoted,prod:prod failed"},
+		{"no stages", apps, "web:"},
+	} {
+		if got := objectsOf(tc.r); got != tc.want {
+			t.Errorf("%s: sent %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if p := payloadOf(byName.sent()[0]); p.Stage.Name != "prod" || p.App.Name != "" || p.Kind != WaitingForApproval || p.Severity != Warning {
+		t.Errorf("webhook payload of a Stage event: %+v", p)
+	}
+}

@@ -50,18 +50,22 @@ type card struct {
 
 // kindPhrases says what a kind means, after the App's name.
 var kindPhrases = map[Kind]string{
-	SyncStarted:     "sync started",
-	SyncSucceeded:   "synced",
-	SyncFailed:      "sync failed",
-	HealthDegraded:  "health degraded",
-	HealthRecovered: "healthy again",
-	DriftDetected:   "drift detected",
-	DriftCorrected:  "drift corrected",
-	Pruned:          "pruned",
-	HookFailed:      "hook failed",
-	RolledBack:      "rolled back",
-	FetchFailed:     "fetch failed",
-	NewRevision:     "new revision",
+	SyncStarted:        "sync started",
+	SyncSucceeded:      "synced",
+	SyncFailed:         "sync failed",
+	HealthDegraded:     "health degraded",
+	HealthRecovered:    "healthy again",
+	DriftDetected:      "drift detected",
+	DriftCorrected:     "drift corrected",
+	Pruned:             "pruned",
+	HookFailed:         "hook failed",
+	RolledBack:         "rolled back",
+	FetchFailed:        "fetch failed",
+	NewRevision:        "new revision",
+	Promoted:           "promoted",
+	PromotionFailed:    "promotion failed",
+	VerificationFailed: "verification failed",
+	WaitingForApproval: "waiting for approval",
 }
 
 func phrase(k Kind) string {

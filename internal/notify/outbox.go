@@ -61,6 +61,7 @@ type outboxEntry struct {
 	// Source and SourceType name the Source of a Source event.
 	Source     string            `json:"source,omitempty"`
 	SourceType string            `json:"sourceType,omitempty"`
+	Stage      string            `json:"stage,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	Revision   string            `json:"revision,omitempty"`
 	Subject    string            `json:"subject,omitempty"`
@@ -76,7 +77,7 @@ type outboxEntry struct {
 func entryOf(m Message) outboxEntry {
 	e := m.Event
 	return outboxEntry{
-		Kind: e.Kind, Severity: e.Severity, Time: e.Time, App: e.AppName, Source: e.SourceName, SourceType: e.SourceType, Metadata: m.Metadata,
+		Kind: e.Kind, Severity: e.Severity, Time: e.Time, App: e.AppName, Source: e.SourceName, SourceType: e.SourceType, Stage: e.StageName, Metadata: m.Metadata,
 		Revision: e.Revision, Subject: e.Subject, RepoURL: withoutUserinfo(e.RepoURL),
 		Message: e.Message, Changes: e.Changes, Error: e.Error,
 		Summary: m.Summary, Folded: m.Folded, Link: m.Link,
@@ -90,7 +91,7 @@ func (o outboxEntry) message(namespace string) Message {
 	}
 	return Message{
 		Event: Event{
-			Kind: o.Kind, Severity: sev, Time: o.Time, AppNamespace: namespace, AppName: o.App, SourceName: o.Source, SourceType: o.SourceType,
+			Kind: o.Kind, Severity: sev, Time: o.Time, AppNamespace: namespace, AppName: o.App, SourceName: o.Source, SourceType: o.SourceType, StageName: o.Stage,
 			Revision: o.Revision, Subject: o.Subject, RepoURL: o.RepoURL,
 			Message: o.Message, Changes: o.Changes, Error: o.Error,
 		},

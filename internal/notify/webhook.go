@@ -26,6 +26,9 @@ type WebhookPayload struct {
 	// Source names the Source of a Source event (FetchFailed,
 	// NewRevision), empty for an App's; Type is git, helm or oci.
 	Source WebhookSource `json:"source"`
+	// Stage names the Stage of a Stage event (Promoted, PromotionFailed,
+	// VerificationFailed, WaitingForApproval), empty otherwise.
+	Stage WebhookStage `json:"stage"`
 	// Revision is the full commit SHA ("chart" for chart sources); Subject
 	// is the commit subject when known.
 	Revision string `json:"revision"`
@@ -51,6 +54,12 @@ type WebhookSource struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Type      string `json:"type"`
+}
+
+// WebhookStage names a Stage.
+type WebhookStage struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
 }
 
 // WebhookApp names the App.
@@ -106,9 +115,12 @@ func payloadOf(m Message) WebhookPayload {
 	if md == nil {
 		md = map[string]string{}
 	}
-	app, src := WebhookApp{Namespace: e.AppNamespace, Name: e.AppName}, WebhookSource{}
-	if e.SourceName != "" {
+	app, src, stage := WebhookApp{Namespace: e.AppNamespace, Name: e.AppName}, WebhookSource{}, WebhookStage{}
+	switch {
+	case e.SourceName != "":
 		app, src = WebhookApp{}, WebhookSource{Namespace: e.AppNamespace, Name: e.SourceName, Type: e.SourceType}
+	case e.StageName != "":
+		app, stage = WebhookApp{}, WebhookStage{Namespace: e.AppNamespace, Name: e.StageName}
 	}
 	return WebhookPayload{
 		Kind:     e.Kind,
@@ -116,6 +128,7 @@ func payloadOf(m Message) WebhookPayload {
 		Time:     t.UTC(),
 		App:      app,
 		Source:   src,
+		Stage:    stage,
 		Metadata: md,
 		Revision: e.Revision,
 		Subject:  e.Subject,

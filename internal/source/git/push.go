@@ -170,3 +170,46 @@ func rejected(stderr string) bool {
 	}
 	return false
 }
+
+// Contains reports whether commit is tip or in tip's history, as branch
+// of the repository opts names holds them: it fetches the branch into a
+// temporary directory, deeper each time, until both commits are there or
+// the whole branch is. A tip the branch does not hold yields false.
+func (f *Fetcher) Contains(ctx context.Context, opts Options, branch, commit, tip string) (bool, error) {
+	if commit == tip {
+		return true, nil
+	}
+	if err := validate(opts); err != nil {
+		return false, err
+	}
+	s, ctx, cancel, err := f.newSession(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	defer cancel()
+	defer s.close()
+	dir := filepath.Join(s.tmp, "work")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return false, err
+	}
+	if _, err := s.git(ctx, dir, "init", "--quiet", "--bare"); err != nil {
+		return false, s.explain(ctx, err)
+	}
+	has := func(rev string) bool {
+		_, err := s.git(ctx, dir, "cat-file", "-e", rev+"^{commit}")
+		return err == nil
+	}
+	refspec := "+refs/heads/" + branch + ":refs/remotes/origin/" + branch
+	for _, depth := range []string{"--depth=50", "--deepen=1000", "--unshallow"} {
+		if _, err := s.git(ctx, dir, "fetch", "--quiet", depth, "--no-tags", "--", opts.URL, refspec); err != nil {
+			return false, s.explain(ctx, err)
+		}
+		if has(tip) && has(commit) {
+			return s.isAncestor(ctx, dir, commit, tip), nil
+		}
+		if shallow, _ := s.git(ctx, dir, "rev-parse", "--is-shallow-repository"); shallow != "true" {
+			break
+		}
+	}
+	return false, nil
+}

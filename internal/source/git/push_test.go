@@ -104,3 +104,39 @@ func TestPush(t *testing.T) {
 		t.Errorf("wrong password: %v, want ErrAuth without the password", err)
 	}
 }
+
+// Contains finds a commit in the history of a later one, also beyond the
+// first fetch's depth, and says no for a commit of another branch or a
+// later commit than the tip.
+func TestContains(t *testing.T) {
+	repo := testenv.NewGitRepo(t, map[string]string{"a.txt": "0\n"}, testenv.GitBasicAuth("bot", "s3cret"))
+	ctx := context.Background()
+	f := &Fetcher{}
+	opts := Options{URL: repo.URL, Auth: &Auth{Username: "bot", Password: "s3cret"}}
+	first := repo.Head()
+	for i := 1; i <= 60; i++ { // deeper than the first fetch (50)
+		repo.Commit("change", map[string]string{"a.txt": strings.Repeat("x", i) + "\n"})
+	}
+	tip := repo.Head()
+	repo.Git("checkout", "-q", "-b", "other", first)
+	other := repo.Commit("elsewhere", map[string]string{"b.txt": "b\n"})
+	for _, tc := range []struct {
+		name        string
+		commit, tip string
+		branch      string
+		want        bool
+	}{
+		{"the tip itself", tip, tip, "main", true},
+		{"60 commits back", first, tip, "main", true},
+		{"a later commit than the tip", tip, first, "main", false},
+		{"a commit of another branch", other, tip, "main", false},
+	} {
+		got, err := f.Contains(ctx, opts, tc.branch, tc.commit, tc.tip)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	if _, err := f.Contains(ctx, Options{URL: repo.URL, Auth: &Auth{Username: "bot", Password: "wrong"}}, "main", first, tip); !errors.Is(err, ErrAuth) {
+		t.Errorf("wrong password: %v, want ErrAuth", err)
+	}
+}
