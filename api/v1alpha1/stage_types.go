@@ -98,6 +98,28 @@ type StageGit struct {
 	// Author of the commits. Default: tend <tend@localhost>.
 	// +optional
 	Author *GitAuthor `json:"author,omitempty"`
+	// PullRequest, when set, proposes each promotion instead of pushing
+	// it to the branch: the commit goes to a branch of its own,
+	// tend/promote/<stage>, and a pull request (GitLab: merge request)
+	// into the branch is opened through the forge's API. The promotion
+	// runs once it is merged.
+	// +optional
+	PullRequest *StagePullRequest `json:"pullRequest,omitempty"`
+}
+
+// StagePullRequest says where a Stage opens its pull requests.
+type StagePullRequest struct {
+	// Provider is the forge: github, gitlab or gitea (Forgejo too).
+	// +kubebuilder:validation:Enum=github;gitlab;gitea
+	Provider string `json:"provider"`
+	// Address is the forge's API: GitHub's API URL (GitHub Enterprise:
+	// https://HOST/api/v3), or the GitLab or Gitea instance URL. Default:
+	// from the Source's URL.
+	// +optional
+	Address string `json:"address,omitempty"`
+	// SecretRef names a Secret in the Stage's namespace whose token key is
+	// an access token that may open pull requests on the repository.
+	SecretRef LocalObjectReference `json:"secretRef"`
 }
 
 // GitAuthor names a commit's author.
@@ -232,6 +254,19 @@ type Promotion struct {
 	// Message says what the promotion waits for, or why it failed.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// PullRequest is the pull request that proposes it (spec.git.pullRequest).
+	// +optional
+	PullRequest *PromotionPullRequest `json:"pullRequest,omitempty"`
+}
+
+// PromotionPullRequest is a pull request a Stage opened.
+type PromotionPullRequest struct {
+	// Number of the pull request (GitLab: the merge request's iid).
+	Number int `json:"number"`
+	// URL of its web page.
+	URL string `json:"url"`
+	// State is open, merged or closed (without merging).
+	State string `json:"state"`
 }
 
 // Stage writes each new piece of freight of a Warehouse into git: one

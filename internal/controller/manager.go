@@ -316,7 +316,7 @@ func New(ctx context.Context, opts Options) (*Controller, error) {
 		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "warehouse"), refs: owners.warehouses}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	stages := &StageReconciler{Client: mgr.GetClient(), Git: &git.Fetcher{}, Artifacts: arts, Charts: apps.Charts,
+	stages := &StageReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Git: &git.Fetcher{}, Artifacts: arts, Charts: apps.Charts,
 		Recorder: objstatus.DistinctNotes(mgr.GetEventRecorder("tend")), Log: opts.Log.With("controller", "stage")}
 	if err := stages.SetupWithManager(mgr); err != nil {
 		return nil, err

@@ -27,6 +27,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/artifact"
+	"github.com/tend-gitops/tend/internal/forge"
 	"github.com/tend-gitops/tend/internal/freight"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/objstatus"
@@ -45,6 +46,8 @@ const (
 	ReasonWaitingForUpstream = "WaitingForUpstream"
 	ReasonVerifying          = "Verifying"
 	ReasonVerificationFailed = "VerificationFailed"
+	ReasonWaitingForMerge    = "WaitingForMerge"
+	ReasonPullRequestClosed  = "PullRequestClosed"
 )
 
 // waitingMessage says that freight f waits for approval, and how to give it.
@@ -80,7 +83,11 @@ const (
 // promotion in the Stage's status.
 type StageReconciler struct {
 	Client client.Client
-	Git    *git.Fetcher
+	// APIReader reads a Stage past the cache before it pushes: a
+	// promotion is not made twice from a status the cache has not caught
+	// up with.
+	APIReader client.Reader
+	Git       *git.Fetcher
 	// Artifacts and Charts serve the render check before a push: other
 	// Sources' values files, and charts a rendered chart depends on.
 	Artifacts *artifact.Store
@@ -350,6 +357,15 @@ func (r *StageReconciler) promoted(s *tendv1.Stage, f *tendv1.Freight) bool {
 // promote commits freight f's updates to the Stage's branch. done is false
 // when the reconcile ends with res and err.
 func (r *StageReconciler) promote(ctx context.Context, s *tendv1.Stage, wh *tendv1.Warehouse, f *tendv1.Freight, by string) (res reconcile.Result, err error, done bool) {
+	var fresh tendv1.Stage
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(s), &fresh); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err), false
+	}
+	if fresh.ResourceVersion != s.ResourceVersion {
+		// The cache is behind (a promotion's status was just written):
+		// decide again once it caught up.
+		return reconcile.Result{RequeueAfter: time.Second}, nil, false
+	}
 	var src tendv1.Source
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Git.SourceRef.Name}, &src); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -382,12 +398,23 @@ func (r *StageReconciler) promote(ctx context.Context, s *tendv1.Stage, wh *tend
 		author = git.Signature{Name: a.Name, Email: a.Email}
 	}
 	versions := freight.Describe(f)
+	title := fmt.Sprintf("promote %s to %s", s.Name, versions)
+	body := fmt.Sprintf("freight %s of Warehouse %s, by tend Stage %s/%s", f.Name, wh.Name, s.Namespace, s.Name)
+	var forgeClient *forge.Client
+	pushBranch := ""
+	if s.Spec.Git.PullRequest != nil {
+		if forgeClient, err = r.forgeClient(ctx, s, &src); forgeClient == nil {
+			return reconcile.Result{}, err, false
+		}
+		pushBranch = pullRequestBranch(s)
+	}
 	var updateErr error
 	pushed, err := r.Git.Push(ctx, git.PushOptions{
-		Options: git.Options{URL: src.Spec.Git.URL, Auth: auth, Timeout: src.Spec.Timeout.Duration},
-		Branch:  branch,
-		Author:  author,
-		Message: fmt.Sprintf("promote %s to %s\n\nfreight %s of Warehouse %s, by tend Stage %s/%s", s.Name, versions, f.Name, wh.Name, s.Namespace, s.Name),
+		Options:    git.Options{URL: src.Spec.Git.URL, Auth: auth, Timeout: src.Spec.Timeout.Duration},
+		Branch:     branch,
+		PushBranch: pushBranch,
+		Author:     author,
+		Message:    title + "\n\n" + body,
 		Change: func(dir string) error {
 			if _, updateErr = promote.Apply(dir, f, s.Spec.Updates); updateErr != nil {
 				return updateErr
@@ -420,14 +447,31 @@ func (r *StageReconciler) promote(ctx context.Context, s *tendv1.Stage, wh *tend
 		return reconcile.Result{}, nil, true // the spec changed, what git holds of the freight did not
 	}
 	p := tendv1.Promotion{Name: f.Name, Versions: versions, Revision: pushed.Revision, PromotedAt: metav1.NewTime(time.Now()), By: by}
+	if forgeClient != nil && pushed.Pushed {
+		pr, err := forgeClient.Open(ctx, pushBranch, branch, title, body)
+		if err != nil {
+			msg := fmt.Sprintf("freight %s (%s): pushed to branch %s, but opening a pull request failed: %v", f.Name, versions, pushBranch, err)
+			if forge.IsPermanent(err) {
+				stall(&s.Status.Conditions, s.Generation, ReasonPromotionFailed, "spec.git.pullRequest: "+msg)
+				r.publish(s, notify.PromotionFailed, "", msg, err.Error())
+				return reconcile.Result{}, nil, false
+			}
+			setNotReady(&s.Status.Conditions, s.Generation, ReasonPromotionFailed, msg+"; retrying")
+			return reconcile.Result{}, fmt.Errorf("promote Stage %s/%s: %w", s.Namespace, s.Name, err), false
+		}
+		p.PullRequest = &tendv1.PromotionPullRequest{Number: pr.Number, URL: pr.URL, State: pr.State}
+	}
 	s.Status.Freight = &p
 	s.Status.History = append([]tendv1.Promotion{p}, s.Status.History...)
 	if len(s.Status.History) > stageHistory {
 		s.Status.History = s.Status.History[:stageHistory]
 	}
 	how := "committed " + shortRev(pushed.Revision)
-	if !pushed.Pushed {
+	switch {
+	case !pushed.Pushed:
 		how = "already in git at " + shortRev(pushed.Revision)
+	case p.PullRequest != nil:
+		how = fmt.Sprintf("proposed %s in pull request #%d (%s)", shortRev(pushed.Revision), p.PullRequest.Number, p.PullRequest.URL)
 	}
 	msg := fmt.Sprintf("promoted freight %s (%s) to branch %s: %s (%s)", f.Name, versions, branch, how, by)
 	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, ReasonPromoted, "Promote", "%s", msg)

@@ -43,10 +43,7 @@ func TestStagePromotesNewFreight(t *testing.T) {
 	e.create(t,
 		gitSource("config", repo.URL),
 		newApp("web-dev", "config", "envs/dev", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
-		&tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tendv1.WarehouseSpec{
-			Interval:      second,
-			Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: image, Constraint: "^1"}}},
-		}},
+		webWarehouse(image),
 		&tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "dev"}, Spec: tendv1.StageSpec{
 			Warehouse: tendv1.LocalObjectReference{Name: "web"},
 			Git:       tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "config"}, Author: &tendv1.GitAuthor{Name: "Release Bot", Email: "release@example.com"}},
@@ -183,4 +180,13 @@ func pushImage(t *testing.T, image, tag string) {
 	if err := remote.Write(ref, img); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// webWarehouse is the Warehouse "web" of the Stage tests: image's 1.x
+// tags, checked every second.
+func webWarehouse(image string) *tendv1.Warehouse {
+	return &tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tendv1.WarehouseSpec{
+		Interval:      metav1.Duration{Duration: time.Second},
+		Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: image, Constraint: "^1"}}},
+	}}
 }

@@ -69,10 +69,7 @@ func TestStagePipeline(t *testing.T) {
 		newApp("web-dev", "config", "envs/dev", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
 		newApp("web-staging", "config", "envs/staging", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
 		newApp("web-prod", "config", "envs/prod", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
-		&tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: tendv1.WarehouseSpec{
-			Interval:      second,
-			Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: image, Constraint: "^1"}}},
-		}},
+		webWarehouse(image),
 		&tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "dev"}, Spec: tendv1.StageSpec{
 			Warehouse: web, Git: git, Updates: kustomize("dev"),
 			Apps:         []tendv1.LocalObjectReference{{Name: "web-dev"}},

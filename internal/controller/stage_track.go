@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/appspec"
+	"github.com/tend-gitops/tend/internal/forge"
 	"github.com/tend-gitops/tend/internal/health"
 	"github.com/tend-gitops/tend/internal/notify"
 	"github.com/tend-gitops/tend/internal/render"
@@ -36,6 +38,11 @@ func (r *StageReconciler) track(ctx context.Context, s *tendv1.Stage) (res recon
 	p := s.Status.Freight
 	if p == nil {
 		return reconcile.Result{}, true, nil
+	}
+	if p.PullRequest != nil {
+		if res, merged, err := r.followPullRequest(ctx, s, p); !merged {
+			return res, false, err
+		}
 	}
 	ok, why, err := r.appsRun(ctx, s, p)
 	if err != nil || meta.IsStatusConditionTrue(s.Status.Conditions, tendv1.ConditionStalled) {
@@ -315,4 +322,88 @@ func (rc *renderCheck) run(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// pullRequestBranch is the branch a Stage proposes its promotions on.
+func pullRequestBranch(s *tendv1.Stage) string { return "tend/promote/" + s.Name }
+
+// forgeClient is the API client of spec.git.pullRequest, with the token of
+// its Secret. A nil client comes with the error to return, or with none
+// when the Stage stalled.
+func (r *StageReconciler) forgeClient(ctx context.Context, s *tendv1.Stage, src *tendv1.Source) (*forge.Client, error) {
+	pr := s.Spec.Git.PullRequest
+	var sec corev1.Secret
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: pr.SecretRef.Name}, &sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			stall(&s.Status.Conditions, s.Generation, ReasonSecretInvalid, fmt.Sprintf("spec.git.pullRequest.secretRef: the Secret %s/%s not found; create it with a \"token\" key (an access token that may open pull requests)", s.Namespace, pr.SecretRef.Name))
+			return nil, nil
+		}
+		return nil, err
+	}
+	token := strings.TrimSpace(string(sec.Data["token"]))
+	if token == "" {
+		stall(&s.Status.Conditions, s.Generation, ReasonSecretInvalid, fmt.Sprintf("spec.git.pullRequest.secretRef: the Secret %s/%s has no \"token\" key", s.Namespace, pr.SecretRef.Name))
+		return nil, nil
+	}
+	c, err := forge.NewClient(pr.Provider, pr.Address, token, src.Spec.Git.URL)
+	if err != nil {
+		stall(&s.Status.Conditions, s.Generation, ReasonInvalidSpec, "spec.git.pullRequest: "+err.Error())
+		return nil, nil
+	}
+	return c, nil
+}
+
+// pullRequestPoll is how often an open pull request is read when nothing
+// else reconciles its Stage (its Apps syncing the merge do).
+const pullRequestPoll = time.Minute
+
+// followPullRequest reads the pull request proposing p until it is merged
+// (p's revision is then the merge commit) or closed. done is true once it
+// is merged.
+func (r *StageReconciler) followPullRequest(ctx context.Context, s *tendv1.Stage, p *tendv1.Promotion) (res reconcile.Result, done bool, err error) {
+	pr := p.PullRequest
+	switch pr.State {
+	case forge.StateMerged:
+		return reconcile.Result{}, true, nil
+	case forge.StateOpen:
+		var src tendv1.Source
+		if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: s.Spec.Git.SourceRef.Name}, &src); err != nil {
+			if apierrors.IsNotFound(err) {
+				stall(&s.Status.Conditions, s.Generation, ReasonSourceNotFound, fmt.Sprintf("spec.git.sourceRef: the Source %s/%s not found; create it or fix spec.git.sourceRef", s.Namespace, s.Spec.Git.SourceRef.Name))
+				return reconcile.Result{}, false, nil
+			}
+			return reconcile.Result{}, false, err
+		}
+		if s.Spec.Git.PullRequest == nil || src.Spec.Git == nil {
+			break // proposed before the spec changed: what it says now decides
+		}
+		c, err := r.forgeClient(ctx, s, &src)
+		if c == nil {
+			return reconcile.Result{}, false, err
+		}
+		now, err := c.Get(ctx, pr.Number)
+		if err != nil {
+			if forge.IsPermanent(err) {
+				stall(&s.Status.Conditions, s.Generation, ReasonPromotionFailed, fmt.Sprintf("spec.git.pullRequest: reading pull request #%d: %v", pr.Number, err))
+				return reconcile.Result{}, false, nil
+			}
+			return reconcile.Result{}, false, fmt.Errorf("read pull request #%d of Stage %s/%s: %w", pr.Number, s.Namespace, s.Name, err)
+		}
+		pr.State = now.State
+		switch now.State {
+		case forge.StateMerged:
+			if now.MergeCommit != "" {
+				p.Revision = now.MergeCommit
+			}
+			r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, "Merged", "Promote", "pull request #%d of freight %s (%s) was merged as %s", pr.Number, p.Name, p.Versions, shortRev(p.Revision))
+			return reconcile.Result{}, true, nil
+		case forge.StateOpen:
+			p.Message = fmt.Sprintf("pull request #%d (%s) waits to be merged", pr.Number, pr.URL)
+			setNotReady(&s.Status.Conditions, s.Generation, ReasonWaitingForMerge, fmt.Sprintf("freight %s (%s): %s", p.Name, p.Versions, p.Message))
+			return reconcile.Result{RequeueAfter: pullRequestPoll}, false, nil
+		}
+	}
+	p.Message = fmt.Sprintf("pull request #%d (%s) was closed without merging; new freight, or a change of the Stage, proposes it again", pr.Number, pr.URL)
+	setNotReady(&s.Status.Conditions, s.Generation, ReasonPullRequestClosed, fmt.Sprintf("freight %s (%s): %s", p.Name, p.Versions, p.Message))
+	return reconcile.Result{}, false, nil
 }

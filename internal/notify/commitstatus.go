@@ -10,13 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Public API bases; Enterprise and self-hosted instances are derived from
-// the repository's host when spec.address is empty.
-const (
-	githubAPI = "https://api.github.com"
-	gitlabAPI = "https://gitlab.com"
+	"github.com/tend-gitops/tend/internal/forge"
 )
 
 // maxStatusDescription is the longest description a forge shows whole.
@@ -89,7 +84,7 @@ func (cs *commitStatus) Send(ctx context.Context, m Message) error {
 	if !ok || !isFullSHA(e.Revision) || e.RepoURL == "" {
 		return nil
 	}
-	repo, err := parseRepoURL(e.RepoURL)
+	repo, err := forge.ParseRepo(e.RepoURL)
 	if err != nil {
 		return fmt.Errorf("%s: %w", cs.forge, err)
 	}
@@ -103,9 +98,9 @@ func (cs *commitStatus) Send(ctx context.Context, m Message) error {
 	case "github":
 		base := cs.address
 		if base == "" {
-			base = githubBase(repo)
+			base = forge.GitHubAPI(repo)
 		}
-		owner, repoName, err := repo.ownerRepo("github", "")
+		owner, repoName, err := repo.OwnerRepo("github", "")
 		if err != nil {
 			return err
 		}
@@ -117,9 +112,9 @@ func (cs *commitStatus) Send(ctx context.Context, m Message) error {
 	case "gitlab":
 		base := cs.address
 		if base == "" {
-			base = gitlabBase(repo)
+			base = forge.GitLabBase(repo)
 		}
-		project, err := repo.projectPath(base)
+		project, err := repo.ProjectPath(base)
 		if err != nil {
 			return err
 		}
@@ -127,7 +122,7 @@ func (cs *commitStatus) Send(ctx context.Context, m Message) error {
 		header.Set("PRIVATE-TOKEN", cs.token)
 		payload = gitlabStatus{State: state.gitlab, Name: statusName, Description: desc, TargetURL: m.Link}
 	case "gitea":
-		owner, repoName, err := repo.ownerRepo("gitea", cs.address)
+		owner, repoName, err := repo.OwnerRepo("gitea", cs.address)
 		if err != nil {
 			return err
 		}
@@ -202,123 +197,4 @@ func githubRateLimitReset(h http.Header, now time.Time) time.Duration {
 // isFullSHA reports whether rev is a full 40-hex-digit commit SHA.
 func isFullSHA(rev string) bool {
 	return len(rev) == 40 && isHex(strings.ToLower(rev))
-}
-
-// repoURL is a git URL taken apart: https://host/owner/repo.git,
-// ssh://git@host:22/owner/repo.git or git@host:owner/repo.git.
-type repoURL struct {
-	// scheme is http or https for web URLs, ssh otherwise.
-	scheme string
-	// host keeps the port of a web URL; an SSH URL's port is not the web
-	// server's and is dropped.
-	host string
-	// path is the repository path without slashes at the ends or ".git".
-	path string
-}
-
-func parseRepoURL(raw string) (repoURL, error) {
-	var r repoURL
-	if strings.Contains(raw, "://") {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return r, fmt.Errorf("cannot read the App's repository URL: %w", err)
-		}
-		switch u.Scheme {
-		case "http", "https":
-			r.scheme, r.host = u.Scheme, u.Host
-		default:
-			r.scheme, r.host = "ssh", u.Hostname()
-		}
-		r.path = u.Path
-	} else {
-		// scp-like: [user@]host:path
-		hostPart, path, ok := strings.Cut(raw, ":")
-		if !ok || strings.Contains(hostPart, "/") {
-			return r, fmt.Errorf("cannot read the App's repository URL %q: want https://host/owner/repo or git@host:owner/repo", raw)
-		}
-		if _, h, ok := strings.Cut(hostPart, "@"); ok {
-			hostPart = h
-		}
-		r.scheme, r.host, r.path = "ssh", hostPart, path
-	}
-	r.path = strings.TrimSuffix(strings.Trim(r.path, "/"), ".git")
-	if r.host == "" || strings.Count(r.path, "/") < 1 {
-		return r, fmt.Errorf("cannot tell the repository from the App's repository URL %s: want https://host/owner/repo or git@host:owner/repo", redactURL(raw))
-	}
-	return r, nil
-}
-
-// redactURL drops credentials from a URL for an error.
-func redactURL(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
-		u.User = nil
-		return strconv.Quote(u.String())
-	}
-	return strconv.Quote(raw)
-}
-
-// hostname is the host without its port.
-func (r repoURL) hostname() string {
-	if u, err := url.Parse("//" + r.host); err == nil {
-		return u.Hostname()
-	}
-	return r.host
-}
-
-// webScheme is the scheme the forge's web server answers on.
-func (r repoURL) webScheme() string {
-	if r.scheme == "http" {
-		return "http"
-	}
-	return "https"
-}
-
-// githubBase is the API of github.com, or of the GitHub Enterprise Server
-// the repository is on.
-func githubBase(r repoURL) string {
-	host := strings.ToLower(r.host)
-	if host == "github.com" || host == "www.github.com" || host == "ssh.github.com" {
-		return githubAPI
-	}
-	return r.webScheme() + "://" + r.host + "/api/v3"
-}
-
-// gitlabBase is gitlab.com or the self-hosted GitLab the repository is on.
-func gitlabBase(r repoURL) string {
-	if strings.ToLower(r.host) == "gitlab.com" {
-		return gitlabAPI
-	}
-	return r.webScheme() + "://" + r.host
-}
-
-// relPath is the repository path below the instance's own path, for
-// instances served under a prefix (https://example.com/gitlab).
-func (r repoURL) relPath(instance string) string {
-	u, err := url.Parse(instance)
-	if err != nil || !strings.EqualFold(u.Hostname(), r.hostname()) {
-		return r.path
-	}
-	prefix := strings.Trim(u.Path, "/")
-	if prefix != "" && strings.HasPrefix(r.path, prefix+"/") {
-		return strings.TrimPrefix(r.path, prefix+"/")
-	}
-	return r.path
-}
-
-// ownerRepo is "owner", "repo" of a GitHub or Gitea repository.
-func (r repoURL) ownerRepo(forge, instance string) (string, string, error) {
-	parts := strings.Split(r.relPath(instance), "/")
-	if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
-		return "", "", fmt.Errorf("%s: cannot tell owner/repo from the App's repository path %q", forge, r.path)
-	}
-	return parts[0], parts[1], nil
-}
-
-// projectPath is the GitLab project's full path, nested groups included.
-func (r repoURL) projectPath(instance string) (string, error) {
-	p := r.relPath(instance)
-	if strings.Count(p, "/") < 1 {
-		return "", fmt.Errorf("gitlab: cannot tell the project from the App's repository path %q", r.path)
-	}
-	return p, nil
 }

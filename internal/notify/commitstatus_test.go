@@ -152,55 +152,6 @@ func TestCommitStatusGitea(t *testing.T) {
 	}
 }
 
-func TestParseRepoURL(t *testing.T) {
-	for raw, want := range map[string]repoURL{
-		"https://github.com/acme/app.git":              {"https", "github.com", "acme/app"},
-		"https://github.com/acme/app/":                 {"https", "github.com", "acme/app"},
-		"http://git.local:3000/ops/app":                {"http", "git.local:3000", "ops/app"},
-		"ssh://git@ghe.example.com:2222/acme/app.git":  {"ssh", "ghe.example.com", "acme/app"},
-		"git@github.com:acme/app.git":                  {"ssh", "github.com", "acme/app"},
-		"git@gitlab.com:group/sub/project.git":         {"ssh", "gitlab.com", "group/sub/project"},
-		"https://user:pw@gitlab.example.com/g/s/p.git": {"https", "gitlab.example.com", "g/s/p"},
-	} {
-		got, err := parseRepoURL(raw)
-		if err != nil || got != want {
-			t.Errorf("parseRepoURL(%q) = %+v, %v; want %+v", raw, got, err, want)
-		}
-	}
-	for _, raw := range []string{"", "/srv/git/app", "https://github.com/app", "https://user:pw@example.com/app"} {
-		_, err := parseRepoURL(raw)
-		if err == nil {
-			t.Errorf("parseRepoURL(%q) succeeded", raw)
-		} else if strings.Contains(err.Error(), "pw") {
-			t.Errorf("parseRepoURL(%q) error %q shows the password", raw, err)
-		}
-	}
-}
-
-func TestCommitStatusAPIBase(t *testing.T) {
-	for raw, want := range map[string]string{
-		"https://github.com/acme/app.git":      "https://api.github.com",
-		"git@github.com:acme/app.git":          "https://api.github.com",
-		"https://ghe.example.com/acme/app.git": "https://ghe.example.com/api/v3",
-		"git@ghe.example.com:acme/app.git":     "https://ghe.example.com/api/v3",
-	} {
-		r, _ := parseRepoURL(raw)
-		if got := githubBase(r); got != want {
-			t.Errorf("githubBase(%s) = %s, want %s", raw, got, want)
-		}
-	}
-	for raw, want := range map[string]string{
-		"https://gitlab.com/g/p.git":                        "https://gitlab.com",
-		"ssh://git@gitlab.example.com:2222/g/p.git":         "https://gitlab.example.com",
-		"http://gitlab.internal:8080/group/sub/project.git": "http://gitlab.internal:8080",
-	} {
-		r, _ := parseRepoURL(raw)
-		if got := gitlabBase(r); got != want {
-			t.Errorf("gitlabBase(%s) = %s, want %s", raw, got, want)
-		}
-	}
-}
-
 func TestStatusDescription(t *testing.T) {
 	m := testMessage()
 	m.Event.Error = strings.Repeat("x", 300) + "\nsecond line"

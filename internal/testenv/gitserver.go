@@ -20,7 +20,8 @@ import (
 // working tree (Dir); every commit is pushed to the bare repository the
 // server serves. It needs the git CLI but no cluster.
 type GitRepo struct {
-	// URL is the clone URL, http://127.0.0.1:PORT/repo.git.
+	// URL is the clone URL, http://127.0.0.1:PORT/repo.git (or the path
+	// GitPath gives).
 	URL string
 	// Dir is the working tree Commit writes to.
 	Dir string
@@ -41,6 +42,13 @@ type GitOption func(*gitOptions)
 type gitOptions struct {
 	server gitserver.Options
 	hook   func(*http.Request)
+	path   string
+}
+
+// GitPath serves the repository at path ("team/config.git") rather than
+// repo.git, as a forge serves owner/name.
+func GitPath(path string) GitOption {
+	return func(o *gitOptions) { o.path = path }
 }
 
 // GitBasicAuth makes the server demand HTTP basic auth with user and
@@ -68,11 +76,14 @@ func NewGitRepo(t testing.TB, files map[string]string, opts ...GitOption) *GitRe
 	}
 	o.server.Push = true
 	dir := t.TempDir()
-	r := &GitRepo{t: t, Dir: filepath.Join(dir, "work"), BareDir: filepath.Join(dir, "srv", "repo.git")}
+	if o.path == "" {
+		o.path = "repo.git"
+	}
+	r := &GitRepo{t: t, Dir: filepath.Join(dir, "work"), BareDir: filepath.Join(dir, "srv", filepath.FromSlash(o.path))}
 	r.run("", "init", "-q", "-b", "main", r.Dir)
 	r.run("", "init", "-q", "--bare", "-b", "main", r.BareDir)
 	r.Git("remote", "add", "origin", r.BareDir)
-	h, err := gitserver.NewHandler(filepath.Dir(r.BareDir), o.server)
+	h, err := gitserver.NewHandler(filepath.Join(dir, "srv"), o.server)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
@@ -84,7 +95,7 @@ func NewGitRepo(t testing.TB, files map[string]string, opts ...GitOption) *GitRe
 		h.ServeHTTP(w, req)
 	}))
 	t.Cleanup(r.Server.Close)
-	r.URL = r.Server.URL + "/repo.git"
+	r.URL = r.Server.URL + "/" + o.path
 	if len(files) > 0 {
 		r.Commit("initial commit", files)
 	}
