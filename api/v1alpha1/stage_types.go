@@ -98,6 +98,9 @@ type StageGit struct {
 	// Author of the commits. Default: tend <tend@localhost>.
 	// +optional
 	Author *GitAuthor `json:"author,omitempty"`
+	// Signing, when set, signs each promotion commit.
+	// +optional
+	Signing *StageSigning `json:"signing,omitempty"`
 	// PullRequest, when set, proposes each promotion instead of pushing
 	// it to the branch: the commit goes to a branch of its own,
 	// tend/promote/<stage>, and a pull request (GitLab: merge request)
@@ -105,6 +108,25 @@ type StageGit struct {
 	// runs once it is merged.
 	// +optional
 	PullRequest *StagePullRequest `json:"pullRequest,omitempty"`
+}
+
+// Formats of commit signatures (StageSigning.Format).
+const (
+	SigningOpenPGP = "openpgp"
+	SigningSSH     = "ssh"
+)
+
+// StageSigning is the key a Stage signs its commits with.
+type StageSigning struct {
+	// Format is openpgp (git's default, verified with gpg) or ssh (git's
+	// gpg.format=ssh, verified with an allowed signers file).
+	// +kubebuilder:validation:Enum=openpgp;ssh
+	Format string `json:"format"`
+	// SecretRef names a Secret in the Stage's namespace holding the
+	// private key: git.asc (an armored OpenPGP key, as Flux's image
+	// automation reads it) for openpgp, identity (an OpenSSH private key)
+	// for ssh; and passphrase when the key is protected.
+	SecretRef LocalObjectReference `json:"secretRef"`
 }
 
 // StagePullRequest says where a Stage opens its pull requests.

@@ -408,8 +408,15 @@ func (r *StageReconciler) promote(ctx context.Context, s *tendv1.Stage, wh *tend
 		}
 		pushBranch = pullRequestBranch(s)
 	}
+	var signer git.Signer
+	if s.Spec.Git.Signing != nil {
+		if signer, err = r.signer(ctx, s); signer == nil {
+			return reconcile.Result{}, err, false
+		}
+	}
 	var updateErr error
 	pushed, err := r.Git.Push(ctx, git.PushOptions{
+		Signer:     signer,
 		Options:    git.Options{URL: src.Spec.Git.URL, Auth: auth, Timeout: src.Spec.Timeout.Duration},
 		Branch:     branch,
 		PushBranch: pushBranch,

@@ -2,10 +2,16 @@ package controller
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -36,14 +42,22 @@ func TestStagePullRequest(t *testing.T) {
 	main := repo.Git("rev-parse", "HEAD")
 	srv := forgetest.NewServer(t, "github", "gh-t0ken", "team", "config")
 	second := metav1.Duration{Duration: time.Second}
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, _ := ssh.NewPublicKey(key.Public())
 	e.create(t,
 		notifierSecret("forge", map[string]string{"token": "gh-t0ken"}),
+		notifierSecret("signing", map[string]string{"identity": string(pem.EncodeToMemory(block))}),
 		gitSource("config", repo.URL),
 		newApp("web-dev", "config", "envs/dev", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
 		webWarehouse(image),
 		&tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "dev"}, Spec: tendv1.StageSpec{
 			Warehouse: tendv1.LocalObjectReference{Name: "web"},
 			Git: tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "config"},
+				Signing:     &tendv1.StageSigning{Format: tendv1.SigningSSH, SecretRef: tendv1.LocalObjectReference{Name: "signing"}},
 				PullRequest: &tendv1.StagePullRequest{Provider: "github", Address: srv.URL, SecretRef: tendv1.LocalObjectReference{Name: "forge"}}},
 			Apps:    []tendv1.LocalObjectReference{{Name: "web-dev"}},
 			Updates: []tendv1.StageUpdate{{Image: image, Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/dev"}}},
@@ -73,6 +87,15 @@ func TestStagePullRequest(t *testing.T) {
 	}
 	if got := strings.Fields(repo.Git("ls-remote", "origin", "refs/heads/tend/promote/dev"))[0]; got != p.Revision {
 		t.Errorf("tend/promote/dev at %s, want the promotion %s", got, p.Revision)
+	}
+	// Signed with the Stage's SSH key: git verifies it.
+	allowed := filepath.Join(t.TempDir(), "allowed_signers")
+	if err := os.WriteFile(allowed, append([]byte("tend@localhost "), ssh.MarshalAuthorizedKey(sshPub)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	repo.Git("fetch", "-q", "origin", "tend/promote/dev")
+	if out := repo.Git("-c", "gpg.format=ssh", "-c", "gpg.ssh.allowedSignersFile="+allowed, "log", "-1", "--format=%G?", "FETCH_HEAD"); out != "G" {
+		t.Errorf("the promotion's signature: %q, want G (good)", out)
 	}
 
 	// Merged: the merge commit is what the App must run.
@@ -105,5 +128,21 @@ func TestStagePullRequest(t *testing.T) {
 	s = waitStage("the closed pull request", func(s *tendv1.Stage) bool { return reason(s) == ReasonPullRequestClosed })
 	if p := s.Status.Freight; p.PullRequest.State != "closed" || !strings.Contains(p.Message, "closed without merging") || srv.Refusals() != 0 {
 		t.Errorf("closed: %+v; %d refused requests", p, srv.Refusals())
+	}
+
+	// A signing Secret without the key: stalled, nothing pushed.
+	e.create(t,
+		notifierSecret("no-key", map[string]string{"passphrase": "x"}),
+		&tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "unsigned"}, Spec: tendv1.StageSpec{
+			Warehouse: tendv1.LocalObjectReference{Name: "web"},
+			Git: tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "config"}, Branch: "unsigned",
+				Signing: &tendv1.StageSigning{Format: tendv1.SigningOpenPGP, SecretRef: tendv1.LocalObjectReference{Name: "no-key"}}},
+			Updates: []tendv1.StageUpdate{{Image: image, Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/dev"}}},
+		}})
+	u := waitObject(t, e, "unsigned", "stalled", &tendv1.Stage{}, func(s *tendv1.Stage) bool {
+		return meta.IsStatusConditionTrue(s.Status.Conditions, tendv1.ConditionStalled)
+	})
+	if c := meta.FindStatusCondition(u.Status.Conditions, tendv1.ConditionStalled); c.Reason != ReasonSecretInvalid || !strings.Contains(c.Message, `has no "git.asc" key`) || u.Status.Freight != nil {
+		t.Errorf("a Secret without the key: %+v, promoted %+v", c, u.Status.Freight)
 	}
 }

@@ -407,3 +407,31 @@ func (r *StageReconciler) followPullRequest(ctx context.Context, s *tendv1.Stage
 	setNotReady(&s.Status.Conditions, s.Generation, ReasonPullRequestClosed, fmt.Sprintf("freight %s (%s): %s", p.Name, p.Versions, p.Message))
 	return reconcile.Result{}, false, nil
 }
+
+// signer is the signer of spec.git.signing, from its Secret. A nil signer
+// comes with the error to return, or with none when the Stage stalled.
+func (r *StageReconciler) signer(ctx context.Context, s *tendv1.Stage) (git.Signer, error) {
+	sg := s.Spec.Git.Signing
+	var sec corev1.Secret
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: s.Namespace, Name: sg.SecretRef.Name}, &sec); err != nil {
+		if apierrors.IsNotFound(err) {
+			stall(&s.Status.Conditions, s.Generation, ReasonSecretInvalid, fmt.Sprintf("spec.git.signing.secretRef: the Secret %s/%s not found; create it with the signing key", s.Namespace, sg.SecretRef.Name))
+			return nil, nil
+		}
+		return nil, err
+	}
+	key, build := "git.asc", git.NewOpenPGPSigner
+	if sg.Format == tendv1.SigningSSH {
+		key, build = "identity", git.NewSSHSigner
+	}
+	if len(sec.Data[key]) == 0 {
+		stall(&s.Status.Conditions, s.Generation, ReasonSecretInvalid, fmt.Sprintf("spec.git.signing.secretRef: the Secret %s/%s has no %q key (the %s private key)", s.Namespace, sg.SecretRef.Name, key, sg.Format))
+		return nil, nil
+	}
+	signer, err := build(sec.Data[key], sec.Data["passphrase"])
+	if err != nil {
+		stall(&s.Status.Conditions, s.Generation, ReasonSecretInvalid, fmt.Sprintf("spec.git.signing.secretRef: the Secret %s/%s: %v", s.Namespace, sg.SecretRef.Name, err))
+		return nil, nil
+	}
+	return signer, nil
+}

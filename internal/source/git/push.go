@@ -38,6 +38,9 @@ type PushOptions struct {
 	// than once, on a newer head each time, and must edit from what it
 	// finds. Its error ends the push, nothing pushed.
 	Change func(dir string) error
+	// Signer, when set, signs the commit (OpenPGP or SSH, in its gpgsig
+	// header, as git commit -S does).
+	Signer Signer
 	// Attempts bounds the tries when the push is rejected because the
 	// branch moved meanwhile (default 3): each starts again from the new
 	// head.
@@ -142,6 +145,11 @@ func (f *Fetcher) pushOnce(ctx context.Context, opts PushOptions, target string)
 	if _, err := run(append(who, "commit", "--quiet", "--no-verify", "-m", opts.Message)...); err != nil {
 		return nil, err
 	}
+	if opts.Signer != nil {
+		if err := s.sign(ctx, dir, opts.Signer); err != nil {
+			return nil, err
+		}
+	}
 	rev, err := run("rev-parse", "HEAD")
 	if err != nil {
 		return nil, err
@@ -212,4 +220,33 @@ func (f *Fetcher) Contains(ctx context.Context, opts Options, branch, commit, ti
 		}
 	}
 	return false, nil
+}
+
+// sign replaces HEAD's commit in dir with the same commit signed by
+// signer.
+func (s *session) sign(ctx context.Context, dir string, signer Signer) error {
+	raw, err := s.gitRaw(ctx, dir, "cat-file", "commit", "HEAD")
+	if err != nil {
+		return s.explain(ctx, err)
+	}
+	sig, err := signer.Sign(raw)
+	if err != nil {
+		return &Error{kind: ErrInvalid, msg: "sign the commit: " + err.Error()}
+	}
+	signed, err := withSignature(raw, sig)
+	if err != nil {
+		return err
+	}
+	file := filepath.Join(s.tmp, "signed-commit")
+	if err := os.WriteFile(file, signed, 0o600); err != nil {
+		return err
+	}
+	rev, err := s.git(ctx, dir, "hash-object", "-t", "commit", "-w", file)
+	if err != nil {
+		return s.explain(ctx, err)
+	}
+	if _, err := s.git(ctx, dir, "update-ref", "HEAD", rev); err != nil {
+		return s.explain(ctx, err)
+	}
+	return nil
 }
