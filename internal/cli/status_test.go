@@ -431,3 +431,83 @@ func TestPromoteApprove(t *testing.T) {
 		t.Errorf("approve what passed upstream: exit %d, %q %s", code, out, stderr)
 	}
 }
+
+// TestPromoteListShowRollback: list prints each Warehouse's Stages
+// upstream first, with how far their freight got and what they wait for;
+// show prints one Stage, its promotion and history; rollback approves the
+// freight a Stage with approval ran before.
+func TestPromoteListShowRollback(t *testing.T) {
+	cl := newCluster(t)
+	ctx := context.Background()
+	now := metav1.Now()
+	mk := func(name string, upstream *tendv1.StageUpstream, approval bool, status tendv1.StageStatus) {
+		t.Helper()
+		st := &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: cl.Namespace}, Spec: tendv1.StageSpec{
+			Warehouse: tendv1.LocalObjectReference{Name: "web"}, Upstream: upstream, Approval: approval,
+			Apps:    []tendv1.LocalObjectReference{{Name: "web-" + name}},
+			Git:     tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "repo"}},
+			Updates: []tendv1.StageUpdate{{Image: "registry.example.com/team/web", Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/" + name}}},
+		}}
+		if err := cl.c.Create(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		st.Status = status
+		if err := cl.c.Status().Update(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	passed := func(name, versions, by string) tendv1.Promotion {
+		return tendv1.Promotion{Name: name, Versions: versions, Revision: strings.Repeat(name[:1], 40), PromotedAt: now, By: by, HealthySince: &now, VerifiedAt: &now, Verification: tendv1.VerificationSucceeded}
+	}
+	ready := func(status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
+		return []metav1.Condition{{Type: tendv1.ConditionReady, Status: status, Reason: reason, Message: msg, LastTransitionTime: now}}
+	}
+	// Created downstream first: list sorts by pipeline, not by name or age.
+	old, cur := passed("aaaaaaaaaaaa", "web:1.0.0", "upstream Stage staging"), passed("bbbbbbbbbbbb", "web:1.1.0", "approved by alice")
+	mk("prod", &tendv1.StageUpstream{Stage: "staging"}, true, tendv1.StageStatus{Freight: &cur, History: []tendv1.Promotion{cur, old},
+		Conditions: ready(metav1.ConditionTrue, "Promoted", "runs freight bbbbbbbbbbbb (web:1.1.0), passed")})
+	mk("staging", &tendv1.StageUpstream{Stage: "dev", Soak: metav1.Duration{Duration: time.Hour}}, false, tendv1.StageStatus{Freight: &cur, History: []tendv1.Promotion{cur},
+		Conditions: ready(metav1.ConditionFalse, "WaitingForUpstream", "waiting for freight cccccccccccc (web:1.2.0) to pass in the upstream Stage dev")})
+	failed := tendv1.Promotion{Name: "cccccccccccc", Versions: "web:1.2.0", Revision: strings.Repeat("c", 40), PromotedAt: now, By: "warehouse web", HealthySince: &now, Verification: tendv1.VerificationFailed, Message: "the verification Job dev-verify-1 failed"}
+	mk("dev", nil, false, tendv1.StageStatus{Freight: &failed, History: []tendv1.Promotion{failed, cur},
+		Conditions: ready(metav1.ConditionFalse, "VerificationFailed", "the verification Job dev-verify-1 failed")})
+
+	code, out, stderr := cl.tend(t, "promote", "list", "-n", cl.Namespace)
+	if code != ExitOK {
+		t.Fatalf("list: exit %d %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "WAREHOUSE") {
+		t.Fatalf("list:\n%s", out)
+	}
+	for i, want := range [][]string{
+		{"web", "dev", "warehouse", "cccccccccccc", "web:1.2.0", "verification failed", "the verification Job dev-verify-1 failed"},
+		{"web", "staging", "dev (soak 1h0m0s)", "bbbbbbbbbbbb", "web:1.1.0", "passed", "waiting for freight cccccccccccc"},
+		{"web", "prod", "staging", "bbbbbbbbbbbb", "web:1.1.0", "passed"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[i+1], w) {
+				t.Errorf("list line %d %q lacks %q", i+1, lines[i+1], w)
+			}
+		}
+	}
+
+	code, out, stderr = cl.tend(t, "promote", "show", "prod", "-n", cl.Namespace)
+	for _, want := range []string{"Stage " + cl.Namespace + "/prod", "From:       staging", "Apps:       web-prod", "Gates:      approval", "Freight bbbbbbbbbbbb (web:1.1.0): passed", "approved by alice", "History:", "aaaaaaaaaaaa   web:1.0.0"} {
+		if code != ExitOK || !strings.Contains(out, want) {
+			t.Errorf("show lacks %q: exit %d %s\n%s", want, code, stderr, out)
+		}
+	}
+
+	code, out, stderr = cl.tend(t, "promote", "rollback", "prod", "-n", cl.Namespace)
+	var prod tendv1.Stage
+	if err := cl.c.Get(ctx, types.NamespacedName{Namespace: cl.Namespace, Name: "prod"}, &prod); err != nil {
+		t.Fatal(err)
+	}
+	if code != ExitOK || prod.Annotations[tendv1.AnnotationApprovedFreight] != "aaaaaaaaaaaa" || !strings.Contains(out, "back from freight bbbbbbbbbbbb (web:1.1.0) to aaaaaaaaaaaa (web:1.0.0)") {
+		t.Errorf("rollback: exit %d %q %s; annotations %v", code, out, stderr, prod.Annotations)
+	}
+	if code, _, stderr = cl.tend(t, "promote", "rollback", "staging", "-n", cl.Namespace); code != ExitUsage || !strings.Contains(stderr, "set spec.approval: true first") {
+		t.Errorf("rollback of a Stage without approval: exit %d %s", code, stderr)
+	}
+}
