@@ -2,19 +2,18 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/freight"
+	"github.com/tend-gitops/tend/internal/promote"
 )
 
 func (m *Main) promoteCommand() *cobra.Command {
@@ -55,45 +54,13 @@ user the cluster knows you as), and the promotion's status.freight.by says it.`,
 			if err := k.named(ctx, "Stage", args[0], &st, &tendv1.StageList{}); err != nil {
 				return err
 			}
-			if !st.Spec.Approval {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("the Stage %s/%s promotes each new piece of freight as it is found (it has no spec.approval): there is nothing to approve", st.Namespace, st.Name)}
-			}
-			var wh tendv1.Warehouse
-			if err := k.c.Get(ctx, types.NamespacedName{Namespace: st.Namespace, Name: st.Spec.Warehouse.Name}, &wh); err != nil {
-				return k.wrap(fmt.Errorf("the Stage's Warehouse %s: %w", st.Spec.Warehouse.Name, err))
-			}
-			if len(wh.Status.Freight) == 0 {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("the Warehouse %s/%s has found no freight yet", wh.Namespace, wh.Name)}
-			}
-			f := &wh.Status.Freight[0]
-			if up := st.Spec.Upstream; up != nil && len(args) < 2 {
-				var u tendv1.Stage
-				if err := k.c.Get(ctx, types.NamespacedName{Namespace: st.Namespace, Name: up.Stage}, &u); err != nil {
-					return k.wrap(fmt.Errorf("the Stage's upstream Stage %s: %w", up.Stage, err))
-				}
-				p := u.Status.Freight
-				if p == nil || p.VerifiedAt == nil {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("nothing has passed in the upstream Stage %s/%s yet; wait, or name the freight to approve", u.Namespace, u.Name)}
-				}
-				if f = freightOf(&wh, p.Name); f == nil {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("freight %s, which passed in the upstream Stage %s, is no longer kept by the Warehouse %s/%s", p.Name, u.Name, wh.Namespace, wh.Name)}
-				}
-			}
+			name := ""
 			if len(args) == 2 {
-				f = nil
-				var names []string
-				for i := range wh.Status.Freight {
-					names = append(names, wh.Status.Freight[i].Name)
-					if wh.Status.Freight[i].Name == args[1] {
-						f = &wh.Status.Freight[i]
-					}
-				}
-				if f == nil {
-					return &exitError{code: ExitUsage, err: fmt.Errorf("the Warehouse %s/%s keeps no freight %q; it keeps %s", wh.Namespace, wh.Name, args[1], strings.Join(names, ", "))}
-				}
+				name = args[1]
 			}
-			if err := k.approve(ctx, &st, f.Name); err != nil {
-				return err
+			f, err := promote.Approve(ctx, k.c, &st, name, k.whoAmI(ctx))
+			if err != nil {
+				return k.promoteError(err)
 			}
 			fmt.Fprintf(m.Stdout, "approved freight %s (%s) for Stage %s/%s\n", f.Name, freight.Describe(f), st.Namespace, st.Name)
 			return nil
@@ -101,16 +68,6 @@ user the cluster knows you as), and the promotion's status.freight.by says it.`,
 	}
 	kf.addFlags(cmd.Flags())
 	return cmd
-}
-
-// freightOf is the Warehouse's freight called name, nil if it keeps none.
-func freightOf(wh *tendv1.Warehouse, name string) *tendv1.Freight {
-	for i := range wh.Status.Freight {
-		if wh.Status.Freight[i].Name == name {
-			return &wh.Status.Freight[i]
-		}
-	}
-	return nil
 }
 
 // whoAmI is the user the cluster knows the CLI's credentials as, "" when
@@ -121,78 +78,6 @@ func (k *kube) whoAmI(ctx context.Context) string {
 		return ""
 	}
 	return r.Status.UserInfo.Username
-}
-
-// promotionState says in a few words how far a Stage's promotion got.
-func promotionState(s *tendv1.Stage) string {
-	p := s.Status.Freight
-	switch {
-	case p == nil:
-		return "nothing promoted"
-	case p.PullRequest != nil && p.PullRequest.State == "open":
-		return fmt.Sprintf("pull request #%d open", p.PullRequest.Number)
-	case p.PullRequest != nil && p.PullRequest.State == "closed":
-		return fmt.Sprintf("pull request #%d closed", p.PullRequest.Number)
-	case p.Verification == tendv1.VerificationFailed:
-		return "verification failed"
-	case p.VerifiedAt != nil && p.HealthySince != nil:
-		return "passed"
-	case p.VerifiedAt != nil:
-		return "passed, not Healthy now"
-	case p.Verification == tendv1.VerificationRunning:
-		return "verifying"
-	}
-	return "rolling out"
-}
-
-// pipelineOrder sorts Stages by Warehouse, then upstream before
-// downstream (by name among equals).
-func pipelineOrder(stages []tendv1.Stage) {
-	depth := func(s *tendv1.Stage) int {
-		byName := map[string]*tendv1.Stage{}
-		for i := range stages {
-			if stages[i].Namespace == s.Namespace {
-				byName[stages[i].Name] = &stages[i]
-			}
-		}
-		d := 0
-		for cur := s; cur.Spec.Upstream != nil && d < len(stages); d++ {
-			next, ok := byName[cur.Spec.Upstream.Stage]
-			if !ok {
-				d++
-				break
-			}
-			cur = next
-		}
-		return d
-	}
-	depths := map[string]int{}
-	for i := range stages {
-		depths[stages[i].Namespace+"/"+stages[i].Name] = depth(&stages[i])
-	}
-	sort.SliceStable(stages, func(i, j int) bool {
-		a, b := &stages[i], &stages[j]
-		if a.Namespace != b.Namespace {
-			return a.Namespace < b.Namespace
-		}
-		if a.Spec.Warehouse.Name != b.Spec.Warehouse.Name {
-			return a.Spec.Warehouse.Name < b.Spec.Warehouse.Name
-		}
-		if da, db := depths[a.Namespace+"/"+a.Name], depths[b.Namespace+"/"+b.Name]; da != db {
-			return da < db
-		}
-		return a.Name < b.Name
-	})
-}
-
-func stageFrom(s *tendv1.Stage) string {
-	if u := s.Spec.Upstream; u != nil {
-		if u.Soak.Duration > 0 {
-			return fmt.Sprintf("%s (soak %s)", u.Stage, u.Soak.Duration)
-		}
-		return u.Stage
-	}
-	return "warehouse"
 }
 
 func (m *Main) promoteListCommand() *cobra.Command {
@@ -225,7 +110,7 @@ what it waits for.`,
 				fmt.Fprintf(m.Stderr, "no Stages in %s\n", scopeName(k, all))
 				return nil
 			}
-			pipelineOrder(l.Items)
+			promote.SortPipeline(l.Items)
 			t := &table{header: []string{"WAREHOUSE", "STAGE", "FROM", "FREIGHT", "VERSIONS", "STATE", "WAITING"}}
 			if all {
 				t.header = append([]string{"NAMESPACE"}, t.header...)
@@ -240,7 +125,7 @@ what it waits for.`,
 				if ready, msg := readyCondition(s.Status.Conditions); ready != "True" {
 					waiting = msg
 				}
-				row := []cell{plain(s.Spec.Warehouse.Name), plain(s.Name), plain(stageFrom(s)), plain(name), plain(versions), state(promotionState(s)), plain(waiting)}
+				row := []cell{plain(s.Spec.Warehouse.Name), plain(s.Name), plain(promote.From(s)), plain(name), plain(versions), state(promote.State(s)), plain(waiting)}
 				if all {
 					row = append([]cell{plain(s.Namespace)}, row...)
 				}
@@ -277,7 +162,7 @@ it, since when its Apps run it Healthy, its verification), what it waits for, an
 			w := m.Stdout
 			fmt.Fprintf(w, "Stage %s/%s\n", s.Namespace, s.Name)
 			fmt.Fprintf(w, "  Warehouse:  %s\n", s.Spec.Warehouse.Name)
-			fmt.Fprintf(w, "  From:       %s\n", stageFrom(&s))
+			fmt.Fprintf(w, "  From:       %s\n", promote.From(&s))
 			var apps []string
 			for _, a := range s.Spec.Apps {
 				apps = append(apps, a.Name)
@@ -302,7 +187,7 @@ it, since when its Apps run it Healthy, its verification), what it waits for, an
 			ready, msg := readyCondition(s.Status.Conditions)
 			fmt.Fprintf(w, "  Ready:      %s: %s\n", orUnknown(ready), msg)
 			if p := s.Status.Freight; p != nil {
-				fmt.Fprintf(w, "Freight %s (%s): %s\n", p.Name, p.Versions, promotionState(&s))
+				fmt.Fprintf(w, "Freight %s (%s): %s\n", p.Name, p.Versions, promote.State(&s))
 				fmt.Fprintf(w, "  Commit:     %s\n", p.Revision)
 				if pr := p.PullRequest; pr != nil {
 					fmt.Fprintf(w, "  Pull request: #%d %s (%s)\n", pr.Number, pr.URL, pr.State)
@@ -335,7 +220,7 @@ it, since when its Apps run it Healthy, its verification), what it waits for, an
 				case h.VerifiedAt == nil:
 					result = "did not pass"
 					if i == 0 {
-						result = promotionState(&s)
+						result = promote.State(&s)
 					}
 				}
 				t.add(plain(h.Name), plain(h.Versions), plain(shortRev(h.Revision)), plain(age(h.PromotedAt)), plain(h.By), state(result))
@@ -371,22 +256,13 @@ hold it on older freight.`,
 			if !st.Spec.Approval {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("the Stage %s/%s promotes each new piece of freight as it comes (it has no spec.approval): a rollback would not hold; set spec.approval: true first", st.Namespace, st.Name)}
 			}
+			prev, err := promote.Previous(&st)
+			if err != nil {
+				return k.promoteError(err)
+			}
 			cur := st.Status.Freight
-			if cur == nil {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("the Stage %s/%s has promoted nothing yet", st.Namespace, st.Name)}
-			}
-			var prev *tendv1.Promotion
-			for i := range st.Status.History {
-				if st.Status.History[i].Name != cur.Name {
-					prev = &st.Status.History[i]
-					break
-				}
-			}
-			if prev == nil {
-				return &exitError{code: ExitUsage, err: fmt.Errorf("the Stage %s/%s has run no other freight than %s (%s)", st.Namespace, st.Name, cur.Name, cur.Versions)}
-			}
-			if err := k.approve(ctx, &st, prev.Name); err != nil {
-				return err
+			if _, err := promote.Approve(ctx, k.c, &st, prev.Name, k.whoAmI(ctx)); err != nil {
+				return k.promoteError(err)
 			}
 			fmt.Fprintf(m.Stdout, "rolling Stage %s/%s back from freight %s (%s) to %s (%s)\n", st.Namespace, st.Name, cur.Name, cur.Versions, prev.Name, prev.Versions)
 			return nil
@@ -396,15 +272,12 @@ hold it on older freight.`,
 	return cmd
 }
 
-// approve sets the Stage's approved freight, and who approved it.
-func (k *kube) approve(ctx context.Context, st *tendv1.Stage, freightName string) error {
-	ann := map[string]any{tendv1.AnnotationApprovedFreight: freightName, tendv1.AnnotationApprovedBy: nil}
-	if who := k.whoAmI(ctx); who != "" {
-		ann[tendv1.AnnotationApprovedBy] = who
+// promoteError is an approval's error as the CLI reports it: a request
+// that cannot be made is a usage error.
+func (k *kube) promoteError(err error) error {
+	var ir *promote.InvalidRequest
+	if errors.As(err, &ir) {
+		return &exitError{code: ExitUsage, err: err}
 	}
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": ann}})
-	if err != nil {
-		return err
-	}
-	return k.wrap(k.c.Patch(ctx, st, client.RawPatch(types.MergePatchType, patch)))
+	return k.wrap(err)
 }

@@ -462,6 +462,18 @@ func TestPromoteListShowRollback(t *testing.T) {
 	ready := func(status metav1.ConditionStatus, reason, msg string) []metav1.Condition {
 		return []metav1.Condition{{Type: tendv1.ConditionReady, Status: status, Reason: reason, Message: msg, LastTransitionTime: now}}
 	}
+	wh := &tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: cl.Namespace}, Spec: tendv1.WarehouseSpec{
+		Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: "registry.example.com/team/web"}}},
+	}}
+	if err := cl.c.Create(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct{ name, tag string }{{"cccccccccccc", "1.2.0"}, {"bbbbbbbbbbbb", "1.1.0"}, {"aaaaaaaaaaaa", "1.0.0"}} {
+		wh.Status.Freight = append(wh.Status.Freight, tendv1.Freight{Name: f.name, DiscoveredAt: now, Images: []tendv1.FreightImage{{Repository: "registry.example.com/team/web", Tag: f.tag, Digest: "sha256:00"}}})
+	}
+	if err := cl.c.Status().Update(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
 	// Created downstream first: list sorts by pipeline, not by name or age.
 	old, cur := passed("aaaaaaaaaaaa", "web:1.0.0", "upstream Stage staging"), passed("bbbbbbbbbbbb", "web:1.1.0", "approved by alice")
 	mk("prod", &tendv1.StageUpstream{Stage: "staging"}, true, tendv1.StageStatus{Freight: &cur, History: []tendv1.Promotion{cur, old},

@@ -133,6 +133,8 @@ func New(o Options) (*Server, error) {
 	mux.HandleFunc("POST /api/v1/apps/{namespace}/{name}/{action}", s.appAction)
 	mux.HandleFunc("GET /api/v1/sources", s.listSources)
 	mux.HandleFunc("GET /api/v1/notifiers", s.listNotifiers)
+	mux.HandleFunc("GET /api/v1/stages", s.listStages)
+	mux.HandleFunc("POST /api/v1/stages/{namespace}/{name}/{action}", s.stageAction)
 	mux.HandleFunc("GET /api/v1/clusters", s.listClusters)
 	mux.HandleFunc("GET /api/v1/appsets", s.listAppSets)
 	mux.HandleFunc("GET /api/v1/events", s.events)
@@ -157,7 +159,7 @@ func randomToken() string {
 // Watch feeds live updates from the cache's informers; it returns once
 // the informers of tend's kinds are synced (or ctx ends).
 func (s *Server) Watch(ctx context.Context) error {
-	for _, obj := range []client.Object{&tendv1.App{}, &tendv1.Source{}, &tendv1.Notifier{}, &tendv1.Cluster{}, &tendv1.AppSet{}} {
+	for _, obj := range []client.Object{&tendv1.App{}, &tendv1.Source{}, &tendv1.Notifier{}, &tendv1.Cluster{}, &tendv1.AppSet{}, &tendv1.Stage{}} {
 		inf, err := s.o.Cache.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("dashboard: informer of %T: %w", obj, err)

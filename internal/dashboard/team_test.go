@@ -301,6 +301,45 @@ func TestTeamDashboardRoles(t *testing.T) {
 		t.Error("the operator's sync left no request on the App")
 	}
 
+	// Approving freight for a Stage: an operator's action too.
+	wh := &tendv1.Warehouse{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: env.Namespace}, Spec: tendv1.WarehouseSpec{
+		Subscriptions: []tendv1.Subscription{{Image: &tendv1.ImageSubscription{Repository: "registry.example.com/team/web"}}},
+	}}
+	create(t, env, wh)
+	wh.Status.Freight = []tendv1.Freight{{Name: "bbbbbbbbbbbb", DiscoveredAt: metav1.Now(), Images: []tendv1.FreightImage{{Repository: "registry.example.com/team/web", Tag: "1.1.0", Digest: "sha256:00"}}}}
+	if err := env.Client.Status().Update(ctx, wh); err != nil {
+		t.Fatal(err)
+	}
+	create(t, env, &tendv1.Stage{ObjectMeta: metav1.ObjectMeta{Name: "prod", Namespace: env.Namespace}, Spec: tendv1.StageSpec{
+		Warehouse: tendv1.LocalObjectReference{Name: "web"}, Approval: true,
+		Git:     tendv1.StageGit{SourceRef: tendv1.LocalObjectReference{Name: "platform"}},
+		Updates: []tendv1.StageUpdate{{Image: "registry.example.com/team/web", Kustomize: &tendv1.KustomizeImageUpdate{Path: "envs/prod"}}},
+	}})
+	approve := func(b *browser) (int, string) {
+		code, _, body := b.do(http.MethodPost, "/api/v1/stages/"+env.Namespace+"/prod/approve", http.Header{"Origin": {b.base}, auth.CSRFHeader: {b.csrf}}, "")
+		return code, body
+	}
+	if code, body := approve(viewer); code != http.StatusForbidden || !strings.Contains(body, "operator") {
+		t.Errorf("viewer's approval: %d %s, want 403 naming the operator role", code, body)
+	}
+	var stages struct{ Items []struct{ Name string } }
+	testenv.Eventually(t, "the Stage in the viewer's Stages page", 30*time.Second, func() bool {
+		return viewer.api("/api/v1/stages", &stages) == http.StatusOK && len(stages.Items) == 1
+	})
+	var code int
+	var body string
+	testenv.Eventually(t, "the operator's approval", 30*time.Second, func() bool {
+		code, body = approve(operator)
+		return code != http.StatusNotFound // the dashboard's cache has not seen the Stage yet
+	})
+	var st tendv1.Stage
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: "prod"}, &st); err != nil {
+		t.Fatal(err)
+	}
+	if code != http.StatusAccepted || st.Annotations[tendv1.AnnotationApprovedFreight] != "bbbbbbbbbbbb" || st.Annotations[tendv1.AnnotationApprovedBy] != "otto <otto@example.com>" {
+		t.Errorf("operator's approval: %d %s; annotations %v", code, body, st.Annotations)
+	}
+
 	// A broken policy edit: refused with an event, the grants stay.
 	setPolicy(t, env, name, "- groups: [dev]\n  role: operater\n")
 	testenv.Eventually(t, "a PolicyRefused event on the ConfigMap", 30*time.Second, func() bool {

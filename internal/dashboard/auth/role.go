@@ -48,12 +48,13 @@ func ParseRole(s string) (Role, error) {
 	return None, fmt.Errorf("role %q is not one of viewer, operator, admin", s)
 }
 
-// ActionRole is the Role an App action needs (the actions of
-// POST /api/v1/apps/{namespace}/{name}/{action}); ok is false for an
+// ActionRole is the Role an App or Stage action needs (the actions of
+// POST /api/v1/apps/{namespace}/{name}/{action} and of
+// POST /api/v1/stages/{namespace}/{name}/{approve,rollback}); ok is false for an
 // action it does not know, which callers should refuse.
 func ActionRole(action string) (role Role, ok bool) {
 	switch action {
-	case "sync", "refresh", "rollback", "unpin", "suspend", "resume":
+	case "sync", "refresh", "rollback", "unpin", "suspend", "resume", "approve":
 		return Operator, true
 	}
 	return None, false

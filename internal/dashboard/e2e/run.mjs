@@ -104,6 +104,20 @@ try {
     if (name === "Sources") await page.screenshot({ path: cfg.screenshots + "/dashboard-sources.png" });
   }
 
+  // Stages: the pipeline, upstream first; approve what prod waits for.
+  await page.getByRole("link", { name: "Stages", exact: true }).click();
+  await page.getByRole("heading", { name: "Stages" }).waitFor({ timeout });
+  const rows = page.locator("tbody tr");
+  await rows.filter({ hasText: cfg.namespace + "/prod" }).getByText("WaitingForApproval").waitFor({ timeout });
+  const order = await rows.evaluateAll((trs) => trs.map((tr) => tr.cells[0].textContent));
+  if (order.join(",") !== cfg.namespace + "/dev," + cfg.namespace + "/prod") fail("the Stages are not in pipeline order: " + order.join(", "));
+  if (await page.getByRole("button", { name: "Approve dev" }).count() !== 0) fail("a Stage without approval has an Approve button");
+  await page.screenshot({ path: cfg.screenshots + "/dashboard-stages.png" });
+  page.once("dialog", (d) => d.accept());
+  await page.getByRole("button", { name: "Approve prod" }).click();
+  await page.locator("#toast", { hasText: "approved freight bbbbbbbbbbbb (web:1.1.0) for prod" }).waitFor({ timeout });
+  await step("approved");
+
   // A phone-sized screen.
   const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
   const p2 = await phone.newPage();

@@ -265,7 +265,32 @@ const lists = {
     ["Ready", (n) => badge(n.ready)]]],
   clusters: ["Clusters", [["Cluster", (c) => c.namespace + "/" + c.name], ["Kubernetes", (c) => c.kubeVersion],
     ["Ready", (c) => badge(c.ready)], ["Message", (c) => c.message]]],
+  stages: ["Stages", [["Stage", (s) => s.namespace + "/" + s.name], ["Warehouse", (s) => s.warehouse], ["From", (s) => s.from],
+    ["Freight", (s) => s.versions ? s.versions + " · " + s.freight : "none"],
+    ["Promoted", (s) => s.promotedAt ? ago(s.promotedAt) + (s.by ? " · " + s.by : "") : ""],
+    ["State", (s) => s.pullRequest ? el("a", { href: s.pullRequest, rel: "noopener noreferrer", target: "_blank" }, badge(s.state)) : badge(s.state)],
+    ["Ready", (s) => badge(s.waiting || s.ready)], ["Message", (s) => s.message], ["", stageActions]]],
 };
+
+// stageActions are the buttons of a Stage with approval: approve what it
+// waits for, roll back to the freight it ran before.
+function stageActions(s) {
+  if (!s.approval) return "";
+  const act = (action, label, question) => el("button", {
+    class: "act" + (action === "rollback" ? " secondary" : ""), type: "button", "aria-label": label + " " + s.name, text: label,
+    onclick: async () => {
+      if (!confirm(question)) return;
+      try {
+        const r = await post("/api/v1/stages/" + encodeURIComponent(s.namespace) + "/" + encodeURIComponent(s.name) + "/" + action);
+        toast((action === "approve" ? "approved" : "rolling back to") + " freight " + r.freight + " (" + r.versions + ") for " + s.name);
+        reload();
+      } catch (e) { toast(e.message); }
+    },
+  });
+  return el("span", { class: "actions" },
+    s.waiting === "WaitingForApproval" ? act("approve", "Approve", "Promote to " + s.name + " the freight it waits for?") : null,
+    s.freight ? act("rollback", "Roll back", "Roll " + s.name + " back to the freight it ran before?") : null);
+}
 
 // ---- Routing and live updates -----------------------------------------
 
