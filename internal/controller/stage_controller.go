@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -480,6 +481,9 @@ func (r *StageReconciler) promote(ctx context.Context, s *tendv1.Stage, wh *tend
 	case p.PullRequest != nil:
 		how = fmt.Sprintf("proposed %s in pull request #%d (%s)", shortRev(pushed.Revision), p.PullRequest.Number, p.PullRequest.URL)
 	}
+	if pushed.Pushed && pushBranch == "" && src.Spec.Git.Ref.Tag == "" && src.Spec.Git.Ref.SemVer == "" && src.Spec.Git.Ref.Commit == "" && stageBranch(s, &src) == sourceBranch(&src) {
+		r.requestFetch(ctx, &src)
+	}
 	msg := fmt.Sprintf("promoted freight %s (%s) to branch %s: %s (%s)", f.Name, versions, branch, how, by)
 	r.Recorder.Eventf(s, nil, corev1.EventTypeNormal, ReasonPromoted, "Promote", "%s", msg)
 	r.publish(s, notify.Promoted, pushed.Revision, msg, "")
@@ -515,4 +519,22 @@ func (r *StageReconciler) notifyWaiting(before, s *tendv1.Stage, f *tendv1.Freig
 		return
 	}
 	r.publish(s, notify.WaitingForApproval, "", msg, "")
+}
+
+// sourceBranch is the branch a git Source follows.
+func sourceBranch(src *tendv1.Source) string {
+	if b := src.Spec.Git.Ref.Branch; b != "" {
+		return b
+	}
+	return "main"
+}
+
+// requestFetch asks the Source that follows the branch a Stage just
+// pushed to to fetch now, as a push webhook does, rather than at its next
+// interval. Failing, the interval still catches up.
+func (r *StageReconciler) requestFetch(ctx context.Context, src *tendv1.Source) {
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{tendv1.AnnotationRequestedAt: time.Now().UTC().Format(time.RFC3339Nano)}}})
+	if err := r.Client.Patch(ctx, src.DeepCopy(), client.RawPatch(types.MergePatchType, patch)); err != nil {
+		r.Log.Warn("asking the Source to fetch the promotion", "source", src.Namespace+"/"+src.Name, "error", err)
+	}
 }

@@ -36,7 +36,8 @@ func verifyJob(fail bool) *tendv1.StageVerification {
 // roll the tag out in that order, and Notifiers hear of each promotion
 // and of the approval prod waits for. A failing verification in dev
 // stops the next tag there (and notifies); a change that would not
-// render an App of its Stage pushes nothing.
+// render an App of its Stage pushes nothing. The Source polls hourly: it
+// fetches each promotion because the Stage asks it to.
 func TestStagePipeline(t *testing.T) {
 	e := startController(t)
 	ctx := context.Background()
@@ -65,7 +66,12 @@ func TestStagePipeline(t *testing.T) {
 		&tendv1.Notifier{ObjectMeta: metav1.ObjectMeta{Name: "hook"}, Spec: tendv1.NotifierSpec{
 			Provider: "webhook", SecretRef: &tendv1.LocalObjectReference{Name: "hook"}, Stages: &tendv1.NotifierStages{Names: []string{"dev", "prod"}},
 		}},
-		gitSource("config", repo.URL),
+		// An hour: the Source fetches a promotion because the Stage asks.
+		func() *tendv1.Source {
+			src := gitSource("config", repo.URL)
+			src.Spec.Interval.Duration = time.Hour
+			return src
+		}(),
 		newApp("web-dev", "config", "envs/dev", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
 		newApp("web-staging", "config", "envs/staging", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
 		newApp("web-prod", "config", "envs/prod", ns, func(a *tendv1.App) { a.Spec.Sync.Interval = second }),
