@@ -21,9 +21,15 @@ type gitRepo struct {
 }
 
 func newGitRepo(dir string) (*gitRepo, error) {
+	return newGitRepoWith(dir, gitserver.Options{})
+}
+
+// newGitRepoWith is newGitRepo with the server's options (Push: tend may
+// push to it, as a Stage does).
+func newGitRepoWith(dir string, opts gitserver.Options) (*gitRepo, error) {
 	work := filepath.Join(dir, "work")
 	bare := filepath.Join(dir, "srv", "repo.git")
-	h, err := gitserver.NewHandler(filepath.Dir(bare), gitserver.Options{})
+	h, err := gitserver.NewHandler(filepath.Dir(bare), opts)
 	if err != nil {
 		return nil, fmt.Errorf("the benchmark needs git: %w", err)
 	}

@@ -6,6 +6,7 @@
 //	                            [-push-commits 20] [-kubeconfig K] [-scale 100,500,1000,2000]
 //	go run ./bench -mode takeover -apps 100 [-objects 10] [-kubeconfig K]
 //	go run ./bench -mode dashboard [-apps 1000] [-kubeconfig K]
+//	go run ./bench -mode promotion [-runs 20] [-poll-interval 1s] [-kubeconfig K]
 //
 // The takeover mode leaves the Apps' objects as Flux leaves them
 // (kustomize-controller's field manager and labels, Kustomizations with
@@ -48,16 +49,19 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	mode := fs.String("mode", "render", "what to measure: render, scale, takeover or dashboard")
+	mode := fs.String("mode", "render", "what to measure: render, scale, takeover, dashboard or promotion")
 	apps := fs.Int("apps", 1000, "number of Apps in the generated monorepo")
 	runs := fs.Int("runs", 3, "repetitions (render runs; one-App commits in scale mode); medians are reported")
 	resultsDir := fs.String("results", "bench", "directory for RESULTS.md and results.json (empty: print only)")
 	section := fs.String("section", "", "name of the RESULTS.md section and results.json key to write (default: the mode; scale-curve for -scale)")
+	pollInterval := fs.Duration("poll-interval", time.Second, "promotion: the Warehouse's spec.interval (the Source's is an hour: the Stage asks it to fetch)")
 	var sc scaleFlags
 	sc.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	runsSet := false
+	fs.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
 	if *apps < 1 || *runs < 1 {
 		return fmt.Errorf("-apps and -runs must be at least 1")
 	}
@@ -75,6 +79,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return runScaleMode(ctx, sc, *apps, *runs, work, *resultsDir, *section, out, logf)
 	case "dashboard":
 		return runDashboardMode(ctx, sc, *apps, max(*runs, 200), work, *resultsDir, *section, out, logf)
+	case "promotion":
+		if !runsSet {
+			*runs = 20
+		}
+		if *pollInterval <= 0 {
+			return fmt.Errorf("-poll-interval must be positive")
+		}
+		return runPromotionMode(ctx, sc, *runs, *pollInterval, work, *resultsDir, *section, out, logf)
 	case "takeover":
 		return runTakeoverMode(ctx, sc, *apps, work, *resultsDir, *section, out, logf)
 	case "render":
