@@ -411,7 +411,7 @@ func promotionTable(r *promotionResult) string {
 	fmt.Fprintf(&b, "| ... push to Warehouse freight (median) | %s |\n", latencyText(r.FoundP50))
 	fmt.Fprintf(&b, "| ... push to Stage's promotion commit in its status (median) | %s |\n", latencyText(r.CommittedP50))
 	fmt.Fprintf(&b, "| ... push to App status.revision at that commit (median; written after the apply) | %s |\n", latencyText(r.SyncedP50))
-	fmt.Fprintf(&b, "| steps (medians): found to committed (Stage), committed to applied (Source poll, render, apply) | %s, %s |\n", secs(r.StageP50), secs(r.RolloutP50))
+	fmt.Fprintf(&b, "| steps (medians): found to committed (Stage), committed to applied (Source fetch, render, apply) | %s, %s |\n", secs(r.StageP50), secs(r.RolloutP50))
 	fmt.Fprintf(&b, "| controller CPU over the %d tags, peak RSS | %.1f s, %s |\n", r.Tags, r.CPUSeconds, mib(r.PeakRSS))
 	return b.String()
 }
