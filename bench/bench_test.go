@@ -190,3 +190,37 @@ func TestTakeoverSmoke(t *testing.T) {
 	}
 	t.Logf("\n%s", takeoverTable(res))
 }
+
+// TestPromotionSmoke runs the promotion benchmark with two tags so it
+// cannot rot: both tags reach the Deployment through the Warehouse, the
+// Stage's commit and the App, and every step is measured.
+func TestPromotionSmoke(t *testing.T) {
+	env := testenv.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	bin, err := buildTend(ctx, root, work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := newCluster(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ensureCRDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg := scaleConfig{Runs: 2, PushTimeout: time.Minute, TendBin: bin, Kubeconfig: env.Kubeconfig, Out: t.TempDir(), Work: work, Logf: t.Logf}
+	res, err := benchPromotion(ctx, c, cfg, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Applied != 2 || len(res.Seconds) != 2 || res.P50 <= 0 || res.FoundP50 <= 0 || res.CommittedP50 <= 0 || res.PeakRSS == 0 {
+		t.Errorf("promotion: %+v, want both tags applied and every step measured", res)
+	}
+	t.Logf("\n%s", promotionTable(res))
+}

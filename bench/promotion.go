@@ -53,7 +53,7 @@ type promotionResult struct {
 	CommittedP50 float64 `json:"committedP50"`
 	SyncedP50    float64 `json:"syncedP50"`
 	// Medians of the steps between: found to committed (the Stage's
-	// git work), committed to applied (the Source's poll, render, apply).
+	// git work), committed to applied (the Source's fetch, render, apply).
 	StageP50   float64 `json:"stageP50"`
 	RolloutP50 float64 `json:"rolloutP50"`
 	Applied    int     `json:"applied"`
