@@ -252,6 +252,11 @@ func (r *StageReconciler) reconcile(ctx context.Context, s, before *tendv1.Stage
 	// What the Stage runs: do its Apps run it, Healthy, and did it pass
 	// verification?
 	res, settled, err := r.track(ctx, s)
+	if w != nil && w.after > 0 && (res.RequeueAfter == 0 || w.after < res.RequeueAfter) {
+		// A soak ends with no event: look again then, whatever the
+		// current promotion does meanwhile.
+		res.RequeueAfter = w.after
+	}
 	if err != nil || !settled {
 		return res, err
 	}
@@ -259,7 +264,6 @@ func (r *StageReconciler) reconcile(ctx context.Context, s, before *tendv1.Stage
 	switch {
 	case w != nil:
 		setNotReady(&s.Status.Conditions, s.Generation, w.reason, w.msg)
-		res.RequeueAfter = w.after
 	case p != nil:
 		msg := fmt.Sprintf("runs freight %s (%s) at %s, passed", p.Name, p.Versions, shortRev(p.Revision))
 		if candidate != nil && candidate.Name != p.Name && s.Spec.Approval {
