@@ -40,6 +40,10 @@ type stageView struct {
 // listStages serves GET /api/v1/stages: every Stage the user may see, by
 // Warehouse, upstream before downstream.
 func (s *Server) listStages(w http.ResponseWriter, r *http.Request) {
+	if s.o.NoStages != "" {
+		s.noStages(w)
+		return
+	}
 	var list tendv1.StageList
 	if err := s.o.Cache.List(r.Context(), &list); err != nil {
 		s.apiError(w, r, err)
@@ -80,6 +84,10 @@ func (s *Server) listStages(w http.ResponseWriter, r *http.Request) {
 // [?freight=NAME] (default: what the Stage waits for) and .../rollback,
 // for Operators of the namespace.
 func (s *Server) stageAction(w http.ResponseWriter, r *http.Request) {
+	if s.o.NoStages != "" {
+		s.noStages(w)
+		return
+	}
 	ctx := r.Context()
 	key := types.NamespacedName{Namespace: r.PathValue("namespace"), Name: r.PathValue("name")}
 	if !canView(r, key.Namespace) {
@@ -145,4 +153,9 @@ func (s *Server) stageAction(w http.ResponseWriter, r *http.Request) {
 		s.o.Log.Warn("dashboard: audit event not recorded", "stage", key.String(), "error", err)
 	}
 	writeJSON(w, http.StatusAccepted, map[string]string{"action": action, "freight": f.Name, "versions": freight.Describe(f)})
+}
+
+// noStages answers for Stages the dashboard's credentials may not read.
+func (s *Server) noStages(w http.ResponseWriter) {
+	writeJSON(w, http.StatusForbidden, map[string]string{"error": "the dashboard's credentials may not " + s.o.NoStages + "; ask for a Role that allows them to see Stages here"})
 }

@@ -116,9 +116,15 @@ func ListenLocal(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, 
 	if err != nil {
 		return nil, err
 	}
+	// Stages are shown when the credentials may read them; a Role made
+	// for the kinds above before Stages existed still opens the rest.
+	noStages, err := deniedReads(ctx, kube, o.Namespaces, []string{"stages"})
+	if err != nil {
+		return nil, err
+	}
 	token := randomToken()
 	srv, err := New(Options{
-		Cache: c, Client: cl, Kube: kube, Dynamic: dyn, Mapper: mapper, Token: token, Log: log,
+		Cache: c, Client: cl, Kube: kube, Dynamic: dyn, Mapper: mapper, Token: token, Log: log, NoStages: strings.Join(noStages, ", "),
 		Differ: &appdiff.Differ{Config: cfg, Client: cl, Engine: conn.Engine},
 	})
 	if err != nil {
@@ -181,13 +187,27 @@ func serve(ctx context.Context, h http.Handler, l net.Listener, errc chan error,
 // canList asks the API server whether the credentials may list and watch
 // each of tend's kinds in namespaces (all of them when empty).
 func canList(ctx context.Context, kube kubernetes.Interface, namespaces []string) error {
+	denied, err := deniedReads(ctx, kube, namespaces, dashboardKinds)
+	if err != nil || len(denied) == 0 {
+		return err
+	}
+	hint := "ask for a Role that allows them"
+	if len(namespaces) == 0 {
+		hint = "pass --namespace for the namespaces you may read, or ask for a ClusterRole that allows them"
+	}
+	return fmt.Errorf("dashboard: these credentials may not %s: %s", strings.Join(denied, ", "), hint)
+}
+
+// deniedReads lists the reads (list and watch of resources of tend.dev,
+// in namespaces or everywhere) the credentials may not make.
+func deniedReads(ctx context.Context, kube kubernetes.Interface, namespaces, resources []string) ([]string, error) {
 	scopes := namespaces
 	if len(scopes) == 0 {
 		scopes = []string{""}
 	}
 	var denied []string
 	for _, ns := range scopes {
-		for _, res := range dashboardKinds {
+		for _, res := range resources {
 			for _, verb := range []string{"list", "watch"} {
 				r, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
 					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
@@ -195,7 +215,7 @@ func canList(ctx context.Context, kube kubernetes.Interface, namespaces []string
 					}},
 				}, metav1.CreateOptions{})
 				if err != nil {
-					return fmt.Errorf("dashboard: asking the API server what these credentials may read: %w", err)
+					return nil, fmt.Errorf("dashboard: asking the API server what these credentials may read: %w", err)
 				}
 				if !r.Status.Allowed {
 					where := "in all namespaces"
@@ -207,12 +227,5 @@ func canList(ctx context.Context, kube kubernetes.Interface, namespaces []string
 			}
 		}
 	}
-	if len(denied) == 0 {
-		return nil
-	}
-	hint := "ask for a Role that allows them"
-	if len(namespaces) == 0 {
-		hint = "pass --namespace for the namespaces you may read, or ask for a ClusterRole that allows them"
-	}
-	return fmt.Errorf("dashboard: these credentials may not %s: %s", strings.Join(denied, ", "), hint)
+	return denied, nil
 }

@@ -50,8 +50,12 @@ var uiFS embed.FS
 // Options configure a Server.
 type Options struct {
 	// Cache lists tend's objects and tells about their changes; it must
-	// serve Apps, Sources, Notifiers, Clusters and AppSets.
+	// serve Apps, Sources, Notifiers, Clusters and AppSets, and Stages
+	// unless NoStages.
 	Cache cache.Cache
+	// NoStages, when set, says which reads of Stages the credentials may
+	// not make: the Stages page says so, and Stages are not watched.
+	NoStages string
 	// Client writes the actions' patches.
 	Client client.Client
 	// Kube reads inventories (Secrets) and events.
@@ -159,7 +163,11 @@ func randomToken() string {
 // Watch feeds live updates from the cache's informers; it returns once
 // the informers of tend's kinds are synced (or ctx ends).
 func (s *Server) Watch(ctx context.Context) error {
-	for _, obj := range []client.Object{&tendv1.App{}, &tendv1.Source{}, &tendv1.Notifier{}, &tendv1.Cluster{}, &tendv1.AppSet{}, &tendv1.Stage{}} {
+	kinds := []client.Object{&tendv1.App{}, &tendv1.Source{}, &tendv1.Notifier{}, &tendv1.Cluster{}, &tendv1.AppSet{}}
+	if s.o.NoStages == "" {
+		kinds = append(kinds, &tendv1.Stage{})
+	}
+	for _, obj := range kinds {
 		inf, err := s.o.Cache.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("dashboard: informer of %T: %w", obj, err)

@@ -554,4 +554,15 @@ func TestDashboardNamespaceLimitedCredentials(t *testing.T) {
 	if list.Total != 4 || len(list.Namespaces) != 1 || list.Namespaces[0] != ns {
 		t.Errorf("the viewer's dashboard lists %d Apps in %v, want the 4 of %s", list.Total, list.Namespaces, ns)
 	}
+	// A Role written before Stages existed: the rest opens, the Stages
+	// page says what the credentials lack.
+	resp, err = web.Get("http://" + l.Listener.Addr().String() + "/api/v1/stages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "may not list stages.tend.dev in namespace "+ns) {
+		t.Errorf("Stages without the right to read them: %s %s", resp.Status, body)
+	}
 }
