@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
 	"github.com/tend-gitops/tend/internal/appctl"
@@ -70,7 +72,7 @@ func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 		return
 	}
-	s.audit(ctx, a, action, s.userName(r))
+	s.audit(ctx, a, "App", action, s.userName(r))
 	if result == nil {
 		result = map[string]string{}
 	}
@@ -78,21 +80,22 @@ func (s *Server) appAction(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, result)
 }
 
-// audit records an action: one log line and one event on the App, both
-// naming who asked.
-func (s *Server) audit(ctx context.Context, a *tendv1.App, action, user string) {
-	s.o.Log.Info("dashboard action", "action", action, "app", a.Namespace+"/"+a.Name, "user", user)
+// audit records an action on obj (an App or a Stage, named by kind): one
+// log line and one event on it, both naming who asked.
+func (s *Server) audit(ctx context.Context, obj client.Object, kind, action, user string) {
+	key := obj.GetNamespace() + "/" + obj.GetName()
+	s.o.Log.Info("dashboard action", "action", action, strings.ToLower(kind), key, "user", user)
 	now := metav1.Now()
 	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: a.Name + ".", Namespace: a.Namespace},
-		InvolvedObject: corev1.ObjectReference{APIVersion: tendv1.GroupVersion.String(), Kind: "App", Namespace: a.Namespace, Name: a.Name, UID: a.UID},
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: obj.GetName() + ".", Namespace: obj.GetNamespace()},
+		InvolvedObject: corev1.ObjectReference{APIVersion: tendv1.GroupVersion.String(), Kind: kind, Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID()},
 		Reason:         "DashboardAction",
 		Message:        fmt.Sprintf("%s requested by %s from the dashboard", action, user),
 		Type:           corev1.EventTypeNormal,
 		Source:         corev1.EventSource{Component: "tend-dashboard"},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 	}
-	if _, err := s.o.Kube.CoreV1().Events(a.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		s.o.Log.Warn("dashboard: audit event not recorded", "app", a.Namespace+"/"+a.Name, "error", err)
+	if _, err := s.o.Kube.CoreV1().Events(obj.GetNamespace()).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		s.o.Log.Warn("dashboard: audit event not recorded", strings.ToLower(kind), key, "error", err)
 	}
 }

@@ -6,9 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	tendv1 "github.com/tend-gitops/tend/api/v1alpha1"
@@ -137,21 +135,7 @@ func (s *Server) stageAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
 		return
 	}
-	what := fmt.Sprintf("%s of freight %s (%s)", action, f.Name, freight.Describe(f))
-	s.o.Log.Info("dashboard action", "action", what, "stage", key.String(), "user", user)
-	now := metav1.Now()
-	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: st.Name + ".", Namespace: st.Namespace},
-		InvolvedObject: corev1.ObjectReference{APIVersion: tendv1.GroupVersion.String(), Kind: "Stage", Namespace: st.Namespace, Name: st.Name, UID: st.UID},
-		Reason:         "DashboardAction",
-		Message:        fmt.Sprintf("%s requested by %s from the dashboard", what, user),
-		Type:           corev1.EventTypeNormal,
-		Source:         corev1.EventSource{Component: "tend-dashboard"},
-		FirstTimestamp: now, LastTimestamp: now, Count: 1,
-	}
-	if _, err := s.o.Kube.CoreV1().Events(st.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-		s.o.Log.Warn("dashboard: audit event not recorded", "stage", key.String(), "error", err)
-	}
+	s.audit(ctx, &st, "Stage", fmt.Sprintf("%s of freight %s (%s)", action, f.Name, freight.Describe(f)), user)
 	writeJSON(w, http.StatusAccepted, map[string]string{"action": action, "freight": f.Name, "versions": freight.Describe(f)})
 }
 
